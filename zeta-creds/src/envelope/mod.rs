@@ -1,0 +1,347 @@
+//! Envelope format v1: the sealed blob zeta-creds writes to the ESP.
+//!
+//! This module is *pure*: bytes in, bytes out, through `impl Read` and
+//! `impl Write`. It never touches the filesystem, the environment, a tty or
+//! clap, so that the part an auditor must read is small and all of it is
+//! reachable from the test vectors and the fuzzers. `docs/FORMAT.md` is the
+//! normative description; every constant below names the section it comes
+//! from.
+//!
+//! The design follows age v1 (C2SP `age.md`) with our own labels, so a
+//! zeta-creds blob and an age file can never be confused or share a derived
+//! key:
+//!
+//! ```text
+//! file key    = 32 random bytes, fresh for every bundle
+//! s           = scrypt(P = passphrase, S = "zeta-creds/v1/scrypt" || salt,
+//!                      N = 2^log_n, r = 8, p = 1, dkLen = 32)
+//! KEK         = HKDF-SHA-256(ikm = s, salt = "", info = "zeta-creds/v1/kek" || 0x00 || uuid)
+//! wrapped key = ChaCha20-Poly1305(key = KEK, nonce = 0^96, aad = "", file key)
+//! MAC key     = HKDF-SHA-256(ikm = file key, salt = "", info = "zeta-creds/v1/header")
+//! MAC         = HMAC-SHA-256(MAC key, header bytes as received)
+//! payload key = HKDF-SHA-256(ikm = file key, salt = payload nonce, info = "zeta-creds/v1/payload")
+//! payload     = STREAM(payload key, entry stream), 64 KiB chunks
+//! ```
+//!
+//! The only way to obtain a payload reader is [`Header::unlock`], which
+//! checks the USB binding and the work-factor cap before scrypt runs, unwraps
+//! the file key, and verifies the header MAC before the payload key exists.
+#![forbid(unsafe_code)]
+
+mod entries;
+mod header;
+mod keys;
+mod stream;
+
+pub use entries::{Anchor, EntryKind, EntryMeta, EntryReader, EntryWriter};
+pub use header::{Header, HeaderFields, UnlockedHeader};
+pub use keys::FileKey;
+pub use stream::{StreamReader, StreamWriter};
+
+use std::fmt;
+
+/// FORMAT.md §1: the first bytes of every blob.
+pub const MAGIC: &[u8; 10] = b"zeta-creds";
+/// FORMAT.md §1: the only envelope version this code reads and writes.
+pub const VERSION: u8 = 1;
+/// FORMAT.md §3: lowest work factor (log2 of scrypt's N) a blob may carry.
+pub const MIN_LOG_N: u8 = 10;
+/// FORMAT.md §3: highest work factor a blob may carry (4 GiB of memory).
+pub const MAX_LOG_N: u8 = 22;
+/// FORMAT.md §3: the work factor `bundle` writes unless told otherwise.
+pub const DEFAULT_LOG_N: u8 = 18;
+/// FORMAT.md §3: the work factor `restore` accepts unless told otherwise
+/// (1 GiB of scrypt memory). Checked before any scrypt work, because the
+/// header is not authenticated until the passphrase has been tried.
+pub const DEFAULT_MAX_LOG_N: u8 = 20;
+/// FORMAT.md §2: length of the scrypt salt.
+pub const SALT_LEN: usize = 16;
+/// FORMAT.md §2: length of the random file key.
+pub const FILE_KEY_LEN: usize = 32;
+/// FORMAT.md §2: file key plus Poly1305 tag.
+pub const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + TAG_LEN;
+/// FORMAT.md §2: length of the payload nonce (the payload key's HKDF salt).
+pub const PAYLOAD_NONCE_LEN: usize = 16;
+/// FORMAT.md §2: length of the header MAC.
+pub const MAC_LEN: usize = 32;
+/// Poly1305 tag length.
+pub const TAG_LEN: usize = 16;
+/// FORMAT.md §4: plaintext bytes per STREAM chunk. A constant, not a field.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+/// FORMAT.md §2: longest USB UUID (normalized).
+pub const MAX_UUID_LEN: usize = 64;
+/// FORMAT.md §2: longest tool version string.
+pub const MAX_TOOL_VERSION_LEN: usize = 64;
+/// FORMAT.md §2: longest persona name.
+pub const MAX_PERSONA_LEN: usize = 64;
+
+/// FORMAT.md §3: scrypt salt label, prefixed to the 16 random salt bytes.
+pub const LABEL_SCRYPT: &[u8] = b"zeta-creds/v1/scrypt";
+/// FORMAT.md §3: HKDF info label of the key-encryption key.
+pub const LABEL_KEK: &[u8] = b"zeta-creds/v1/kek";
+/// FORMAT.md §3: HKDF info label of the header MAC key.
+pub const LABEL_HEADER: &[u8] = b"zeta-creds/v1/header";
+/// FORMAT.md §3: HKDF info label of the payload key.
+pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
+
+/// Everything that can go wrong reading or writing an envelope.
+///
+/// The variants fall into the failure classes of [`ErrorClass`], which the
+/// test vectors name and the binary maps to exit codes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("not a zeta-creds blob (bad magic bytes)")]
+    BadMagic,
+    #[error("unsupported envelope version {0} (this zeta-creds reads version {VERSION}); try a newer zeta-creds")]
+    UnsupportedVersion(u8),
+    #[error("header is truncated")]
+    TruncatedHeader,
+    #[error("header field `{field}` is invalid: {reason}")]
+    InvalidHeader { field: &'static str, reason: String },
+    #[error(
+        "work factor {log_n} is outside the range this format allows ({MIN_LOG_N}..={MAX_LOG_N})"
+    )]
+    WorkFactorOutOfRange { log_n: u8 },
+    #[error(
+        "work factor {log_n} exceeds the cap {cap} (scrypt would need {} MiB); raise --max-work-factor if you trust this blob",
+        (1u64 << log_n) / 1024
+    )]
+    WorkFactorTooHigh { log_n: u8, cap: u8 },
+    #[error("blob is bound to USB {blob}, not to {expected}")]
+    UsbUuidMismatch { blob: String, expected: String },
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    #[error("header MAC does not match: the blob was tampered with or corrupted")]
+    HeaderMac,
+    #[error("payload is truncated (no final chunk)")]
+    PayloadTruncated,
+    #[error("payload has trailing data after the final chunk")]
+    PayloadTrailingData,
+    #[error("payload chunk {index} failed to authenticate")]
+    PayloadChunk { index: u64 },
+    #[error("payload ends in an empty final chunk after data")]
+    PayloadLastChunkEmpty,
+    #[error("entry stream is invalid: {0}")]
+    Entries(String),
+    #[error("invalid USB UUID {0:?}: expected 1 to {MAX_UUID_LEN} characters of [0-9a-z-] after trimming and lower-casing")]
+    InvalidUsbUuid(String),
+    #[error("invalid persona {0:?}: expected up to {MAX_PERSONA_LEN} characters of [a-z0-9_-]")]
+    InvalidPersona(String),
+    #[error("operating system random number generator failed: {0}")]
+    Random(String),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+/// The failure classes of the test vectors (after C2SP CCTV's age vectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The header could not be parsed or is out of bounds.
+    Header,
+    /// The blob is bound to another USB UUID.
+    Binding,
+    /// The passphrase did not unwrap the file key.
+    NoMatch,
+    /// The file key unwrapped but the header MAC did not verify.
+    Hmac,
+    /// A STREAM rule was broken or a chunk did not authenticate.
+    Payload,
+    /// The authenticated plaintext is not a valid entry stream.
+    Entries,
+    /// An I/O error from the underlying reader or writer, or bad caller input.
+    Other,
+}
+
+impl Error {
+    /// Which failure class this error belongs to.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::BadMagic
+            | Error::UnsupportedVersion(_)
+            | Error::TruncatedHeader
+            | Error::InvalidHeader { .. }
+            | Error::WorkFactorOutOfRange { .. }
+            | Error::WorkFactorTooHigh { .. } => ErrorClass::Header,
+            Error::UsbUuidMismatch { .. } => ErrorClass::Binding,
+            Error::WrongPassphrase => ErrorClass::NoMatch,
+            Error::HeaderMac => ErrorClass::Hmac,
+            Error::PayloadTruncated
+            | Error::PayloadTrailingData
+            | Error::PayloadChunk { .. }
+            | Error::PayloadLastChunkEmpty => ErrorClass::Payload,
+            Error::Entries(_) => ErrorClass::Entries,
+            Error::InvalidUsbUuid(_)
+            | Error::InvalidPersona(_)
+            | Error::Random(_)
+            | Error::Io(_) => ErrorClass::Other,
+        }
+    }
+
+    /// Recover an envelope error that travelled through `std::io::Read` as an
+    /// `io::Error` (the STREAM reader can only report through that channel).
+    pub fn from_io(err: std::io::Error) -> Error {
+        if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            match err.into_inner().map(|inner| inner.downcast::<Error>()) {
+                Some(Ok(inner)) => *inner,
+                // Unreachable: checked with `is` above.
+                Some(Err(other)) => Error::Io(std::io::Error::other(other)),
+                None => Error::Io(std::io::Error::other("lost I/O error")),
+            }
+        } else {
+            Error::Io(err)
+        }
+    }
+
+    pub(crate) fn into_io(self) -> std::io::Error {
+        match self {
+            Error::Io(e) => e,
+            other => std::io::Error::other(other),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Error {
+        Error::from_io(err)
+    }
+}
+
+/// A USB stick's filesystem UUID, normalized (FORMAT.md §2).
+///
+/// Whatever `blkid -s UUID -o value` prints is accepted: FAT serials
+/// (`ABCD-1234`), ext4 and GPT UUIDs, ISO 9660 dates. Normalization trims
+/// whitespace and lower-cases; then only `[0-9a-z-]`, 1 to 64 characters.
+/// The UUID is a binding, not a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UsbUuid(String);
+
+impl UsbUuid {
+    /// Normalize and validate a UUID as printed by `blkid` or typed by a user.
+    pub fn parse(raw: &str) -> Result<UsbUuid, Error> {
+        let normalized = raw.trim().to_ascii_lowercase();
+        if Self::is_valid(normalized.as_bytes()) {
+            Ok(UsbUuid(normalized))
+        } else {
+            Err(Error::InvalidUsbUuid(raw.to_owned()))
+        }
+    }
+
+    /// Accept only an already-normalized UUID, as stored in a header.
+    pub(crate) fn from_header(bytes: &[u8]) -> Option<UsbUuid> {
+        if Self::is_valid(bytes) {
+            // is_valid admits ASCII only.
+            Some(UsbUuid(String::from_utf8_lossy(bytes).into_owned()))
+        } else {
+            None
+        }
+    }
+
+    fn is_valid(bytes: &[u8]) -> bool {
+        (1..=MAX_UUID_LEN).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || *b == b'-')
+    }
+
+    /// The normalized form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UsbUuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for UsbUuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UsbUuid({})", self.0)
+    }
+}
+
+/// Validate a persona name: empty (no persona) or up to 64 of `[a-z0-9_-]`.
+pub fn validate_persona(persona: &str) -> Result<(), Error> {
+    if persona.len() <= MAX_PERSONA_LEN
+        && persona
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(Error::InvalidPersona(persona.to_owned()))
+    }
+}
+
+/// Fill `buf` from the operating system's random number generator.
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), Error> {
+    getrandom::fill(buf).map_err(|e| Error::Random(e.to_string()))
+}
+
+/// Read until `buf` is full or the reader is at end of file; return how
+/// many bytes were read. Interrupted reads are retried.
+pub(crate) fn read_full<R: std::io::Read + ?Sized>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usb_uuid_normalizes_blkid_output() {
+        assert_eq!(UsbUuid::parse(" ABCD-1234\n").unwrap().as_str(), "abcd-1234");
+        assert_eq!(
+            UsbUuid::parse("2025-05-27-10-31-45-00").unwrap().as_str(),
+            "2025-05-27-10-31-45-00"
+        );
+        assert_eq!(
+            UsbUuid::parse("0F3E1C2B-9A8D-4E7F-B6C5-D4E3F2A1B0C9")
+                .unwrap()
+                .as_str(),
+            "0f3e1c2b-9a8d-4e7f-b6c5-d4e3f2a1b0c9"
+        );
+    }
+
+    #[test]
+    fn usb_uuid_rejects_empty_long_and_odd_characters() {
+        for bad in ["", "   ", "abcd_1234", "abcd 1234", "ab/cd", "é", &"a".repeat(65)] {
+            assert!(
+                matches!(UsbUuid::parse(bad), Err(Error::InvalidUsbUuid(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        assert!(UsbUuid::parse(&"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn persona_names() {
+        assert!(validate_persona("").is_ok());
+        assert!(validate_persona("ops-2_b").is_ok());
+        assert!(validate_persona("Ops").is_err());
+        assert!(validate_persona("a/b").is_err());
+        assert!(validate_persona(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn io_errors_round_trip_to_envelope_errors() {
+        let io = Error::PayloadChunk { index: 7 }.into_io();
+        assert!(matches!(Error::from_io(io), Error::PayloadChunk { index: 7 }));
+        let plain = std::io::Error::new(std::io::ErrorKind::NotFound, "x");
+        assert!(matches!(Error::from_io(plain), Error::Io(_)));
+    }
+}

@@ -1,0 +1,7 @@
+//! zeta-creds: carry an operator's credentials across NixOS reinstalls in
+//! one authenticated, passphrase-encrypted envelope bound to a USB stick.
+//!
+//! * [`envelope`] — format v1, pure: header, key schedule, STREAM, entries.
+#![deny(unsafe_code)]
+
+pub mod envelope;
