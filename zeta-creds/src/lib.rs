@@ -5,3 +5,10 @@
 #![deny(unsafe_code)]
 
 pub mod envelope;
+pub mod sys;
+pub mod passphrase;
+pub mod fsx;
+pub mod manifest;
+pub mod passwd;
+pub mod bundle;
+pub mod restore;

@@ -249,13 +249,8 @@ impl Header {
         expected_uuid: Option<&UsbUuid>,
         max_log_n: u8,
     ) -> Result<UnlockedHeader<'_>, Error> {
-        if let Some(expected) = expected_uuid
-            && expected != &self.fields.usb_uuid
-        {
-            return Err(Error::UsbUuidMismatch {
-                blob: self.fields.usb_uuid.to_string(),
-                expected: expected.to_string(),
-            });
+        if let Some(expected) = expected_uuid {
+            self.check_binding(expected)?;
         }
         self.check_work_factor(max_log_n)?;
         let uuid = expected_uuid.unwrap_or(&self.fields.usb_uuid);
@@ -269,6 +264,19 @@ impl Header {
             file_key,
             payload_key,
         })
+    }
+
+    /// Refuse a blob whose (unauthenticated) UUID is not the stick's: a
+    /// cheap "wrong stick" answer before a passphrase is asked. The UUID is
+    /// also bound into the KEK, so editing it in the clear gains nothing.
+    pub fn check_binding(&self, expected: &UsbUuid) -> Result<(), Error> {
+        if expected != &self.fields.usb_uuid {
+            return Err(Error::UsbUuidMismatch {
+                blob: self.fields.usb_uuid.to_string(),
+                expected: expected.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Refuse a work factor above `max_log_n` (before any scrypt work).

@@ -33,7 +33,11 @@ mod header;
 mod keys;
 mod stream;
 
-pub use entries::{Anchor, EntryKind, EntryMeta, EntryReader, EntryWriter};
+pub use entries::{
+    Anchor, EntryKind, EntryMeta, EntryReader, EntryWriter, MAX_ENTRIES, MAX_ENTRY_SIZE,
+    MAX_NAME_LEN, MAX_PATH_LEN, validate_name as entries_validate_name,
+    validate_path as entries_validate_path,
+};
 pub use header::{Header, HeaderFields, UnlockedHeader};
 pub use keys::FileKey;
 pub use stream::{StreamReader, StreamWriter};

@@ -1,0 +1,259 @@
+//! Shared fixtures for the CLI tests: a source root with accounts and
+//! credentials, a target root with other uids, and command builders.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+pub const PASS: &str = "correct horse battery staple";
+pub const UUID: &str = "ABCD-1234";
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+pub fn uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+pub fn gid() -> u32 {
+    rustix::process::getegid().as_raw()
+}
+
+/// A test world: `src/` (the system being bundled), `dst/` (the system
+/// being restored), `esp/` (where the blob goes), and scratch space.
+pub struct World {
+    pub dir: TempDir,
+}
+
+/// Uids used in the source and the target. As root they differ, to prove
+/// owners travel by name; as a normal user both are the user's own ids.
+pub struct Ids {
+    pub zeta_uid: u32,
+    pub zeta_gid: u32,
+    pub ssh_gid: u32,
+}
+
+pub fn source_ids() -> Ids {
+    if is_root() {
+        Ids { zeta_uid: 1000, zeta_gid: 1000, ssh_gid: 990 }
+    } else {
+        Ids { zeta_uid: uid(), zeta_gid: gid(), ssh_gid: gid() }
+    }
+}
+
+pub fn target_ids() -> Ids {
+    if is_root() {
+        Ids { zeta_uid: 2001, zeta_gid: 2002, ssh_gid: 2003 }
+    } else {
+        Ids { zeta_uid: uid(), zeta_gid: gid(), ssh_gid: gid() }
+    }
+}
+
+pub fn write_accounts(root: &Path, ids: &Ids) {
+    fs::create_dir_all(root.join("etc")).unwrap();
+    // As a normal user, "root" must not share the user's uid, or uid->name
+    // lookups at bundle time would be ambiguous.
+    fs::write(
+        root.join("etc/passwd"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\nzeta:x:{}:{}:Zeta:/home/zeta:/bin/sh\n",
+            ids.zeta_uid, ids.zeta_gid
+        ),
+    )
+    .unwrap();
+    let groups = if ids.ssh_gid == ids.zeta_gid {
+        format!("root:x:0:\nzeta:x:{}:\n", ids.zeta_gid)
+    } else {
+        format!("root:x:0:\nzeta:x:{}:\nsshkeys:x:{}:\n", ids.zeta_gid, ids.ssh_gid)
+    };
+    fs::write(root.join("etc/group"), groups).unwrap();
+}
+
+impl World {
+    pub fn new() -> World {
+        let w = World { dir: tempfile::tempdir().unwrap() };
+        fs::create_dir_all(w.src()).unwrap();
+        fs::create_dir_all(w.dst()).unwrap();
+        fs::create_dir_all(w.path("esp")).unwrap();
+        write_accounts(&w.src(), &source_ids());
+        write_accounts(&w.dst(), &target_ids());
+        fs::create_dir_all(w.dst().join("home/zeta")).unwrap();
+        let t = target_ids();
+        if is_root() {
+            chown(w.dst().join("home/zeta"), Some(t.zeta_uid), Some(t.zeta_gid)).unwrap();
+        }
+        w
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn src(&self) -> PathBuf {
+        self.path("src")
+    }
+    pub fn dst(&self) -> PathBuf {
+        self.path("dst")
+    }
+    pub fn blob(&self) -> PathBuf {
+        self.path("esp/zeta-creds.enc")
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.path("manifest.toml")
+    }
+
+    /// Write `contents` at `rel` under the source root with `mode`, owned
+    /// by (uid, gid) when running as root.
+    pub fn put(&self, rel: &str, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) {
+        let p = self.src().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, contents).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        if let (true, Some((u, g))) = (is_root(), owner) {
+            chown(&p, Some(u), Some(g)).unwrap();
+        }
+    }
+
+    pub fn mkdir(&self, rel: &str, mode: u32, owner: Option<(u32, u32)>) {
+        let p = self.src().join(rel);
+        fs::create_dir_all(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        if let (true, Some((u, g))) = (is_root(), owner) {
+            chown(&p, Some(u), Some(g)).unwrap();
+        }
+    }
+
+    /// The standard credential tree used by most tests.
+    pub fn populate(&self) {
+        let s = source_ids();
+        let zeta = Some((s.zeta_uid, s.zeta_gid));
+        let root = Some((0, 0));
+        self.mkdir("home/zeta", 0o700, zeta);
+        self.mkdir("home/zeta/.config", 0o755, zeta);
+        self.mkdir("home/zeta/.config/gh", 0o700, zeta);
+        self.put("home/zeta/.config/gh/hosts.yml", b"github.com:\n  oauth_token: gho_FAKE\n", 0o600, zeta);
+        self.mkdir("home/zeta/.config/gh/nested/deeper", 0o755, zeta);
+        self.put("home/zeta/.config/gh/nested/deeper/state.json", b"{\"a\":1}", 0o640, zeta);
+        self.put("home/zeta/.config/gh/nested/empty", b"", 0o644, zeta);
+        let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        self.put("home/zeta/.codex/auth.json", &big, 0o600, zeta);
+        self.mkdir("etc/ssh", 0o755, root);
+        self.put("etc/ssh/ssh_host_ed25519_key", b"-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE\n", 0o600, root);
+        self.put("etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 AAAAFAKE root@host\n", 0o644, root);
+        self.mkdir("etc/zeta", 0o755, root);
+        self.put("etc/zeta/operator-authorized-keys", b"ssh-ed25519 AAAAOPERATOR op\n", 0o644, Some((0, s.ssh_gid)));
+        self.put("etc/zeta/hook.sh", b"#!/bin/sh\ntrue\n", 0o755, root);
+        fs::write(
+            self.manifest(),
+            r#"version = 1
+user = "zeta"
+
+[[entry]]
+path = "~/.config/gh"
+required = true
+
+[[entry]]
+path = "~/.codex/auth.json"
+
+[[entry]]
+path = "~/.claude.json"   # absent: optional, reported and skipped
+
+[[entry]]
+path = "/etc/ssh/ssh_host_ed25519_key"
+
+[[entry]]
+path = "/etc/ssh/ssh_host_ed25519_key.pub"
+
+[[entry]]
+path = "/etc/zeta"
+"#,
+        )
+        .unwrap();
+    }
+
+    /// `zeta-creds` with a clean environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("zeta-creds").unwrap();
+        c.env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("ZETA_CREDS_PASSPHRASE")
+            .env_remove("JOURNAL_STREAM")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// A fresh passphrase file (0600) holding `pass` and a newline.
+    pub fn pass_file(&self, pass: &str) -> PathBuf {
+        let p = self.path("passphrase");
+        fs::write(&p, format!("{pass}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    pub fn bundle(&self) -> Command {
+        let mut c = self.cmd();
+        c.arg("bundle")
+            .arg("--manifest")
+            .arg(self.manifest())
+            .arg("--source-root")
+            .arg(self.src())
+            .arg("--out")
+            .arg(self.blob())
+            .args(["--usb-uuid", UUID, "--work-factor", "10"]);
+        c
+    }
+
+    pub fn bundle_ok(&self) {
+        let pf = self.pass_file(PASS);
+        self.bundle().arg("--passphrase-file").arg(&pf).assert().success();
+        assert!(!pf.exists());
+    }
+
+    pub fn restore(&self) -> Command {
+        let mut c = self.cmd();
+        c.arg("restore")
+            .arg("--blob")
+            .arg(self.blob())
+            .arg("--target-root")
+            .arg(self.dst())
+            .args(["--usb-uuid", UUID]);
+        c
+    }
+}
+
+/// Every path under `root` with its type, mode, owner and content hash:
+/// compared before and after to prove nothing changed.
+pub fn snapshot(root: &Path) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for p in names {
+            let md = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let digest = if md.is_file() {
+                hex::encode(Sha256::digest(fs::read(&p).unwrap()))
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} {} {}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.len() * u64::from(md.is_file()),
+                digest
+            ));
+            if md.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
