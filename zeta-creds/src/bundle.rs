@@ -18,7 +18,9 @@ use rustix::fs::{FileType, Mode, OFlags};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-use crate::envelope::{self, Anchor, EntryKind, EntryMeta, EntryWriter, Header, HeaderFields, UsbUuid};
+use crate::envelope::{
+    self, Anchor, EntryKind, EntryMeta, EntryWriter, Header, HeaderFields, UsbUuid,
+};
 use crate::fsx;
 use crate::manifest::{self, Manifest};
 use crate::passwd::{self, Accounts};
@@ -34,19 +36,27 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("cannot read the accounts of source root {root} ({source}); owners are stored by name, so bundle needs etc/passwd and etc/group there")]
+    #[error(
+        "cannot read the accounts of source root {root} ({source}); owners are stored by name, so bundle needs etc/passwd and etc/group there"
+    )]
     Accounts {
         root: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("manifest user {user:?} is not in {root}/etc/passwd; fix `user` in the manifest or create the account")]
+    #[error(
+        "manifest user {user:?} is not in {root}/etc/passwd; fix `user` in the manifest or create the account"
+    )]
     UnknownUser { user: String, root: PathBuf },
     #[error("{0}")]
     BadHome(String),
-    #[error("required path {path} is missing under {root}; log in to that tool first, or mark the entry `required = false`")]
+    #[error(
+        "required path {path} is missing under {root}; log in to that tool first, or mark the entry `required = false`"
+    )]
     RequiredMissing { path: String, root: PathBuf },
-    #[error("{path} is owned by {what} {id}, which has no name in {root}/etc/{db}; owners are carried by name: chown it or add the account")]
+    #[error(
+        "{path} is owned by {what} {id}, which has no name in {root}/etc/{db}; owners are carried by name: chown it or add the account"
+    )]
     UnnamedOwner {
         path: String,
         what: &'static str,
@@ -62,7 +72,9 @@ pub enum Error {
     },
     #[error("{path} changed while it was being bundled; run bundle again")]
     Changed { path: String },
-    #[error("{out} already exists; pass --force to replace it (the new blob gets a higher generation)")]
+    #[error(
+        "{out} already exists; pass --force to replace it (the new blob gets a higher generation)"
+    )]
     OutExists { out: PathBuf },
     #[error("cannot write {out}: {source}")]
     WriteOut {
@@ -70,7 +82,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("existing blob {out} cannot be read ({source}); move it away or pass --force to replace it")]
+    #[error(
+        "existing blob {out} cannot be read ({source}); move it away or pass --force to replace it"
+    )]
     ExistingBlob {
         out: PathBuf,
         #[source]
@@ -164,10 +178,12 @@ pub fn plan(opts: &Options) -> Result<Plan, Error> {
         .filter(|e| e.applies_to(&opts.persona))
         .collect();
     let home = if entries.iter().any(|e| e.anchor == Anchor::Home) {
-        let user = accounts.user(&manifest.user).ok_or_else(|| Error::UnknownUser {
-            user: manifest.user.clone(),
-            root: opts.source_root.clone(),
-        })?;
+        let user = accounts
+            .user(&manifest.user)
+            .ok_or_else(|| Error::UnknownUser {
+                user: manifest.user.clone(),
+                root: opts.source_root.clone(),
+            })?;
         passwd::home_components(user).map_err(Error::BadHome)?
     } else {
         Vec::new()
@@ -262,12 +278,14 @@ impl Walker<'_> {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => {
                 return Ok(false);
             }
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
-                || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) =>
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+                    || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) =>
             {
                 self.skipped.push(Skipped {
                     path: entry.display.clone(),
-                    reason: "a parent directory is a symlink or not a directory; not followed".into(),
+                    reason: "a parent directory is a symlink or not a directory; not followed"
+                        .into(),
                 });
                 return Ok(true);
             }
@@ -362,7 +380,11 @@ impl Walker<'_> {
             owner,
             group,
             mtime: st.st_mtime,
-            size: if kind == EntryKind::File { st.st_size as u64 } else { 0 },
+            size: if kind == EntryKind::File {
+                st.st_size as u64
+            } else {
+                0
+            },
             ino: st.st_ino,
         });
         if kind == EntryKind::Dir {
@@ -412,7 +434,10 @@ fn list_dir(dir: &OwnedFd) -> io::Result<Vec<String>> {
         let name = String::from_utf8(name.to_vec()).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("file name {:?} is not UTF-8", String::from_utf8_lossy(e.as_bytes())),
+                format!(
+                    "file name {:?} is not UTF-8",
+                    String::from_utf8_lossy(e.as_bytes())
+                ),
             )
         })?;
         names.push(name);
@@ -448,7 +473,8 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<(
         },
     };
     let mut atomic = AtomicFile::create(&opts.out).map_err(out_err)?;
-    let stream = Header::seal(io::BufWriter::new(atomic.file()), passphrase, &fields).map_err(seal_err)?;
+    let stream =
+        Header::seal(io::BufWriter::new(atomic.file()), passphrase, &fields).map_err(seal_err)?;
     let mut entries = EntryWriter::new(stream, &plan.user).map_err(seal_err)?;
     for item in &plan.items {
         add_item(&mut entries, plan, item).map_err(|e| match e {
@@ -464,9 +490,7 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<(
     }
     let stream = entries.finish().map_err(seal_err)?;
     let buffered = stream.finish().map_err(seal_err)?;
-    buffered
-        .into_inner()
-        .map_err(|e| out_err(e.into_error()))?;
+    buffered.into_inner().map_err(|e| out_err(e.into_error()))?;
     atomic.commit().map_err(out_err)
 }
 
@@ -476,7 +500,11 @@ enum AddError {
     Envelope(envelope::Error),
 }
 
-fn add_item<W: Write>(entries: &mut EntryWriter<W>, plan: &Plan, item: &Item) -> Result<(), AddError> {
+fn add_item<W: Write>(
+    entries: &mut EntryWriter<W>,
+    plan: &Plan,
+    item: &Item,
+) -> Result<(), AddError> {
     let mut meta = EntryMeta {
         anchor: item.anchor,
         kind: item.kind,
@@ -489,7 +517,9 @@ fn add_item<W: Write>(entries: &mut EntryWriter<W>, plan: &Plan, item: &Item) ->
         sha256: [0; 32],
     };
     if item.kind == EntryKind::Dir {
-        return entries.add(&meta, &mut io::empty()).map_err(AddError::Envelope);
+        return entries
+            .add(&meta, &mut io::empty())
+            .map_err(AddError::Envelope);
     }
     let (name, parents) = item.source.split_last().expect("non-empty");
     let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
@@ -546,7 +576,12 @@ impl AtomicFile {
         let final_name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "output path has no UTF-8 file name"))?
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "output path has no UTF-8 file name",
+                )
+            })?
             .to_owned();
         let dir = fsx::open_root(parent)?;
         let (tmp_name, fd) = create_temp(&dir)?;
@@ -605,7 +640,10 @@ pub fn create_temp(dir: impl AsFd) -> io::Result<(String, OwnedFd)> {
             Err(e) => return Err(e.into()),
         }
     }
-    Err(io::Error::new(io::ErrorKind::AlreadyExists, "could not pick a temporary file name"))
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "could not pick a temporary file name",
+    ))
 }
 
 fn hex16(bytes: &[u8; 8]) -> String {

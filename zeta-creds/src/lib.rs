@@ -4,11 +4,12 @@
 //! * [`envelope`] — format v1, pure: header, key schedule, STREAM, entries.
 #![deny(unsafe_code)]
 
+pub mod bundle;
+pub mod cleanup;
 pub mod envelope;
-pub mod sys;
-pub mod passphrase;
 pub mod fsx;
 pub mod manifest;
+pub mod passphrase;
 pub mod passwd;
-pub mod bundle;
 pub mod restore;
+pub mod sys;

@@ -15,8 +15,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use zeta_creds::envelope::{
-    self, DEFAULT_LOG_N, DEFAULT_MAX_LOG_N, EntryKind, EntryReader, ErrorClass, Header,
-    MAX_LOG_N, MIN_LOG_N, UnlockedHeader, UsbUuid,
+    self, DEFAULT_LOG_N, DEFAULT_MAX_LOG_N, EntryKind, EntryReader, ErrorClass, Header, MAX_LOG_N,
+    MIN_LOG_N, UnlockedHeader, UsbUuid,
 };
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
 use zeta_creds::{bundle, manifest, restore, sys};
@@ -360,11 +360,21 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             );
             let id = format!("zeta-creds:{usb_uuid}");
             let pass = sources
-                .next(&Prompt { id: &id, message: &message }, true)?
+                .next(
+                    &Prompt {
+                        id: &id,
+                        message: &message,
+                    },
+                    true,
+                )?
                 .ok_or(passphrase::Error::NoSource)?;
             sources.scrub();
             bundle::write(&opts, &plan, &pass)?;
-            let files = plan.items.iter().filter(|i| i.kind == EntryKind::File).count();
+            let files = plan
+                .items
+                .iter()
+                .filter(|i| i.kind == EntryKind::File)
+                .count();
             println!(
                 "sealed {} entries ({files} files, {} bytes) into {} (generation {}, bound to USB {usb_uuid}, work factor {work_factor})",
                 plan.items.len(),
@@ -388,7 +398,13 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             let mut sources = passphrase.sources(env_passphrase);
             let usb_uuid = read_uuid(&uuid)?;
             let (file, header) = open_blob(&blob)?;
-            let unlocked = unlock(&header, &blob, Some(&usb_uuid), max_work_factor, &mut sources)?;
+            let unlocked = unlock(
+                &header,
+                &blob,
+                Some(&usb_uuid),
+                max_work_factor,
+                &mut sources,
+            )?;
             sources.scrub();
             if let Some(wanted) = &persona
                 && &unlocked.fields().persona != wanted
@@ -450,14 +466,15 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
                 blob: blob.clone(),
                 source,
             };
-            let mut entries =
-                EntryReader::new(unlocked.payload_reader(io::BufReader::new(file))).map_err(blob_err)?;
+            let mut entries = EntryReader::new(unlocked.payload_reader(io::BufReader::new(file)))
+                .map_err(blob_err)?;
             let mut metas = Vec::new();
             while let Some(meta) = entries.next_entry().map_err(blob_err)? {
                 entries.skip_body().map_err(blob_err)?;
                 metas.push(meta);
             }
-            print_verify(&blob, &fields, entries.user(), &metas, list, json).map_err(CliError::Output)?;
+            print_verify(&blob, &fields, entries.user(), &metas, list, json)
+                .map_err(CliError::Output)?;
             Ok(0)
         }
     }
@@ -468,7 +485,10 @@ fn read_uuid(args: &UuidArgs) -> Result<UsbUuid, CliError> {
     if let Some(raw) = &args.usb_uuid {
         return UsbUuid::parse(raw).map_err(|e| CliError::Usage(format!("--usb-uuid: {e}")));
     }
-    let path = args.usb_uuid_file.as_ref().expect("clap requires one of the two");
+    let path = args
+        .usb_uuid_file
+        .as_ref()
+        .expect("clap requires one of the two");
     let text = std::fs::read_to_string(path).map_err(|e| CliError::UuidFile {
         path: path.clone(),
         reason: format!(
@@ -518,14 +538,24 @@ fn unlock<'h>(
     }
     header.check_work_factor(max_log_n).map_err(blob_err)?;
     let uuid = header.unauthenticated_fields().usb_uuid.to_string();
-    let message = format!("Passphrase for zeta-creds blob {} (USB {uuid})", blob.display());
+    let message = format!(
+        "Passphrase for zeta-creds blob {} (USB {uuid})",
+        blob.display()
+    );
     let id = format!("zeta-creds:{uuid}");
     let wrong = || CliError::WrongPassphrase {
         blob: blob.to_owned(),
         uuid: uuid.clone(),
     };
     loop {
-        let Some(pass) = sources.next(&Prompt { id: &id, message: &message }, false)? else {
+        let Some(pass) = sources.next(
+            &Prompt {
+                id: &id,
+                message: &message,
+            },
+            false,
+        )?
+        else {
             return Err(wrong());
         };
         match header.unlock(&pass, expected, max_log_n) {
@@ -569,7 +599,14 @@ fn print_restore_report(
             #[serde(flatten)]
             report: &'a restore::Report,
         }
-        serde_json::to_writer_pretty(&mut out, &Json { blob, generation, report })?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Json {
+                blob,
+                generation,
+                report,
+            },
+        )?;
         writeln!(out)?;
         return Ok(());
     }
@@ -596,7 +633,11 @@ fn print_restore_report(
         writeln!(
             out,
             "{}{} entries from {} (generation {generation}): {} created, {} updated, {} unchanged, {} failed",
-            if report.dry_run { "dry run, nothing written: " } else { "" },
+            if report.dry_run {
+                "dry run, nothing written: "
+            } else {
+                ""
+            },
             report.entries.len(),
             blob.display(),
             count(restore::Outcome::Created),
@@ -670,9 +711,16 @@ fn print_inspect(header: &Header, blob: &Path, blob_len: u64, json: bool) -> io:
     writeln!(
         out,
         "  persona         {}",
-        if f.persona.is_empty() { "(none)" } else { &f.persona }
+        if f.persona.is_empty() {
+            "(none)"
+        } else {
+            &f.persona
+        }
     )?;
-    writeln!(out, "  payload         {payload} bytes, encrypted (paths, modes and owners are inside)")?;
+    writeln!(
+        out,
+        "  payload         {payload} bytes, encrypted (paths, modes and owners are inside)"
+    )?;
     Ok(())
 }
 
@@ -716,7 +764,11 @@ fn print_verify(
                 .iter()
                 .map(|m| Entry {
                     path: m.display_path(),
-                    kind: if m.kind == EntryKind::Dir { "dir" } else { "file" },
+                    kind: if m.kind == EntryKind::Dir {
+                        "dir"
+                    } else {
+                        "file"
+                    },
                     mode: format!("{:04o}", m.mode),
                     owner: &m.owner,
                     group: &m.group,

@@ -138,7 +138,10 @@ impl Manifest {
             if rel.is_empty() {
                 return Err(entry_err(match anchor {
                     Anchor::Root => "refusing to carry the whole root directory".into(),
-                    Anchor::Home => "refusing to carry a whole home directory; name what to carry inside it".into(),
+                    Anchor::Home => {
+                        "refusing to carry a whole home directory; name what to carry inside it"
+                            .into()
+                    }
                 }));
             }
             if rel.contains(['*', '?', '[', ']', '{', '}']) {
@@ -215,13 +218,34 @@ path = "/etc/zeta/operator-authorized-keys"
         for (text, needle) in [
             ("version = 2\nuser = \"z\"", "version 2"),
             ("version = 1\nuser = \"z\"\ntypo = 1", "unknown field"),
-            ("version = 1\nuser = \"z\"\n[[entry]]\npath = \"etc/x\"", "absolute"),
-            ("version = 1\nuser = \"z\"\n[[entry]]\npath = \"/\"", "whole root"),
-            ("version = 1\nuser = \"z\"\n[[entry]]\npath = \"~/\"", "whole home"),
-            ("version = 1\nuser = \"z\"\n[[entry]]\npath = \"/etc/../x\"", "\"..\""),
-            ("version = 1\nuser = \"z\"\n[[entry]]\npath = \"/etc/ssh/*\"", "glob"),
-            ("version = 1\nuser = \"z\"\n[[entry]]\npath = \"/a\"\n[[entry]]\npath = \"/a/\"", "duplicate"),
-            ("version = 1\nuser = \"z\"\n[[entry]]\npath = \"/a\"\nexclude = [\"[\"]", "bad exclude"),
+            (
+                "version = 1\nuser = \"z\"\n[[entry]]\npath = \"etc/x\"",
+                "absolute",
+            ),
+            (
+                "version = 1\nuser = \"z\"\n[[entry]]\npath = \"/\"",
+                "whole root",
+            ),
+            (
+                "version = 1\nuser = \"z\"\n[[entry]]\npath = \"~/\"",
+                "whole home",
+            ),
+            (
+                "version = 1\nuser = \"z\"\n[[entry]]\npath = \"/etc/../x\"",
+                "\"..\"",
+            ),
+            (
+                "version = 1\nuser = \"z\"\n[[entry]]\npath = \"/etc/ssh/*\"",
+                "glob",
+            ),
+            (
+                "version = 1\nuser = \"z\"\n[[entry]]\npath = \"/a\"\n[[entry]]\npath = \"/a/\"",
+                "duplicate",
+            ),
+            (
+                "version = 1\nuser = \"z\"\n[[entry]]\npath = \"/a\"\nexclude = [\"[\"]",
+                "bad exclude",
+            ),
             ("version = 1\nuser = \"\"", "user"),
         ] {
             let err = parse(text).unwrap_err().to_string();

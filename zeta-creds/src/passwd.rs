@@ -37,7 +37,10 @@ impl Accounts {
             .map_err(|e| io::Error::new(e.kind(), format!("etc/passwd: {e}")))?;
         let group = fsx::read_small_file(&root, &["etc", "group"], MAX_DB_SIZE)
             .map_err(|e| io::Error::new(e.kind(), format!("etc/group: {e}")))?;
-        Ok(Accounts::parse(&String::from_utf8_lossy(&passwd), &String::from_utf8_lossy(&group)))
+        Ok(Accounts::parse(
+            &String::from_utf8_lossy(&passwd),
+            &String::from_utf8_lossy(&group),
+        ))
     }
 
     /// Parse the two databases; malformed lines are ignored, as libc does.
@@ -87,12 +90,18 @@ impl Accounts {
 
     /// The first user name with this uid.
     pub fn user_name(&self, uid: u32) -> Option<&str> {
-        self.users.iter().find(|u| u.uid == uid).map(|u| u.name.as_str())
+        self.users
+            .iter()
+            .find(|u| u.uid == uid)
+            .map(|u| u.name.as_str())
     }
 
     /// The first group name with this gid.
     pub fn group_name(&self, gid: u32) -> Option<&str> {
-        self.groups.iter().find(|(_, g)| *g == gid).map(|(n, _)| n.as_str())
+        self.groups
+            .iter()
+            .find(|(_, g)| *g == gid)
+            .map(|(n, _)| n.as_str())
     }
 }
 
@@ -104,7 +113,10 @@ impl Accounts {
 pub fn home_components(user: &User) -> Result<Vec<String>, String> {
     let home = user.home.as_str();
     if !home.starts_with('/') {
-        return Err(format!("home {home:?} of user {} is not absolute", user.name));
+        return Err(format!(
+            "home {home:?} of user {} is not absolute",
+            user.name
+        ));
     }
     let parts: Vec<String> = home
         .split('/')
@@ -118,7 +130,10 @@ pub fn home_components(user: &User) -> Result<Vec<String>, String> {
         ));
     }
     if parts.iter().any(|c| c == "." || c == "..") {
-        return Err(format!("home {home:?} of user {} has a . or .. component", user.name));
+        return Err(format!(
+            "home {home:?} of user {} has a . or .. component",
+            user.name
+        ));
     }
     Ok(parts)
 }
@@ -138,13 +153,21 @@ mod tests {
         assert_eq!(a.gid("users"), Some(100));
         assert_eq!(a.group_name(100), Some("users"));
         assert_eq!(a.uid("nobody"), None);
-        assert_eq!(home_components(a.user("zeta").unwrap()).unwrap(), ["home", "zeta"]);
+        assert_eq!(
+            home_components(a.user("zeta").unwrap()).unwrap(),
+            ["home", "zeta"]
+        );
     }
 
     #[test]
     fn refuses_root_and_odd_homes() {
         for home in ["/", "//", "", "home/zeta", "/home/../etc"] {
-            let u = User { name: "z".into(), uid: 1, gid: 1, home: home.into() };
+            let u = User {
+                name: "z".into(),
+                uid: 1,
+                gid: 1,
+                home: home.into(),
+            };
             assert!(home_components(&u).is_err(), "{home:?} accepted");
         }
     }

@@ -28,7 +28,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -38,8 +38,8 @@ use zeroize::Zeroizing;
 
 use crate::bundle::create_temp;
 use crate::envelope::{self, Anchor, EntryKind, EntryMeta, EntryReader};
-use crate::fsx;
 use crate::passwd::{self, Accounts};
+use crate::{cleanup, fsx};
 
 /// Why a restore stopped before committing anything.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("cannot read the accounts of target root {root} ({source}); owners are resolved by name there, so it needs etc/passwd and etc/group")]
+    #[error(
+        "cannot read the accounts of target root {root} ({source}); owners are resolved by name there, so it needs etc/passwd and etc/group"
+    )]
     Accounts {
         root: PathBuf,
         #[source]
@@ -136,11 +138,14 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         root: opts.target_root.clone(),
         source,
     })?;
-    let user = opts.user.clone().unwrap_or_else(|| entries.user().to_owned());
+    let user = opts
+        .user
+        .clone()
+        .unwrap_or_else(|| entries.user().to_owned());
     let home = resolve_home(&accounts, &user, opts);
 
     let mut run = Run {
-        root: Rc::new(root),
+        root: Arc::new(root),
         dirs: HashMap::new(),
         created_dirs: Vec::new(),
         staged: Vec::new(),
@@ -152,7 +157,8 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
     match result {
         Ok(()) if opts.dry_run => Ok(run.into_report(user, true)),
         Ok(()) => {
-            run.commit();
+            // A signal now waits until every staged file is in place.
+            cleanup::commit_section(|| run.commit());
             Ok(run.into_report(user, false))
         }
         Err(e) => {
@@ -191,10 +197,9 @@ fn resolve_home(accounts: &Accounts, user: &str, opts: &Options) -> Result<Home,
 /// A file staged beside its destination.
 struct Staged {
     report: usize,
-    dir: Rc<OwnedFd>,
+    dir: Arc<OwnedFd>,
     tmp_name: String,
     final_name: String,
-    file: File,
     mode: u32,
     uid: u32,
     gid: u32,
@@ -211,12 +216,12 @@ struct DirFix {
 }
 
 struct Run {
-    root: Rc<OwnedFd>,
+    root: Arc<OwnedFd>,
     /// Directory fds by components below the root, opened without
     /// following symlinks. `None`: does not exist yet (dry run only).
-    dirs: HashMap<Vec<String>, Option<Rc<OwnedFd>>>,
+    dirs: HashMap<Vec<String>, Option<Arc<OwnedFd>>>,
     /// Directories this run created, in creation order, for rollback.
-    created_dirs: Vec<(Rc<OwnedFd>, String)>,
+    created_dirs: Vec<(Arc<OwnedFd>, String)>,
     staged: Vec<Staged>,
     dir_fixes: Vec<DirFix>,
     reports: Vec<EntryReport>,
@@ -309,6 +314,7 @@ impl Run {
         };
         let Some(dir) = dir else {
             // Dry run below a directory that does not exist yet.
+            debug_assert!(self.dry_run);
             if meta.kind == EntryKind::File {
                 entries.skip_body()?;
             }
@@ -332,20 +338,28 @@ impl Run {
                     && st.st_uid == uid
                     && st.st_gid == gid
                 {
-                    self.dirs.entry(destination.to_vec()).or_insert_with(|| {
-                        fsx::open_dir(&*dir, name).ok().map(Rc::new)
-                    });
+                    // Only a successfully opened directory is cached; a
+                    // cached `None` would mean "not there yet" (dry run).
+                    if !self.dirs.contains_key(destination)
+                        && let Ok(fd) = fsx::open_dir(&*dir, name)
+                    {
+                        self.dirs.insert(destination.to_vec(), Some(Arc::new(fd)));
+                    }
                     return Ok(Ok(Outcome::Unchanged));
                 }
                 if self.dry_run {
-                    return Ok(Ok(if created { Outcome::Created } else { Outcome::Updated }));
+                    return Ok(Ok(if created {
+                        Outcome::Created
+                    } else {
+                        Outcome::Updated
+                    }));
                 }
                 if created {
                     self.mkdir(&dir, name, 0o700, None).map_err(&stage_err)?;
                 }
                 let fd = fsx::open_dir(&*dir, name).map_err(&stage_err)?;
                 let fd2 = rustix::io::dup(&fd).map_err(|e| stage_err(e.into()))?;
-                self.dirs.insert(destination.to_vec(), Some(Rc::new(fd2)));
+                self.dirs.insert(destination.to_vec(), Some(Arc::new(fd2)));
                 self.dir_fixes.push(DirFix {
                     report: index,
                     fd,
@@ -353,7 +367,11 @@ impl Run {
                     uid,
                     gid,
                 });
-                Ok(Ok(if created { Outcome::Created } else { Outcome::Updated }))
+                Ok(Ok(if created {
+                    Outcome::Created
+                } else {
+                    Outcome::Updated
+                }))
             }
             EntryKind::File => {
                 let outcome = match &existing {
@@ -383,13 +401,14 @@ impl Run {
                 }
                 let (tmp_name, fd) = create_temp(&*dir).map_err(&stage_err)?;
                 let mut file = File::from(fd);
-                // Register first so a failure below still removes it.
+                // Register first so a failure (or a signal) below still
+                // removes it.
+                cleanup::register_temp_file(&dir, &tmp_name);
                 self.staged.push(Staged {
                     report: index,
-                    dir: Rc::clone(&dir),
+                    dir: Arc::clone(&dir),
                     tmp_name,
                     final_name: name.clone(),
-                    file: file.try_clone().map_err(&stage_err)?,
                     mode: meta.mode,
                     uid,
                     gid,
@@ -404,6 +423,9 @@ impl Run {
                     file.write_all(&buf[..n]).map_err(&stage_err)?;
                 }
                 file.sync_all().map_err(&stage_err)?;
+                // Closed now: a large restore must not hold one descriptor
+                // per file until the commit.
+                drop(file);
                 Ok(Ok(outcome))
             }
         }
@@ -418,14 +440,14 @@ impl Run {
         components: &[String],
         home_len: Option<usize>,
         home: Option<&Home>,
-    ) -> Result<Option<Rc<OwnedFd>>, Refusal> {
-        let mut current = Rc::clone(&self.root);
+    ) -> Result<Option<Arc<OwnedFd>>, Refusal> {
+        let mut current = Arc::clone(&self.root);
         for i in 0..components.len() {
             let key = components[..=i].to_vec();
             if let Some(cached) = self.dirs.get(&key) {
                 match cached {
                     Some(fd) => {
-                        current = Rc::clone(fd);
+                        current = Arc::clone(fd);
                         continue;
                     }
                     None => return Ok(None),
@@ -460,13 +482,15 @@ impl Run {
                 if e.raw_os_error() == Some(Errno::LOOP.raw_os_error())
                     || e.raw_os_error() == Some(Errno::NOTDIR.raw_os_error())
                 {
-                    Refusal(format!("parent {shown} is a symlink; refusing to follow it"))
+                    Refusal(format!(
+                        "parent {shown} is a symlink; refusing to follow it"
+                    ))
                 } else {
                     Refusal(format!("cannot open {shown}: {e}"))
                 }
             })?;
-            let fd = Rc::new(fd);
-            self.dirs.insert(key, Some(Rc::clone(&fd)));
+            let fd = Arc::new(fd);
+            self.dirs.insert(key, Some(Arc::clone(&fd)));
             current = fd;
         }
         Ok(Some(current))
@@ -474,9 +498,17 @@ impl Run {
 
     /// Create a directory (recorded for rollback), then give it its owner
     /// before anything is put inside.
-    fn mkdir(&mut self, parent: &Rc<OwnedFd>, name: &str, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
+    fn mkdir(
+        &mut self,
+        parent: &Arc<OwnedFd>,
+        name: &str,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<()> {
         rustix::fs::mkdirat(&**parent, name, Mode::from_raw_mode(mode))?;
-        self.created_dirs.push((Rc::clone(parent), name.to_owned()));
+        self.created_dirs
+            .push((Arc::clone(parent), name.to_owned()));
+        cleanup::register_created_dir(parent, name);
         let fd = fsx::open_dir(&**parent, name)?;
         if let Some((uid, gid)) = owner {
             chown(&fd, uid, gid)?;
@@ -511,6 +543,7 @@ impl Run {
             }
         }
         self.created_dirs.clear();
+        cleanup::forget_staging();
     }
 
     /// Remove every temporary file and every directory this run created.
@@ -523,6 +556,7 @@ impl Run {
         for (parent, name) in self.created_dirs.drain(..).rev() {
             let _ = rustix::fs::unlinkat(&*parent, name.as_str(), AtFlags::REMOVEDIR);
         }
+        cleanup::forget_staging();
     }
 
     fn into_report(mut self, user: String, dry_run: bool) -> Report {
@@ -543,24 +577,44 @@ impl Drop for Run {
     }
 }
 
+/// Give a staged file its owner, mode and mtime, then rename it into place
+/// and fsync the directory. The temporary name is ours (created `O_EXCL` in
+/// a directory opened without following symlinks), and every call here
+/// refuses to follow a symlink anyway.
 fn commit_file(s: &Staged) -> io::Result<()> {
+    let dir = &*s.dir;
+    let tmp = s.tmp_name.as_str();
     // Owner before mode: chown clears set-id bits.
-    chown(&s.file, s.uid, s.gid)?;
-    rustix::fs::fchmod(&s.file, Mode::from_raw_mode(s.mode))?;
+    rustix::fs::chownat(
+        dir,
+        tmp,
+        Some(rustix::fs::Uid::from_raw(s.uid)),
+        Some(rustix::fs::Gid::from_raw(s.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    // fchmodat cannot refuse symlinks on Linux; open the file itself.
+    let fd = rustix::fs::openat(
+        dir,
+        tmp,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(s.mode))?;
     let t = Timespec {
         tv_sec: s.mtime,
         tv_nsec: 0,
     };
     rustix::fs::futimens(
-        &s.file,
+        &fd,
         &Timestamps {
             last_access: t,
             last_modification: t,
         },
     )?;
-    s.file.sync_all()?;
-    rustix::fs::renameat(&*s.dir, s.tmp_name.as_str(), &*s.dir, s.final_name.as_str())?;
-    rustix::fs::fsync(&*s.dir)?;
+    rustix::fs::fsync(&fd)?;
+    drop(fd);
+    rustix::fs::renameat(dir, tmp, dir, s.final_name.as_str())?;
+    rustix::fs::fsync(dir)?;
     Ok(())
 }
 

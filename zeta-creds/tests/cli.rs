@@ -24,20 +24,70 @@ fn round_trip_restores_bytes_modes_and_owners_by_name() {
         .arg(&pf)
         .assert()
         .success()
-        .stdout(predicate::str::contains("created       /home/zeta/.config/gh/hosts.yml"));
+        .stdout(predicate::str::contains(
+            "created       /home/zeta/.config/gh/hosts.yml",
+        ));
     assert!(!pf.exists(), "passphrase file must be consumed");
 
     let t = target_ids();
     let cases: &[(&str, &str, u32, u32, u32)] = &[
-        ("home/zeta/.config/gh", "home/zeta/.config/gh", 0o700, t.zeta_uid, t.zeta_gid),
-        ("home/zeta/.config/gh/hosts.yml", "home/zeta/.config/gh/hosts.yml", 0o600, t.zeta_uid, t.zeta_gid),
-        ("home/zeta/.config/gh/nested/deeper/state.json", "home/zeta/.config/gh/nested/deeper/state.json", 0o640, t.zeta_uid, t.zeta_gid),
-        ("home/zeta/.config/gh/nested/empty", "home/zeta/.config/gh/nested/empty", 0o644, t.zeta_uid, t.zeta_gid),
-        ("home/zeta/.codex/auth.json", "home/zeta/.codex/auth.json", 0o600, t.zeta_uid, t.zeta_gid),
-        ("etc/ssh/ssh_host_ed25519_key", "etc/ssh/ssh_host_ed25519_key", 0o600, 0, 0),
-        ("etc/ssh/ssh_host_ed25519_key.pub", "etc/ssh/ssh_host_ed25519_key.pub", 0o644, 0, 0),
+        (
+            "home/zeta/.config/gh",
+            "home/zeta/.config/gh",
+            0o700,
+            t.zeta_uid,
+            t.zeta_gid,
+        ),
+        (
+            "home/zeta/.config/gh/hosts.yml",
+            "home/zeta/.config/gh/hosts.yml",
+            0o600,
+            t.zeta_uid,
+            t.zeta_gid,
+        ),
+        (
+            "home/zeta/.config/gh/nested/deeper/state.json",
+            "home/zeta/.config/gh/nested/deeper/state.json",
+            0o640,
+            t.zeta_uid,
+            t.zeta_gid,
+        ),
+        (
+            "home/zeta/.config/gh/nested/empty",
+            "home/zeta/.config/gh/nested/empty",
+            0o644,
+            t.zeta_uid,
+            t.zeta_gid,
+        ),
+        (
+            "home/zeta/.codex/auth.json",
+            "home/zeta/.codex/auth.json",
+            0o600,
+            t.zeta_uid,
+            t.zeta_gid,
+        ),
+        (
+            "etc/ssh/ssh_host_ed25519_key",
+            "etc/ssh/ssh_host_ed25519_key",
+            0o600,
+            0,
+            0,
+        ),
+        (
+            "etc/ssh/ssh_host_ed25519_key.pub",
+            "etc/ssh/ssh_host_ed25519_key.pub",
+            0o644,
+            0,
+            0,
+        ),
         ("etc/zeta", "etc/zeta", 0o755, 0, 0),
-        ("etc/zeta/operator-authorized-keys", "etc/zeta/operator-authorized-keys", 0o644, 0, t.ssh_gid),
+        (
+            "etc/zeta/operator-authorized-keys",
+            "etc/zeta/operator-authorized-keys",
+            0o644,
+            0,
+            t.ssh_gid,
+        ),
         ("etc/zeta/hook.sh", "etc/zeta/hook.sh", 0o755, 0, 0),
     ];
     for (src, dst, mode, uid, gid) in cases {
@@ -47,29 +97,39 @@ fn round_trip_restores_bytes_modes_and_owners_by_name() {
         assert_eq!(md.mode() & 0o7777, *mode, "{dst} mode");
         if md.is_file() {
             assert_eq!(fs::read(&s).unwrap(), fs::read(&d).unwrap(), "{dst} bytes");
-            assert_eq!(
-                md.mtime(),
-                fs::metadata(&s).unwrap().mtime(),
-                "{dst} mtime"
-            );
+            assert_eq!(md.mtime(), fs::metadata(&s).unwrap().mtime(), "{dst} mtime");
         }
         if is_root() {
             assert_eq!((md.uid(), md.gid()), (*uid, *gid), "{dst} owner");
         }
     }
-    assert_eq!(fs::metadata(w.dst().join("home/zeta/.codex/auth.json")).unwrap().len(), 1 << 20);
+    assert_eq!(
+        fs::metadata(w.dst().join("home/zeta/.codex/auth.json"))
+            .unwrap()
+            .len(),
+        1 << 20
+    );
     if is_root() {
         // ~/.codex did not exist in the target: created as the user, 0700.
         let md = fs::metadata(w.dst().join("home/zeta/.codex")).unwrap();
-        assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (t.zeta_uid, t.zeta_gid, 0o700));
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o7777),
+            (t.zeta_uid, t.zeta_gid, 0o700)
+        );
         // /etc/ssh did not exist in the target: created as root, 0755.
         let md = fs::metadata(w.dst().join("etc/ssh")).unwrap();
         assert_eq!((md.uid(), md.mode() & 0o7777), (0, 0o755));
     } else {
-        eprintln!("SKIPPED: owner remapping checks need root (uids differ between source and target only as root)");
+        eprintln!(
+            "SKIPPED: owner remapping checks need root (uids differ between source and target only as root)"
+        );
     }
     // No temporary file is left anywhere.
-    assert!(!snapshot(&w.dst()).iter().any(|l| l.contains(".zeta-creds-tmp.")));
+    assert!(
+        !snapshot(&w.dst())
+            .iter()
+            .any(|l| l.contains(".zeta-creds-tmp."))
+    );
 }
 
 /// A second restore with the same blob changes nothing and says so.
@@ -79,7 +139,11 @@ fn second_restore_is_a_no_op() {
     w.populate();
     w.bundle_ok();
     let pf = w.pass_file(PASS);
-    w.restore().arg("--passphrase-file").arg(&pf).assert().success();
+    w.restore()
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .assert()
+        .success();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     w.restore()
@@ -104,7 +168,9 @@ fn dry_run_writes_nothing() {
         .arg(&pf)
         .assert()
         .success()
-        .stdout(predicate::str::contains("would create  /home/zeta/.codex/auth.json"));
+        .stdout(predicate::str::contains(
+            "would create  /home/zeta/.codex/auth.json",
+        ));
     assert_eq!(before, snapshot(&w.dst()));
 }
 
@@ -122,7 +188,13 @@ fn inspect_shows_the_header_marked_unauthenticated() {
         .stdout(predicate::str::contains("usb uuid        abcd-1234"))
         .stdout(predicate::str::contains("work factor     10"))
         .stdout(predicate::str::contains("generation      1"));
-    let out = w.cmd().arg("inspect").arg("--json").arg(w.blob()).output().unwrap();
+    let out = w
+        .cmd()
+        .arg("inspect")
+        .arg("--json")
+        .arg(w.blob())
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["authenticated"], false);
@@ -142,7 +214,12 @@ fn verify_lists_entries_and_writes_nothing() {
     let pf = w.pass_file(PASS);
     let before_with_pass = snapshot(w.dir.path());
     w.cmd()
-        .args(["verify", "--list", "--keep-passphrase-file", "--passphrase-file"])
+        .args([
+            "verify",
+            "--list",
+            "--keep-passphrase-file",
+            "--passphrase-file",
+        ])
         .arg(&pf)
         .arg("--blob")
         .arg(w.blob())
@@ -150,9 +227,17 @@ fn verify_lists_entries_and_writes_nothing() {
         .success()
         .stdout(predicate::str::contains("- 0600"))
         .stdout(predicate::str::contains("~/.config/gh/hosts.yml"))
-        .stdout(predicate::str::contains("/etc/ssh/ssh_host_ed25519_key.pub"))
-        .stdout(predicate::str::contains("is intact: 12 entries for user zeta, generation 1"));
-    assert_eq!(before_with_pass, snapshot(w.dir.path()), "--keep-passphrase-file keeps it");
+        .stdout(predicate::str::contains(
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+        ))
+        .stdout(predicate::str::contains(
+            "is intact: 12 entries for user zeta, generation 1",
+        ));
+    assert_eq!(
+        before_with_pass,
+        snapshot(w.dir.path()),
+        "--keep-passphrase-file keeps it"
+    );
     fs::remove_file(&pf).unwrap();
     assert_eq!(before, snapshot(w.dir.path()));
 }
@@ -171,7 +256,12 @@ fn bundle_refuses_to_overwrite_without_force_and_raises_the_generation() {
         .stderr(predicate::str::contains("already exists; pass --force"));
     assert!(!pf.exists());
     let pf = w.pass_file(PASS);
-    w.bundle().arg("--force").arg("--passphrase-file").arg(&pf).assert().success();
+    w.bundle()
+        .arg("--force")
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .assert()
+        .success();
     w.cmd()
         .arg("inspect")
         .arg(w.blob())
@@ -190,10 +280,16 @@ fn required_entry_missing_is_exit_6_and_writes_no_blob() {
         .arg(&pf)
         .assert()
         .code(6)
-        .stderr(predicate::str::contains("required path ~/.config/gh is missing"));
+        .stderr(predicate::str::contains(
+            "required path ~/.config/gh is missing",
+        ));
     assert!(!w.blob().exists());
     assert!(!pf.exists());
-    assert_eq!(fs::read_dir(w.path("esp")).unwrap().count(), 0, "no temp file left");
+    assert_eq!(
+        fs::read_dir(w.path("esp")).unwrap().count(),
+        0,
+        "no temp file left"
+    );
 }
 
 // ---- exit codes 3, 4, 5, 6: the passphrase file is gone, nothing written ----
@@ -208,8 +304,15 @@ fn assert_refused(w: &World, code: i32, stderr: &str, extra: &[&str]) {
         .assert()
         .code(code)
         .stderr(predicate::str::contains(stderr));
-    assert!(!pf.exists(), "passphrase file must be gone after exit {code}");
-    assert_eq!(before, snapshot(&w.dst()), "nothing may be written on exit {code}");
+    assert!(
+        !pf.exists(),
+        "passphrase file must be gone after exit {code}"
+    );
+    assert_eq!(
+        before,
+        snapshot(&w.dst()),
+        "nothing may be written on exit {code}"
+    );
 }
 
 #[test]
@@ -251,7 +354,9 @@ fn exit_4_other_stick() {
         .arg(&pf)
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("blob is bound to USB abcd-1234, not to dead-beef"));
+        .stderr(predicate::str::contains(
+            "blob is bound to USB abcd-1234, not to dead-beef",
+        ));
     assert!(!pf.exists());
     assert_eq!(before, snapshot(&w.dst()));
 }
@@ -325,11 +430,22 @@ fn exit_5_work_factor_above_the_cap_before_any_scrypt() {
         .arg(w.src())
         .arg("--out")
         .arg(w.blob())
-        .args(["--usb-uuid", UUID, "--work-factor", "12", "--passphrase-file"])
+        .args([
+            "--usb-uuid",
+            UUID,
+            "--work-factor",
+            "12",
+            "--passphrase-file",
+        ])
         .arg(&pf)
         .assert()
         .success();
-    assert_refused(&w, 5, "work factor 12 exceeds the cap 11", &["--max-work-factor", "11"]);
+    assert_refused(
+        &w,
+        5,
+        "work factor 12 exceeds the cap 11",
+        &["--max-work-factor", "11"],
+    );
 }
 
 #[test]
@@ -384,12 +500,30 @@ fn exit_2_usage_errors() {
     let w = World::new();
     w.cmd().arg("restore").assert().code(2);
     w.cmd()
-        .args(["bundle", "--manifest", "m", "--out", "o", "--usb-uuid", "x", "--work-factor", "23"])
+        .args([
+            "bundle",
+            "--manifest",
+            "m",
+            "--out",
+            "o",
+            "--usb-uuid",
+            "x",
+            "--work-factor",
+            "23",
+        ])
         .assert()
         .code(2);
     // A passphrase is never accepted as an argument.
     w.cmd()
-        .args(["restore", "--blob", "b", "--usb-uuid", "x", "--passphrase", "secret"])
+        .args([
+            "restore",
+            "--blob",
+            "b",
+            "--usb-uuid",
+            "x",
+            "--passphrase",
+            "secret",
+        ])
         .assert()
         .code(2);
 }
@@ -414,7 +548,10 @@ fn source_credentials_directory_wins() {
         .assert()
         .success();
     assert!(!pf.exists());
-    assert!(creds.join("passphrase").exists(), "systemd owns the credential");
+    assert!(
+        creds.join("passphrase").exists(),
+        "systemd owns the credential"
+    );
 }
 
 #[test]
@@ -450,7 +587,8 @@ fn source_ask_password_retries_wrong_twice_then_right() {
     w.bundle_ok();
     let bin = w.path("bin");
     fs::create_dir(&bin).unwrap();
-    let fake = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ask-password");
+    let fake =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ask-password");
     std::os::unix::fs::symlink(&fake, bin.join("systemd-ask-password")).unwrap();
     let answers = w.path("answers");
     fs::write(&answers, format!("wrong one\nwrong two\n{PASS}\n")).unwrap();
@@ -482,7 +620,8 @@ fn source_ask_password_three_wrong_is_exit_3() {
     w.bundle_ok();
     let bin = w.path("bin");
     fs::create_dir(&bin).unwrap();
-    let fake = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ask-password");
+    let fake =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ask-password");
     std::os::unix::fs::symlink(&fake, bin.join("systemd-ask-password")).unwrap();
     let answers = w.path("answers");
     fs::write(&answers, "a\nb\nc\nd\n").unwrap();
@@ -522,6 +661,10 @@ fn passphrase_file_mode_is_irrelevant_but_symlink_is_refused() {
     let real = w.pass_file(PASS);
     let link = w.path("pass-link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    w.bundle().arg("--passphrase-file").arg(&link).assert().code(6);
+    w.bundle()
+        .arg("--passphrase-file")
+        .arg(&link)
+        .assert()
+        .code(6);
     assert!(!w.blob().exists());
 }

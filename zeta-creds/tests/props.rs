@@ -32,7 +32,9 @@ fn fields() -> HeaderFields {
 }
 
 fn body(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn meta(anchor: Anchor, path: String, kind: EntryKind, mode: u32, data: &[u8]) -> EntryMeta {
@@ -44,8 +46,16 @@ fn meta(anchor: Anchor, path: String, kind: EntryKind, mode: u32, data: &[u8]) -
         owner: "zeta".into(),
         group: "zeta".into(),
         mtime: 1_600_000_000,
-        size: if kind == EntryKind::File { data.len() as u64 } else { 0 },
-        sha256: if kind == EntryKind::File { Sha256::digest(data).into() } else { [0; 32] },
+        size: if kind == EntryKind::File {
+            data.len() as u64
+        } else {
+            0
+        },
+        sha256: if kind == EntryKind::File {
+            Sha256::digest(data).into()
+        } else {
+            [0; 32]
+        },
     }
 }
 
@@ -106,7 +116,11 @@ fn entry_strategy() -> impl Strategy<Value = (EntryMeta, Vec<u8>)> {
         })
         .prop_map(|(home, parts, is_dir, mode, size, seed)| {
             let anchor = if home { Anchor::Home } else { Anchor::Root };
-            let kind = if is_dir { EntryKind::Dir } else { EntryKind::File };
+            let kind = if is_dir {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            };
             let data = if is_dir { Vec::new() } else { body(seed, size) };
             (meta(anchor, parts.join("/"), kind, mode, &data), data)
         })
@@ -136,9 +150,36 @@ fn fixture_blob() -> &'static Vec<u8> {
         let a = body(1, CHUNK_SIZE - 200);
         let b = body(2, 300);
         seal(&[
-            (meta(Anchor::Home, ".config/gh".into(), EntryKind::Dir, 0o700, &[]), Vec::new()),
-            (meta(Anchor::Home, ".config/gh/hosts.yml".into(), EntryKind::File, 0o600, &a), a.clone()),
-            (meta(Anchor::Root, "etc/zeta/keys".into(), EntryKind::File, 0o644, &b), b.clone()),
+            (
+                meta(
+                    Anchor::Home,
+                    ".config/gh".into(),
+                    EntryKind::Dir,
+                    0o700,
+                    &[],
+                ),
+                Vec::new(),
+            ),
+            (
+                meta(
+                    Anchor::Home,
+                    ".config/gh/hosts.yml".into(),
+                    EntryKind::File,
+                    0o600,
+                    &a,
+                ),
+                a.clone(),
+            ),
+            (
+                meta(
+                    Anchor::Root,
+                    "etc/zeta/keys".into(),
+                    EntryKind::File,
+                    0o644,
+                    &b,
+                ),
+                b.clone(),
+            ),
         ])
     })
 }
@@ -147,7 +188,9 @@ fn fixture_blob() -> &'static Vec<u8> {
 fn restore_from(blob: &[u8], target: &std::path::Path) -> Result<restore::Report, ErrorClass> {
     let mut r = blob;
     let header = Header::read(&mut r).map_err(|e| e.class())?;
-    header.check_binding(&fields().usb_uuid).map_err(|e| e.class())?;
+    header
+        .check_binding(&fields().usb_uuid)
+        .map_err(|e| e.class())?;
     let unlocked = header
         .unlock(&SecretString::from(PASS), Some(&fields().usb_uuid), 20)
         .map_err(|e| e.class())?;
@@ -210,7 +253,12 @@ proptest! {
 fn truncation_at_every_chunk_boundary_fails_and_rolls_back() {
     let blob = fixture_blob();
     let header_len = Header::read(&mut &blob[..]).unwrap().len();
-    for cut in [header_len, header_len + 16, header_len + CHUNK_SIZE + 16, blob.len() - 1] {
+    for cut in [
+        header_len,
+        header_len + 16,
+        header_len + CHUNK_SIZE + 16,
+        blob.len() - 1,
+    ] {
         let t = target();
         let before = common::snapshot(t.path());
         assert_eq!(

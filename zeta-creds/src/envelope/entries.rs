@@ -82,15 +82,24 @@ impl EntryMeta {
     pub fn validate(&self) -> Result<(), Error> {
         validate_path(&self.path)?;
         if self.mode > 0o7777 {
-            return Err(bad(format!("{}: mode {:o} has bits outside 0o7777", self.path, self.mode)));
+            return Err(bad(format!(
+                "{}: mode {:o} has bits outside 0o7777",
+                self.path, self.mode
+            )));
         }
         validate_name(&self.owner).map_err(|r| bad(format!("{}: owner {r}", self.path)))?;
         validate_name(&self.group).map_err(|r| bad(format!("{}: group {r}", self.path)))?;
         if self.size > MAX_ENTRY_SIZE {
-            return Err(bad(format!("{}: size {} exceeds {MAX_ENTRY_SIZE}", self.path, self.size)));
+            return Err(bad(format!(
+                "{}: size {} exceeds {MAX_ENTRY_SIZE}",
+                self.path, self.size
+            )));
         }
         if self.kind == EntryKind::Dir && (self.size != 0 || self.sha256 != [0; 32]) {
-            return Err(bad(format!("{}: a directory must have size 0 and a zero digest", self.path)));
+            return Err(bad(format!(
+                "{}: a directory must have size 0 and a zero digest",
+                self.path
+            )));
         }
         Ok(())
     }
@@ -112,7 +121,10 @@ fn bad(reason: String) -> Error {
 /// target root before any filesystem check runs.
 pub fn validate_path(path: &str) -> Result<(), Error> {
     if path.is_empty() || path.len() > MAX_PATH_LEN {
-        return Err(bad(format!("path length {} outside 1..={MAX_PATH_LEN}", path.len())));
+        return Err(bad(format!(
+            "path length {} outside 1..={MAX_PATH_LEN}",
+            path.len()
+        )));
     }
     if path.contains('\0') {
         return Err(bad(format!("path {path:?} contains NUL")));
@@ -142,7 +154,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
     {
-        return Err(format!("name {name:?} has characters outside [A-Za-z0-9_.-]"));
+        return Err(format!(
+            "name {name:?} has characters outside [A-Za-z0-9_.-]"
+        ));
     }
     Ok(())
 }
@@ -200,14 +214,20 @@ impl<W: Write> EntryWriter<W> {
             let want = remaining.min(buf.len() as u64) as usize;
             let got = read_full(body, &mut buf[..want])?;
             if got == 0 {
-                return Err(bad(format!("{}: shorter than its declared size (did it change while bundling?)", meta.path)));
+                return Err(bad(format!(
+                    "{}: shorter than its declared size (did it change while bundling?)",
+                    meta.path
+                )));
             }
             hasher.update(&buf[..got]);
             self.out.write_all(&buf[..got])?;
             remaining -= got as u64;
         }
         if meta.kind == EntryKind::File && <[u8; 32]>::from(hasher.finalize()) != meta.sha256 {
-            return Err(bad(format!("{}: contents changed while bundling", meta.path)));
+            return Err(bad(format!(
+                "{}: contents changed while bundling",
+                meta.path
+            )));
         }
         self.count += 1;
         Ok(())
@@ -238,7 +258,9 @@ impl<R: Read> EntryReader<R> {
     pub fn new(mut input: R) -> Result<EntryReader<R>, Error> {
         let len = read_u8(&mut input)? as usize;
         if len > MAX_NAME_LEN {
-            return Err(bad(format!("user name length {len} exceeds {MAX_NAME_LEN}")));
+            return Err(bad(format!(
+                "user name length {len} exceeds {MAX_NAME_LEN}"
+            )));
         }
         let user = read_string(&mut input, len, "user")?;
         if !user.is_empty() {
@@ -267,7 +289,9 @@ impl<R: Read> EntryReader<R> {
             return Ok(None);
         }
         if self.body.is_some() {
-            return Err(Error::Entries("internal: previous body not consumed".into()));
+            return Err(Error::Entries(
+                "internal: previous body not consumed".into(),
+            ));
         }
         match read_u8(&mut self.input)? {
             TAG_END => {
@@ -322,7 +346,9 @@ impl<R: Read> EntryReader<R> {
         };
         let path_len = u16::from_be_bytes(read_array(i)?) as usize;
         if path_len == 0 || path_len > MAX_PATH_LEN {
-            return Err(bad(format!("path length {path_len} outside 1..={MAX_PATH_LEN}")));
+            return Err(bad(format!(
+                "path length {path_len} outside 1..={MAX_PATH_LEN}"
+            )));
         }
         let path = read_string(i, path_len, "path")?;
         let mode = u16::from_be_bytes(read_array(i)?) as u32;
@@ -347,20 +373,25 @@ impl<R: Read> EntryReader<R> {
     }
 
     /// Read the current entry's body into `buf`; `Ok(0)` once it is
-    /// complete. The digest is checked as the last byte arrives: a body
-    /// whose digest does not match returns an error instead of its tail.
+    /// complete. The digest is checked in the call that reads the last
+    /// byte: a body whose digest does not match returns an error instead of
+    /// its tail, so the caller never holds a complete, unverified body.
     pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let Some((remaining, hasher, expected, name)) = self.body.as_mut() else {
             return Ok(0);
         };
         if *remaining == 0 {
+            // Only reached for an empty body: a non-empty one is checked
+            // (and its state cleared) below, with its last byte.
             let digest: [u8; 32] = std::mem::take(hasher).finalize().into();
-            // Not secret-dependent timing: both sides are from the payload.
-            if digest != *expected {
-                return Err(bad(format!("{name}: SHA-256 does not match its contents")));
-            }
+            let ok = digest == *expected;
+            let name = name.clone();
             self.body = None;
-            return Ok(0);
+            return if ok {
+                Ok(0)
+            } else {
+                Err(bad(format!("{name}: SHA-256 does not match its contents")))
+            };
         }
         let want = (*remaining).min(buf.len() as u64) as usize;
         let got = self.input.read(&mut buf[..want]).map_err(Error::from_io)?;
@@ -369,6 +400,18 @@ impl<R: Read> EntryReader<R> {
         }
         hasher.update(&buf[..got]);
         *remaining -= got as u64;
+        if *remaining == 0 {
+            // Not secret-dependent timing: both sides come from the payload.
+            let digest: [u8; 32] = std::mem::take(hasher).finalize().into();
+            if digest != *expected {
+                let name = name.clone();
+                buf[..got].fill(0);
+                self.body = None;
+                return Err(bad(format!("{name}: SHA-256 does not match its contents")));
+            }
+            // Verified; an empty marker makes the next call return Ok(0).
+            self.body = None;
+        }
         Ok(got)
     }
 
@@ -439,7 +482,8 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut w = EntryWriter::new(Vec::new(), "zeta").unwrap();
-        w.add(&meta(".config/gh/hosts.yml", b"token"), &mut &b"token"[..]).unwrap();
+        w.add(&meta(".config/gh/hosts.yml", b"token"), &mut &b"token"[..])
+            .unwrap();
         w.add(&meta("empty", b""), &mut &b""[..]).unwrap();
         let bytes = w.finish().unwrap();
         let got = read_all(&bytes).unwrap();
@@ -450,7 +494,16 @@ mod tests {
 
     #[test]
     fn rejects_hostile_paths() {
-        for p in ["", "/etc/passwd", "a/../b", "..", "./a", "a//b", "a/", "a\0b"] {
+        for p in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "./a",
+            "a//b",
+            "a/",
+            "a\0b",
+        ] {
             assert!(validate_path(p).is_err(), "{p:?} accepted");
         }
         assert!(validate_path("a/b.c/..d").is_ok());
@@ -487,5 +540,13 @@ mod tests {
         let n = bytes.len();
         bytes[n - 10] ^= 1;
         assert!(matches!(read_all(&bytes), Err(Error::Entries(m)) if m.contains("SHA-256")));
+
+        // Found in review: the call that reads the last byte must fail, not
+        // hand out the tail and complain on the next call.
+        let mut r = EntryReader::new(&bytes[..]).unwrap();
+        r.next_entry().unwrap().unwrap();
+        let mut buf = [0u8; 64];
+        assert!(r.read_body(&mut buf).is_err());
+        assert_eq!(buf, [0u8; 64], "the unverified tail is wiped");
     }
 }

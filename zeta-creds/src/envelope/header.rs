@@ -69,7 +69,8 @@ impl HeaderFields {
 }
 
 fn valid_tool_version(bytes: &[u8]) -> bool {
-    (1..=MAX_TOOL_VERSION_LEN).contains(&bytes.len()) && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+    (1..=MAX_TOOL_VERSION_LEN).contains(&bytes.len())
+        && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
 }
 
 /// A parsed header, not yet authenticated.
@@ -176,12 +177,11 @@ impl Header {
                 reason: format!("length {persona_len} exceeds {MAX_PERSONA_LEN}"),
             });
         }
-        let persona = String::from_utf8(p.bytes(persona_len)?).map_err(|_| {
-            Error::InvalidHeader {
+        let persona =
+            String::from_utf8(p.bytes(persona_len)?).map_err(|_| Error::InvalidHeader {
                 field: "persona",
                 reason: "not ASCII".into(),
-            }
-        })?;
+            })?;
         validate_persona(&persona).map_err(|_| Error::InvalidHeader {
             field: "persona",
             reason: "expected [a-z0-9_-]".into(),
@@ -331,7 +331,12 @@ impl UnlockedHeader<'_> {
         salt: [u8; SALT_LEN],
     ) -> Result<Vec<u8>, Error> {
         new_fields.validate()?;
-        let kek = Kek::derive(new_passphrase, &salt, new_fields.log_n, &new_fields.usb_uuid)?;
+        let kek = Kek::derive(
+            new_passphrase,
+            &salt,
+            new_fields.log_n,
+            &new_fields.usb_uuid,
+        )?;
         let wrapped = kek.wrap(&self.file_key);
         let mut out = encode(new_fields, &salt, &wrapped, &self.header.payload_nonce);
         let mac = self.file_key.mac_key().compute(&out);
@@ -440,7 +445,11 @@ mod tests {
         let mut r = &blob[..];
         let h = Header::read(&mut r).unwrap();
         assert_eq!(h.unauthenticated_fields(), &fields());
-        assert_eq!(h.len(), blob.len() - 16, "payload is one empty chunk (a tag)");
+        assert_eq!(
+            h.len(),
+            blob.len() - 16,
+            "payload is one empty chunk (a tag)"
+        );
         let u = h.unlock(&SecretString::from("pw"), None, 20).unwrap();
         assert_eq!(u.fields().generation, 3);
     }

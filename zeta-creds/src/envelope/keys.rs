@@ -142,7 +142,11 @@ impl MacKey {
     }
 
     /// Check a received MAC in constant time.
-    pub(super) fn verify(&self, header_bytes: &[u8], received: &[u8; MAC_LEN]) -> Result<(), Error> {
+    pub(super) fn verify(
+        &self,
+        header_bytes: &[u8],
+        received: &[u8; MAC_LEN],
+    ) -> Result<(), Error> {
         let mut mac = <Hmac<Sha256>>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(header_bytes);
         // `verify_slice` compares in constant time (subtle).

@@ -97,7 +97,9 @@ pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
 pub enum Error {
     #[error("not a zeta-creds blob (bad magic bytes)")]
     BadMagic,
-    #[error("unsupported envelope version {0} (this zeta-creds reads version {VERSION}); try a newer zeta-creds")]
+    #[error(
+        "unsupported envelope version {0} (this zeta-creds reads version {VERSION}); try a newer zeta-creds"
+    )]
     UnsupportedVersion(u8),
     #[error("header is truncated")]
     TruncatedHeader,
@@ -128,7 +130,9 @@ pub enum Error {
     PayloadLastChunkEmpty,
     #[error("entry stream is invalid: {0}")]
     Entries(String),
-    #[error("invalid USB UUID {0:?}: expected 1 to {MAX_UUID_LEN} characters of [0-9a-z-] after trimming and lower-casing")]
+    #[error(
+        "invalid USB UUID {0:?}: expected 1 to {MAX_UUID_LEN} characters of [0-9a-z-] after trimming and lower-casing"
+    )]
     InvalidUsbUuid(String),
     #[error("invalid persona {0:?}: expected up to {MAX_PERSONA_LEN} characters of [a-z0-9_-]")]
     InvalidPersona(String),
@@ -308,7 +312,10 @@ mod tests {
 
     #[test]
     fn usb_uuid_normalizes_blkid_output() {
-        assert_eq!(UsbUuid::parse(" ABCD-1234\n").unwrap().as_str(), "abcd-1234");
+        assert_eq!(
+            UsbUuid::parse(" ABCD-1234\n").unwrap().as_str(),
+            "abcd-1234"
+        );
         assert_eq!(
             UsbUuid::parse("2025-05-27-10-31-45-00").unwrap().as_str(),
             "2025-05-27-10-31-45-00"
@@ -323,7 +330,15 @@ mod tests {
 
     #[test]
     fn usb_uuid_rejects_empty_long_and_odd_characters() {
-        for bad in ["", "   ", "abcd_1234", "abcd 1234", "ab/cd", "é", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "   ",
+            "abcd_1234",
+            "abcd 1234",
+            "ab/cd",
+            "é",
+            &"a".repeat(65),
+        ] {
             assert!(
                 matches!(UsbUuid::parse(bad), Err(Error::InvalidUsbUuid(_))),
                 "{bad:?} was accepted"
@@ -344,7 +359,10 @@ mod tests {
     #[test]
     fn io_errors_round_trip_to_envelope_errors() {
         let io = Error::PayloadChunk { index: 7 }.into_io();
-        assert!(matches!(Error::from_io(io), Error::PayloadChunk { index: 7 }));
+        assert!(matches!(
+            Error::from_io(io),
+            Error::PayloadChunk { index: 7 }
+        ));
         let plain = std::io::Error::new(std::io::ErrorKind::NotFound, "x");
         assert!(matches!(Error::from_io(plain), Error::Io(_)));
     }

@@ -56,7 +56,11 @@ impl<W: Write> StreamWriter<W> {
         }
         let tag = self
             .aead
-            .encrypt_inout_detached(&nonce(self.counter, last), b"", self.buf.as_mut_slice().into())
+            .encrypt_inout_detached(
+                &nonce(self.counter, last),
+                b"",
+                self.buf.as_mut_slice().into(),
+            )
             .map_err(|_| io::Error::other("chunk encryption failed"))?;
         self.buf.extend_from_slice(&tag);
         self.out.write_all(&self.buf)?;
@@ -107,6 +111,9 @@ pub struct StreamReader<R: Read> {
     plain: Zeroizing<Vec<u8>>,
     pos: usize,
     finished: bool,
+    /// Set by the first error: every later read fails the same way, so a
+    /// caller that retries cannot skip past a bad chunk.
+    failed: Option<Error>,
 }
 
 impl<R: Read> StreamReader<R> {
@@ -119,6 +126,7 @@ impl<R: Read> StreamReader<R> {
             plain: Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + TAG_LEN)),
             pos: 0,
             finished: false,
+            failed: None,
         }
     }
 
@@ -149,7 +157,10 @@ impl<R: Read> StreamReader<R> {
         if got < TAG_LEN {
             // Nothing (or not even a tag) where a chunk must be.
             self.plain.clear();
-            return Err(if got == 0 && index > 0 {
+            // Zero chunks (nothing after the header) and a missing final
+            // chunk are both truncation; a stub shorter than a tag is a
+            // broken chunk.
+            return Err(if got == 0 {
                 Error::PayloadTruncated
             } else {
                 Error::PayloadChunk { index }
@@ -204,13 +215,34 @@ impl<R: Read> StreamReader<R> {
     }
 }
 
+/// A copy of a payload error, to report it again.
+fn replay(e: &Error) -> Error {
+    match e {
+        Error::PayloadTruncated => Error::PayloadTruncated,
+        Error::PayloadTrailingData => Error::PayloadTrailingData,
+        Error::PayloadLastChunkEmpty => Error::PayloadLastChunkEmpty,
+        Error::PayloadChunk { index } => Error::PayloadChunk { index: *index },
+        Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
+        other => Error::Io(io::Error::other(other.to_string())),
+    }
+}
+
 impl<R: Read> Read for StreamReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.plain.len() {
+            if let Some(e) = &self.failed {
+                return Err(replay(e).into_io());
+            }
             if self.finished || out.is_empty() {
                 return Ok(0);
             }
-            self.next_chunk().map_err(Error::into_io)?;
+            if let Err(e) = self.next_chunk() {
+                self.plain.clear();
+                self.pos = 0;
+                let again = replay(&e);
+                self.failed = Some(e);
+                return Err(again.into_io());
+            }
         }
         let n = out.len().min(self.plain.len() - self.pos);
         out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
@@ -247,7 +279,15 @@ mod tests {
 
     #[test]
     fn chunk_boundaries_round_trip() {
-        for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 5] {
+        for len in [
+            0,
+            1,
+            CHUNK_SIZE - 1,
+            CHUNK_SIZE,
+            CHUNK_SIZE + 1,
+            2 * CHUNK_SIZE,
+            3 * CHUNK_SIZE + 5,
+        ] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let ct = encrypt(&plain);
             let chunks = len.div_ceil(CHUNK_SIZE).max(1);
@@ -258,7 +298,33 @@ mod tests {
 
     #[test]
     fn no_chunks_is_an_error() {
-        assert!(matches!(decrypt(&[]), Err(Error::PayloadChunk { index: 0 })));
+        assert!(matches!(decrypt(&[]), Err(Error::PayloadTruncated)));
+        assert!(matches!(
+            decrypt(&[0; 15]),
+            Err(Error::PayloadChunk { index: 0 })
+        ));
+    }
+
+    /// Found in review: after a bad chunk, a retried read must not carry on
+    /// with the next 64 KiB as if it were the same chunk.
+    #[test]
+    fn errors_are_sticky() {
+        let plain = vec![5u8; CHUNK_SIZE + 100];
+        let ct = encrypt(&plain);
+        let mut spliced = vec![0u8; CHUNK_SIZE + TAG_LEN];
+        spliced.extend_from_slice(&ct);
+        let mut r = StreamReader::new(&spliced[..], key());
+        let mut out = Vec::new();
+        assert!(r.read_to_end(&mut out).is_err());
+        assert!(out.is_empty(), "nothing released");
+        for _ in 0..3 {
+            let e = r.read_to_end(&mut out).unwrap_err();
+            assert!(matches!(
+                Error::from_io(e),
+                Error::PayloadChunk { index: 0 }
+            ));
+        }
+        assert!(out.is_empty() && !r.is_finished());
     }
 
     #[test]
@@ -277,7 +343,10 @@ mod tests {
         // chunk, which then fails to authenticate.
         let mut ct = encrypt(b"hello");
         ct.push(0);
-        assert!(matches!(decrypt(&ct), Err(Error::PayloadChunk { index: 0 })));
+        assert!(matches!(
+            decrypt(&ct),
+            Err(Error::PayloadChunk { index: 0 })
+        ));
         // After a full final chunk it is detected as trailing data.
         let mut ct = encrypt(&vec![9u8; CHUNK_SIZE]);
         ct.push(0);
@@ -302,7 +371,10 @@ mod tests {
         w.write_all(b"def").unwrap();
         let ct = w.finish().unwrap();
         // The reader sees one 38-byte "chunk" that authenticates as neither.
-        assert!(matches!(decrypt(&ct), Err(Error::PayloadChunk { index: 0 })));
+        assert!(matches!(
+            decrypt(&ct),
+            Err(Error::PayloadChunk { index: 0 })
+        ));
         // Two full final chunks: the second is trailing data.
         let mut w = StreamWriter::new(Vec::new(), key());
         w.write_all(&vec![1u8; CHUNK_SIZE]).unwrap();
@@ -321,6 +393,9 @@ mod tests {
         let second: Vec<u8> = ct[c..2 * c].to_vec();
         ct[..c].copy_from_slice(&second);
         ct[c..2 * c].copy_from_slice(&first);
-        assert!(matches!(decrypt(&ct), Err(Error::PayloadChunk { index: 0 })));
+        assert!(matches!(
+            decrypt(&ct),
+            Err(Error::PayloadChunk { index: 0 })
+        ));
     }
 }

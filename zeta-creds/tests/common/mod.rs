@@ -40,17 +40,33 @@ pub struct Ids {
 
 pub fn source_ids() -> Ids {
     if is_root() {
-        Ids { zeta_uid: 1000, zeta_gid: 1000, ssh_gid: 990 }
+        Ids {
+            zeta_uid: 1000,
+            zeta_gid: 1000,
+            ssh_gid: 990,
+        }
     } else {
-        Ids { zeta_uid: uid(), zeta_gid: gid(), ssh_gid: gid() }
+        Ids {
+            zeta_uid: uid(),
+            zeta_gid: gid(),
+            ssh_gid: gid(),
+        }
     }
 }
 
 pub fn target_ids() -> Ids {
     if is_root() {
-        Ids { zeta_uid: 2001, zeta_gid: 2002, ssh_gid: 2003 }
+        Ids {
+            zeta_uid: 2001,
+            zeta_gid: 2002,
+            ssh_gid: 2003,
+        }
     } else {
-        Ids { zeta_uid: uid(), zeta_gid: gid(), ssh_gid: gid() }
+        Ids {
+            zeta_uid: uid(),
+            zeta_gid: gid(),
+            ssh_gid: gid(),
+        }
     }
 }
 
@@ -69,14 +85,19 @@ pub fn write_accounts(root: &Path, ids: &Ids) {
     let groups = if ids.ssh_gid == ids.zeta_gid {
         format!("root:x:0:\nzeta:x:{}:\n", ids.zeta_gid)
     } else {
-        format!("root:x:0:\nzeta:x:{}:\nsshkeys:x:{}:\n", ids.zeta_gid, ids.ssh_gid)
+        format!(
+            "root:x:0:\nzeta:x:{}:\nsshkeys:x:{}:\n",
+            ids.zeta_gid, ids.ssh_gid
+        )
     };
     fs::write(root.join("etc/group"), groups).unwrap();
 }
 
 impl World {
     pub fn new() -> World {
-        let w = World { dir: tempfile::tempdir().unwrap() };
+        let w = World {
+            dir: tempfile::tempdir().unwrap(),
+        };
         fs::create_dir_all(w.src()).unwrap();
         fs::create_dir_all(w.dst()).unwrap();
         fs::create_dir_all(w.path("esp")).unwrap();
@@ -85,7 +106,12 @@ impl World {
         fs::create_dir_all(w.dst().join("home/zeta")).unwrap();
         let t = target_ids();
         if is_root() {
-            chown(w.dst().join("home/zeta"), Some(t.zeta_uid), Some(t.zeta_gid)).unwrap();
+            chown(
+                w.dst().join("home/zeta"),
+                Some(t.zeta_uid),
+                Some(t.zeta_gid),
+            )
+            .unwrap();
         }
         w
     }
@@ -135,17 +161,44 @@ impl World {
         self.mkdir("home/zeta", 0o700, zeta);
         self.mkdir("home/zeta/.config", 0o755, zeta);
         self.mkdir("home/zeta/.config/gh", 0o700, zeta);
-        self.put("home/zeta/.config/gh/hosts.yml", b"github.com:\n  oauth_token: gho_FAKE\n", 0o600, zeta);
+        self.put(
+            "home/zeta/.config/gh/hosts.yml",
+            b"github.com:\n  oauth_token: gho_FAKE\n",
+            0o600,
+            zeta,
+        );
         self.mkdir("home/zeta/.config/gh/nested/deeper", 0o755, zeta);
-        self.put("home/zeta/.config/gh/nested/deeper/state.json", b"{\"a\":1}", 0o640, zeta);
+        self.put(
+            "home/zeta/.config/gh/nested/deeper/state.json",
+            b"{\"a\":1}",
+            0o640,
+            zeta,
+        );
         self.put("home/zeta/.config/gh/nested/empty", b"", 0o644, zeta);
-        let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let big: Vec<u8> = (0..1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         self.put("home/zeta/.codex/auth.json", &big, 0o600, zeta);
         self.mkdir("etc/ssh", 0o755, root);
-        self.put("etc/ssh/ssh_host_ed25519_key", b"-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE\n", 0o600, root);
-        self.put("etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 AAAAFAKE root@host\n", 0o644, root);
+        self.put(
+            "etc/ssh/ssh_host_ed25519_key",
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE\n",
+            0o600,
+            root,
+        );
+        self.put(
+            "etc/ssh/ssh_host_ed25519_key.pub",
+            b"ssh-ed25519 AAAAFAKE root@host\n",
+            0o644,
+            root,
+        );
         self.mkdir("etc/zeta", 0o755, root);
-        self.put("etc/zeta/operator-authorized-keys", b"ssh-ed25519 AAAAOPERATOR op\n", 0o644, Some((0, s.ssh_gid)));
+        self.put(
+            "etc/zeta/operator-authorized-keys",
+            b"ssh-ed25519 AAAAOPERATOR op\n",
+            0o644,
+            Some((0, s.ssh_gid)),
+        );
         self.put("etc/zeta/hook.sh", b"#!/bin/sh\ntrue\n", 0o755, root);
         fs::write(
             self.manifest(),
@@ -208,7 +261,11 @@ path = "/etc/zeta"
 
     pub fn bundle_ok(&self) {
         let pf = self.pass_file(PASS);
-        self.bundle().arg("--passphrase-file").arg(&pf).assert().success();
+        self.bundle()
+            .arg("--passphrase-file")
+            .arg(&pf)
+            .assert()
+            .success();
         assert!(!pf.exists());
     }
 
@@ -231,7 +288,10 @@ pub fn snapshot(root: &Path) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
         for p in names {
             let md = fs::symlink_metadata(&p).unwrap();

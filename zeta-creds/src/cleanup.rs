@@ -1,0 +1,108 @@
+//! Cleanup that must happen even when a signal ends the process.
+//!
+//! Destructors (the passphrase-file guard, the restore's rollback) cover
+//! every exit that unwinds: errors, `return`, a panic. A SIGINT, SIGTERM or
+//! SIGHUP (systemd stopping the unit, a timeout, an operator's ^C) does not
+//! unwind, so everything that a destructor would remove is also recorded
+//! here, and a dedicated thread removes it before exiting with 128 + signo.
+//!
+//! The commit phase of a restore runs inside [`commit_section`]: a signal
+//! that arrives then waits until every rename is done, so a signal never
+//! leaves half of a commit behind. (`kill -9` cannot be handled; the next
+//! run removes stale temporary files, see `restore`.)
+#![forbid(unsafe_code)]
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustix::fs::AtFlags;
+
+/// What to remove if a signal arrives now.
+struct Registry {
+    passphrase_file: Option<PathBuf>,
+    temp_files: Vec<(Arc<OwnedFd>, String)>,
+    created_dirs: Vec<(Arc<OwnedFd>, String)>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    passphrase_file: None,
+    temp_files: Vec::new(),
+    created_dirs: Vec::new(),
+});
+
+/// Held for the whole commit phase; the signal thread takes it first.
+static COMMIT: Mutex<()> = Mutex::new(());
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // A poisoned lock only means a panic elsewhere; the data is still the
+    // list of things to remove.
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Start the thread that turns SIGINT, SIGTERM and SIGHUP into cleanup and
+/// `exit(128 + signo)`. Call once, early in `main`, after the environment
+/// has been cleaned (it starts a thread).
+pub fn install_signal_handler() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("zeta-creds-signals".into())
+        .spawn(move || {
+            if let Some(signo) = signals.forever().next() {
+                let _commit = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
+                remove_everything();
+                eprintln!("zeta-creds: interrupted by signal {signo}; temporary files removed, nothing committed");
+                std::process::exit(128 + signo);
+            }
+        })?;
+    Ok(())
+}
+
+/// Remove everything registered. Safe to call more than once.
+fn remove_everything() {
+    let mut r = registry();
+    for (dir, name) in r.temp_files.drain(..).rev() {
+        let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty());
+    }
+    for (dir, name) in r.created_dirs.drain(..).rev() {
+        let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::REMOVEDIR);
+    }
+    if let Some(path) = r.passphrase_file.take() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Record the `--passphrase-file` to delete if a signal arrives.
+pub fn register_passphrase_file(path: PathBuf) {
+    registry().passphrase_file = Some(path);
+}
+
+/// Record a temporary file `name` in `dir`.
+pub fn register_temp_file(dir: &Arc<OwnedFd>, name: &str) {
+    registry()
+        .temp_files
+        .push((Arc::clone(dir), name.to_owned()));
+}
+
+/// Record a directory this run created (removed if empty on a signal).
+pub fn register_created_dir(dir: &Arc<OwnedFd>, name: &str) {
+    registry()
+        .created_dirs
+        .push((Arc::clone(dir), name.to_owned()));
+}
+
+/// Forget every temporary file and created directory: they were committed
+/// or rolled back by the code that made them.
+pub fn forget_staging() {
+    let mut r = registry();
+    r.temp_files.clear();
+    r.created_dirs.clear();
+}
+
+/// Run `f` with signals held off: a signal that arrives meanwhile is acted
+/// on only when `f` returns.
+pub fn commit_section<T>(f: impl FnOnce() -> T) -> T {
+    let _guard = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}

@@ -1,0 +1,2200 @@
+//! Test vectors for envelope v1 (docs/FORMAT.md §11).
+//!
+//! `tests/vectors/` holds one file per vector in the layout of C2SP CCTV's
+//! age vectors: `key: value` lines, a blank line, then the blob's bytes.
+//! The files are *generated data*; this file is their generator and their
+//! checker:
+//!
+//! * `all_vectors` builds every vector from fixed inputs, through the
+//!   public API (`Header::seal_with`, `UnlockedHeader::rewrap_with_salt`,
+//!   `EntryWriter`) and, for STREAM faults the API cannot produce, through a
+//!   test-only chunk sealer written from FORMAT.md §3 and §4.
+//! * `vectors_match_generator` is the known-answer test: the code must
+//!   reproduce every file byte for byte. With `ZETA_CREDS_REGEN_VECTORS=1`
+//!   it (re)writes the files instead. A diff after regenerating means the
+//!   format changed, which needs a new version (FORMAT.md §12).
+//! * `every_vector_gives_its_expectation` reads each file without the
+//!   generator and decrypts it with the public API.
+//! * `spec_decoder_agrees_with_every_vector` decrypts each file again with a
+//!   small decoder written from FORMAT.md alone (no zeta-creds code), so the
+//!   spec, the code and the vectors are checked against each other.
+//! * `spec_encoder_reproduces_success_vectors` does the same in the
+//!   encrypting direction.
+//! * `no_stale_vector_files` refuses files the generator does not know, and
+//!   `format_md_worked_example_is_current` keeps the hex walk-through in
+//!   FORMAT.md §11 in step with its vector.
+//!
+//! Everything runs at work factor 10 (1 MiB of scrypt memory); the whole
+//! file takes a few seconds in a debug build.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use chacha20poly1305::aead::Aead;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use zeta_creds::envelope::{
+    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, EntryWriter, ErrorClass, FileKey,
+    Header, HeaderFields, StreamReader, TAG_LEN, UsbUuid,
+};
+
+// ---------------------------------------------------------------------------
+// Fixed inputs. Every vector is a pure function of these.
+// ---------------------------------------------------------------------------
+
+const PASSPHRASE: &str = "correct horse battery staple";
+const NEW_PASSPHRASE: &str = "tr0ub4dor&3";
+const UUID: &str = "abcd-1234";
+const OTHER_UUID: &str = "ef01-5678";
+const ISO_UUID: &str = "2025-05-27-10-31-45-00";
+const LOG_N: u8 = 10;
+const CAP: u8 = 20;
+const CREATED: u64 = 1_700_000_000;
+const MTIME: i64 = 1_699_990_000;
+const TOOL: &str = "0.1.0";
+const USER: &str = "zeta";
+
+/// 0x00 0x01 ... 0x1f
+fn file_key() -> [u8; 32] {
+    std::array::from_fn(|i| i as u8)
+}
+
+/// 0x20 ... 0x2f
+fn salt() -> [u8; 16] {
+    std::array::from_fn(|i| 0x20 + i as u8)
+}
+
+/// 0x30 ... 0x3f
+fn payload_nonce() -> [u8; 16] {
+    std::array::from_fn(|i| 0x30 + i as u8)
+}
+
+/// 0x40 ... 0x4f: the salt of the rekeyed vector's new wrap.
+fn rekey_salt() -> [u8; 16] {
+    std::array::from_fn(|i| 0x40 + i as u8)
+}
+
+const ENV_REGEN: &str = "ZETA_CREDS_REGEN_VECTORS";
+
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("vectors")
+}
+
+// ---------------------------------------------------------------------------
+// The vector file format.
+// ---------------------------------------------------------------------------
+
+/// The `expect:` values, one per `envelope::ErrorClass` plus success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Success,
+    Header,
+    Binding,
+    NoMatch,
+    Hmac,
+    Payload,
+    Entries,
+}
+
+impl Expect {
+    const ALL: [Expect; 7] = [
+        Expect::Success,
+        Expect::Header,
+        Expect::Binding,
+        Expect::NoMatch,
+        Expect::Hmac,
+        Expect::Payload,
+        Expect::Entries,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Expect::Success => "success",
+            Expect::Header => "header failure",
+            Expect::Binding => "binding failure",
+            Expect::NoMatch => "no match",
+            Expect::Hmac => "hmac failure",
+            Expect::Payload => "payload failure",
+            Expect::Entries => "entries failure",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Expect> {
+        Expect::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    fn from_class(class: ErrorClass) -> Option<Expect> {
+        Some(match class {
+            ErrorClass::Header => Expect::Header,
+            ErrorClass::Binding => Expect::Binding,
+            ErrorClass::NoMatch => Expect::NoMatch,
+            ErrorClass::Hmac => Expect::Hmac,
+            ErrorClass::Payload => Expect::Payload,
+            ErrorClass::Entries => Expect::Entries,
+            ErrorClass::Other => return None,
+        })
+    }
+
+    /// The file key is recovered (and so is stated in the file) exactly when
+    /// the passphrase unwraps it.
+    fn unwraps(self) -> bool {
+        matches!(
+            self,
+            Expect::Success | Expect::Hmac | Expect::Payload | Expect::Entries
+        )
+    }
+
+    /// Plaintext can be released (and `payload:` is stated) only once the
+    /// header MAC holds.
+    fn reaches_payload(self) -> bool {
+        matches!(self, Expect::Success | Expect::Payload | Expect::Entries)
+    }
+}
+
+/// One generated vector.
+struct Vector {
+    name: &'static str,
+    expect: Expect,
+    passphrase: String,
+    usb_uuid: String,
+    max_log_n: u8,
+    /// SHA-256 input: all plaintext a STREAM decoder releases (FORMAT.md §4).
+    released: Option<Vec<u8>>,
+    comment: String,
+    blob: Vec<u8>,
+    /// For success vectors: how to re-encode the blob from the spec alone.
+    recipe: Option<(Recipe, Vec<u8>)>,
+}
+
+impl Vector {
+    fn new(name: &'static str, expect: Expect, comment: &str, blob: Vec<u8>) -> Vector {
+        Vector {
+            name,
+            expect,
+            passphrase: PASSPHRASE.into(),
+            usb_uuid: UUID.into(),
+            max_log_n: CAP,
+            released: None,
+            comment: comment.into(),
+            blob,
+            recipe: None,
+        }
+    }
+
+    fn passphrase(mut self, p: &str) -> Vector {
+        self.passphrase = p.into();
+        self
+    }
+
+    fn uuid(mut self, u: &str) -> Vector {
+        self.usb_uuid = u.into();
+        self
+    }
+
+    fn cap(mut self, cap: u8) -> Vector {
+        self.max_log_n = cap;
+        self
+    }
+
+    fn released(mut self, plain: &[u8]) -> Vector {
+        self.released = Some(plain.to_vec());
+        self
+    }
+
+    fn recipe(mut self, recipe: &Recipe, plain: &[u8]) -> Vector {
+        self.recipe = Some((recipe.clone(), plain.to_vec()));
+        self
+    }
+
+    /// The file's bytes.
+    fn encode(&self) -> Vec<u8> {
+        assert_eq!(
+            self.released.is_some(),
+            self.expect.reaches_payload(),
+            "{}: `payload` must be given exactly when plaintext can be released",
+            self.name
+        );
+        assert!(
+            !self.comment.contains('\n'),
+            "{}: one-line comment",
+            self.name
+        );
+        let mut out = String::new();
+        out += &format!("expect: {}\n", self.expect.as_str());
+        out += &format!("passphrase: {}\n", self.passphrase);
+        out += &format!("usb uuid: {}\n", self.usb_uuid);
+        out += &format!("max log_n: {}\n", self.max_log_n);
+        if self.expect.unwraps() {
+            out += &format!("file key: {}\n", hex::encode(file_key()));
+        }
+        if let Some(released) = &self.released {
+            out += &format!("payload: {}\n", hex::encode(Sha256::digest(released)));
+        }
+        out += &format!("comment: {}\n", self.comment);
+        out += "\n";
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.blob);
+        bytes
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Building blobs.
+// ---------------------------------------------------------------------------
+
+/// Everything a blob is made from, apart from its plaintext.
+#[derive(Clone)]
+struct Recipe {
+    fields: HeaderFields,
+    passphrase: String,
+    salt: [u8; 16],
+    nonce: [u8; 16],
+}
+
+impl Recipe {
+    fn new() -> Recipe {
+        Recipe {
+            fields: HeaderFields {
+                usb_uuid: UsbUuid::parse(UUID).unwrap(),
+                log_n: LOG_N,
+                generation: 1,
+                created: CREATED,
+                tool_version: TOOL.into(),
+                persona: String::new(),
+            },
+            passphrase: PASSPHRASE.into(),
+            salt: salt(),
+            nonce: payload_nonce(),
+        }
+    }
+
+    fn secret(&self) -> SecretString {
+        SecretString::from(self.passphrase.as_str())
+    }
+
+    /// The header and its MAC, as `Header::seal_with` writes them.
+    fn header(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let writer = Header::seal_with(
+            &mut out,
+            &self.secret(),
+            &self.fields,
+            FileKey::from_bytes_for_vectors(file_key()),
+            self.salt,
+            self.nonce,
+        )
+        .unwrap();
+        // Dropped without `finish`: nothing of the payload is written.
+        drop(writer);
+        assert_eq!(out.len(), Layout::of(&self.fields).payload());
+        out
+    }
+
+    /// A whole blob through the public API: header, then `plain` through
+    /// the returned `StreamWriter` (which need not be a valid entry stream).
+    fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let mut writer = Header::seal_with(
+            Vec::new(),
+            &self.secret(),
+            &self.fields,
+            FileKey::from_bytes_for_vectors(file_key()),
+            self.salt,
+            self.nonce,
+        )
+        .unwrap();
+        // Odd-sized writes, to exercise the writer's buffering.
+        for piece in plain.chunks(7919) {
+            writer.write_all(piece).unwrap();
+        }
+        writer.finish().unwrap()
+    }
+
+    /// The payload key, derived here from FORMAT.md §3 (not by the crate).
+    fn payload_key(&self) -> [u8; 32] {
+        spec::hkdf(&file_key(), &self.nonce, spec::LABEL_PAYLOAD)
+    }
+}
+
+/// Offsets of the header fields (FORMAT.md §2), which depend on the lengths
+/// of the three variable fields.
+struct Layout {
+    uuid: usize,
+    tool: usize,
+    persona: usize,
+}
+
+impl Layout {
+    const VERSION: usize = 10;
+    const UUID_LEN: usize = 11;
+    const UUID: usize = 12;
+
+    fn of(f: &HeaderFields) -> Layout {
+        Layout {
+            uuid: f.usb_uuid.as_str().len(),
+            tool: f.tool_version.len(),
+            persona: f.persona.len(),
+        }
+    }
+    fn log_n(&self) -> usize {
+        Self::UUID + self.uuid
+    }
+    fn salt(&self) -> usize {
+        self.log_n() + 1
+    }
+    fn wrapped_key(&self) -> usize {
+        self.salt() + 16
+    }
+    fn generation(&self) -> usize {
+        self.wrapped_key() + 48
+    }
+    fn created(&self) -> usize {
+        self.generation() + 8
+    }
+    fn tool_len(&self) -> usize {
+        self.created() + 8
+    }
+    fn tool(&self) -> usize {
+        self.tool_len() + 1
+    }
+    fn persona_len(&self) -> usize {
+        self.tool() + self.tool
+    }
+    fn persona(&self) -> usize {
+        self.persona_len() + 1
+    }
+    fn nonce(&self) -> usize {
+        self.persona() + self.persona
+    }
+    fn mac(&self) -> usize {
+        self.nonce() + 16
+    }
+    fn payload(&self) -> usize {
+        self.mac() + 32
+    }
+}
+
+/// One STREAM chunk, sealed by the test-side implementation of FORMAT.md §4,
+/// with a chosen counter and final flag (the API never writes a bad one).
+fn raw_chunk(key: &[u8; 32], counter: u64, last: bool, plain: &[u8]) -> Vec<u8> {
+    spec::seal_chunk(key, counter, last, plain)
+}
+
+/// The byte ranges of each chunk in a payload of `plain_len` plaintext bytes.
+fn chunk_ranges(plain_len: usize) -> Vec<std::ops::Range<usize>> {
+    let n = plain_len.div_ceil(CHUNK_SIZE).max(1);
+    (0..n)
+        .map(|i| {
+            let start = i * (CHUNK_SIZE + TAG_LEN);
+            let len = if i + 1 == n {
+                plain_len - i * CHUNK_SIZE + TAG_LEN
+            } else {
+                CHUNK_SIZE + TAG_LEN
+            };
+            start..start + len
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Entry streams (FORMAT.md §5).
+// ---------------------------------------------------------------------------
+
+/// An entry to put in a valid stream through `EntryWriter`.
+#[derive(Clone)]
+struct Item {
+    anchor: Anchor,
+    kind: EntryKind,
+    path: &'static str,
+    mode: u32,
+    owner: &'static str,
+    group: &'static str,
+    body: Vec<u8>,
+}
+
+impl Item {
+    fn file(
+        anchor: Anchor,
+        path: &'static str,
+        mode: u32,
+        owner: &'static str,
+        body: &[u8],
+    ) -> Item {
+        let group = if owner == "root" { "root" } else { "users" };
+        Item {
+            anchor,
+            kind: EntryKind::File,
+            path,
+            mode,
+            owner,
+            group,
+            body: body.to_vec(),
+        }
+    }
+
+    fn dir(anchor: Anchor, path: &'static str, mode: u32, owner: &'static str) -> Item {
+        Item {
+            kind: EntryKind::Dir,
+            ..Item::file(anchor, path, mode, owner, b"")
+        }
+    }
+
+    fn meta(&self) -> EntryMeta {
+        let (size, sha256) = match self.kind {
+            EntryKind::File => (self.body.len() as u64, Sha256::digest(&self.body).into()),
+            EntryKind::Dir => (0, [0; 32]),
+        };
+        EntryMeta {
+            anchor: self.anchor,
+            kind: self.kind,
+            path: self.path.into(),
+            mode: self.mode,
+            owner: self.owner.into(),
+            group: self.group.into(),
+            mtime: MTIME,
+            size,
+            sha256,
+        }
+    }
+
+    fn raw(&self) -> RawEntry {
+        let m = self.meta();
+        RawEntry {
+            tag: 0x01,
+            anchor: match m.anchor {
+                Anchor::Root => 0,
+                Anchor::Home => 1,
+            },
+            kind: match m.kind {
+                EntryKind::File => 0,
+                EntryKind::Dir => 1,
+            },
+            path: m.path.into_bytes(),
+            mode: m.mode as u16,
+            owner: m.owner.into_bytes(),
+            group: m.group.into_bytes(),
+            mtime: m.mtime,
+            size: m.size,
+            sha256: m.sha256,
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// A valid entry stream, written by the crate's `EntryWriter`. The test-side
+/// encoder must agree with it byte for byte.
+fn entry_stream(user: &str, items: &[Item]) -> Vec<u8> {
+    let mut w = EntryWriter::new(Vec::new(), user).unwrap();
+    for item in items {
+        w.add(&item.meta(), &mut &item.body[..]).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    let raw = RawStream::new(user, items.iter().map(Item::raw).collect()).encode();
+    assert_eq!(
+        bytes, raw,
+        "test-side entry encoder disagrees with EntryWriter"
+    );
+    bytes
+}
+
+/// An entry as bytes, every field free, for the entry-fault vectors.
+#[derive(Clone)]
+struct RawEntry {
+    tag: u8,
+    anchor: u8,
+    kind: u8,
+    path: Vec<u8>,
+    mode: u16,
+    owner: Vec<u8>,
+    group: Vec<u8>,
+    mtime: i64,
+    size: u64,
+    sha256: [u8; 32],
+    body: Vec<u8>,
+}
+
+impl RawEntry {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.tag);
+        out.push(self.anchor);
+        out.push(self.kind);
+        out.extend_from_slice(&(self.path.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.path);
+        out.extend_from_slice(&self.mode.to_be_bytes());
+        out.push(self.owner.len() as u8);
+        out.extend_from_slice(&self.owner);
+        out.push(self.group.len() as u8);
+        out.extend_from_slice(&self.group);
+        out.extend_from_slice(&self.mtime.to_be_bytes());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.extend_from_slice(&self.sha256);
+        out.extend_from_slice(&self.body);
+    }
+}
+
+/// An entry stream as bytes, for the entry-fault vectors.
+struct RawStream {
+    user: Vec<u8>,
+    entries: Vec<RawEntry>,
+    /// The end marker's count; `None` leaves the end marker out.
+    end_count: Option<u64>,
+    trailing: Vec<u8>,
+}
+
+impl RawStream {
+    fn new(user: &str, entries: Vec<RawEntry>) -> RawStream {
+        RawStream {
+            user: user.as_bytes().to_vec(),
+            end_count: Some(entries.len() as u64),
+            entries,
+            trailing: Vec::new(),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![self.user.len() as u8];
+        out.extend_from_slice(&self.user);
+        for e in &self.entries {
+            e.encode(&mut out);
+        }
+        if let Some(count) = self.end_count {
+            out.push(0x00);
+            out.extend_from_slice(&count.to_be_bytes());
+        }
+        out.extend_from_slice(&self.trailing);
+        out
+    }
+}
+
+fn home_file() -> Item {
+    Item::file(
+        Anchor::Home,
+        ".config/gh/hosts.yml",
+        0o600,
+        USER,
+        b"github.com:\n    user: zeta\n    oauth_token: gho_EXAMPLEONLYNOTAREALTOKEN0000000000\n    git_protocol: ssh\n",
+    )
+}
+
+fn etc_file() -> Item {
+    Item::file(
+        Anchor::Root,
+        "etc/ssh/ssh_host_ed25519_key",
+        0o600,
+        "root",
+        b"-----BEGIN OPENSSH PRIVATE KEY-----\nEXAMPLE ONLY, NOT A REAL KEY\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+}
+
+fn ssh_dir() -> Item {
+    Item::dir(Anchor::Home, ".ssh", 0o700, USER)
+}
+
+fn empty_file() -> Item {
+    Item::file(Anchor::Home, ".ssh/authorized_keys", 0o644, USER, b"")
+}
+
+/// The typical small set: a home file, a file under /etc, a directory and
+/// an empty file.
+fn typical_items() -> Vec<Item> {
+    vec![ssh_dir(), empty_file(), home_file(), etc_file()]
+}
+
+fn typical_plaintext() -> Vec<u8> {
+    entry_stream(USER, &typical_items())
+}
+
+/// A valid entry stream of exactly `total` bytes: one home file whose body
+/// pads the stream to length.
+fn padded_plaintext(total: usize) -> Vec<u8> {
+    let pad = |len: usize| {
+        Item::file(
+            Anchor::Home,
+            ".local/share/zeta/padding.bin",
+            0o600,
+            USER,
+            &(0..len).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>(),
+        )
+    };
+    let overhead = entry_stream(USER, &[pad(0)]).len();
+    let plain = entry_stream(USER, &[pad(total - overhead)]);
+    assert_eq!(plain.len(), total);
+    plain
+}
+
+// ---------------------------------------------------------------------------
+// The vectors.
+// ---------------------------------------------------------------------------
+
+fn all_vectors() -> Vec<Vector> {
+    let mut v = Vec::new();
+    success_vectors(&mut v);
+    header_vectors(&mut v);
+    unlock_vectors(&mut v);
+    payload_vectors(&mut v);
+    entries_vectors(&mut v);
+    let mut names = HashSet::new();
+    for vector in &v {
+        assert!(
+            names.insert(vector.name),
+            "duplicate vector name {}",
+            vector.name
+        );
+        assert!(
+            vector
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "vector name {:?}",
+            vector.name
+        );
+    }
+    v
+}
+
+fn success(name: &'static str, comment: &str, recipe: &Recipe, plain: &[u8]) -> Vector {
+    Vector::new(name, Expect::Success, comment, recipe.seal(plain))
+        .uuid(recipe.fields.usb_uuid.as_str())
+        .passphrase(&recipe.passphrase)
+        .released(plain)
+        .recipe(recipe, plain)
+}
+
+fn success_vectors(v: &mut Vec<Vector>) {
+    let r = Recipe::new();
+    v.push(success(
+        "success_no_entries",
+        "an entry stream with zero entries: user, then the end marker with count 0 (14 bytes, one short final chunk)",
+        &r,
+        &entry_stream(USER, &[]),
+    ));
+    v.push(success(
+        "success_typical",
+        "a directory, an empty file, a home file and a file under /etc",
+        &r,
+        &typical_plaintext(),
+    ));
+    v.push(success(
+        "success_chunk_exact",
+        "plaintext of exactly 65536 bytes: one full chunk that is the final chunk (flag 0x01), no empty chunk after it",
+        &r,
+        &padded_plaintext(CHUNK_SIZE),
+    ));
+    v.push(success(
+        "success_chunk_plus_one",
+        "plaintext of 65537 bytes: a full middle chunk, then a final chunk of one byte",
+        &r,
+        &padded_plaintext(CHUNK_SIZE + 1),
+    ));
+    v.push(success(
+        "success_two_chunks_exact",
+        "plaintext of exactly 131072 bytes: a full middle chunk, then a full final chunk",
+        &r,
+        &padded_plaintext(2 * CHUNK_SIZE),
+    ));
+
+    let mut persona = Recipe::new();
+    persona.fields.persona = "ops".into();
+    persona.fields.generation = 7;
+    let persona_items = vec![
+        Item::file(
+            Anchor::Home,
+            ".codex/auth.json",
+            0o600,
+            USER,
+            b"{\"token\":\"EXAMPLE-ONLY\"}\n",
+        ),
+        Item::file(
+            Anchor::Home,
+            ".gemini/oauth_creds.json",
+            0o600,
+            USER,
+            b"{\"refresh_token\":\"EXAMPLE-ONLY\"}\n",
+        ),
+        Item::dir(Anchor::Root, "var/lib/sops-nix", 0o751, "root"),
+        Item::file(
+            Anchor::Root,
+            "var/lib/sops-nix/key.txt",
+            0o600,
+            "root",
+            b"# example only\nAGE-SECRET-KEY-1EXAMPLEONLYNOTAREALKEY\n",
+        ),
+    ];
+    v.push(success(
+        "success_persona",
+        "persona \"ops\" and generation 7 in the header; a persona's credential set",
+        &persona,
+        &entry_stream(USER, &persona_items),
+    ));
+
+    let mut long = Recipe::new();
+    long.fields.usb_uuid = UsbUuid::parse(&"0123456789abcdef-".repeat(4)[..64]).unwrap();
+    long.fields.tool_version = "0.1.0+".to_string() + &"x".repeat(58);
+    long.fields.persona = "p".repeat(64);
+    long.fields.created = u64::MAX;
+    long.fields.generation = u64::MAX;
+    v.push(success(
+        "success_longest_fields",
+        "uuid, tool_version and persona at their 64-byte maximum; generation and created at u64::MAX",
+        &long,
+        &typical_plaintext(),
+    ));
+
+    let mut iso = Recipe::new();
+    iso.fields.usb_uuid = UsbUuid::parse(ISO_UUID).unwrap();
+    v.push(success(
+        "success_iso9660_uuid",
+        "bound to an ISO 9660 volume date as blkid prints it (2025-05-27-10-31-45-00)",
+        &iso,
+        &typical_plaintext(),
+    ));
+
+    let mut slower = Recipe::new();
+    slower.fields.log_n = 11;
+    v.push(success(
+        "success_log_n_11",
+        "work factor 11: the log_n field steers scrypt (N = 2^11)",
+        &slower,
+        &typical_plaintext(),
+    ));
+
+    let user_less = vec![etc_file()];
+    v.push(success(
+        "success_no_user",
+        "user_len 0: a stream with only root-anchored entries needs no user",
+        &r,
+        &entry_stream("", &user_less),
+    ));
+
+    // Rekey: unwrap with the old passphrase, rewrap the same file key for a
+    // new passphrase and stick with a fresh salt, bump the generation, and
+    // copy the payload bytes unchanged.
+    let plain = typical_plaintext();
+    let old = r.seal(&plain);
+    let header = Header::read(&mut &old[..]).unwrap();
+    let unlocked = header
+        .unlock(&r.secret(), Some(&r.fields.usb_uuid), CAP)
+        .unwrap();
+    let mut rekeyed = Recipe::new();
+    rekeyed.passphrase = NEW_PASSPHRASE.into();
+    rekeyed.fields.usb_uuid = UsbUuid::parse(OTHER_UUID).unwrap();
+    rekeyed.fields.generation = 2;
+    rekeyed.salt = rekey_salt();
+    let mut blob = unlocked
+        .rewrap_with_salt(&rekeyed.secret(), &rekeyed.fields, rekeyed.salt)
+        .unwrap();
+    blob.extend_from_slice(&old[header.len()..]);
+    assert_eq!(
+        blob,
+        rekeyed.seal(&plain),
+        "rekey must equal a bundle with the same file key and nonce"
+    );
+    v.push(
+        Vector::new(
+            "success_rekeyed",
+            Expect::Success,
+            "success_typical rekeyed (new passphrase, new stick ef01-5678, fresh salt 0x40..0x4f, generation 2); payload nonce and payload bytes unchanged",
+            blob.clone(),
+        )
+        .passphrase(NEW_PASSPHRASE)
+        .uuid(OTHER_UUID)
+        .released(&plain)
+        .recipe(&rekeyed, &plain),
+    );
+    v.push(
+        Vector::new(
+            "no_match_rekeyed_old_passphrase",
+            Expect::NoMatch,
+            "success_rekeyed tried with the passphrase it was rekeyed away from",
+            blob,
+        )
+        .uuid(OTHER_UUID),
+    );
+}
+
+/// Apply `f` to a copy of a valid blob.
+fn patched(blob: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = blob.to_vec();
+    f(&mut b);
+    b
+}
+
+fn header_vectors(v: &mut Vec<Vector>) {
+    let r = Recipe::new();
+    let lay = Layout::of(&r.fields);
+    let base = r.seal(&typical_plaintext());
+    let h = |name, comment: &str, blob| Vector::new(name, Expect::Header, comment, blob);
+
+    v.push(h(
+        "header_bad_magic",
+        "magic \"zeta-credz\"",
+        patched(&base, |b| b[9] = b'z'),
+    ));
+    v.push(h(
+        "header_age_file",
+        "an age v1 file: a different magic, never mistaken for a zeta-creds blob",
+        b"age-encryption.org/v1\n-> scrypt ICAhISIiIyMkJCUlJiYnJw 10\n".to_vec(),
+    ));
+    v.push(h(
+        "header_version_0",
+        "version byte 0x00",
+        patched(&base, |b| b[Layout::VERSION] = 0),
+    ));
+    v.push(h(
+        "header_version_2",
+        "version byte 0x02: an unknown version is rejected before anything after it is read",
+        patched(&base, |b| b[Layout::VERSION] = 2),
+    ));
+    v.push(h("header_truncated_empty", "an empty file", Vec::new()));
+    v.push(h(
+        "header_truncated_in_magic",
+        "the first 5 bytes of the magic only",
+        base[..5].to_vec(),
+    ));
+    v.push(h(
+        "header_truncated_in_uuid",
+        "ends after 3 of the 9 uuid bytes",
+        base[..Layout::UUID + 3].to_vec(),
+    ));
+    v.push(h(
+        "header_truncated_in_wrapped_key",
+        "ends in the middle of the wrapped key",
+        base[..lay.wrapped_key() + 20].to_vec(),
+    ));
+    v.push(h(
+        "header_truncated_in_nonce",
+        "ends in the middle of the payload nonce",
+        base[..lay.nonce() + 8].to_vec(),
+    ));
+    v.push(h(
+        "header_truncated_in_mac",
+        "ends one byte short of the end of the MAC",
+        base[..lay.payload() - 1].to_vec(),
+    ));
+    v.push(h(
+        "header_uuid_len_0",
+        "uuid_len 0 and no uuid bytes",
+        patched(&base, |b| {
+            b[Layout::UUID_LEN] = 0;
+            b.drain(Layout::UUID..lay.log_n());
+        }),
+    ));
+    v.push(h(
+        "header_uuid_len_65",
+        "uuid_len 65 followed by 65 valid uuid characters",
+        patched(&base, |b| {
+            b[Layout::UUID_LEN] = 65;
+            b.splice(Layout::UUID..lay.log_n(), [b'a'; 65]);
+        }),
+    ));
+    v.push(h(
+        "header_uuid_uppercase",
+        "uuid \"ABCD-1234\" in the header: a stored uuid must already be normalized",
+        patched(&base, |b| {
+            b[Layout::UUID..Layout::UUID + 4].copy_from_slice(b"ABCD")
+        }),
+    ));
+    v.push(h(
+        "header_log_n_9",
+        "log_n 9, below the minimum of 10",
+        patched(&base, |b| b[lay.log_n()] = 9),
+    ));
+    v.push(h(
+        "header_log_n_23",
+        "log_n 23, above the maximum of 22",
+        patched(&base, |b| b[lay.log_n()] = 23),
+    ));
+    v.push(
+        h(
+            "header_log_n_21_over_cap",
+            "log_n 21 is within the format's range but above the reader's cap of 20: refused before any scrypt work (WorkFactorTooHigh)",
+            patched(&base, |b| b[lay.log_n()] = 21),
+        )
+        .cap(20),
+    );
+    v.push(
+        h(
+            "header_log_n_11_over_cap_10",
+            "an otherwise valid blob at log_n 11, read with a cap of 10",
+            Recipe {
+                fields: HeaderFields {
+                    log_n: 11,
+                    ..Recipe::new().fields
+                },
+                ..Recipe::new()
+            }
+            .seal(&typical_plaintext()),
+        )
+        .cap(10),
+    );
+    v.push(h(
+        "header_tool_version_empty",
+        "tool_len 0",
+        patched(&base, |b| {
+            b[lay.tool_len()] = 0;
+            b.drain(lay.tool()..lay.persona_len());
+        }),
+    ));
+    v.push(h(
+        "header_tool_version_space",
+        "tool_version \"0.1 0\": a space is outside 0x21..=0x7e",
+        patched(&base, |b| b[lay.tool() + 3] = b' '),
+    ));
+    let mut with_persona = Recipe::new();
+    with_persona.fields.persona = "ops".into();
+    let persona_blob = with_persona.seal(&typical_plaintext());
+    let pl = Layout::of(&with_persona.fields);
+    v.push(h(
+        "header_persona_uppercase",
+        "persona \"Ops\": only [a-z0-9_-] is allowed",
+        patched(&persona_blob, |b| b[pl.persona()] = b'O'),
+    ));
+    v.push(h(
+        "header_persona_len_65",
+        "persona_len 65, followed by 65 valid persona characters",
+        patched(&base, |b| {
+            b[lay.persona_len()] = 65;
+            b.splice(lay.persona()..lay.persona(), [b'p'; 65]);
+        }),
+    ));
+}
+
+fn unlock_vectors(v: &mut Vec<Vector>) {
+    let r = Recipe::new();
+    let lay = Layout::of(&r.fields);
+    let base = r.seal(&typical_plaintext());
+
+    v.push(
+        Vector::new(
+            "binding_other_stick",
+            Expect::Binding,
+            "bound to abcd-1234, read with stick ef01-5678: refused before scrypt",
+            base.clone(),
+        )
+        .uuid(OTHER_UUID),
+    );
+
+    let nm = |name, comment: &str, blob| Vector::new(name, Expect::NoMatch, comment, blob);
+    v.push(
+        nm(
+            "no_match_wrong_passphrase",
+            "the passphrase is \"correct horse battery stapler\"",
+            base.clone(),
+        )
+        .passphrase("correct horse battery stapler"),
+    );
+    v.push(nm(
+        "no_match_wrapped_key_flipped",
+        "one bit of the wrapped key flipped: indistinguishable from a wrong passphrase",
+        patched(&base, |b| b[lay.wrapped_key() + 5] ^= 0x01),
+    ));
+    v.push(nm(
+        "no_match_wrapped_tag_flipped",
+        "one bit of the wrapped key's Poly1305 tag flipped",
+        patched(&base, |b| b[lay.wrapped_key() + 47] ^= 0x80),
+    ));
+    v.push(nm(
+        "no_match_salt_flipped",
+        "one bit of the scrypt salt flipped: a different KEK",
+        patched(&base, |b| b[lay.salt()] ^= 0x01),
+    ));
+    v.push(nm(
+        "no_match_log_n_changed",
+        "log_n rewritten from 10 to 11 (within the cap): a different KEK",
+        patched(&base, |b| b[lay.log_n()] = 11),
+    ));
+    v.push(
+        nm(
+            "no_match_uuid_forged",
+            "the clear uuid rewritten to abcd-1235 to pass the cheap check on stick abcd-1235: the KEK still binds abcd-1234",
+            patched(&base, |b| b[lay.log_n() - 1] = b'5'),
+        )
+        .uuid("abcd-1235"),
+    );
+
+    let hm = |name, comment: &str, blob| Vector::new(name, Expect::Hmac, comment, blob);
+    v.push(hm(
+        "hmac_mac_flipped",
+        "one bit of the MAC flipped",
+        patched(&base, |b| b[lay.mac() + 31] ^= 0x01),
+    ));
+    v.push(hm(
+        "hmac_generation_changed",
+        "generation rewritten from 1 to 2 (a forged \"newer\" blob)",
+        patched(&base, |b| b[lay.generation() + 7] = 2),
+    ));
+    v.push(hm(
+        "hmac_created_flipped",
+        "one bit of the creation time flipped",
+        patched(&base, |b| b[lay.created() + 7] ^= 0x01),
+    ));
+    v.push(hm(
+        "hmac_tool_version_changed",
+        "tool_version rewritten from 0.1.0 to 0.1.1",
+        patched(&base, |b| b[lay.tool() + 4] = b'1'),
+    ));
+    let mut with_persona = Recipe::new();
+    with_persona.fields.persona = "ops".into();
+    let pl = Layout::of(&with_persona.fields);
+    v.push(hm(
+        "hmac_persona_changed",
+        "persona rewritten from \"ops\" to \"dev\" (still a valid name)",
+        patched(&with_persona.seal(&typical_plaintext()), |b| {
+            b[pl.persona()..pl.persona() + 3].copy_from_slice(b"dev")
+        }),
+    ));
+    v.push(hm(
+        "hmac_nonce_flipped",
+        "one bit of the payload nonce flipped: the MAC fails before the payload key exists",
+        patched(&base, |b| b[lay.nonce() + 15] ^= 0x01),
+    ));
+    v.push(hm(
+        "hmac_header_swapped_tail",
+        "the MAC of another blob with the same file key (persona \"ops\") spliced in",
+        patched(&base, |b| {
+            let other = with_persona.header();
+            b[lay.mac()..lay.payload()].copy_from_slice(&other[pl.mac()..pl.payload()]);
+        }),
+    ));
+}
+
+fn payload_vectors(v: &mut Vec<Vector>) {
+    let r = Recipe::new();
+    let key = r.payload_key();
+    let header = r.header();
+    let hl = header.len();
+    let p = |name, comment: &str, blob| Vector::new(name, Expect::Payload, comment, blob);
+    let with_payload = |payload: &[u8]| {
+        let mut b = header.clone();
+        b.extend_from_slice(payload);
+        b
+    };
+
+    let typical = typical_plaintext();
+    let small = r.seal(&typical);
+    let two = padded_plaintext(CHUNK_SIZE + 100);
+    let two_blob = r.seal(&two);
+    let two_ranges = chunk_ranges(two.len());
+    let exact = padded_plaintext(CHUNK_SIZE);
+
+    v.push(
+        p(
+            "payload_no_chunks",
+            "a valid header and no payload at all: even an empty payload has one final chunk",
+            header.clone(),
+        )
+        .released(b""),
+    );
+    v.push(
+        p(
+            "payload_short_of_a_tag",
+            "a payload of 10 bytes, shorter than one Poly1305 tag",
+            patched(&small, |b| b.truncate(hl + 10)),
+        )
+        .released(b""),
+    );
+    v.push(
+        p(
+            "payload_truncated_last_chunk",
+            "the only (final) chunk loses its last byte",
+            patched(&small, |b| {
+                b.pop();
+            }),
+        )
+        .released(b""),
+    );
+    v.push(
+        p(
+            "payload_missing_final_chunk",
+            "65636 bytes of plaintext cut after the first chunk: the full middle chunk is released, then end of input before a final chunk",
+            patched(&two_blob, |b| b.truncate(hl + two_ranges[0].end)),
+        )
+        .released(&two[..CHUNK_SIZE]),
+    );
+    v.push(
+        p(
+            "payload_full_chunk_not_final",
+            "exactly 65536 bytes sealed as a middle chunk (flag 0x00) and nothing after it",
+            with_payload(&raw_chunk(&key, 0, false, &exact)),
+        )
+        .released(&exact),
+    );
+    v.push(
+        p(
+            "payload_final_flag_missing",
+            "the only chunk is short but sealed with flag 0x00: a short chunk can only be final",
+            with_payload(&raw_chunk(&key, 0, false, &typical)),
+        )
+        .released(b""),
+    );
+    v.push(
+        p(
+            "payload_trailing_garbage",
+            "one 0x00 byte after a short final chunk: it becomes part of that chunk, which no longer authenticates",
+            patched(&small, |b| b.push(0)),
+        )
+        .released(b""),
+    );
+    v.push(
+        p(
+            "payload_trailing_garbage_after_full_final",
+            "one 0x00 byte after a full final chunk: the final chunk is not released, the trailing byte is an error",
+            patched(&r.seal(&exact), |b| b.push(0)),
+        )
+        .released(b""),
+    );
+    let mut two_final = raw_chunk(&key, 0, true, &exact);
+    two_final.extend_from_slice(&raw_chunk(&key, 1, true, b"\x00"));
+    v.push(
+        p(
+            "payload_two_final_chunks",
+            "a full final chunk (counter 0) followed by another final chunk (counter 1)",
+            with_payload(&two_final),
+        )
+        .released(b""),
+    );
+    let mut last_empty = raw_chunk(&key, 0, false, &exact);
+    last_empty.extend_from_slice(&raw_chunk(&key, 1, true, b""));
+    v.push(
+        p(
+            "payload_last_chunk_empty",
+            "a full middle chunk followed by an empty final chunk: the final chunk may be empty only if the whole payload is",
+            with_payload(&last_empty),
+        )
+        .released(&exact),
+    );
+    v.push(
+        p(
+            "payload_chunk_flipped",
+            "one bit of the first (and only) chunk's ciphertext flipped",
+            patched(&small, |b| b[hl + 3] ^= 0x01),
+        )
+        .released(b""),
+    );
+    v.push(
+        p(
+            "payload_second_chunk_flipped",
+            "one bit of the second chunk's tag flipped: the first chunk is released, the second is not",
+            patched(&two_blob, |b| {
+                let last = b.len() - 1;
+                b[last] ^= 0x01
+            }),
+        )
+        .released(&two[..CHUNK_SIZE]),
+    );
+    let three = padded_plaintext(2 * CHUNK_SIZE + 100);
+    let three_ranges = chunk_ranges(three.len());
+    v.push(
+        p(
+            "payload_chunks_swapped",
+            "the first two full chunks of a three-chunk payload swapped",
+            patched(&r.seal(&three), |b| {
+                let (c0, c1) = (three_ranges[0].clone(), three_ranges[1].clone());
+                let first = b[hl + c0.start..hl + c0.end].to_vec();
+                let second = b[hl + c1.start..hl + c1.end].to_vec();
+                b[hl + c0.start..hl + c0.end].copy_from_slice(&second);
+                b[hl + c1.start..hl + c1.end].copy_from_slice(&first);
+            }),
+        )
+        .released(b""),
+    );
+    let mut skipped = raw_chunk(&key, 0, false, &two[..CHUNK_SIZE]);
+    skipped.extend_from_slice(&raw_chunk(&key, 2, true, &two[CHUNK_SIZE..]));
+    v.push(
+        p(
+            "payload_counter_skipped",
+            "the second chunk sealed with counter 2 instead of 1",
+            with_payload(&skipped),
+        )
+        .released(&two[..CHUNK_SIZE]),
+    );
+    let mut other_nonce = r.clone();
+    other_nonce.nonce[0] ^= 0x01;
+    v.push(
+        p(
+            "payload_key_from_other_nonce",
+            "the payload sealed under a payload key derived from a different nonce than the header's",
+            with_payload(&raw_chunk(&other_nonce.payload_key(), 0, true, &typical)),
+        )
+        .released(b""),
+    );
+}
+
+fn entries_vectors(v: &mut Vec<Vector>) {
+    let r = Recipe::new();
+    let e = |name, comment: &str, plain: Vec<u8>| {
+        Vector::new(name, Expect::Entries, comment, r.seal(&plain)).released(&plain)
+    };
+    let raw = |items: &[RawEntry]| RawStream::new(USER, items.to_vec());
+    let file = home_file().raw();
+
+    v.push(e(
+        "entries_empty_plaintext",
+        "a valid STREAM with an empty payload (one empty final chunk), which is not a valid entry stream",
+        Vec::new(),
+    ));
+    v.push(e(
+        "entries_path_dotdot",
+        "home entry with path \"../../etc/shadow\"",
+        raw(&[RawEntry {
+            path: b"../../etc/shadow".to_vec(),
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_path_absolute",
+        "root entry with path \"/etc/shadow\"",
+        raw(&[RawEntry {
+            anchor: 0,
+            path: b"/etc/shadow".to_vec(),
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_path_nul",
+        "path with a NUL byte: \".ssh/id_ed25519\\0.pub\"",
+        raw(&[RawEntry {
+            path: b".ssh/id_ed25519\0.pub".to_vec(),
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_unknown_kind",
+        "kind 0x02 (say, a symlink), which v1 does not define",
+        raw(&[RawEntry {
+            kind: 0x02,
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_unknown_anchor",
+        "anchor 0x02, which v1 does not define",
+        raw(&[RawEntry {
+            anchor: 0x02,
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_unknown_tag",
+        "record tag 0x02 where an entry (0x01) or the end marker (0x00) must be",
+        raw(&[RawEntry {
+            tag: 0x02,
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_bad_end_count",
+        "two entries, end marker counts 3",
+        RawStream {
+            end_count: Some(3),
+            ..raw(&[file.clone(), etc_file().raw()])
+        }
+        .encode(),
+    ));
+    v.push(e(
+        "entries_missing_end_marker",
+        "the plaintext ends after the last entry's body, without an end marker",
+        RawStream {
+            end_count: None,
+            ..raw(std::slice::from_ref(&file))
+        }
+        .encode(),
+    ));
+    v.push(e(
+        "entries_body_shorter_than_size",
+        "size declares 60 more bytes than the body has: the end marker is read as body, then the stream ends",
+        raw(&[RawEntry {
+            size: file.body.len() as u64 + 60,
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_sha256_mismatch",
+        "the body's last byte changed after its digest was taken",
+        raw(&[RawEntry {
+            body: patched(&file.body, |b| {
+                let last = b.len() - 1;
+                b[last] = b'!';
+            }),
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_duplicate_path",
+        "the same home path twice",
+        raw(&[file.clone(), file.clone()]).encode(),
+    ));
+    v.push(e(
+        "entries_data_after_end",
+        "one 0x00 byte after the end marker",
+        RawStream {
+            trailing: vec![0],
+            ..raw(std::slice::from_ref(&file))
+        }
+        .encode(),
+    ));
+    let dir = ssh_dir().raw();
+    v.push(e(
+        "entries_dir_nonzero_size",
+        "a directory with size 5 and a 5-byte body",
+        raw(&[RawEntry {
+            size: 5,
+            body: b"hello".to_vec(),
+            ..dir.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_dir_nonzero_digest",
+        "a directory with size 0 but a non-zero digest",
+        raw(&[RawEntry {
+            sha256: Sha256::digest(b"").into(),
+            ..dir
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_mode_too_big",
+        "mode 0o100600 (st_mode with the file-type bits), above 0o7777",
+        raw(&[RawEntry {
+            mode: 0o100600,
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_owner_empty",
+        "owner_len 0",
+        raw(&[RawEntry {
+            owner: Vec::new(),
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_size_over_limit",
+        "size 2^36 + 1, above the per-entry limit; refused before any body byte is read",
+        raw(&[RawEntry {
+            size: (1 << 36) + 1,
+            ..file.clone()
+        }])
+        .encode(),
+    ));
+    v.push(e(
+        "entries_user_too_long",
+        "user_len 33, above the 32-byte name limit",
+        RawStream {
+            user: vec![b'u'; 33],
+            ..raw(&[file])
+        }
+        .encode(),
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// Regeneration and the known-answer comparison.
+// ---------------------------------------------------------------------------
+
+fn regen_requested() -> bool {
+    std::env::var_os(ENV_REGEN).is_some_and(|v| v == "1")
+}
+
+/// With `ZETA_CREDS_REGEN_VECTORS=1`, write every vector (once per test
+/// process, before any test reads the directory) and remove files the
+/// generator no longer knows.
+fn ensure_regenerated() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    if !regen_requested() {
+        return;
+    }
+    DONE.get_or_init(|| {
+        let dir = vectors_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let vectors = all_vectors();
+        let names: BTreeSet<&str> = vectors.iter().map(|v| v.name).collect();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name != "README.md" && !names.contains(name.as_str()) {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
+        for v in &vectors {
+            std::fs::write(dir.join(v.name), v.encode()).unwrap();
+        }
+    });
+}
+
+/// The files in the vectors directory, by name (README.md excluded).
+fn vector_files() -> BTreeMap<String, Vec<u8>> {
+    ensure_regenerated();
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(vectors_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name != "README.md" {
+            out.insert(name, std::fs::read(entry.path()).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn vectors_match_generator() {
+    let files = vector_files();
+    let mut problems = Vec::new();
+    for v in all_vectors() {
+        let want = v.encode();
+        match files.get(v.name) {
+            None => problems.push(format!("{}: missing", v.name)),
+            Some(got) if *got != want => {
+                let at = got.iter().zip(&want).position(|(a, b)| a != b);
+                problems.push(format!(
+                    "{}: differs (first difference at byte {}, {} bytes on disk, {} generated)",
+                    v.name,
+                    at.unwrap_or(got.len().min(want.len())),
+                    got.len(),
+                    want.len()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the code no longer reproduces the vectors byte for byte:\n  {}\n\
+         If the format changed on purpose it needs a new version (FORMAT.md §12); \
+         regenerate with {ENV_REGEN}=1 cargo test -p zeta-creds --test vectors",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn no_stale_vector_files() {
+    let known: BTreeSet<&str> = all_vectors().iter().map(|v| v.name).collect();
+    let stale: Vec<String> = vector_files()
+        .into_keys()
+        .filter(|name| !known.contains(name.as_str()))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "files the generator does not know (remove them, or regenerate with {ENV_REGEN}=1): {stale:?}"
+    );
+}
+
+#[test]
+fn vector_set_covers_every_class() {
+    let vectors = all_vectors();
+    for expect in Expect::ALL {
+        assert!(
+            vectors.iter().any(|v| v.expect == expect),
+            "no vector expects {}",
+            expect.as_str()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading a vector file, independently of the generator.
+// ---------------------------------------------------------------------------
+
+struct VectorFile {
+    name: String,
+    expect: Expect,
+    passphrase: String,
+    usb_uuid: String,
+    max_log_n: u8,
+    file_key: Option<[u8; 32]>,
+    payload: Option<[u8; 32]>,
+    blob: Vec<u8>,
+}
+
+fn hex32(s: &str) -> Result<[u8; 32], String> {
+    hex::decode(s)
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| "expected 32 bytes of hex".to_string())
+}
+
+fn parse_vector(name: &str, bytes: &[u8]) -> Result<VectorFile, String> {
+    let split = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .ok_or("no blank line after the header")?;
+    let text = std::str::from_utf8(&bytes[..split]).map_err(|_| "header is not UTF-8")?;
+    let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in text.lines() {
+        let (k, val) = line
+            .split_once(": ")
+            .ok_or_else(|| format!("line {line:?} is not `key: value`"))?;
+        if !matches!(
+            k,
+            "expect" | "passphrase" | "usb uuid" | "max log_n" | "file key" | "payload" | "comment"
+        ) {
+            return Err(format!("unknown key {k:?}"));
+        }
+        if keys.insert(k, val).is_some() {
+            return Err(format!("key {k:?} given twice"));
+        }
+    }
+    let need = |k: &str| keys.get(k).copied().ok_or_else(|| format!("missing `{k}`"));
+    need("comment")?;
+    Ok(VectorFile {
+        name: name.to_string(),
+        expect: Expect::parse(need("expect")?).ok_or("unknown `expect` value")?,
+        passphrase: need("passphrase")?.to_string(),
+        usb_uuid: need("usb uuid")?.to_string(),
+        max_log_n: need("max log_n")?.parse().map_err(|_| "bad `max log_n`")?,
+        file_key: keys.get("file key").map(|s| hex32(s)).transpose()?,
+        payload: keys.get("payload").map(|s| hex32(s)).transpose()?,
+        blob: bytes[split + 2..].to_vec(),
+    })
+}
+
+fn read_vector_files() -> Vec<VectorFile> {
+    let files = vector_files();
+    assert!(
+        files.len() >= 40,
+        "only {} vector files; generate them with {ENV_REGEN}=1 cargo test -p zeta-creds --test vectors",
+        files.len()
+    );
+    files
+        .iter()
+        .map(|(name, bytes)| parse_vector(name, bytes).unwrap_or_else(|e| panic!("{name}: {e}")))
+        .collect()
+}
+
+/// What decrypting a vector with the crate's public API did.
+struct Outcome {
+    /// `None` for success, else the failure class.
+    failure: Option<ErrorClass>,
+    /// Every plaintext byte the STREAM reader released.
+    released: Vec<u8>,
+    /// Whether a payload reader was ever constructed.
+    payload_reader: bool,
+    /// Whether the entry reader reported the end of a complete stream.
+    end_seen: bool,
+    /// Entries whose body was read to the end and whose digest verified.
+    completed: usize,
+    /// The error's message, for `ZETA_CREDS_VECTORS_VERBOSE=1`.
+    message: String,
+}
+
+/// Records every byte the inner reader hands out.
+struct Tee<R> {
+    inner: R,
+    seen: Vec<u8>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Read a whole entry stream the way `verify --list` or a staging restore
+/// would: every entry, every body.
+fn read_entries<R: Read>(input: R, out: &mut Outcome) -> Result<(), zeta_creds::envelope::Error> {
+    let mut reader = EntryReader::new(input)?;
+    let mut buf = vec![0u8; 4096];
+    while let Some(meta) = reader.next_entry()? {
+        let mut hasher = Sha256::new();
+        let mut len = 0u64;
+        loop {
+            let n = reader.read_body(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            len += n as u64;
+        }
+        assert_eq!(len, meta.size, "{}: body length", meta.display_path());
+        if meta.kind == EntryKind::File {
+            assert_eq!(<[u8; 32]>::from(hasher.finalize()), meta.sha256);
+        }
+        out.completed += 1;
+    }
+    out.end_seen = true;
+    Ok(())
+}
+
+fn decrypt_with_api(v: &VectorFile) -> Outcome {
+    let mut out = Outcome {
+        failure: None,
+        released: Vec::new(),
+        payload_reader: false,
+        end_seen: false,
+        completed: 0,
+        message: String::new(),
+    };
+    let mut input = &v.blob[..];
+    let header = match Header::read(&mut input) {
+        Ok(h) => h,
+        Err(e) => {
+            out.failure = Some(e.class());
+            out.message = e.to_string();
+            return out;
+        }
+    };
+    let uuid = UsbUuid::parse(&v.usb_uuid).expect("the vector's usb uuid is valid");
+    let passphrase = SecretString::from(v.passphrase.as_str());
+    let unlocked = match header.unlock(&passphrase, Some(&uuid), v.max_log_n) {
+        Ok(u) => u,
+        Err(e) => {
+            out.failure = Some(e.class());
+            out.message = e.to_string();
+            return out;
+        }
+    };
+    out.payload_reader = true;
+    let mut tee = Tee {
+        inner: unlocked.payload_reader(input),
+        seen: Vec::new(),
+    };
+    let result = read_entries(&mut tee, &mut out);
+    if let Err(e) = &result {
+        out.failure = Some(e.class());
+        out.message = e.to_string();
+        if e.class() == ErrorClass::Entries {
+            // The STREAM itself is sound: drain it so that `released` is
+            // every byte it hands out.
+            let mut rest = Vec::new();
+            tee.read_to_end(&mut rest)
+                .expect("an entries failure sits in a valid STREAM");
+        }
+    }
+    let finished = StreamReader::is_finished(&tee.inner);
+    match out.failure {
+        None => assert!(finished, "{}: success before the final chunk", v.name),
+        Some(ErrorClass::Payload) => {
+            assert!(!finished, "{}: payload failure after the end", v.name)
+        }
+        _ => {}
+    }
+    out.released = tee.seen;
+    out
+}
+
+fn check_vector(v: &VectorFile) -> Result<(), String> {
+    // The file's own consistency.
+    if v.file_key.is_some() != v.expect.unwraps() {
+        return Err("`file key` must be present exactly when the key unwraps".into());
+    }
+    if v.payload.is_some() != v.expect.reaches_payload() {
+        return Err("`payload` must be present exactly when plaintext can be released".into());
+    }
+    if v.file_key.is_some_and(|k| k != file_key()) {
+        return Err("unexpected file key".into());
+    }
+
+    let out = decrypt_with_api(v);
+    if std::env::var_os("ZETA_CREDS_VECTORS_VERBOSE").is_some() {
+        eprintln!(
+            "{}: {} ({} bytes released, {} entries complete)",
+            v.name,
+            if out.message.is_empty() {
+                "ok"
+            } else {
+                &out.message
+            },
+            out.released.len(),
+            out.completed
+        );
+    }
+    let got = match out.failure {
+        None => Expect::Success,
+        Some(class) => {
+            Expect::from_class(class).ok_or_else(|| format!("unexpected error class {class:?}"))?
+        }
+    };
+    if got != v.expect {
+        return Err(format!(
+            "expected {}, got {}",
+            v.expect.as_str(),
+            got.as_str()
+        ));
+    }
+    if let Some(want) = v.payload {
+        let have: [u8; 32] = Sha256::digest(&out.released).into();
+        if have != want {
+            return Err(format!(
+                "released plaintext ({} bytes) does not match `payload`",
+                out.released.len()
+            ));
+        }
+    }
+    // Nothing released before the MAC holds, and no failing vector ever
+    // looks complete: a staging restore commits only after the end marker
+    // and the final chunk, so a failure anywhere means nothing is written.
+    if !v.expect.reaches_payload() && (out.payload_reader || !out.released.is_empty()) {
+        return Err("plaintext released before the header was authenticated".into());
+    }
+    if v.expect != Expect::Success && out.end_seen {
+        return Err(format!(
+            "the entry stream looked complete ({} entries) before the failure",
+            out.completed
+        ));
+    }
+    if v.expect == Expect::Payload && !out.released.len().is_multiple_of(CHUNK_SIZE) {
+        return Err("part of an unauthenticated chunk was released".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn every_vector_gives_its_expectation() {
+    let vectors = read_vector_files();
+    let failures: Vec<String> = vectors
+        .iter()
+        .filter_map(|v| check_vector(v).err().map(|e| format!("{}: {e}", v.name)))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors failed:\n  {}",
+        failures.len(),
+        vectors.len(),
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn spec_decoder_agrees_with_every_vector() {
+    let vectors = read_vector_files();
+    let mut failures = Vec::new();
+    for v in &vectors {
+        let (got, released) = spec::decrypt(v);
+        if got != v.expect {
+            failures.push(format!(
+                "{}: spec decoder says {}, file expects {}",
+                v.name,
+                got.as_str(),
+                v.expect.as_str()
+            ));
+        } else if let Some(want) = v.payload
+            && <[u8; 32]>::from(Sha256::digest(&released)) != want
+        {
+            failures.push(format!("{}: spec decoder released other plaintext", v.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn spec_encoder_reproduces_success_vectors() {
+    let mut checked = 0;
+    for v in all_vectors() {
+        if let Some((recipe, plain)) = &v.recipe {
+            assert_eq!(
+                spec::encrypt(recipe, &file_key(), plain),
+                v.blob,
+                "{}: FORMAT.md and the code disagree",
+                v.name
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8);
+}
+
+/// FORMAT.md §11 walks through `success_no_entries` field by field, with
+/// every intermediate value. Keep that text in step with the vector.
+#[test]
+fn format_md_worked_example_is_current() {
+    let v = all_vectors()
+        .into_iter()
+        .find(|v| v.name == "success_no_entries")
+        .unwrap();
+    let b = &v.blob;
+    let lay = Layout::of(&Recipe::new().fields);
+    let hx = |r: std::ops::Range<usize>| hex::encode(&b[r]);
+    let s = spec::scrypt_s(PASSPHRASE, &salt(), LOG_N);
+    let kek = spec::kek_from_s(&s, UUID.as_bytes());
+    let mac_key = spec::hkdf(&file_key(), b"", spec::LABEL_HEADER);
+    let payload_key = spec::hkdf(&file_key(), &payload_nonce(), spec::LABEL_PAYLOAD);
+    let plain = entry_stream(USER, &[]);
+    let mut lines = vec![
+        format!("file key       {}", hex::encode(file_key())),
+        format!("s              {}", hex::encode(s)),
+        format!("KEK            {}", hex::encode(kek)),
+        format!("MAC key        {}", hex::encode(mac_key)),
+        format!("payload key    {}", hex::encode(payload_key)),
+        format!("plaintext      {}", hex::encode(&plain)),
+        String::new(),
+        format!("magic          {}", hx(0..Layout::VERSION)),
+        format!("version        {}", hx(Layout::VERSION..Layout::UUID_LEN)),
+        format!("uuid_len       {}", hx(Layout::UUID_LEN..Layout::UUID)),
+        format!("uuid           {}", hx(Layout::UUID..lay.log_n())),
+        format!("log_n          {}", hx(lay.log_n()..lay.salt())),
+        format!("salt           {}", hx(lay.salt()..lay.wrapped_key())),
+        format!(
+            "wrapped_key    {}",
+            hx(lay.wrapped_key()..lay.wrapped_key() + 32)
+        ),
+        format!(
+            "               {}",
+            hx(lay.wrapped_key() + 32..lay.generation())
+        ),
+        format!("generation     {}", hx(lay.generation()..lay.created())),
+        format!("created        {}", hx(lay.created()..lay.tool_len())),
+        format!("tool_len       {}", hx(lay.tool_len()..lay.tool())),
+        format!("tool_version   {}", hx(lay.tool()..lay.persona_len())),
+        format!("persona_len    {}", hx(lay.persona_len()..lay.persona())),
+        format!("payload_nonce  {}", hx(lay.nonce()..lay.mac())),
+        format!("mac            {}", hx(lay.mac()..lay.payload())),
+        format!("chunk 0        {}", hx(lay.payload()..b.len())),
+    ];
+    assert_eq!(lay.persona(), lay.nonce(), "no persona in this vector");
+    assert_eq!(b.len(), lay.payload() + plain.len() + TAG_LEN);
+    lines.push(String::new());
+    let block = lines.join("\n");
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FORMAT.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap_or_default();
+    assert!(
+        doc.contains(&block),
+        "docs/FORMAT.md §11 must contain this worked example verbatim:\n\n{block}"
+    );
+}
+
+/// An independent implementation of FORMAT.md, sharing no code with the
+/// crate: only the primitives (scrypt, HKDF, HMAC, ChaCha20-Poly1305,
+/// SHA-256). Whole-buffer, not streaming; it is here to check the spec.
+mod spec {
+    use super::*;
+
+    pub const MAGIC: &[u8] = b"zeta-creds";
+    pub const LABEL_SCRYPT: &[u8] = b"zeta-creds/v1/scrypt";
+    pub const LABEL_KEK: &[u8] = b"zeta-creds/v1/kek";
+    pub const LABEL_HEADER: &[u8] = b"zeta-creds/v1/header";
+    pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
+    const CHUNK: usize = 64 * 1024;
+
+    /// HKDF-SHA-256(ikm, salt, info), 32 bytes (RFC 5869).
+    pub fn hkdf(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
+        let mut okm = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(salt), ikm)
+            .expand(info, &mut okm)
+            .unwrap();
+        okm
+    }
+
+    /// §3.3: `s = scrypt(P = passphrase, S = label || salt, N = 2^log_n, r = 8, p = 1, dkLen = 32)`.
+    pub fn scrypt_s(passphrase: &str, salt: &[u8], log_n: u8) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        let params = scrypt::Params::new(log_n, 8, 1).unwrap();
+        let salt = [LABEL_SCRYPT, salt].concat();
+        scrypt::scrypt(passphrase.as_bytes(), &salt, &params, &mut s).unwrap();
+        s
+    }
+
+    /// §3.4: `KEK = HKDF(ikm = s, salt = "", info = label || 0x00 || uuid)`.
+    pub fn kek_from_s(s: &[u8; 32], uuid: &[u8]) -> [u8; 32] {
+        hkdf(s, b"", &[LABEL_KEK, &[0x00], uuid].concat())
+    }
+
+    fn kek(passphrase: &str, salt: &[u8], log_n: u8, uuid: &[u8]) -> [u8; 32] {
+        kek_from_s(&scrypt_s(passphrase, salt, log_n), uuid)
+    }
+
+    pub fn hmac(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256>>::new_from_slice(key).unwrap();
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
+    }
+
+    pub fn aead(key: &[u8; 32]) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(&(*key).into())
+    }
+
+    fn chunk_nonce(counter: u64, last: bool) -> Nonce {
+        let mut n = [0u8; 12];
+        n[3..11].copy_from_slice(&counter.to_be_bytes());
+        n[11] = u8::from(last);
+        Nonce::from(n)
+    }
+
+    pub fn seal_chunk(key: &[u8; 32], counter: u64, last: bool, plain: &[u8]) -> Vec<u8> {
+        aead(key)
+            .encrypt(&chunk_nonce(counter, last), plain)
+            .unwrap()
+    }
+
+    fn open_chunk(key: &[u8; 32], counter: u64, last: bool, chunk: &[u8]) -> Option<Vec<u8>> {
+        aead(key).decrypt(&chunk_nonce(counter, last), chunk).ok()
+    }
+
+    /// §6 encryption (and §7 rekey, which is the same with the old file key
+    /// and nonce).
+    pub fn encrypt(r: &Recipe, file_key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
+        let f = &r.fields;
+        let kek = kek(
+            &r.passphrase,
+            &r.salt,
+            f.log_n,
+            f.usb_uuid.as_str().as_bytes(),
+        );
+        let wrapped = aead(&kek)
+            .encrypt(&Nonce::from([0u8; 12]), &file_key[..])
+            .unwrap();
+        let mut h = MAGIC.to_vec();
+        h.push(1);
+        h.push(f.usb_uuid.as_str().len() as u8);
+        h.extend_from_slice(f.usb_uuid.as_str().as_bytes());
+        h.push(f.log_n);
+        h.extend_from_slice(&r.salt);
+        h.extend_from_slice(&wrapped);
+        h.extend_from_slice(&f.generation.to_be_bytes());
+        h.extend_from_slice(&f.created.to_be_bytes());
+        h.push(f.tool_version.len() as u8);
+        h.extend_from_slice(f.tool_version.as_bytes());
+        h.push(f.persona.len() as u8);
+        h.extend_from_slice(f.persona.as_bytes());
+        h.extend_from_slice(&r.nonce);
+        let mac = hmac(&hkdf(file_key, b"", LABEL_HEADER), &h);
+        h.extend_from_slice(&mac);
+        let key = hkdf(file_key, &r.nonce, LABEL_PAYLOAD);
+        let n = plain.len().div_ceil(CHUNK).max(1);
+        for i in 0..n {
+            let end = ((i + 1) * CHUNK).min(plain.len());
+            h.extend_from_slice(&seal_chunk(
+                &key,
+                i as u64,
+                i + 1 == n,
+                &plain[i * CHUNK..end],
+            ));
+        }
+        h
+    }
+
+    struct Cursor<'a> {
+        data: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let out = self.data.get(self.pos..self.pos + n)?;
+            self.pos += n;
+            Some(out)
+        }
+        fn u8(&mut self) -> Option<u8> {
+            Some(self.take(1)?[0])
+        }
+        fn u16(&mut self) -> Option<u16> {
+            Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+        }
+    }
+
+    struct ParsedHeader<'a> {
+        uuid: &'a [u8],
+        log_n: u8,
+        salt: &'a [u8],
+        wrapped: &'a [u8],
+        nonce: &'a [u8],
+        /// magic through nonce
+        mac_input: &'a [u8],
+        mac: &'a [u8],
+        payload: &'a [u8],
+    }
+
+    /// §2: `None` is a header failure.
+    fn parse_header(blob: &[u8]) -> Option<ParsedHeader<'_>> {
+        let mut c = Cursor { data: blob, pos: 0 };
+        if c.take(10)? != MAGIC || c.u8()? != 1 {
+            return None;
+        }
+        let uuid_len = c.u8()? as usize;
+        let uuid = c.take(uuid_len)?;
+        let uuid_ok = |b: &u8| b.is_ascii_digit() || b.is_ascii_lowercase() || *b == b'-';
+        if !(1..=64).contains(&uuid_len) || !uuid.iter().all(uuid_ok) {
+            return None;
+        }
+        let log_n = c.u8()?;
+        if !(10..=22).contains(&log_n) {
+            return None;
+        }
+        let salt = c.take(16)?;
+        let wrapped = c.take(48)?;
+        c.u64()?; // generation
+        c.u64()?; // created
+        let tool_len = c.u8()? as usize;
+        let tool = c.take(tool_len)?;
+        if !(1..=64).contains(&tool_len) || !tool.iter().all(|b| (0x21..=0x7e).contains(b)) {
+            return None;
+        }
+        let persona_len = c.u8()? as usize;
+        if persona_len > 64 {
+            return None;
+        }
+        let persona = c.take(persona_len)?;
+        if !persona.iter().all(|b| uuid_ok(b) || *b == b'_') {
+            return None;
+        }
+        let nonce = c.take(16)?;
+        let mac_input = &blob[..c.pos];
+        let mac = c.take(32)?;
+        Some(ParsedHeader {
+            uuid,
+            log_n,
+            salt,
+            wrapped,
+            nonce,
+            mac_input,
+            mac,
+            payload: &blob[c.pos..],
+        })
+    }
+
+    /// §4: the plaintext released, and whether the STREAM was valid.
+    fn open_stream(key: &[u8; 32], payload: &[u8]) -> (Vec<u8>, bool) {
+        let mut released = Vec::new();
+        let mut pos = 0;
+        let mut counter = 0u64;
+        loop {
+            let rest = &payload[pos..];
+            if rest.len() < 16 {
+                // No final chunk (or not even a tag where one must be).
+                return (released, false);
+            }
+            let chunk = &rest[..rest.len().min(CHUNK + 16)];
+            pos += chunk.len();
+            if chunk.len() == CHUNK + 16
+                && let Some(plain) = open_chunk(key, counter, false, chunk)
+            {
+                released.extend_from_slice(&plain);
+                counter += 1;
+                continue;
+            }
+            let Some(plain) = open_chunk(key, counter, true, chunk) else {
+                return (released, false);
+            };
+            // The final chunk: empty only if it is the only one, and
+            // nothing may follow it. Released only once both hold.
+            if (plain.is_empty() && counter > 0) || pos != payload.len() {
+                return (released, false);
+            }
+            released.extend_from_slice(&plain);
+            return (released, true);
+        }
+    }
+
+    fn valid_name(name: &[u8]) -> bool {
+        let body = name.strip_suffix(b"$").unwrap_or(name);
+        (1..=32).contains(&name.len())
+            && body.first() != Some(&b'-')
+            && body
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    }
+
+    fn valid_path(path: &[u8]) -> bool {
+        std::str::from_utf8(path).is_ok()
+            && !path.contains(&0)
+            && path
+                .split(|b| *b == b'/')
+                .all(|c| !c.is_empty() && c != b"." && c != b"..")
+    }
+
+    /// §5: `None` is an entries failure.
+    fn parse_entries(p: &[u8]) -> Option<()> {
+        let mut c = Cursor { data: p, pos: 0 };
+        let user_len = c.u8()? as usize;
+        let user = c.take(user_len)?;
+        if user_len > 32 || (!user.is_empty() && !valid_name(user)) {
+            return None;
+        }
+        let mut seen = HashSet::new();
+        loop {
+            match c.u8()? {
+                0x00 => {
+                    let count = c.u64()?;
+                    return (count == seen.len() as u64 && c.pos == p.len()).then_some(());
+                }
+                0x01 => {}
+                _ => return None,
+            }
+            let anchor = c.u8()?;
+            let kind = c.u8()?;
+            let path_len = c.u16()? as usize;
+            let path = c.take(path_len)?;
+            let mode = c.u16()?;
+            let owner_len = c.u8()? as usize;
+            let owner = c.take(owner_len)?;
+            let group_len = c.u8()? as usize;
+            let group = c.take(group_len)?;
+            c.u64()?; // mtime
+            let size = c.u64()?;
+            let digest = c.take(32)?;
+            let ok = anchor <= 1
+                && kind <= 1
+                && (1..=4096).contains(&path_len)
+                && valid_path(path)
+                && mode <= 0o7777
+                && valid_name(owner)
+                && valid_name(group)
+                && size <= 1 << 36
+                && (kind == 0 || (size == 0 && digest == [0; 32]))
+                && seen.insert((anchor, path))
+                && seen.len() <= 100_000;
+            if !ok {
+                return None;
+            }
+            let body = c.take(size as usize)?;
+            if kind == 0 && Sha256::digest(body)[..] != *digest {
+                return None;
+            }
+        }
+    }
+
+    /// §6, in order. Returns the outcome and the plaintext released.
+    pub fn decrypt(v: &VectorFile) -> (Expect, Vec<u8>) {
+        let Some(h) = parse_header(&v.blob) else {
+            return (Expect::Header, Vec::new());
+        };
+        // The caller's UUID, normalized (§2).
+        let expected = v.usb_uuid.trim().to_ascii_lowercase();
+        if h.uuid != expected.as_bytes() {
+            return (Expect::Binding, Vec::new());
+        }
+        if h.log_n > v.max_log_n {
+            return (Expect::Header, Vec::new());
+        }
+        let kek = kek(&v.passphrase, h.salt, h.log_n, h.uuid);
+        let Ok(file_key) = aead(&kek).decrypt(&Nonce::from([0u8; 12]), h.wrapped) else {
+            return (Expect::NoMatch, Vec::new());
+        };
+        let file_key: [u8; 32] = file_key.try_into().unwrap();
+        // Constant time is irrelevant here; this decoder holds no secret
+        // worth protecting.
+        if hmac(&hkdf(&file_key, b"", LABEL_HEADER), h.mac_input)[..] != *h.mac {
+            return (Expect::Hmac, Vec::new());
+        }
+        let key = hkdf(&file_key, h.nonce, LABEL_PAYLOAD);
+        let (released, ok) = open_stream(&key, h.payload);
+        if !ok {
+            return (Expect::Payload, released);
+        }
+        match parse_entries(&released) {
+            Some(()) => (Expect::Success, released),
+            None => (Expect::Entries, released),
+        }
+    }
+}
