@@ -216,7 +216,14 @@ pub fn plan(opts: &Options) -> Result<Plan, Error> {
             });
         }
     }
-    let generation = next_generation(opts)?;
+    // 1 + the highest of the blob being replaced and the state record of
+    // the system being re-bundled, so a re-bundle is never refused as a
+    // rollback (DESIGN.md "Rollback refused").
+    let recorded = match crate::state::load(&root) {
+        crate::state::Loaded::Present(s) => s.generation,
+        _ => 0,
+    };
+    let generation = next_generation(opts)?.max(recorded.saturating_add(1));
     Ok(Plan {
         user: manifest.user,
         items: walker.items,

@@ -52,7 +52,9 @@ pub fn install_signal_handler() -> std::io::Result<()> {
             if let Some(signo) = signals.forever().next() {
                 let _commit = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
                 remove_everything();
-                eprintln!("zeta-creds: interrupted by signal {signo}; temporary files removed, nothing committed");
+                crate::error!(
+                    "interrupted by signal {signo}; temporary files removed, nothing committed"
+                );
                 std::process::exit(128 + signo);
             }
         })?;

@@ -19,7 +19,8 @@ use zeta_creds::envelope::{
     MIN_LOG_N, UnlockedHeader, UsbUuid,
 };
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
-use zeta_creds::{bundle, manifest, restore, sys};
+use zeta_creds::{bundle, cleanup, manifest, msg, restore, sys};
+use zeta_creds::{error, notice, warning};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -107,6 +108,13 @@ enum Command {
         /// Decrypt, verify and report what would change; write nothing
         #[arg(long)]
         dry_run: bool,
+        /// A file changed locally since the last restore: keep it (default),
+        /// let the blob win, or let the blob win and keep NAME.zeta-creds-bak
+        #[arg(long, value_name = "POLICY", value_enum, default_value_t = restore::OnConflict::KeepModified)]
+        on_conflict: restore::OnConflict,
+        /// Restore a blob older than the one last restored on this system
+        #[arg(long)]
+        allow_rollback: bool,
         /// Refuse blobs whose work factor exceeds this, before running scrypt
         #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
               value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
@@ -180,6 +188,10 @@ struct PassphraseArgs {
 
 impl PassphraseArgs {
     fn sources(&self, env_passphrase: Option<secrecy::SecretString>) -> Passphrases {
+        if let (Some(path), false) = (&self.passphrase_file, self.keep_passphrase_file) {
+            // Deleted by the signal thread too, not only by the drop guard.
+            cleanup::register_passphrase_file(path.clone());
+        }
         let opts = SourceOptions {
             credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
             passphrase_fd: self.passphrase_fd,
@@ -266,6 +278,7 @@ fn exit_code(err: &CliError) -> u8 {
             restore::Error::TargetRoot { .. } => 6,
             restore::Error::Accounts { .. } => 7,
             restore::Error::Stage { .. } => 1,
+            restore::Error::Rollback { .. } => 8,
         },
         CliError::PersonaMismatch { .. } => 1,
         CliError::Incomplete { .. } => 7,
@@ -299,24 +312,28 @@ fn main() -> ExitCode {
     // First, before any thread exists: take the passphrase out of the
     // environment so no child process inherits it.
     let env_passphrase = sys::take_env_passphrase();
-    for warning in sys::harden_process() {
-        eprintln!("zeta-creds: warning: {warning}");
+    for w in sys::harden_process() {
+        warning!("{w}");
     }
     let cli = Cli::parse();
+    // After the environment is clean: this starts a thread.
+    if let Err(e) = cleanup::install_signal_handler() {
+        warning!("cannot handle signals ({e}); an interrupted run may leave temporary files");
+    }
     match run(cli, env_passphrase) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("zeta-creds: error: {err}");
+            error!("{err}");
             let mut source = std::error::Error::source(&err);
             // thiserror's transparent variants already include their source.
             while let Some(s) = source {
                 if !err.to_string().contains(&s.to_string()) {
-                    eprintln!("zeta-creds:   caused by: {s}");
+                    msg::emit(msg::Level::Error, false, format_args!("  caused by: {s}"));
                 }
                 source = s.source();
             }
             if let Some(h) = hint(&err) {
-                eprintln!("zeta-creds: hint: {h}");
+                msg::emit(msg::Level::Error, false, format_args!("hint: {h}"));
             }
             ExitCode::from(exit_code(&err))
         }
@@ -352,7 +369,7 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             };
             let plan = bundle::plan(&opts)?;
             for s in &plan.skipped {
-                eprintln!("zeta-creds: skipped {}: {}", s.path, s.reason);
+                notice!("skipped {}: {}", s.path, s.reason);
             }
             let message = format!(
                 "New passphrase for zeta-creds blob {} (USB {usb_uuid})",
@@ -391,11 +408,16 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             user,
             persona,
             dry_run,
+            on_conflict,
+            allow_rollback,
             max_work_factor,
             json,
             passphrase,
         } => {
             let mut sources = passphrase.sources(env_passphrase);
+            if let Err(why) = sys::lock_memory() {
+                warning!("{why}");
+            }
             let usb_uuid = read_uuid(&uuid)?;
             let (file, header) = open_blob(&blob)?;
             let unlocked = unlock(
@@ -426,6 +448,9 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
                 target_root,
                 user,
                 dry_run,
+                on_conflict,
+                allow_rollback,
+                generation,
             };
             let report = restore::restore(&mut entries, &opts).map_err(restore_err)?;
             print_restore_report(&report, &blob, generation, json).map_err(CliError::Output)?;
@@ -558,6 +583,7 @@ fn unlock<'h>(
         else {
             return Err(wrong());
         };
+        msg::test_fault("stall-before-kdf");
         match header.unlock(&pass, expected, max_log_n) {
             Ok(unlocked) => return Ok(unlocked),
             Err(envelope::Error::WrongPassphrase) => {
@@ -565,8 +591,8 @@ fn unlock<'h>(
                 if left == 0 {
                     return Err(wrong());
                 }
-                eprintln!(
-                    "zeta-creds: wrong passphrase for blob {} (bound to USB {uuid}); {left} {} left",
+                warning!(
+                    "wrong passphrase for blob {} (bound to USB {uuid}); {left} {} left",
                     blob.display(),
                     if left == 1 { "try" } else { "tries" }
                 );
@@ -582,9 +608,12 @@ fn print_restore_report(
     generation: u64,
     json: bool,
 ) -> io::Result<()> {
+    for note in &report.notes {
+        warning!("{note}");
+    }
     for e in report.failed() {
-        eprintln!(
-            "zeta-creds: error: {} ({}): {}",
+        error!(
+            "{} ({}): {}",
             e.entry,
             e.destination,
             e.reason.as_deref().unwrap_or("failed")
@@ -616,13 +645,22 @@ fn print_restore_report(
         (restore::Outcome::Updated, false) => "updated",
         (restore::Outcome::Updated, true) => "would update",
         (restore::Outcome::Unchanged, _) => "unchanged",
+        (restore::Outcome::Kept, _) => "kept",
         (restore::Outcome::Failed, _) => "FAILED",
     };
     for e in &report.entries {
-        writeln!(out, "{:<13} {}", verb(&e.outcome), e.destination)?;
+        match (&e.outcome, &e.reason) {
+            (restore::Outcome::Kept, Some(why)) => {
+                writeln!(out, "{:<13} {}  ({why})", verb(&e.outcome), e.destination)?
+            }
+            _ => writeln!(out, "{:<13} {}", verb(&e.outcome), e.destination)?,
+        }
     }
     let count = |o: restore::Outcome| report.entries.iter().filter(|e| e.outcome == o).count();
-    if report.changed() == 0 && count(restore::Outcome::Failed) == 0 {
+    if report.changed() == 0
+        && count(restore::Outcome::Failed) == 0
+        && count(restore::Outcome::Kept) == 0
+    {
         writeln!(
             out,
             "nothing to do: all {} entries of {} are already in place",
@@ -632,7 +670,7 @@ fn print_restore_report(
     } else {
         writeln!(
             out,
-            "{}{} entries from {} (generation {generation}): {} created, {} updated, {} unchanged, {} failed",
+            "{}{} entries from {} (generation {generation}): {} created, {} updated, {} unchanged, {} kept, {} failed",
             if report.dry_run {
                 "dry run, nothing written: "
             } else {
@@ -643,6 +681,7 @@ fn print_restore_report(
             count(restore::Outcome::Created),
             count(restore::Outcome::Updated),
             count(restore::Outcome::Unchanged),
+            count(restore::Outcome::Kept),
             count(restore::Outcome::Failed),
         )?;
     }

@@ -442,7 +442,11 @@ impl Passphrases {
             return Ok(SourceKind::AskPassword);
         }
         if self.env_passphrase.is_some() {
-            let _ = writeln!(io::stderr(), "{ENV_WARNING}");
+            let _ = writeln!(
+                io::stderr(),
+                "{}{ENV_WARNING}",
+                crate::msg::prefix(crate::msg::Level::Warning)
+            );
             return Ok(SourceKind::Env);
         }
         if self.opts.stdin_is_tty {

@@ -39,6 +39,7 @@ use zeroize::Zeroizing;
 use crate::bundle::create_temp;
 use crate::envelope::{self, Anchor, EntryKind, EntryMeta, EntryReader};
 use crate::passwd::{self, Accounts};
+use crate::state::{self, FileRecord, State};
 use crate::{cleanup, fsx};
 
 /// Why a restore stopped before committing anything.
@@ -60,6 +61,10 @@ pub enum Error {
     },
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
+    #[error(
+        "rollback refused: the blob has generation {blob}, older than generation {recorded} last restored here; an older blob can bring back a revoked key (pass --allow-rollback if you mean it)"
+    )]
+    Rollback { blob: u64, recorded: u64 },
     #[error("cannot stage {path}: {source}; nothing was changed")]
     Stage {
         path: String,
@@ -76,7 +81,30 @@ pub struct Options {
     pub user: Option<String>,
     /// Decrypt, verify and report, but write nothing.
     pub dry_run: bool,
+    /// What to do with a file changed locally since the last restore.
+    pub on_conflict: OnConflict,
+    /// Restore a blob older than the one last restored here.
+    pub allow_rollback: bool,
+    /// The (authenticated) generation of the blob being restored.
+    pub generation: u64,
 }
+
+/// What to do with a destination that differs from the blob and is not
+/// what zeta-creds last wrote there (the operator changed it since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnConflict {
+    /// Keep the local file and report it ("re-bundle to carry it").
+    #[default]
+    KeepModified,
+    /// The blob wins.
+    Overwrite,
+    /// The blob wins; the local file is kept as NAME.zeta-creds-bak.
+    Backup,
+}
+
+/// Suffix of the copy `--on-conflict backup` keeps.
+pub const BACKUP_SUFFIX: &str = ".zeta-creds-bak";
 
 /// What happened to one entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,6 +113,8 @@ pub enum Outcome {
     Created,
     Updated,
     Unchanged,
+    /// Changed locally since the last restore; left alone.
+    Kept,
     Failed,
 }
 
@@ -107,6 +137,8 @@ pub struct Report {
     pub user: String,
     pub dry_run: bool,
     pub entries: Vec<EntryReport>,
+    /// Things the operator should know that are not entry failures.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -143,6 +175,24 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         .clone()
         .unwrap_or_else(|| entries.user().to_owned());
     let home = resolve_home(&accounts, &user, opts);
+    let mut notes = Vec::new();
+    let old_state = match state::load(&root) {
+        state::Loaded::Present(s) => s,
+        state::Loaded::Absent => State::default(),
+        state::Loaded::Corrupt(why) => {
+            notes.push(format!(
+                "state record {}/var/lib/zeta-creds/state.json is unusable ({why}); treating it as absent: the blob's version wins everywhere",
+                opts.target_root.display()
+            ));
+            State::default()
+        }
+    };
+    if opts.generation < old_state.generation && !opts.allow_rollback {
+        return Err(Error::Rollback {
+            blob: opts.generation,
+            recorded: old_state.generation,
+        });
+    }
 
     let mut run = Run {
         root: Arc::new(root),
@@ -152,13 +202,23 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         dir_fixes: Vec::new(),
         reports: Vec::new(),
         dry_run: opts.dry_run,
+        on_conflict: opts.on_conflict,
+        old_state,
+        records: Default::default(),
+        notes,
     };
     let result = run.stage_all(entries, &accounts, &home);
     match result {
         Ok(()) if opts.dry_run => Ok(run.into_report(user, true)),
         Ok(()) => {
-            // A signal now waits until every staged file is in place.
-            cleanup::commit_section(|| run.commit());
+            crate::msg::test_fault("stall-after-staging");
+            crate::msg::test_fault("panic-after-staging");
+            // A signal now waits until every staged file is in place and
+            // the state record is written.
+            cleanup::commit_section(|| {
+                run.commit();
+                run.save_state(opts.generation);
+            });
             Ok(run.into_report(user, false))
         }
         Err(e) => {
@@ -204,6 +264,8 @@ struct Staged {
     uid: u32,
     gid: u32,
     mtime: i64,
+    /// Keep the file being replaced as NAME.zeta-creds-bak.
+    backup: bool,
 }
 
 /// A directory entry whose mode and owner are set at commit.
@@ -226,6 +288,12 @@ struct Run {
     dir_fixes: Vec<DirFix>,
     reports: Vec<EntryReport>,
     dry_run: bool,
+    on_conflict: OnConflict,
+    /// The record of the last restore.
+    old_state: State,
+    /// The record this restore will leave, by destination path.
+    records: std::collections::BTreeMap<String, FileRecord>,
+    notes: Vec<String>,
 }
 
 /// A per-entry refusal: the entry is reported as failed, the run goes on.
@@ -374,6 +442,7 @@ impl Run {
                 }))
             }
             EntryKind::File => {
+                let mut backup = false;
                 let outcome = match &existing {
                     None => Outcome::Created,
                     Some(st) if fsx::file_type(st) == FileType::RegularFile => {
@@ -384,7 +453,29 @@ impl Run {
                             && same_contents(&dir, name, &meta.sha256).map_err(&stage_err)?
                         {
                             entries.skip_body()?;
+                            self.records.insert(display.clone(), FileRecord::of(st));
                             return Ok(Ok(Outcome::Unchanged));
+                        }
+                        // Differs. Still what we last wrote, or never
+                        // recorded (first restore): the blob wins. Changed
+                        // since we wrote it: the operator's call.
+                        let recorded = self.old_state.files.get(&display).copied();
+                        let ours = recorded.is_none_or(|r| r == FileRecord::of(st));
+                        if !ours {
+                            match self.on_conflict {
+                                OnConflict::KeepModified => {
+                                    entries.skip_body()?;
+                                    if let Some(r) = recorded {
+                                        self.records.insert(display.clone(), r);
+                                    }
+                                    self.reports[index].reason = Some(
+                                        "changed locally since the last restore; kept (re-bundle to carry it, or --on-conflict overwrite|backup)".into(),
+                                    );
+                                    return Ok(Ok(Outcome::Kept));
+                                }
+                                OnConflict::Overwrite => {}
+                                OnConflict::Backup => backup = true,
+                            }
                         }
                         Outcome::Updated
                     }
@@ -413,6 +504,7 @@ impl Run {
                     uid,
                     gid,
                     mtime: meta.mtime,
+                    backup,
                 });
                 let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
                 loop {
@@ -489,6 +581,14 @@ impl Run {
                     Refusal(format!("cannot open {shown}: {e}"))
                 }
             })?;
+            if !self.dry_run {
+                let removed = remove_stale_temps(&fd);
+                if removed > 0 {
+                    self.notes.push(format!(
+                        "removed {removed} stale temporary file(s) from an interrupted run in {shown}"
+                    ));
+                }
+            }
             let fd = Arc::new(fd);
             self.dirs.insert(key, Some(Arc::clone(&fd)));
             current = fd;
@@ -522,12 +622,17 @@ impl Run {
     /// A failure here affects only its entry, which is reported as failed.
     fn commit(&mut self) {
         for s in std::mem::take(&mut self.staged) {
-            let result = commit_file(&s);
-            if let Err(e) = result {
-                let _ = rustix::fs::unlinkat(&*s.dir, s.tmp_name.as_str(), AtFlags::empty());
-                let r = &mut self.reports[s.report];
-                r.outcome = Outcome::Failed;
-                r.reason = Some(format!("cannot put into place: {e}"));
+            match commit_file(&s) {
+                Ok(st) => {
+                    let dest = self.reports[s.report].destination.clone();
+                    self.records.insert(dest, FileRecord::of(&st));
+                }
+                Err(e) => {
+                    let _ = rustix::fs::unlinkat(&*s.dir, s.tmp_name.as_str(), AtFlags::empty());
+                    let r = &mut self.reports[s.report];
+                    r.outcome = Outcome::Failed;
+                    r.reason = Some(format!("cannot put into place: {e}"));
+                }
             }
         }
         // Reverse order: children before parents, so that a parent made
@@ -559,11 +664,32 @@ impl Run {
         cleanup::forget_staging();
     }
 
+    /// Record what this restore left, for the next one. A failure to write
+    /// the record is reported as a failed entry: without it, rollback
+    /// protection and local-change detection would silently stop working.
+    fn save_state(&mut self, generation: u64) {
+        let state = State {
+            version: 1,
+            generation,
+            files: std::mem::take(&mut self.records),
+        };
+        if let Err(e) = state::save(&self.root, &state) {
+            self.reports.push(EntryReport {
+                entry: "(state record)".into(),
+                destination: "/var/lib/zeta-creds/state.json".into(),
+                kind: "state",
+                outcome: Outcome::Failed,
+                reason: Some(format!("cannot write the state record: {e}")),
+            });
+        }
+    }
+
     fn into_report(mut self, user: String, dry_run: bool) -> Report {
         Report {
             user,
             dry_run,
             entries: std::mem::take(&mut self.reports),
+            notes: std::mem::take(&mut self.notes),
         }
     }
 }
@@ -581,7 +707,7 @@ impl Drop for Run {
 /// and fsync the directory. The temporary name is ours (created `O_EXCL` in
 /// a directory opened without following symlinks), and every call here
 /// refuses to follow a symlink anyway.
-fn commit_file(s: &Staged) -> io::Result<()> {
+fn commit_file(s: &Staged) -> io::Result<rustix::fs::Stat> {
     let dir = &*s.dir;
     let tmp = s.tmp_name.as_str();
     // Owner before mode: chown clears set-id bits.
@@ -613,9 +739,59 @@ fn commit_file(s: &Staged) -> io::Result<()> {
     )?;
     rustix::fs::fsync(&fd)?;
     drop(fd);
+    if s.backup {
+        // A hard link keeps the replaced file (owner, mode, bytes) under
+        // NAME.zeta-creds-bak; the destination never stops existing.
+        let bak = format!("{}{BACKUP_SUFFIX}", s.final_name);
+        match rustix::fs::unlinkat(dir, bak.as_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        rustix::fs::linkat(
+            dir,
+            s.final_name.as_str(),
+            dir,
+            bak.as_str(),
+            AtFlags::empty(),
+        )?;
+    }
     rustix::fs::renameat(dir, tmp, dir, s.final_name.as_str())?;
     rustix::fs::fsync(dir)?;
-    Ok(())
+    Ok(rustix::fs::statat(
+        dir,
+        s.final_name.as_str(),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// Remove `.zeta-creds-tmp.*` regular files owned by us (root, at boot)
+/// left in `dir` by a run that was killed (`kill -9`, power loss). Returns
+/// how many were removed.
+fn remove_stale_temps(dir: &OwnedFd) -> usize {
+    let me = rustix::process::geteuid().as_raw();
+    let Ok(mut d) = rustix::fs::Dir::read_from(dir) else {
+        return 0;
+    };
+    let mut stale = Vec::new();
+    while let Some(Ok(entry)) = d.read() {
+        let name = entry.file_name().to_bytes();
+        if name.starts_with(crate::bundle::TMP_PREFIX.as_bytes())
+            && let Ok(name) = std::str::from_utf8(name)
+        {
+            stale.push(name.to_owned());
+        }
+    }
+    let mut removed = 0;
+    for name in stale {
+        if let Ok(Some(st)) = fsx::lstat(dir, &name)
+            && fsx::file_type(&st) == FileType::RegularFile
+            && st.st_uid == me
+            && rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn chown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {

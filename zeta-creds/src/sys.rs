@@ -70,3 +70,22 @@ pub fn file_from_inherited_fd(fd: i32) -> std::io::Result<File> {
     // (which closes it on drop) is sound.
     Ok(unsafe { File::from_raw_fd(fd) })
 }
+
+/// Lock the process's memory so keys and decrypted credentials are never
+/// written to swap. Only when `RLIMIT_MEMLOCK` is unlimited (the NixOS
+/// module sets `LimitMEMLOCK=infinity`): with a finite limit, `MCL_FUTURE`
+/// would make a later large allocation (scrypt's buffer) fail and abort the
+/// process, which is worse than a warning. Returns why it did not lock.
+pub fn lock_memory() -> Result<(), String> {
+    use rustix::mm::{MlockAllFlags, mlockall};
+    use rustix::process::{Resource, getrlimit};
+    let limit = getrlimit(Resource::Memlock);
+    if limit.current.is_some() {
+        return Err(format!(
+            "memory not locked: RLIMIT_MEMLOCK is {} bytes, not unlimited (LimitMEMLOCK=infinity); secrets could reach swap",
+            limit.current.unwrap_or(0)
+        ));
+    }
+    mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT)
+        .map_err(|e| format!("memory not locked (mlockall: {e}); secrets could reach swap"))
+}

@@ -199,6 +199,9 @@ fn restore_from(blob: &[u8], target: &std::path::Path) -> Result<restore::Report
         target_root: target.to_owned(),
         user: None,
         dry_run: false,
+        on_conflict: restore::OnConflict::KeepModified,
+        allow_rollback: false,
+        generation: 1,
     };
     restore::restore(&mut entries, &opts).map_err(|e| match e {
         restore::Error::Envelope(e) => e.class(),

@@ -1,0 +1,105 @@
+//! Messages on stderr: `zeta-creds: ...`, lowercase, no final period.
+//!
+//! When stderr is connected to the journal (systemd sets `JOURNAL_STREAM`
+//! to the device and inode of that stream), each line starts with a syslog
+//! priority prefix such as `<3>`, so `journalctl -p err -u
+//! zeta-creds-restore` finds the failures. The check compares the device and
+//! inode, as systemd.exec(5) recommends, so a redirected stderr in a shell
+//! started from a unit does not get prefixes.
+#![forbid(unsafe_code)]
+
+use std::fmt::Arguments;
+use std::sync::OnceLock;
+
+/// syslog priorities used by zeta-creds.
+#[derive(Debug, Clone, Copy)]
+pub enum Level {
+    Error = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+}
+
+/// Whether stderr is the journal stream named by `JOURNAL_STREAM`.
+pub fn stderr_is_journal() -> bool {
+    static IS_JOURNAL: OnceLock<bool> = OnceLock::new();
+    *IS_JOURNAL.get_or_init(|| {
+        let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+            return false;
+        };
+        let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+            return false;
+        };
+        let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+            return false;
+        };
+        match rustix::fs::fstat(rustix::stdio::stderr()) {
+            Ok(st) => st.st_dev == dev && st.st_ino == ino,
+            Err(_) => false,
+        }
+    })
+}
+
+/// The prefix for a line at `level`: `<N>` for the journal, else nothing.
+pub fn prefix(level: Level) -> &'static str {
+    if !stderr_is_journal() {
+        return "";
+    }
+    match level {
+        Level::Error => "<3>",
+        Level::Warning => "<4>",
+        Level::Notice => "<5>",
+        Level::Info => "<6>",
+    }
+}
+
+/// Write one message line to stderr; `label` adds `error: ` or
+/// `warning: ` after the program name.
+pub fn emit(level: Level, label: bool, args: Arguments<'_>) {
+    let label = match (label, level) {
+        (true, Level::Error) => "error: ",
+        (true, Level::Warning) => "warning: ",
+        _ => "",
+    };
+    eprintln!("{}zeta-creds: {label}{args}", prefix(level));
+}
+
+/// `error!("...")`: a failure line, `zeta-creds: error: ...`.
+#[macro_export]
+macro_rules! error {
+    ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Error, true, format_args!($($t)*)) };
+}
+
+/// `warning!("...")`: something the operator should know; not a failure.
+#[macro_export]
+macro_rules! warning {
+    ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Warning, true, format_args!($($t)*)) };
+}
+
+/// `notice!("...")`: progress worth a line.
+#[macro_export]
+macro_rules! notice {
+    ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Notice, false, format_args!($($t)*)) };
+}
+
+/// Test-only fault injection, compiled into debug builds only (release
+/// builds, which is what users run, contain none of it). With
+/// `ZETA_CREDS_TEST_FAULT=<point>` the program panics at a `panic-*` point
+/// or stalls for up to 120 s at a `stall-*` point, so tests can deliver a
+/// signal or a panic at an exact moment.
+#[cfg(debug_assertions)]
+pub fn test_fault(point: &str) {
+    if std::env::var("ZETA_CREDS_TEST_FAULT").as_deref() != Ok(point) {
+        return;
+    }
+    eprintln!("zeta-creds: test fault: {point}");
+    if point.starts_with("panic") {
+        panic!("test fault: {point}");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+/// Release builds: no fault injection.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn test_fault(_point: &str) {}

@@ -1,0 +1,181 @@
+//! The restore's state record: `var/lib/zeta-creds/state.json` under the
+//! target root (root, 0600).
+//!
+//! It lets a restore tell "still exactly what zeta-creds wrote" from
+//! "changed since" (the operator rotated a login), the way dpkg tells a
+//! conffile the admin edited; and it carries the generation of the last
+//! restored blob, so an older blob is refused (rollback).
+//!
+//! It holds no secret and no hash of a secret: only the size, mtime, ctime
+//! and inode of each file a restore wrote. An attacker who reads it learns
+//! which paths exist, which `ls -l` shows anyway. The ctime is the strong
+//! part: a user cannot set it, and every write, chmod or chown changes it.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{Mode, Stat};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::create_temp;
+use crate::fsx;
+
+/// Where the record lives, as components below the root.
+pub const STATE_DIR: [&str; 3] = ["var", "lib", "zeta-creds"];
+/// The record's file name.
+pub const STATE_FILE: &str = "state.json";
+/// Largest record we read.
+const MAX_STATE_SIZE: u64 = 64 << 20;
+
+/// The whole record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Format of this file.
+    pub version: u32,
+    /// Generation of the last blob restored here.
+    pub generation: u64,
+    /// What the last restore wrote, by destination path (`/home/zeta/...`).
+    pub files: BTreeMap<String, FileRecord>,
+}
+
+/// What a file looked like right after a restore wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRecord {
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+    pub ctime: i64,
+    pub ctime_nsec: i64,
+    pub ino: u64,
+}
+
+impl FileRecord {
+    /// The record of a file as it is now.
+    pub fn of(st: &Stat) -> FileRecord {
+        FileRecord {
+            size: st.st_size as u64,
+            mtime: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec as i64,
+            ctime: st.st_ctime,
+            ctime_nsec: st.st_ctime_nsec as i64,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// What loading found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No record: the first restore after an install.
+    Absent,
+    Present(State),
+    /// The record exists but cannot be used; treated as absent, reported.
+    Corrupt(String),
+}
+
+/// Read the record under `root` (no symlink followed).
+pub fn load(root: &OwnedFd) -> Loaded {
+    let mut path: Vec<&str> = STATE_DIR.to_vec();
+    path.push(STATE_FILE);
+    match fsx::read_small_file(root, &path, MAX_STATE_SIZE) {
+        Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+            Ok(s) if s.version == 1 => Loaded::Present(s),
+            Ok(s) => Loaded::Corrupt(format!("unknown version {}", s.version)),
+            Err(e) => Loaded::Corrupt(e.to_string()),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Loaded::Absent,
+        Err(e) => Loaded::Corrupt(e.to_string()),
+    }
+}
+
+/// Write the record atomically: temporary file (0600), fsync, rename,
+/// fsync the directory. Creates `var/lib/zeta-creds` (0700) if needed.
+pub fn save(root: &OwnedFd, state: &State) -> io::Result<()> {
+    let mut dir = rustix::io::dup(root)?;
+    for (i, name) in STATE_DIR.iter().enumerate() {
+        match fsx::open_dir(&dir, name) {
+            Ok(d) => dir = d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mode = if i + 1 == STATE_DIR.len() {
+                    0o700
+                } else {
+                    0o755
+                };
+                rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(mode))?;
+                dir = fsx::open_dir(&dir, name)?;
+                rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (tmp, fd) = create_temp(&dir)?;
+    let result = (|| {
+        let mut file = std::fs::File::from(fd);
+        let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        json.push(b'\n');
+        file.write_all(&json)?;
+        file.sync_all()?;
+        drop(file);
+        rustix::fs::renameat(&dir, tmp.as_str(), &dir, STATE_FILE)?;
+        rustix::fs::fsync(&dir)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_round_trips_and_is_private() {
+        let t = tempfile::tempdir().unwrap();
+        let root = fsx::open_root(t.path()).unwrap();
+        assert!(matches!(load(&root), Loaded::Absent));
+        let mut s = State {
+            version: 1,
+            generation: 7,
+            ..State::default()
+        };
+        s.files.insert(
+            "/etc/x".into(),
+            FileRecord {
+                size: 1,
+                mtime: 2,
+                mtime_nsec: 3,
+                ctime: 4,
+                ctime_nsec: 5,
+                ino: 6,
+            },
+        );
+        save(&root, &s).unwrap();
+        match load(&root) {
+            Loaded::Present(back) => assert_eq!(back, s),
+            other => panic!("{other:?}"),
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let md = std::fs::metadata(t.path().join("var/lib/zeta-creds/state.json")).unwrap();
+        assert_eq!(md.permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(t.path().join("var/lib/zeta-creds/state.json")).unwrap();
+        assert!(
+            !text.contains("sha"),
+            "no content hash in the record: {text}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_record_is_reported_not_fatal() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("var/lib/zeta-creds")).unwrap();
+        std::fs::write(t.path().join("var/lib/zeta-creds/state.json"), b"{not json").unwrap();
+        let root = fsx::open_root(t.path()).unwrap();
+        assert!(matches!(load(&root), Loaded::Corrupt(_)));
+    }
+}
