@@ -563,7 +563,7 @@ fn add_item<W: Write>(
 /// renamed into place only by [`AtomicFile::commit`]; dropped uncommitted,
 /// the temporary file is removed.
 pub struct AtomicFile {
-    dir: OwnedFd,
+    dir: std::sync::Arc<OwnedFd>,
     tmp_name: String,
     final_name: String,
     file: Option<File>,
@@ -590,8 +590,10 @@ impl AtomicFile {
                 )
             })?
             .to_owned();
-        let dir = fsx::open_root(parent)?;
-        let (tmp_name, fd) = create_temp(&dir)?;
+        let dir = std::sync::Arc::new(fsx::open_root(parent)?);
+        let (tmp_name, fd) = create_temp(&*dir)?;
+        // Removed by the signal thread too, not only by Drop.
+        crate::cleanup::register_temp_file(&dir, &tmp_name);
         Ok(AtomicFile {
             dir,
             tmp_name,
@@ -614,9 +616,12 @@ impl AtomicFile {
         let file = self.file.take().expect("not committed");
         file.sync_all()?;
         drop(file);
-        rustix::fs::renameat(&self.dir, &self.tmp_name, &self.dir, &self.final_name)?;
-        self.tmp_name.clear();
-        rustix::fs::fsync(&self.dir)?;
+        crate::cleanup::commit_section(|| {
+            rustix::fs::renameat(&*self.dir, &self.tmp_name, &*self.dir, &self.final_name)?;
+            self.tmp_name.clear();
+            crate::cleanup::forget_staging();
+            rustix::fs::fsync(&*self.dir)
+        })?;
         Ok(())
     }
 }
@@ -624,7 +629,7 @@ impl AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if !self.tmp_name.is_empty() {
-            let _ = rustix::fs::unlinkat(&self.dir, &self.tmp_name, rustix::fs::AtFlags::empty());
+            let _ = rustix::fs::unlinkat(&*self.dir, &self.tmp_name, rustix::fs::AtFlags::empty());
         }
     }
 }

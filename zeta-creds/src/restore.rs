@@ -357,13 +357,13 @@ impl Run {
         destination: &[String],
         index: usize,
     ) -> Result<Result<Outcome, Refusal>, Error> {
-        let Some(uid) = accounts.uid(&meta.owner) else {
+        let Some(uid) = resolve_id(&meta.owner, |n| accounts.uid(n)) else {
             return Ok(Err(Refusal(format!(
                 "owner {:?} is not in the target's etc/passwd; create the user first",
                 meta.owner
             ))));
         };
-        let Some(gid) = accounts.gid(&meta.group) else {
+        let Some(gid) = resolve_id(&meta.group, |n| accounts.gid(n)) else {
             return Ok(Err(Refusal(format!(
                 "group {:?} is not in the target's etc/group; create the group first",
                 meta.group
@@ -818,6 +818,18 @@ fn same_contents(dir: &OwnedFd, name: &str, sha256: &[u8; 32]) -> io::Result<boo
     Ok(<[u8; 32]>::from(hasher.finalize()) == *sha256)
 }
 
+/// An owner or group from the blob: a name, resolved in the target's
+/// accounts, or an all-digit numeric id (the manifest's `uid`/`gid`, for an
+/// account that exists only on the target, as sops-nix allows), used as
+/// is. All-digit account names are refused by useradd and systemd, so the
+/// two cannot be confused.
+fn resolve_id(name: &str, lookup: impl Fn(&str) -> Option<u32>) -> Option<u32> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return name.parse().ok();
+    }
+    lookup(name)
+}
+
 fn kind_name(t: FileType) -> &'static str {
     match t {
         FileType::RegularFile => "file",
@@ -828,5 +840,20 @@ fn kind_name(t: FileType) -> &'static str {
         FileType::CharacterDevice => "character device",
         FileType::BlockDevice => "block device",
         _ => "special file",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_ids_are_taken_as_is_and_names_are_looked_up() {
+        let accounts = Accounts::parse("zeta:x:1000:100::/home/zeta:/bin/sh\n", "users:x:100:\n");
+        assert_eq!(resolve_id("4242", |n| accounts.uid(n)), Some(4242));
+        assert_eq!(resolve_id("zeta", |n| accounts.uid(n)), Some(1000));
+        assert_eq!(resolve_id("nobody", |n| accounts.uid(n)), None);
+        assert_eq!(resolve_id("99999999999", |n| accounts.uid(n)), None);
+        assert_eq!(resolve_id("users", |n| accounts.gid(n)), Some(100));
     }
 }
