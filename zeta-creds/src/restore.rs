@@ -206,6 +206,7 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         old_state,
         records: Default::default(),
         notes,
+        buf: Zeroizing::new(vec![0u8; 64 * 1024]),
     };
     let result = run.stage_all(entries, &accounts, &home);
     match result {
@@ -294,6 +295,8 @@ struct Run {
     /// The record this restore will leave, by destination path.
     records: std::collections::BTreeMap<String, FileRecord>,
     notes: Vec<String>,
+    /// One zeroizing buffer for every body, not one per entry.
+    buf: Zeroizing<Vec<u8>>,
 }
 
 /// A per-entry refusal: the entry is reported as failed, the run goes on.
@@ -422,8 +425,8 @@ impl Run {
                         Outcome::Updated
                     }));
                 }
-                if created {
-                    self.mkdir(&dir, name, 0o700, None).map_err(&stage_err)?;
+                if created && let Err(e) = self.mkdir(&dir, name, 0o700, None) {
+                    return Ok(Err(Refusal(format!("cannot create the directory: {e}"))));
                 }
                 let fd = fsx::open_dir(&*dir, name).map_err(&stage_err)?;
                 let fd2 = rustix::io::dup(&fd).map_err(|e| stage_err(e.into()))?;
@@ -450,7 +453,8 @@ impl Run {
                             && st.st_uid == uid
                             && st.st_gid == gid
                             && st.st_size as u64 == meta.size
-                            && same_contents(&dir, name, &meta.sha256).map_err(&stage_err)?
+                            && same_contents(&dir, name, &meta.sha256, &mut self.buf)
+                                .map_err(&stage_err)?
                         {
                             entries.skip_body()?;
                             self.records.insert(display.clone(), FileRecord::of(st));
@@ -490,7 +494,18 @@ impl Run {
                     entries.skip_body()?;
                     return Ok(Ok(outcome));
                 }
-                let (tmp_name, fd) = create_temp(&*dir).map_err(&stage_err)?;
+                // A file that cannot be staged here (read-only or full
+                // filesystem, immutable directory) refuses this entry only.
+                // Its body is still read to the end, so the stream stays in
+                // step and is still verified.
+                let (tmp_name, fd) = match create_temp(&*dir) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Ok(Err(Refusal(format!(
+                            "cannot create a temporary file in its directory: {e}"
+                        ))));
+                    }
+                };
                 let mut file = File::from(fd);
                 // Register first so a failure (or a signal) below still
                 // removes it.
@@ -506,18 +521,35 @@ impl Run {
                     mtime: meta.mtime,
                     backup,
                 });
-                let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+                let mut write_error = None;
                 loop {
-                    let n = entries.read_body(&mut buf)?;
+                    let n = entries.read_body(&mut self.buf)?;
                     if n == 0 {
                         break;
                     }
-                    file.write_all(&buf[..n]).map_err(&stage_err)?;
+                    if write_error.is_none()
+                        && let Err(e) = file.write_all(&self.buf[..n])
+                    {
+                        write_error = Some(e);
+                    }
                 }
-                file.sync_all().map_err(&stage_err)?;
+                if write_error.is_none()
+                    && let Err(e) = file.sync_all()
+                {
+                    write_error = Some(e);
+                }
                 // Closed now: a large restore must not hold one descriptor
                 // per file until the commit.
                 drop(file);
+                if let Some(e) = write_error {
+                    let staged = self.staged.pop().expect("pushed above");
+                    let _ = rustix::fs::unlinkat(
+                        &*staged.dir,
+                        staged.tmp_name.as_str(),
+                        AtFlags::empty(),
+                    );
+                    return Ok(Err(Refusal(format!("cannot write it: {e}"))));
+                }
                 Ok(Ok(outcome))
             }
         }
@@ -621,7 +653,11 @@ impl Run {
     /// Put every staged file into place, then fix directory entries.
     /// A failure here affects only its entry, which is reported as failed.
     fn commit(&mut self) {
+        let mut touched: Vec<Arc<OwnedFd>> = Vec::new();
         for s in std::mem::take(&mut self.staged) {
+            if !touched.iter().any(|d| Arc::ptr_eq(d, &s.dir)) {
+                touched.push(Arc::clone(&s.dir));
+            }
             match commit_file(&s) {
                 Ok(st) => {
                     let dest = self.reports[s.report].destination.clone();
@@ -634,6 +670,10 @@ impl Run {
                     r.reason = Some(format!("cannot put into place: {e}"));
                 }
             }
+        }
+        // Make the renames durable: each directory once.
+        for dir in touched {
+            let _ = rustix::fs::fsync(&*dir);
         }
         // Reverse order: children before parents, so that a parent made
         // read-only does not block a child's metadata change.
@@ -756,7 +796,7 @@ fn commit_file(s: &Staged) -> io::Result<rustix::fs::Stat> {
         )?;
     }
     rustix::fs::renameat(dir, tmp, dir, s.final_name.as_str())?;
-    rustix::fs::fsync(dir)?;
+    // The directory is fsynced once, after all of its renames (commit).
     Ok(rustix::fs::statat(
         dir,
         s.final_name.as_str(),
@@ -804,12 +844,11 @@ fn chown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// Whether the regular file `name` in `dir` has this SHA-256.
-fn same_contents(dir: &OwnedFd, name: &str, sha256: &[u8; 32]) -> io::Result<bool> {
+fn same_contents(dir: &OwnedFd, name: &str, sha256: &[u8; 32], buf: &mut [u8]) -> io::Result<bool> {
     let mut file = fsx::open_file(dir, name)?;
     let mut hasher = Sha256::new();
-    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
     loop {
-        let n = file.read(&mut buf)?;
+        let n = file.read(buf)?;
         if n == 0 {
             break;
         }

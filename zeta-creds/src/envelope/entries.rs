@@ -165,6 +165,8 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 pub struct EntryWriter<W: Write> {
     out: W,
     count: u64,
+    /// Copy buffer, reused for every body.
+    buf: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl<W: Write> EntryWriter<W> {
@@ -176,7 +178,11 @@ impl<W: Write> EntryWriter<W> {
         }
         out.write_all(&[user.len() as u8])?;
         out.write_all(user.as_bytes())?;
-        Ok(EntryWriter { out, count: 0 })
+        Ok(EntryWriter {
+            out,
+            count: 0,
+            buf: zeroize::Zeroizing::new(vec![0u8; CHUNK_SIZE]),
+        })
     }
 
     /// Append one entry. `body` must yield exactly `meta.size` bytes whose
@@ -209,7 +215,7 @@ impl<W: Write> EntryWriter<W> {
         o.write_all(&meta.sha256)?;
         let mut hasher = Sha256::new();
         let mut remaining = meta.size;
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_SIZE]);
+        let buf = &mut self.buf;
         while remaining > 0 {
             let want = remaining.min(buf.len() as u64) as usize;
             let got = read_full(body, &mut buf[..want])?;
@@ -251,6 +257,8 @@ pub struct EntryReader<R: Read> {
     /// Body of the current entry: bytes left, running digest, expected digest.
     body: Option<(u64, Sha256, [u8; 32], String)>,
     ended: bool,
+    /// Buffer for `skip_body`, reused for every body.
+    skip_buf: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl<R: Read> EntryReader<R> {
@@ -273,6 +281,7 @@ impl<R: Read> EntryReader<R> {
             seen: HashSet::new(),
             body: None,
             ended: false,
+            skip_buf: zeroize::Zeroizing::new(Vec::new()),
         })
     }
 
@@ -417,9 +426,19 @@ impl<R: Read> EntryReader<R> {
 
     /// Read and discard the current entry's body (still checking it).
     pub fn skip_body(&mut self) -> Result<(), Error> {
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_SIZE]);
-        while self.read_body(&mut buf)? != 0 {}
-        Ok(())
+        let mut buf = std::mem::take(&mut self.skip_buf);
+        if buf.is_empty() {
+            buf.resize(CHUNK_SIZE, 0);
+        }
+        let result = loop {
+            match self.read_body(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.skip_buf = buf;
+        result
     }
 }
 
