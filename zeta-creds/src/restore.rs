@@ -414,7 +414,7 @@ impl Run {
                     if !self.dirs.contains_key(destination)
                         && let Ok(fd) = fsx::open_dir(&*dir, name)
                     {
-                        self.dirs.insert(destination.to_vec(), Some(Arc::new(fd)));
+                        self.cache_dir(destination, fd);
                     }
                     return Ok(Ok(Outcome::Unchanged));
                 }
@@ -430,7 +430,7 @@ impl Run {
                 }
                 let fd = fsx::open_dir(&*dir, name).map_err(&stage_err)?;
                 let fd2 = rustix::io::dup(&fd).map_err(|e| stage_err(e.into()))?;
-                self.dirs.insert(destination.to_vec(), Some(Arc::new(fd2)));
+                self.cache_dir(destination, fd2);
                 self.dir_fixes.push(DirFix {
                     report: index,
                     fd,
@@ -613,19 +613,26 @@ impl Run {
                     Refusal(format!("cannot open {shown}: {e}"))
                 }
             })?;
-            if !self.dry_run {
-                let removed = remove_stale_temps(&fd);
-                if removed > 0 {
-                    self.notes.push(format!(
-                        "removed {removed} stale temporary file(s) from an interrupted run in {shown}"
-                    ));
-                }
-            }
-            let fd = Arc::new(fd);
-            self.dirs.insert(key, Some(Arc::clone(&fd)));
-            current = fd;
+            current = self.cache_dir(&key, fd);
         }
         Ok(Some(current))
+    }
+
+    /// Remember an opened directory, sweeping it of stale temporary files
+    /// the first time (every directory a run writes into is opened here).
+    fn cache_dir(&mut self, components: &[String], fd: OwnedFd) -> Arc<OwnedFd> {
+        if !self.dry_run {
+            let removed = remove_stale_temps(&fd);
+            if removed > 0 {
+                self.notes.push(format!(
+                    "removed {removed} stale temporary file(s) from an interrupted run in /{}",
+                    components.join("/")
+                ));
+            }
+        }
+        let fd = Arc::new(fd);
+        self.dirs.insert(components.to_vec(), Some(Arc::clone(&fd)));
+        fd
     }
 
     /// Create a directory (recorded for rollback), then give it its owner
@@ -707,6 +714,12 @@ impl Run {
     /// Record what this restore left, for the next one. A failure to write
     /// the record is reported as a failed entry: without it, rollback
     /// protection and local-change detection would silently stop working.
+    ///
+    /// Written whenever the commit ran, also when some entries were refused
+    /// (exit 7): the files that were committed have new inodes and ctimes,
+    /// and an old record would make the next restore take them for local
+    /// changes and keep stale copies. A restore that aborted before its
+    /// commit never gets here, so the record is untouched then.
     fn save_state(&mut self, generation: u64) {
         let state = State {
             version: 1,
@@ -804,19 +817,23 @@ fn commit_file(s: &Staged) -> io::Result<rustix::fs::Stat> {
     )?)
 }
 
-/// Remove `.zeta-creds-tmp.*` regular files owned by us (root, at boot)
-/// left in `dir` by a run that was killed (`kill -9`, power loss). Returns
-/// how many were removed.
+/// Remove the temporary files a killed run (`kill -9`, power loss) left in
+/// `dir`. Returns how many were removed.
+///
+/// A temporary file is recognised by its exact name, `.zeta-creds-tmp.`
+/// and 16 lowercase hex digits (names of that form are reserved), and by
+/// being a regular file. Not by owner: a run killed between giving a staged
+/// file its final owner and renaming it leaves one owned by the user.
+/// Unlinking a name in a directory this run writes into anyway can only
+/// remove that name, never a file somewhere else.
 fn remove_stale_temps(dir: &OwnedFd) -> usize {
-    let me = rustix::process::geteuid().as_raw();
     let Ok(mut d) = rustix::fs::Dir::read_from(dir) else {
         return 0;
     };
     let mut stale = Vec::new();
     while let Some(Ok(entry)) = d.read() {
-        let name = entry.file_name().to_bytes();
-        if name.starts_with(crate::bundle::TMP_PREFIX.as_bytes())
-            && let Ok(name) = std::str::from_utf8(name)
+        if let Ok(name) = std::str::from_utf8(entry.file_name().to_bytes())
+            && is_temp_name(name)
         {
             stale.push(name.to_owned());
         }
@@ -825,13 +842,19 @@ fn remove_stale_temps(dir: &OwnedFd) -> usize {
     for name in stale {
         if let Ok(Some(st)) = fsx::lstat(dir, &name)
             && fsx::file_type(&st) == FileType::RegularFile
-            && st.st_uid == me
             && rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()).is_ok()
         {
             removed += 1;
         }
     }
     removed
+}
+
+/// `.zeta-creds-tmp.` followed by exactly 16 lowercase hex digits.
+fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix(crate::bundle::TMP_PREFIX).is_some_and(|rest| {
+        rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 fn chown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
@@ -885,6 +908,21 @@ fn kind_name(t: FileType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_exact_temp_names_are_swept() {
+        assert!(is_temp_name(".zeta-creds-tmp.0123456789abcdef"));
+        for other in [
+            ".zeta-creds-tmp.0123456789abcde",
+            ".zeta-creds-tmp.0123456789abcdef0",
+            ".zeta-creds-tmp.0123456789ABCDEF",
+            ".zeta-creds-tmp.notours",
+            "zeta-creds-tmp.0123456789abcdef",
+            "hosts.yml",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+    }
 
     #[test]
     fn numeric_ids_are_taken_as_is_and_names_are_looked_up() {

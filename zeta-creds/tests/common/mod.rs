@@ -317,3 +317,79 @@ pub fn snapshot(root: &Path) -> Vec<String> {
     walk(root, root, &mut out);
     out
 }
+
+/// Every `.zeta-creds-tmp.*` entry under `root`, at any depth (symlinks
+/// are not followed): a temporary file left behind by a restore or bundle.
+pub fn temp_files_under(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(".zeta-creds-tmp.")
+            {
+                out.push(p.clone());
+            }
+            if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+/// Like [`snapshot`], but for a tree a restore must not touch at all, so
+/// stricter: every path under `root` except the top-level names in `skip`,
+/// with type, mode, owner, size, mtime (ns), symlink target and content
+/// hash. A write through a symlink that was later undone still moves an
+/// mtime, so it shows here too.
+pub fn snapshot_except(root: &Path, skip: &[&str]) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, dir: &Path, skip: &[&str], out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                dir != root
+                    || !skip
+                        .iter()
+                        .any(|s| p.file_name() == Some(std::ffi::OsStr::new(s)))
+            })
+            .collect();
+        names.sort();
+        for p in names {
+            let md = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let detail = if md.is_file() {
+                hex::encode(Sha256::digest(fs::read(&p).unwrap()))
+            } else if md.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&p).unwrap().display())
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} {} {}.{:09} {}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.len() * u64::from(md.is_file()),
+                md.mtime(),
+                md.mtime_nsec(),
+                detail
+            ));
+            if md.is_dir() {
+                walk(root, &p, skip, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, skip, &mut out);
+    out
+}
