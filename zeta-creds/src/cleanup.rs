@@ -20,13 +20,15 @@ use rustix::fs::AtFlags;
 
 /// What to remove if a signal arrives now.
 struct Registry {
-    passphrase_file: Option<PathBuf>,
+    /// Consumed passphrase files: `--passphrase-file`, and `rekey`'s
+    /// `--new-passphrase-file`.
+    passphrase_files: Vec<PathBuf>,
     temp_files: Vec<(Arc<OwnedFd>, String)>,
     created_dirs: Vec<(Arc<OwnedFd>, String)>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    passphrase_file: None,
+    passphrase_files: Vec::new(),
     temp_files: Vec::new(),
     created_dirs: Vec::new(),
 });
@@ -70,14 +72,19 @@ fn remove_everything() {
     for (dir, name) in r.created_dirs.drain(..).rev() {
         let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::REMOVEDIR);
     }
-    if let Some(path) = r.passphrase_file.take() {
+    for path in r.passphrase_files.drain(..) {
         let _ = std::fs::remove_file(path);
     }
 }
 
-/// Record the `--passphrase-file` to delete if a signal arrives.
+/// Record a consumed passphrase file (`--passphrase-file`,
+/// `--new-passphrase-file`) to delete if a signal arrives. Each call adds
+/// one; registering the same path twice is harmless.
 pub fn register_passphrase_file(path: PathBuf) {
-    registry().passphrase_file = Some(path);
+    let mut r = registry();
+    if !r.passphrase_files.contains(&path) {
+        r.passphrase_files.push(path);
+    }
 }
 
 /// Record a temporary file `name` in `dir`.

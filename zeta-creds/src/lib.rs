@@ -6,12 +6,16 @@
 
 pub mod bundle;
 pub mod cleanup;
+pub mod cli;
+pub mod diff;
 pub mod envelope;
 pub mod fsx;
 pub mod manifest;
 pub mod msg;
 pub mod passphrase;
 pub mod passwd;
+pub mod quality;
+pub mod rekey;
 pub mod restore;
 pub mod state;
 pub mod sys;

@@ -4,6 +4,8 @@
 //! else goes to stderr prefixed `zeta-creds:`, lowercase, without a final
 //! period; an error is followed by at most one hint. Exit codes are decided
 //! in one place, [`exit_code`], and documented in `--help` and the README.
+//! The options themselves are defined in `zeta_creds::cli`, which the
+//! completions and the man pages are generated from.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
@@ -11,199 +13,55 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use secrecy::SecretString;
 use serde::Serialize;
 
-use zeta_creds::envelope::{
-    self, DEFAULT_LOG_N, DEFAULT_MAX_LOG_N, EntryKind, EntryReader, ErrorClass, Header, MAX_LOG_N,
-    MIN_LOG_N, UnlockedHeader, UsbUuid,
+use zeta_creds::cli::{
+    Cli, Command, ManifestCommand, NewUuidArgs, PassphraseArgs, Shell, UuidArgs,
 };
+use zeta_creds::envelope::{
+    self, EntryKind, EntryReader, ErrorClass, Header, UnlockedHeader, UsbUuid,
+};
+use zeta_creds::manifest::{Manifest, human_size};
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
-use zeta_creds::{bundle, cleanup, manifest, msg, restore, sys};
+use zeta_creds::{bundle, cleanup, diff, manifest, msg, quality, rekey, restore, sys};
 use zeta_creds::{error, notice, warning};
 
-const EXIT_CODES: &str = "\
-Exit status:
-   0  success (also: nothing to do)
-   1  other/internal error
-   2  usage error
-   3  wrong passphrase
-   4  blob is bound to another USB UUID
-   5  blob corrupt, tampered, truncated or unsupported version/parameters
-   6  required input missing (blob, UUID file, passphrase source, manifest path)
-   7  restore incomplete: some entries could not be written (each one named)
-   8  rollback refused: blob older than the one last restored on this system
-  10  diff: the blob and the disk differ
+/// Work factors below this print a warning: they are for tests.
+const TEST_WORK_FACTOR_BELOW: u8 = 15;
 
-Passphrase sources, first match wins: $CREDENTIALS_DIRECTORY/passphrase,
---passphrase-fd, --passphrase-file (consumed), --ask-password,
-ZETA_CREDS_PASSPHRASE (discouraged), a terminal prompt. A passphrase is
-never accepted as a command-line argument.";
-
-/// Carry an operator's credentials across NixOS reinstalls in one
-/// authenticated, passphrase-encrypted envelope bound to a USB stick.
-#[derive(Parser)]
-#[command(name = "zeta-creds", version, after_help = EXIT_CODES, max_term_width = 100)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Seal the paths of a manifest into a blob bound to a USB stick
-    ///
-    /// Collects every manifest entry from --source-root (symlinks are not
-    /// followed), records owners by name, and writes the blob atomically
-    /// (temporary file, fsync, rename). Asks for the passphrase twice on a
-    /// terminal.
-    #[command(after_help = EXIT_CODES)]
-    Bundle {
-        /// Manifest (TOML) listing what to carry
-        #[arg(long, value_name = "FILE")]
-        manifest: PathBuf,
-        /// Where to write the blob, e.g. /esp/zeta-creds.enc
-        #[arg(long, value_name = "BLOB")]
-        out: PathBuf,
-        #[command(flatten)]
-        uuid: UuidArgs,
-        /// Root of the system whose credentials are collected
-        #[arg(long, value_name = "DIR", default_value = "/")]
-        source_root: PathBuf,
-        /// Carry only entries for this persona (and those for every persona)
-        #[arg(long, value_name = "NAME")]
-        persona: Option<String>,
-        /// scrypt work factor log2(N), pinned in the blob; never calibrated
-        #[arg(long, value_name = "LOG_N", default_value_t = DEFAULT_LOG_N,
-              value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
-        work_factor: u8,
-        /// Replace an existing blob at --out (its generation is raised)
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        passphrase: PassphraseArgs,
-    },
-    /// Decrypt a blob and write its files under a target root
-    ///
-    /// Verifies the whole payload into temporary files beside their
-    /// destinations and puts them into place only after the last chunk
-    /// authenticates. Owners are resolved by name in the target root's
-    /// etc/passwd and etc/group; a user's home comes from there too.
-    #[command(after_help = EXIT_CODES)]
-    Restore {
-        /// The blob to restore, e.g. /esp/zeta-creds.enc
-        #[arg(long, value_name = "BLOB")]
-        blob: PathBuf,
-        #[command(flatten)]
-        uuid: UuidArgs,
-        /// Root of the system to write into
-        #[arg(long, value_name = "DIR", default_value = "/")]
-        target_root: PathBuf,
-        /// Whose home "~" means, instead of the manifest user in the blob
-        #[arg(long, value_name = "NAME")]
-        user: Option<String>,
-        /// Refuse a blob bundled for another persona
-        #[arg(long, value_name = "NAME")]
-        persona: Option<String>,
-        /// Decrypt, verify and report what would change; write nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// A file changed locally since the last restore: keep it (default),
-        /// let the blob win, or let the blob win and keep NAME.zeta-creds-bak
-        #[arg(long, value_name = "POLICY", value_enum, default_value_t = restore::OnConflict::KeepModified)]
-        on_conflict: restore::OnConflict,
-        /// Restore a blob older than the one last restored on this system
-        #[arg(long)]
-        allow_rollback: bool,
-        /// Refuse blobs whose work factor exceeds this, before running scrypt
-        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
-              value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
-        max_work_factor: u8,
-        /// Print the summary as JSON on stdout
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        passphrase: PassphraseArgs,
-    },
-    /// Show a blob's header without a passphrase (unauthenticated)
-    #[command(after_help = EXIT_CODES)]
-    Inspect {
-        /// The blob to inspect
-        #[arg(value_name = "BLOB")]
-        blob: PathBuf,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-    },
-    /// Decrypt and authenticate a whole blob; write nothing
-    #[command(after_help = EXIT_CODES)]
-    Verify {
-        /// The blob to verify
-        #[arg(long, value_name = "BLOB")]
-        blob: PathBuf,
-        /// List the entries (paths, modes, owners, sizes)
-        #[arg(long)]
-        list: bool,
-        /// Print JSON on stdout
-        #[arg(long)]
-        json: bool,
-        /// Refuse blobs whose work factor exceeds this, before running scrypt
-        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
-              value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
-        max_work_factor: u8,
-        #[command(flatten)]
-        passphrase: PassphraseArgs,
-    },
-}
-
-#[derive(Args)]
-#[group(required = true, multiple = false)]
-struct UuidArgs {
-    /// The USB stick's filesystem UUID, as `blkid -s UUID -o value` prints it
-    #[arg(long, value_name = "UUID")]
-    usb_uuid: Option<String>,
-    /// A file holding the UUID, e.g. /etc/zeta/usb-uuid (whitespace trimmed)
-    #[arg(long, value_name = "FILE")]
-    usb_uuid_file: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct PassphraseArgs {
-    /// Read the passphrase from this inherited file descriptor
-    #[arg(long, value_name = "N")]
-    passphrase_fd: Option<i32>,
-    /// Read the passphrase from FILE, then delete FILE on every exit path
-    #[arg(long, value_name = "FILE")]
-    passphrase_file: Option<PathBuf>,
-    /// Do not delete the --passphrase-file
-    #[arg(long, requires = "passphrase_file")]
-    keep_passphrase_file: bool,
-    /// Ask through systemd-ask-password --no-tty (boot-time agents, console)
-    #[arg(long)]
-    ask_password: bool,
-    /// How long --ask-password waits for an answer
-    #[arg(long, value_name = "SECS", default_value_t = passphrase::DEFAULT_ASK_TIMEOUT_SECS)]
-    ask_password_timeout: u64,
-}
-
-impl PassphraseArgs {
-    fn sources(&self, env_passphrase: Option<secrecy::SecretString>) -> Passphrases {
-        if let (Some(path), false) = (&self.passphrase_file, self.keep_passphrase_file) {
-            // Deleted by the signal thread too, not only by the drop guard.
-            cleanup::register_passphrase_file(path.clone());
-        }
-        let opts = SourceOptions {
-            credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
-            passphrase_fd: self.passphrase_fd,
-            passphrase_file: self.passphrase_file.clone(),
-            keep_passphrase_file: self.keep_passphrase_file,
-            ask_password: self.ask_password,
-            ask_timeout_secs: self.ask_password_timeout,
-            ask_password_program: PathBuf::from("systemd-ask-password"),
-            stdin_is_tty: rustix::termios::isatty(rustix::stdio::stdin()),
-        };
-        Passphrases::new(opts, env_passphrase)
+/// Build the passphrase sources a command's options select. Created first
+/// in every command: its guard deletes a `--passphrase-file` on every exit
+/// path, including errors before the passphrase is needed.
+fn sources(args: &PassphraseArgs, env_passphrase: Option<SecretString>) -> Passphrases {
+    if let (Some(path), false) = (&args.passphrase_file, args.keep_passphrase_file) {
+        // Deleted by the signal thread too, not only by the drop guard.
+        cleanup::register_passphrase_file(path.clone());
     }
+    let opts = SourceOptions {
+        credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        passphrase_fd: args.passphrase_fd,
+        passphrase_file: args.passphrase_file.clone(),
+        keep_passphrase_file: args.keep_passphrase_file,
+        ask_password: args.ask_password,
+        ask_timeout_secs: args.ask_password_timeout,
+        ask_password_program: PathBuf::from("systemd-ask-password"),
+        stdin_is_tty: stdin_is_tty(),
+    };
+    Passphrases::new(opts, env_passphrase)
+}
+
+fn stdin_is_tty() -> bool {
+    rustix::termios::isatty(rustix::stdio::stdin())
+}
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// `diff` found differences.
+    Differs,
 }
 
 /// Every way a command can fail, with what `exit_code` needs to know.
@@ -232,12 +90,30 @@ enum CliError {
     #[error(transparent)]
     Passphrase(#[from] passphrase::Error),
     #[error(transparent)]
+    Weak(#[from] quality::Weak),
+    #[error(
+        "no new passphrase for {blob}: pass --new-passphrase-file FILE, run rekey on a terminal to type it, or pass --same-passphrase to keep the current one"
+    )]
+    NoNewPassphrase { blob: PathBuf },
+    #[error(transparent)]
     Bundle(#[from] bundle::Error),
     #[error("blob {blob}: {source}")]
     Restore {
         blob: PathBuf,
         #[source]
         source: restore::Error,
+    },
+    #[error("blob {blob}: {source}")]
+    Diff {
+        blob: PathBuf,
+        #[source]
+        source: diff::Error,
+    },
+    #[error("rekey {blob}: {source}")]
+    Rekey {
+        blob: PathBuf,
+        #[source]
+        source: rekey::Error,
     },
     #[error("blob {blob} was bundled for persona {found:?}, not {wanted:?}")]
     PersonaMismatch {
@@ -251,13 +127,24 @@ enum CliError {
     Output(#[source] io::Error),
 }
 
-/// The one place exit codes are decided (see `EXIT_CODES`).
-fn exit_code(err: &CliError) -> u8 {
+impl From<manifest::Error> for CliError {
+    fn from(e: manifest::Error) -> CliError {
+        CliError::Bundle(bundle::Error::Manifest(e))
+    }
+}
+
+/// The one place exit codes are decided (see `cli::EXIT_CODES`).
+fn exit_code(result: &Result<Outcome, CliError>) -> u8 {
     let envelope_code = |e: &envelope::Error| match e.class() {
         ErrorClass::NoMatch => 3,
         ErrorClass::Binding => 4,
         ErrorClass::Header | ErrorClass::Hmac | ErrorClass::Payload | ErrorClass::Entries => 5,
         ErrorClass::Other => 1,
+    };
+    let err = match result {
+        Ok(Outcome::Done) => return 0,
+        Ok(Outcome::Differs) => return 10,
+        Err(err) => err,
     };
     match err {
         CliError::Blob { source, .. } => envelope_code(source),
@@ -268,6 +155,8 @@ fn exit_code(err: &CliError) -> u8 {
         CliError::Usage(_) => 2,
         CliError::Passphrase(passphrase::Error::Mismatch) => 1,
         CliError::Passphrase(_) => 6,
+        CliError::Weak(_) => 1,
+        CliError::NoNewPassphrase { .. } => 6,
         CliError::Bundle(e) => match e {
             bundle::Error::Manifest(manifest::Error::Read { .. }) => 6,
             bundle::Error::SourceRoot { .. } | bundle::Error::RequiredMissing { .. } => 6,
@@ -280,6 +169,14 @@ fn exit_code(err: &CliError) -> u8 {
             restore::Error::Stage { .. } => 1,
             restore::Error::Rollback { .. } => 8,
         },
+        CliError::Diff { source, .. } => match source {
+            diff::Error::Envelope(e) => envelope_code(e),
+            diff::Error::Source { .. } => 1,
+        },
+        CliError::Rekey { source, .. } => match source {
+            rekey::Error::Envelope(e) => envelope_code(e),
+            rekey::Error::GenerationExhausted { .. } | rekey::Error::Write { .. } => 1,
+        },
         CliError::PersonaMismatch { .. } => 1,
         CliError::Incomplete { .. } => 7,
         CliError::Output(_) => 1,
@@ -288,22 +185,33 @@ fn exit_code(err: &CliError) -> u8 {
 
 /// One hint for the errors where a next step is not already in the message.
 fn hint(err: &CliError) -> Option<String> {
+    let envelope_hint = |source: &envelope::Error| {
+        match source {
+        envelope::Error::UsbUuidMismatch { .. } => Some(
+            "this blob belongs to another stick: check --usb-uuid / the UUID file, or rekey the blob to this stick".into(),
+        ),
+        e if e.class() == ErrorClass::Hmac || e.class() == ErrorClass::Payload => Some(
+            "the blob was modified or damaged after it was sealed; restore from another copy or re-bundle".into(),
+        ),
+        _ => None,
+    }
+    };
     match err {
-        CliError::Blob { source, .. } => match source {
-            envelope::Error::UsbUuidMismatch { .. } => Some(
-                "this blob belongs to another stick: check --usb-uuid / the UUID file, or rekey the blob to this stick".into(),
-            ),
-            e if e.class() == ErrorClass::Hmac || e.class() == ErrorClass::Payload => Some(
-                "the blob was modified or damaged after it was sealed; restore from another copy or re-bundle".into(),
-            ),
-            _ => None,
-        },
+        CliError::Blob { source, .. }
+        | CliError::Diff {
+            source: diff::Error::Envelope(source),
+            ..
+        }
+        | CliError::Rekey {
+            source: rekey::Error::Envelope(source),
+            ..
+        } => envelope_hint(source),
         CliError::BlobMissing(_) => {
             Some("nothing to restore: run `zeta-creds bundle` first, or check --blob".into())
         }
-        CliError::WrongPassphrase { .. } => {
-            Some("the passphrase is the one given to `zeta-creds bundle` (or the last `rekey`)".into())
-        }
+        CliError::WrongPassphrase { .. } => Some(
+            "the passphrase is the one given to `zeta-creds bundle` (or the last `rekey`)".into(),
+        ),
         _ => None,
     }
 }
@@ -320,27 +228,25 @@ fn main() -> ExitCode {
     if let Err(e) = cleanup::install_signal_handler() {
         warning!("cannot handle signals ({e}); an interrupted run may leave temporary files");
     }
-    match run(cli, env_passphrase) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            error!("{err}");
-            let mut source = std::error::Error::source(&err);
-            // thiserror's transparent variants already include their source.
-            while let Some(s) = source {
-                if !err.to_string().contains(&s.to_string()) {
-                    msg::emit(msg::Level::Error, false, format_args!("  caused by: {s}"));
-                }
-                source = s.source();
+    let result = run(cli, env_passphrase);
+    if let Err(err) = &result {
+        error!("{err}");
+        let mut source = std::error::Error::source(err);
+        // thiserror's transparent variants already include their source.
+        while let Some(s) = source {
+            if !err.to_string().contains(&s.to_string()) {
+                msg::emit(msg::Level::Error, false, format_args!("  caused by: {s}"));
             }
-            if let Some(h) = hint(&err) {
-                msg::emit(msg::Level::Error, false, format_args!("hint: {h}"));
-            }
-            ExitCode::from(exit_code(&err))
+            source = s.source();
+        }
+        if let Some(h) = hint(err) {
+            msg::emit(msg::Level::Error, false, format_args!("hint: {h}"));
         }
     }
+    ExitCode::from(exit_code(&result))
 }
 
-fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, CliError> {
+fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Bundle {
             manifest,
@@ -350,14 +256,15 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             persona,
             work_factor,
             force,
+            no_backup,
+            allow_weak_passphrase,
             passphrase,
         } => {
-            // Created first: its guard deletes a --passphrase-file on every
-            // exit path, including the errors below.
-            let mut sources = passphrase.sources(env_passphrase);
+            let mut sources = sources(&passphrase, env_passphrase);
             let usb_uuid = read_uuid(&uuid)?;
             let persona = persona.unwrap_or_default();
             envelope::validate_persona(&persona).map_err(|e| CliError::Usage(e.to_string()))?;
+            warn_test_work_factor(work_factor);
             let opts = bundle::Options {
                 manifest,
                 source_root,
@@ -366,40 +273,56 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
                 persona,
                 log_n: work_factor,
                 force,
+                backup: !no_backup,
             };
             let plan = bundle::plan(&opts)?;
-            for s in &plan.skipped {
-                notice!("skipped {}: {}", s.path, s.reason);
+            warn_skipped(&plan.pick);
+            print_bundle_summary(&plan.pick).map_err(CliError::Output)?;
+            if let Some(bundle::Existing {
+                usb_uuid: Some(old),
+                ..
+            }) = &plan.existing
+                && old != usb_uuid.as_str()
+            {
+                warning!(
+                    "replacing {}, bound to USB {old}, with a blob bound to USB {usb_uuid} (--force)",
+                    out.display()
+                );
             }
             let message = format!(
                 "New passphrase for zeta-creds blob {} (USB {usb_uuid})",
                 out.display()
             );
             let id = format!("zeta-creds:{usb_uuid}");
-            let pass = sources
-                .next(
-                    &Prompt {
-                        id: &id,
-                        message: &message,
-                    },
-                    true,
-                )?
-                .ok_or(passphrase::Error::NoSource)?;
+            let context = [plan.pick.user.as_str(), usb_uuid.as_str()];
+            let pass = new_passphrase(
+                &mut sources,
+                &Prompt {
+                    id: &id,
+                    message: &message,
+                },
+                &context,
+                allow_weak_passphrase,
+            )?;
             sources.scrub();
-            bundle::write(&opts, &plan, &pass)?;
-            let files = plan
-                .items
-                .iter()
-                .filter(|i| i.kind == EntryKind::File)
-                .count();
+            let kept = bundle::write(&opts, &plan, &pass)?;
             println!(
-                "sealed {} entries ({files} files, {} bytes) into {} (generation {}, bound to USB {usb_uuid}, work factor {work_factor})",
-                plan.items.len(),
-                plan.total_size(),
+                "sealed {} entries ({} files, {} bytes) into {} (generation {}, bound to USB {usb_uuid}, work factor {work_factor})",
+                plan.pick.items.len(),
+                plan.pick.file_count(),
+                plan.pick.total_size(),
                 out.display(),
                 plan.generation,
             );
-            Ok(0)
+            if kept && let Some(e) = &plan.existing {
+                println!(
+                    "previous blob kept as {}{} (generation {})",
+                    out.display(),
+                    bundle::PREV_SUFFIX,
+                    e.generation
+                );
+            }
+            Ok(Outcome::Done)
         }
         Command::Restore {
             blob,
@@ -414,13 +337,13 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             json,
             passphrase,
         } => {
-            let mut sources = passphrase.sources(env_passphrase);
+            let mut sources = sources(&passphrase, env_passphrase);
             if let Err(why) = sys::lock_memory() {
                 warning!("{why}");
             }
             let usb_uuid = read_uuid(&uuid)?;
             let (file, header) = open_blob(&blob)?;
-            let unlocked = unlock(
+            let (unlocked, _) = unlock(
                 &header,
                 &blob,
                 Some(&usb_uuid),
@@ -461,7 +384,7 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
                     total: report.entries.len(),
                 });
             }
-            Ok(0)
+            Ok(Outcome::Done)
         }
         Command::Inspect { blob, json } => {
             let (file, header) = open_blob(&blob)?;
@@ -473,7 +396,7 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
                 })?
                 .len();
             print_inspect(&header, &blob, blob_len, json).map_err(CliError::Output)?;
-            Ok(0)
+            Ok(Outcome::Done)
         }
         Command::Verify {
             blob,
@@ -482,9 +405,9 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             max_work_factor,
             passphrase,
         } => {
-            let mut sources = passphrase.sources(env_passphrase);
+            let mut sources = sources(&passphrase, env_passphrase);
             let (file, header) = open_blob(&blob)?;
-            let unlocked = unlock(&header, &blob, None, max_work_factor, &mut sources)?;
+            let (unlocked, _) = unlock(&header, &blob, None, max_work_factor, &mut sources)?;
             sources.scrub();
             let fields = unlocked.fields().clone();
             let blob_err = |source: envelope::Error| CliError::Blob {
@@ -500,30 +423,533 @@ fn run(cli: Cli, env_passphrase: Option<secrecy::SecretString>) -> Result<u8, Cl
             }
             print_verify(&blob, &fields, entries.user(), &metas, list, json)
                 .map_err(CliError::Output)?;
-            Ok(0)
+            Ok(Outcome::Done)
         }
+        Command::Diff {
+            blob,
+            manifest,
+            source_root,
+            max_work_factor,
+            passphrase,
+        } => {
+            let mut sources = sources(&passphrase, env_passphrase);
+            let loaded = Manifest::load(&manifest)?;
+            let (file, header) = open_blob(&blob)?;
+            // Picked before the passphrase is asked, so a manifest or
+            // source problem needs no passphrase. The persona read here is
+            // not yet authenticated; unlock checks it under the MAC.
+            let persona = header.unauthenticated_fields().persona.clone();
+            let pick = bundle::pick(&loaded, &source_root, &persona)?;
+            warn_skipped(&pick);
+            let (unlocked, _) = unlock(&header, &blob, None, max_work_factor, &mut sources)?;
+            sources.scrub();
+            let diff_err = |source: diff::Error| CliError::Diff {
+                blob: blob.clone(),
+                source,
+            };
+            let mut entries = EntryReader::new(unlocked.payload_reader(io::BufReader::new(file)))
+                .map_err(|e| diff_err(e.into()))?;
+            let report = diff::diff(&mut entries, &pick).map_err(diff_err)?;
+            print_diff(&report, &blob, &manifest, &source_root).map_err(CliError::Output)?;
+            Ok(if report.is_identical() {
+                Outcome::Done
+            } else {
+                Outcome::Differs
+            })
+        }
+        Command::Rekey {
+            blob,
+            new_passphrase_file,
+            same_passphrase,
+            new_uuid,
+            work_factor,
+            max_work_factor,
+            no_backup,
+            allow_weak_passphrase,
+            passphrase,
+        } => {
+            let mut current = sources(&passphrase, env_passphrase);
+            // Its guard consumes --new-passphrase-file on every exit path.
+            let mut fresh = new_passphrase_sources(new_passphrase_file.as_deref());
+            let new_uuid = read_new_uuid(&new_uuid)?;
+            if !same_passphrase && new_passphrase_file.is_none() && !stdin_is_tty() {
+                return Err(CliError::NoNewPassphrase { blob });
+            }
+            if let Some(n) = work_factor {
+                warn_test_work_factor(n);
+            }
+            let (mut file, header) = open_blob(&blob)?;
+            let (unlocked, old_pass) = unlock(&header, &blob, None, max_work_factor, &mut current)?;
+            current.scrub();
+            let old = unlocked.fields().clone();
+            let usb_uuid = new_uuid.unwrap_or_else(|| old.usb_uuid.clone());
+            let log_n = work_factor.unwrap_or(old.log_n);
+            if same_passphrase && usb_uuid == old.usb_uuid && log_n == old.log_n {
+                return Err(CliError::Usage(format!(
+                    "nothing to change in {}: give a new passphrase (--new-passphrase-file, or drop --same-passphrase to type one), --new-usb-uuid or --work-factor",
+                    blob.display()
+                )));
+            }
+            let new_pass = if same_passphrase {
+                old_pass
+            } else {
+                drop(old_pass);
+                let message = format!(
+                    "New passphrase for zeta-creds blob {} (USB {usb_uuid})",
+                    blob.display()
+                );
+                let id = format!("zeta-creds:{usb_uuid}");
+                let pass = new_passphrase(
+                    &mut fresh,
+                    &Prompt {
+                        id: &id,
+                        message: &message,
+                    },
+                    &[usb_uuid.as_str()],
+                    allow_weak_passphrase,
+                )?;
+                fresh.scrub();
+                pass
+            };
+            let opts = rekey::Options {
+                blob: blob.clone(),
+                usb_uuid,
+                log_n,
+                backup: !no_backup,
+            };
+            let outcome =
+                rekey::rekey(unlocked, &mut file, &new_pass, &opts).map_err(|source| {
+                    CliError::Rekey {
+                        blob: blob.clone(),
+                        source,
+                    }
+                })?;
+            print_rekey(&outcome, &blob, same_passphrase).map_err(CliError::Output)?;
+            Ok(Outcome::Done)
+        }
+        Command::Manifest(ManifestCommand::Check {
+            file,
+            source_root,
+            persona,
+            syntax_only,
+        }) => {
+            let loaded = Manifest::load(&file)?;
+            let persona = persona.unwrap_or_default();
+            envelope::validate_persona(&persona).map_err(|e| CliError::Usage(e.to_string()))?;
+            if !persona.is_empty() && !loaded.personas().contains(persona.as_str()) {
+                warning!(
+                    "no entry of {} names persona {persona:?}; only the entries for every persona apply",
+                    file.display()
+                );
+            }
+            if syntax_only {
+                println!(
+                    "manifest {} is valid: {} entries for user {}",
+                    file.display(),
+                    loaded.entries.len(),
+                    loaded.user
+                );
+                return Ok(Outcome::Done);
+            }
+            let pick = bundle::pick(&loaded, &source_root, &persona)?;
+            warn_skipped(&pick);
+            print_check(&pick, &loaded).map_err(CliError::Output)?;
+            pick.check()?;
+            Ok(Outcome::Done)
+        }
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut zeta_creds::cli::command(),
+                "zeta-creds",
+                &mut out,
+            );
+            io::stdout().write_all(&out).map_err(CliError::Output)?;
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+/// The sources of `rekey`'s new passphrase: only `--new-passphrase-file`
+/// (consumed) or, on a terminal, a prompt. Never the credential, fd,
+/// ask-password or environment sources: those carry the current one.
+fn new_passphrase_sources(file: Option<&Path>) -> Passphrases {
+    if let Some(path) = file {
+        cleanup::register_passphrase_file(path.to_owned());
+    }
+    Passphrases::new(
+        SourceOptions {
+            passphrase_file: file.map(Path::to_owned),
+            stdin_is_tty: stdin_is_tty(),
+            ..SourceOptions::default()
+        },
+        None,
+    )
+}
+
+/// A new passphrase for `bundle` or `rekey`: asked twice on a terminal,
+/// then refused if zxcvbn rates it weak (asked again on a terminal while
+/// tries are left), unless `allow_weak`.
+fn new_passphrase(
+    sources: &mut Passphrases,
+    prompt: &Prompt<'_>,
+    context: &[&str],
+    allow_weak: bool,
+) -> Result<SecretString, CliError> {
+    let mut context = context.to_vec();
+    context.extend(["zeta", "zeta-creds", "creds"]);
+    loop {
+        let interactive =
+            |s: &Passphrases| s.source().is_some_and(|k| k.is_interactive()) && s.tries_left() > 0;
+        let pass = match sources.next(prompt, true) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(passphrase::Error::NoSource.into()),
+            Err(passphrase::Error::Mismatch) if interactive(sources) => {
+                warning!("the two passphrases do not match; try again");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match quality::check(&pass, &context) {
+            Ok(()) => return Ok(pass),
+            Err(weak) if allow_weak => {
+                warning!(
+                    "using a weak passphrase (strength {} of 4) because of --allow-weak-passphrase; whoever copies the blob can guess it offline",
+                    weak.score
+                );
+                return Ok(pass);
+            }
+            Err(weak) if interactive(sources) => warning!("{weak}"),
+            Err(weak) => return Err(weak.into()),
+        }
+    }
+}
+
+fn warn_test_work_factor(log_n: u8) {
+    if log_n < TEST_WORK_FACTOR_BELOW {
+        warning!(
+            "work factor {log_n} is for tests: each offline guess at the passphrase costs {}x less than at the default {}; use {} or more for a real blob",
+            1u64 << (envelope::DEFAULT_LOG_N - log_n.min(envelope::DEFAULT_LOG_N)),
+            envelope::DEFAULT_LOG_N,
+            TEST_WORK_FACTOR_BELOW
+        );
+    }
+}
+
+/// A warning for each path the manifest points at that is not carried for
+/// a reason the operator did not choose (symlinks, sockets, devices).
+fn warn_skipped(pick: &bundle::Pick) {
+    for s in pick.skipped.iter().filter(|s| s.is_warning()) {
+        warning!("skipped {}: {}", s.path, s.reason());
     }
 }
 
 /// The USB UUID from `--usb-uuid` or `--usb-uuid-file`, normalized.
 fn read_uuid(args: &UuidArgs) -> Result<UsbUuid, CliError> {
-    if let Some(raw) = &args.usb_uuid {
-        return UsbUuid::parse(raw).map_err(|e| CliError::Usage(format!("--usb-uuid: {e}")));
+    let path = match (&args.usb_uuid, &args.usb_uuid_file) {
+        (Some(raw), _) => {
+            return UsbUuid::parse(raw).map_err(|e| CliError::Usage(format!("--usb-uuid: {e}")));
+        }
+        (None, Some(path)) => path,
+        (None, None) => unreachable!("clap requires one of the two"),
+    };
+    uuid_from_file(path)
+}
+
+/// `rekey`'s `--new-usb-uuid` or `--new-usb-uuid-file`, if given.
+fn read_new_uuid(args: &NewUuidArgs) -> Result<Option<UsbUuid>, CliError> {
+    match (&args.new_usb_uuid, &args.new_usb_uuid_file) {
+        (Some(raw), _) => UsbUuid::parse(raw)
+            .map(Some)
+            .map_err(|e| CliError::Usage(format!("--new-usb-uuid: {e}"))),
+        (None, Some(path)) => uuid_from_file(path).map(Some),
+        (None, None) => Ok(None),
     }
-    let path = args
-        .usb_uuid_file
-        .as_ref()
-        .expect("clap requires one of the two");
+}
+
+fn uuid_from_file(path: &Path) -> Result<UsbUuid, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| CliError::UuidFile {
-        path: path.clone(),
+        path: path.to_owned(),
         reason: format!(
             "{e}; the installer writes it (blkid -s UUID -o value of the stick), or pass --usb-uuid"
         ),
     })?;
     UsbUuid::parse(&text).map_err(|e| CliError::UuidFile {
-        path: path.clone(),
+        path: path.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// What the picker found, per manifest entry, before the passphrase is
+/// asked: so the operator sees what is about to be sealed.
+fn print_bundle_summary(pick: &bundle::Pick) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let width = pick
+        .entries
+        .iter()
+        .filter(|e| e.picked)
+        .map(|e| e.display.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    writeln!(
+        out,
+        "{:<width$}  {:>6}  {:>10}  skipped",
+        "entry", "files", "bytes"
+    )?;
+    for e in pick.entries.iter().filter(|e| e.picked) {
+        if e.missing() {
+            writeln!(
+                out,
+                "{:<width$}  {:>6}  {:>10}  missing ({})",
+                e.display,
+                "-",
+                "-",
+                if e.required { "required" } else { "optional" }
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{:<width$}  {:>6}  {:>10}  {}",
+                e.display, e.files, e.bytes, e.skipped
+            )?;
+        }
+    }
+    let skipped = pick
+        .skipped
+        .iter()
+        .filter(|s| s.kind != bundle::SkipKind::Missing)
+        .count();
+    writeln!(
+        out,
+        "total: {} entries picked, {} files, {} bytes, {} skipped",
+        pick.items.len(),
+        pick.file_count(),
+        pick.total_size(),
+        skipped
+    )?;
+    for s in pick
+        .skipped
+        .iter()
+        .filter(|s| s.kind != bundle::SkipKind::Missing)
+    {
+        writeln!(out, "  skipped {}: {}", s.path, s.reason())?;
+    }
+    out.flush()
+}
+
+/// `manifest check`: per entry, what it matches now.
+fn print_check(pick: &bundle::Pick, m: &Manifest) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "manifest {}: {} entries for user {}, matched under {}{}",
+        pick.manifest.display(),
+        pick.entries.len(),
+        pick.user,
+        pick.source_root.display(),
+        if pick.persona.is_empty() {
+            String::new()
+        } else {
+            format!(", persona {}", pick.persona)
+        }
+    )?;
+    if let Some(d) = &m.description {
+        writeln!(out, "  {d}")?;
+    }
+    for (index, e) in pick.entries.iter().enumerate() {
+        let mut flags = Vec::new();
+        if e.required {
+            flags.push("required".to_owned());
+        }
+        if !e.personas.is_empty() {
+            flags.push(format!("personas: {}", e.personas.join(", ")));
+        }
+        let entry = &m.entries[index];
+        if let Some(mode) = entry.mode {
+            flags.push(format!("mode {mode:04o}"));
+        }
+        if let Some(o) = &entry.owner {
+            flags.push(format!("owner {o}"));
+        }
+        if let Some(g) = &entry.group {
+            flags.push(format!("group {g}"));
+        }
+        writeln!(
+            out,
+            "line {:<4} {}{}{}",
+            e.line,
+            e.display,
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", flags.join("; "))
+            },
+            e.description
+                .as_deref()
+                .map(|d| format!("  # {d}"))
+                .unwrap_or_default()
+        )?;
+        let pad = "          ";
+        if !e.picked {
+            writeln!(
+                out,
+                "{pad}not picked: only for personas {}",
+                e.personas.join(", ")
+            )?;
+            continue;
+        }
+        if e.missing() {
+            if e.required {
+                writeln!(
+                    out,
+                    "{pad}matches nothing: REQUIRED, bundle would fail (exit 6)"
+                )?;
+            } else {
+                writeln!(out, "{pad}matches nothing (optional: skipped)")?;
+            }
+        } else {
+            writeln!(
+                out,
+                "{pad}{}, {}, {}, {} bytes (max_size {})",
+                plural(e.matches.len(), "match", "matches"),
+                plural(e.files, "file", "files"),
+                plural(e.dirs, "directory", "directories"),
+                e.bytes,
+                human_size(e.max_size)
+            )?;
+            for p in &e.matches {
+                writeln!(out, "{pad}  {p}")?;
+            }
+            if e.too_large() {
+                writeln!(
+                    out,
+                    "{pad}over max_size: bundle would fail; raise max_size or add an exclude"
+                )?;
+            }
+        }
+        for s in pick
+            .skipped
+            .iter()
+            .filter(|s| s.entry == index && s.kind != bundle::SkipKind::Missing)
+        {
+            writeln!(out, "{pad}skipped {}: {}", s.path, s.reason())?;
+        }
+    }
+    let picked = pick.entries.iter().filter(|e| e.picked).count();
+    let missing = pick.entries.iter().filter(|e| e.missing()).count();
+    let required_missing = pick
+        .entries
+        .iter()
+        .filter(|e| e.missing() && e.required)
+        .count();
+    writeln!(
+        out,
+        "summary: {} of {} entries apply, {} match, {} missing ({} required); {} files, {} bytes",
+        picked,
+        pick.entries.len(),
+        picked - missing,
+        missing,
+        required_missing,
+        pick.file_count(),
+        pick.total_size()
+    )?;
+    out.flush()
+}
+
+/// `1 file`, `2 files`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn print_diff(report: &diff::Report, blob: &Path, manifest: &Path, root: &Path) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if let Some((was, now)) = &report.user_changed {
+        writeln!(out, "{:<11} {was} -> {now}", "user")?;
+    }
+    for c in &report.changes {
+        if c.detail.is_empty() {
+            writeln!(out, "{:<11} {}", c.kind.word(), c.path)?;
+        } else {
+            writeln!(out, "{:<11} {}  ({})", c.kind.word(), c.path, c.detail)?;
+        }
+    }
+    if report.is_identical() {
+        writeln!(
+            out,
+            "blob {} matches what manifest {} picks under {}: {} entries, nothing to re-bundle",
+            blob.display(),
+            manifest.display(),
+            root.display(),
+            report.in_blob
+        )?;
+    } else {
+        use diff::Kind;
+        writeln!(
+            out,
+            "blob {} differs from what manifest {} picks under {}: {} added, {} removed, {} changed content, {} changed mode or owner{}; re-bundle to carry them",
+            blob.display(),
+            manifest.display(),
+            root.display(),
+            report.count(Kind::Added),
+            report.count(Kind::Removed),
+            report.count(Kind::Content),
+            report.count(Kind::Meta),
+            if report.user_changed.is_some() {
+                ", another user"
+            } else {
+                ""
+            }
+        )?;
+    }
+    out.flush()
+}
+
+fn print_rekey(o: &rekey::Outcome, blob: &Path, same_passphrase: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let mut what = Vec::new();
+    if !same_passphrase {
+        what.push("new passphrase".to_owned());
+    }
+    if o.new.usb_uuid != o.old.usb_uuid {
+        what.push(format!("USB {} -> {}", o.old.usb_uuid, o.new.usb_uuid));
+    }
+    if o.new.log_n != o.old.log_n {
+        what.push(format!("work factor {} -> {}", o.old.log_n, o.new.log_n));
+    }
+    writeln!(
+        out,
+        "rekeyed {} ({}): generation {} -> {}, bound to USB {}; {} entries, {} payload bytes copied unchanged",
+        blob.display(),
+        what.join(", "),
+        o.old.generation,
+        o.new.generation,
+        o.new.usb_uuid,
+        o.entries,
+        o.payload_bytes
+    )?;
+    if o.kept_previous {
+        writeln!(
+            out,
+            "previous blob kept as {}{} (generation {})",
+            blob.display(),
+            bundle::PREV_SUFFIX,
+            o.old.generation
+        )?;
+    }
+    out.flush()?;
+    if !same_passphrase {
+        notice!(
+            "a rekey does not revoke the old passphrase: whoever knew it and kept a copy of the old blob can still read the payload; after a disclosure, re-bundle instead"
+        );
+    }
+    Ok(())
 }
 
 fn open_blob(blob: &Path) -> Result<(File, Header), CliError> {
@@ -545,14 +971,15 @@ fn open_blob(blob: &Path) -> Result<(File, Header), CliError> {
 }
 
 /// Check the binding and the work-factor cap, then try passphrases until
-/// one unwraps the file key and the header MAC verifies.
+/// one unwraps the file key and the header MAC verifies. Returns the
+/// passphrase that did (rekey `--same-passphrase` wraps under it again).
 fn unlock<'h>(
     header: &'h Header,
     blob: &Path,
     expected: Option<&UsbUuid>,
     max_log_n: u8,
     sources: &mut Passphrases,
-) -> Result<UnlockedHeader<'h>, CliError> {
+) -> Result<(UnlockedHeader<'h>, SecretString), CliError> {
     let blob_err = |source: envelope::Error| CliError::Blob {
         blob: blob.to_owned(),
         source,
@@ -585,7 +1012,7 @@ fn unlock<'h>(
         };
         msg::test_fault("stall-before-kdf");
         match header.unlock(&pass, expected, max_log_n) {
-            Ok(unlocked) => return Ok(unlocked),
+            Ok(unlocked) => return Ok((unlocked, pass)),
             Err(envelope::Error::WrongPassphrase) => {
                 let left = sources.tries_left();
                 if left == 0 {
@@ -899,8 +1326,8 @@ mod tests {
     }
 
     #[test]
-    fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+    fn diff_differences_exit_10_and_identical_0() {
+        assert_eq!(exit_code(&Ok(Outcome::Differs)), 10);
+        assert_eq!(exit_code(&Ok(Outcome::Done)), 0);
     }
 }

@@ -73,6 +73,11 @@ impl Accounts {
         Accounts { users, groups }
     }
 
+    /// Every user, in file order.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+
     /// The first user with this name.
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.iter().find(|u| u.name == name)

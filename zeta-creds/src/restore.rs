@@ -852,9 +852,13 @@ fn remove_stale_temps(dir: &OwnedFd) -> usize {
 
 /// `.zeta-creds-tmp.` followed by exactly 16 lowercase hex digits.
 fn is_temp_name(name: &str) -> bool {
-    name.strip_prefix(crate::bundle::TMP_PREFIX).is_some_and(|rest| {
-        rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    name.strip_prefix(crate::bundle::TMP_PREFIX)
+        .is_some_and(|rest| {
+            rest.len() == 16
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 fn chown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {

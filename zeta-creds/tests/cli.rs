@@ -242,31 +242,79 @@ fn verify_lists_entries_and_writes_nothing() {
     assert_eq!(before, snapshot(w.dir.path()));
 }
 
+/// Issue 6: over a blob bound to the same stick, bundle replaces it
+/// without --force (a re-bundle after rotating a login), keeps the old one
+/// as BLOB.prev and raises the generation; a blob bound to another stick
+/// is replaced only with --force.
 #[test]
-fn bundle_refuses_to_overwrite_without_force_and_raises_the_generation() {
+fn bundle_replaces_a_blob_of_the_same_stick_and_needs_force_for_another() {
     let w = World::new();
     w.populate();
     w.bundle_ok();
+    let first = fs::read(w.blob()).unwrap();
     let pf = w.pass_file(PASS);
     w.bundle()
         .arg("--passphrase-file")
         .arg(&pf)
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("already exists; pass --force"));
+        .success()
+        .stdout(predicate::str::contains(
+            "(generation 2, bound to USB abcd-1234",
+        ))
+        .stdout(predicate::str::contains(format!(
+            "previous blob kept as {}.prev (generation 1)",
+            w.blob().display()
+        )));
     assert!(!pf.exists());
-    let pf = w.pass_file(PASS);
-    w.bundle()
-        .arg("--force")
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .assert()
-        .success();
+    let prev = w.path("esp/zeta-creds.enc.prev");
+    assert_eq!(
+        fs::read(&prev).unwrap(),
+        first,
+        "the replaced blob, byte for byte"
+    );
     w.cmd()
         .arg("inspect")
         .arg(w.blob())
         .assert()
         .stdout(predicate::str::contains("generation      2"));
+
+    // Another stick: refused without --force, nothing touched.
+    let before = fs::read(w.blob()).unwrap();
+    let pf = w.pass_file(PASS);
+    let mut other = w.cmd();
+    other
+        .arg("bundle")
+        .arg("--manifest")
+        .arg(w.manifest())
+        .arg("--source-root")
+        .arg(w.src())
+        .arg("--out")
+        .arg(w.blob())
+        .args(["--usb-uuid", "FEED-0001", "--work-factor", "10"])
+        .arg("--passphrase-file")
+        .arg(&pf);
+    other
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "{} is bound to USB abcd-1234, not to feed-0001; pass --force to replace it",
+            w.blob().display()
+        )));
+    assert!(!pf.exists());
+    assert_eq!(fs::read(w.blob()).unwrap(), before);
+    let pf = w.pass_file(PASS);
+    other
+        .arg("--force")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "bound to USB abcd-1234, with a blob bound to USB feed-0001 (--force)",
+        ))
+        .stdout(predicate::str::contains(
+            "(generation 3, bound to USB feed-0001",
+        ));
+    assert!(!pf.exists());
+    assert_eq!(fs::read(&prev).unwrap(), before);
 }
 
 #[test]

@@ -52,7 +52,10 @@ fn failures_carry_priority_prefixes_on_the_journal_only() {
 
     let (code, err) = restore_stderr(&w, true, "wrong passphrase");
     assert_eq!(code, 3);
-    let first = err.lines().find(|l| l.contains("wrong passphrase for blob")).unwrap();
+    let first = err
+        .lines()
+        .find(|l| l.contains("wrong passphrase for blob"))
+        .unwrap();
     assert!(first.starts_with("<3>zeta-creds: error: "), "{err}");
     // Every line has a priority when stderr is the journal.
     assert!(err.lines().all(|l| l.starts_with('<')), "{err}");
