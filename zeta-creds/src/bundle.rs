@@ -1092,9 +1092,6 @@ pub struct AtomicFile {
     file: Option<File>,
 }
 
-/// Prefix of every temporary file zeta-creds creates.
-pub const TMP_PREFIX: &str = ".zeta-creds-tmp.";
-
 /// Suffix of the copy of the blob a bundle or rekey replaced.
 pub const PREV_SUFFIX: &str = ".prev";
 
@@ -1117,7 +1114,7 @@ impl AtomicFile {
     }
 
     fn create_in(dir: Arc<OwnedFd>, final_name: String) -> io::Result<AtomicFile> {
-        let (tmp_name, fd) = create_temp(&*dir)?;
+        let (tmp_name, fd) = fsx::create_temp(&*dir)?;
         // Removed by the signal thread too, not only by Drop.
         crate::cleanup::register_temp_file(&dir, &tmp_name);
         Ok(AtomicFile {
@@ -1198,34 +1195,6 @@ impl Drop for AtomicFile {
             let _ = rustix::fs::unlinkat(&*self.dir, &self.tmp_name, AtFlags::empty());
         }
     }
-}
-
-/// Create a fresh temporary file (0600, O_EXCL, no symlink followed) in
-/// `dir`, returning its name.
-pub fn create_temp(dir: impl AsFd) -> io::Result<(String, OwnedFd)> {
-    for _ in 0..16 {
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
-        let name = format!("{TMP_PREFIX}{}", hex16(&rnd));
-        match rustix::fs::openat(
-            &dir,
-            name.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        ) {
-            Ok(fd) => return Ok((name, fd)),
-            Err(rustix::io::Errno::EXIST) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "could not pick a temporary file name",
-    ))
-}
-
-fn hex16(bytes: &[u8; 8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

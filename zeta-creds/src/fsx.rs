@@ -94,7 +94,107 @@ pub fn read_small_file(root: impl AsFd, components: &[&str], limit: u64) -> io::
     Ok(out)
 }
 
+/// Prefix of every temporary file zeta-creds creates; the full reserved
+/// name is this and 16 lowercase hex digits.
+pub const TMP_PREFIX: &str = ".zeta-creds-tmp.";
+
+/// Create a fresh temporary file (0600, `O_EXCL`, no symlink followed) in
+/// `dir`, returning its name.
+pub fn create_temp(dir: impl AsFd) -> io::Result<(String, OwnedFd)> {
+    for _ in 0..16 {
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
+        let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("{TMP_PREFIX}{hex}");
+        match rustix::fs::openat(
+            &dir,
+            name.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "could not pick a temporary file name",
+    ))
+}
+
+/// Whether `name` is one of our temporary files' reserved names.
+pub fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix(TMP_PREFIX).is_some_and(|rest| {
+        rest.len() == 16
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Remove the temporary files a killed run (`kill -9`, power loss) left in
+/// `dir`. Returns how many were removed.
+///
+/// A temporary file is recognised by its exact reserved name and by being
+/// a regular file. Not by owner: a run killed between giving a staged file
+/// its final owner and renaming it leaves one owned by the user. Unlinking
+/// a name in a directory the caller writes into anyway can only remove that
+/// name, never a file somewhere else.
+pub fn remove_stale_temps(dir: &OwnedFd) -> usize {
+    let Ok(mut d) = rustix::fs::Dir::read_from(dir) else {
+        return 0;
+    };
+    let mut stale = Vec::new();
+    while let Some(Ok(entry)) = d.read() {
+        if let Ok(name) = std::str::from_utf8(entry.file_name().to_bytes())
+            && is_temp_name(name)
+        {
+            stale.push(name.to_owned());
+        }
+    }
+    let mut removed = 0;
+    for name in stale {
+        if let Ok(Some(st)) = lstat(dir, &name)
+            && file_type(&st) == FileType::RegularFile
+            && rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Split a relative `a/b/c` path into components (validated elsewhere).
 pub fn components(path: &str) -> Vec<&str> {
     path.split('/').filter(|c| !c.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_exact_temp_names_are_swept() {
+        assert!(is_temp_name(".zeta-creds-tmp.0123456789abcdef"));
+        for other in [
+            ".zeta-creds-tmp.0123456789abcde",
+            ".zeta-creds-tmp.0123456789abcdef0",
+            ".zeta-creds-tmp.0123456789ABCDEF",
+            ".zeta-creds-tmp.notours",
+            "zeta-creds-tmp.0123456789abcdef",
+            "hosts.yml",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+        let t = tempfile::tempdir().unwrap();
+        let dir = open_root(t.path()).unwrap();
+        let (name, _fd) = create_temp(&dir).unwrap();
+        assert!(is_temp_name(&name), "{name}");
+        std::fs::write(t.path().join(".zeta-creds-tmp.notours"), b"x").unwrap();
+        std::fs::create_dir(t.path().join(".zeta-creds-tmp.00000000000000aa")).unwrap();
+        assert_eq!(remove_stale_temps(&dir), 1);
+        assert!(t.path().join(".zeta-creds-tmp.notours").exists());
+        assert!(t.path().join(".zeta-creds-tmp.00000000000000aa").is_dir());
+    }
 }

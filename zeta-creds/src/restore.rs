@@ -36,7 +36,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::bundle::create_temp;
 use crate::envelope::{self, Anchor, EntryKind, EntryMeta, EntryReader};
 use crate::passwd::{self, Accounts};
 use crate::state::{self, FileRecord, State};
@@ -498,7 +497,7 @@ impl Run {
                 // filesystem, immutable directory) refuses this entry only.
                 // Its body is still read to the end, so the stream stays in
                 // step and is still verified.
-                let (tmp_name, fd) = match create_temp(&*dir) {
+                let (tmp_name, fd) = match fsx::create_temp(&*dir) {
                     Ok(t) => t,
                     Err(e) => {
                         return Ok(Err(Refusal(format!(
@@ -622,7 +621,7 @@ impl Run {
     /// the first time (every directory a run writes into is opened here).
     fn cache_dir(&mut self, components: &[String], fd: OwnedFd) -> Arc<OwnedFd> {
         if !self.dry_run {
-            let removed = remove_stale_temps(&fd);
+            let removed = fsx::remove_stale_temps(&fd);
             if removed > 0 {
                 self.notes.push(format!(
                     "removed {removed} stale temporary file(s) from an interrupted run in /{}",
@@ -817,50 +816,6 @@ fn commit_file(s: &Staged) -> io::Result<rustix::fs::Stat> {
     )?)
 }
 
-/// Remove the temporary files a killed run (`kill -9`, power loss) left in
-/// `dir`. Returns how many were removed.
-///
-/// A temporary file is recognised by its exact name, `.zeta-creds-tmp.`
-/// and 16 lowercase hex digits (names of that form are reserved), and by
-/// being a regular file. Not by owner: a run killed between giving a staged
-/// file its final owner and renaming it leaves one owned by the user.
-/// Unlinking a name in a directory this run writes into anyway can only
-/// remove that name, never a file somewhere else.
-fn remove_stale_temps(dir: &OwnedFd) -> usize {
-    let Ok(mut d) = rustix::fs::Dir::read_from(dir) else {
-        return 0;
-    };
-    let mut stale = Vec::new();
-    while let Some(Ok(entry)) = d.read() {
-        if let Ok(name) = std::str::from_utf8(entry.file_name().to_bytes())
-            && is_temp_name(name)
-        {
-            stale.push(name.to_owned());
-        }
-    }
-    let mut removed = 0;
-    for name in stale {
-        if let Ok(Some(st)) = fsx::lstat(dir, &name)
-            && fsx::file_type(&st) == FileType::RegularFile
-            && rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty()).is_ok()
-        {
-            removed += 1;
-        }
-    }
-    removed
-}
-
-/// `.zeta-creds-tmp.` followed by exactly 16 lowercase hex digits.
-fn is_temp_name(name: &str) -> bool {
-    name.strip_prefix(crate::bundle::TMP_PREFIX)
-        .is_some_and(|rest| {
-            rest.len() == 16
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-}
-
 fn chown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
     rustix::fs::fchown(
         fd,
@@ -912,21 +867,6 @@ fn kind_name(t: FileType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_our_exact_temp_names_are_swept() {
-        assert!(is_temp_name(".zeta-creds-tmp.0123456789abcdef"));
-        for other in [
-            ".zeta-creds-tmp.0123456789abcde",
-            ".zeta-creds-tmp.0123456789abcdef0",
-            ".zeta-creds-tmp.0123456789ABCDEF",
-            ".zeta-creds-tmp.notours",
-            "zeta-creds-tmp.0123456789abcdef",
-            "hosts.yml",
-        ] {
-            assert!(!is_temp_name(other), "{other}");
-        }
-    }
 
     #[test]
     fn numeric_ids_are_taken_as_is_and_names_are_looked_up() {

@@ -19,7 +19,6 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{Mode, Stat};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::create_temp;
 use crate::fsx;
 
 /// Where the record lives, as components below the root.
@@ -112,7 +111,10 @@ pub fn save(root: &OwnedFd, state: &State) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    let (tmp, fd) = create_temp(&dir)?;
+    // A run killed while saving (kill -9) leaves its temporary file here,
+    // in a directory no entry leads to: sweep it now.
+    fsx::remove_stale_temps(&dir);
+    let (tmp, fd) = fsx::create_temp(&dir)?;
     let result = (|| {
         let mut file = std::fs::File::from(fd);
         let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
