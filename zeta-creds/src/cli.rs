@@ -125,6 +125,25 @@ pub enum Command {
         /// Restore a blob older than the one last restored on this system
         #[arg(long)]
         allow_rollback: bool,
+        /// Refuse (exit 4) unless the stick the blob is bound to is attached
+        #[arg(long)]
+        require_usb_present: bool,
+        /// With --require-usb-present: how long to wait for the stick to appear
+        #[arg(
+            long,
+            value_name = "SECS",
+            default_value_t = 10,
+            requires = "require_usb_present"
+        )]
+        usb_wait: u64,
+        /// With --require-usb-present: where attached filesystems are listed
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/dev/disk/by-uuid",
+            requires = "require_usb_present"
+        )]
+        usb_device_dir: PathBuf,
         /// Refuse blobs whose work factor exceeds this, before running scrypt
         #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
               value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]

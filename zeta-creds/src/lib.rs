@@ -19,3 +19,4 @@ pub mod rekey;
 pub mod restore;
 pub mod state;
 pub mod sys;
+pub mod usb;

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use secrecy::SecretString;
@@ -25,7 +26,7 @@ use zeta_creds::envelope::{
 };
 use zeta_creds::manifest::{Manifest, human_size};
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
-use zeta_creds::{bundle, cleanup, diff, manifest, msg, quality, rekey, restore, sys};
+use zeta_creds::{bundle, cleanup, diff, manifest, msg, quality, rekey, restore, sys, usb};
 use zeta_creds::{error, notice, warning};
 
 /// Work factors below this print a warning: they are for tests.
@@ -67,6 +68,15 @@ enum Outcome {
 /// Every way a command can fail, with what `exit_code` needs to know.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
+    #[error(
+        "USB stick {uuid} is not attached (no such entry in {} after {waited} s); attach the stick the blob is bound to, or restore without --require-usb-present",
+        dir.display()
+    )]
+    UsbAbsent {
+        uuid: String,
+        dir: PathBuf,
+        waited: u64,
+    },
     #[error("blob {blob}: {source}")]
     Blob {
         blob: PathBuf,
@@ -152,6 +162,7 @@ fn exit_code(result: &Result<Outcome, CliError>) -> u8 {
         CliError::BlobRead { .. } => 1,
         CliError::WrongPassphrase { .. } => 3,
         CliError::UuidFile { .. } => 6,
+        CliError::UsbAbsent { .. } => 4,
         CliError::Usage(_) => 2,
         CliError::Passphrase(passphrase::Error::Mismatch) => 1,
         CliError::Passphrase(_) => 6,
@@ -333,6 +344,9 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
             dry_run,
             on_conflict,
             allow_rollback,
+            require_usb_present,
+            usb_wait,
+            usb_device_dir,
             max_work_factor,
             json,
             passphrase,
@@ -342,6 +356,16 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                 warning!("{why}");
             }
             let usb_uuid = read_uuid(&uuid)?;
+            // Before anyone is asked for a passphrase.
+            if require_usb_present
+                && !usb::wait_for(&usb_device_dir, &usb_uuid, Duration::from_secs(usb_wait))
+            {
+                return Err(CliError::UsbAbsent {
+                    uuid: usb_uuid.to_string(),
+                    dir: usb_device_dir,
+                    waited: usb_wait,
+                });
+            }
             let (file, header) = open_blob(&blob)?;
             let (unlocked, _) = unlock(
                 &header,

@@ -716,3 +716,57 @@ fn passphrase_file_mode_is_irrelevant_but_symlink_is_refused() {
         .code(6);
     assert!(!w.blob().exists());
 }
+
+/// `--require-usb-present`: the restore runs only with the bound stick
+/// attached (listed in the by-uuid directory, FAT serials in upper case),
+/// and refuses with exit 4 before asking for a passphrase otherwise.
+#[test]
+fn require_usb_present_needs_the_bound_stick_attached() {
+    let w = World::new();
+    w.populate();
+    w.bundle_ok();
+    let by_uuid = w.path("by-uuid");
+    fs::create_dir(&by_uuid).unwrap();
+    fs::write(by_uuid.join("1111-2222"), "").unwrap(); // another stick
+
+    let before = snapshot(&w.dst());
+    let pf = w.pass_file(PASS);
+    let start = std::time::Instant::now();
+    w.restore()
+        .args([
+            "--require-usb-present",
+            "--usb-wait",
+            "1",
+            "--usb-device-dir",
+        ])
+        .arg(&by_uuid)
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(
+            "USB stick abcd-1234 is not attached",
+        ));
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(1),
+        "it waited"
+    );
+    assert!(!pf.exists());
+    assert_eq!(before, snapshot(&w.dst()));
+
+    fs::write(by_uuid.join("ABCD-1234"), "").unwrap();
+    let pf = w.pass_file(PASS);
+    w.restore()
+        .args([
+            "--require-usb-present",
+            "--usb-wait",
+            "1",
+            "--usb-device-dir",
+        ])
+        .arg(&by_uuid)
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .assert()
+        .success();
+    assert!(w.dst().join("home/zeta/.config/gh/hosts.yml").exists());
+}
