@@ -472,7 +472,7 @@ impl Run {
                                         self.records.insert(display.clone(), r);
                                     }
                                     self.reports[index].reason = Some(
-                                        "changed locally since the last restore; kept (re-bundle to carry it, or --on-conflict overwrite|backup)".into(),
+                                        "changed locally since the last restore; re-bundle to carry it, or pass --on-conflict overwrite|backup".into(),
                                     );
                                     return Ok(Ok(Outcome::Kept));
                                 }
