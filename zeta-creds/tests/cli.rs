@@ -388,16 +388,10 @@ fn exit_4_other_stick() {
     let w = World::new();
     w.populate();
     w.bundle_ok();
-    // Replace the UUID argument: the last --usb-uuid is not allowed twice,
-    // so build the command by hand.
+    // --usb-uuid may be given once: start from the builder without one.
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
-    w.cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
+    w.restore_blob(&w.blob())
         .args(["--usb-uuid", "DEAD-BEEF", "--passphrase-file"])
         .arg(&pf)
         .assert()
@@ -417,12 +411,7 @@ fn exit_4_from_a_uuid_file_with_whitespace_is_normalized() {
     let uuid_file = w.path("usb-uuid");
     fs::write(&uuid_file, "  abcd-1234 \n").unwrap();
     let pf = w.pass_file(PASS);
-    w.cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
+    w.restore_blob(&w.blob())
         .arg("--usb-uuid-file")
         .arg(&uuid_file)
         .arg("--passphrase-file")
@@ -509,12 +498,7 @@ fn exit_6_missing_uuid_file() {
     w.bundle_ok();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
-    w.cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
+    w.restore_blob(&w.blob())
         .arg("--usb-uuid-file")
         .arg(w.path("no-such-uuid-file"))
         .arg("--passphrase-file")

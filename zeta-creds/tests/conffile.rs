@@ -268,12 +268,7 @@ fn an_older_blob_is_refused_unless_allowed() {
 
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
-    w.cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(&old)
-        .arg("--target-root")
-        .arg(w.dst())
+    w.restore_blob(&old)
         .args(["--usb-uuid", UUID, "--passphrase-file"])
         .arg(&pf)
         .assert()
@@ -286,12 +281,7 @@ fn an_older_blob_is_refused_unless_allowed() {
     assert_eq!(before, snapshot(&w.dst()));
 
     let pf = w.pass_file(PASS);
-    w.cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(&old)
-        .arg("--target-root")
-        .arg(w.dst())
+    w.restore_blob(&old)
         .args([
             "--usb-uuid",
             UUID,

@@ -76,12 +76,7 @@ fn verify(w: &World, blob: &Path, pass: &str) -> std::process::Output {
 
 fn restore_from(w: &World, blob: &Path, uuid: &str, pass: &str) -> std::process::Output {
     let pf = file_with(w, "restore-pass", pass);
-    w.cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(blob)
-        .arg("--target-root")
-        .arg(w.dst())
+    w.restore_blob(&blob)
         .args(["--usb-uuid", uuid, "--passphrase-file"])
         .arg(&pf)
         .output()

@@ -269,14 +269,22 @@ path = "/etc/zeta"
         assert!(!pf.exists());
     }
 
-    pub fn restore(&self) -> Command {
+    /// `restore` of `blob` into the target root, with no USB UUID yet (for
+    /// tests that pass another UUID or a UUID file).
+    pub fn restore_blob(&self, blob: &Path) -> Command {
         let mut c = self.cmd();
         c.arg("restore")
             .arg("--blob")
-            .arg(self.blob())
+            .arg(blob)
             .arg("--target-root")
-            .arg(self.dst())
-            .args(["--usb-uuid", UUID]);
+            .arg(self.dst());
+        c
+    }
+
+    /// `restore` of the world's blob, bound to [`UUID`].
+    pub fn restore(&self) -> Command {
+        let mut c = self.restore_blob(&self.blob());
+        c.args(["--usb-uuid", UUID]);
         c
     }
 }
