@@ -12,10 +12,22 @@
 set -euo pipefail
 
 # Debian packages, one per line, each with the script that needs it.
-# Later issues add e.g. nix-bin, qemu-system-x86, mmdebstrap, mtools,
-# dosfstools, age.
 APT_PACKAGES=(
-    shellcheck # .ci/run lints every shell script of ours
+    shellcheck      # .ci/run lints every shell script of ours
+    nix-bin         # tests/nix: nix-instantiate --parse/--eval of nixos-modules/, flake.nix
+    jq              # tests/nix, tests/vm: decode nix-instantiate --json output
+    systemd         # tests/nix: systemd-analyze verify/security on the rendered unit
+    qemu-system-x86 # tests/vm: boots the Debian guest (-accel tcg)
+    mmdebstrap      # tests/vm: builds the guest's root tree from the apt mirror
+    e2fsprogs       # tests/vm: mkfs.ext4 -d (root image), debugfs (edit, read back)
+    dosfstools      # tests/vm: mkfs.vfat -i SERIAL (ESP, USB stick, results disks)
+    mtools          # tests/vm: mcopy/mtype into and out of FAT images, no mounts
+    busybox-static  # tests/vm: the guest's tiny initramfs (loads virtio_blk, ext4)
+    cpio            # tests/vm: packs that initramfs
+    kmod            # tests/vm: depmod for the guest's kernel modules
+    util-linux      # installer/, tests/installer: blkid, findmnt, setsid, unshare
+    bsdutils        # tests/installer, tests/e2e: script(1), the scripted terminal
+    mount           # tests/installer: losetup, mount (the live stick found with findmnt)
 )
 
 # rustup components, each with the cargo subcommand that proves it is there.

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Helpers for tests/installer/run.sh (and for tests/e2e, which drives the
+# same step): checks that count failures, a fake target tree, a scripted
+# terminal, and an argv sampler. Sourced, never run; the caller sets
+# `set -euo pipefail` and $work (a mktemp -d directory it removes).
+# shellcheck disable=SC2154 # $work is the caller's
+
+failures=0
+
+ok() { printf '  ok    %s\n' "$*"; }
+bad() {
+    printf '  FAIL  %s\n' "$*"
+    failures=$((failures + 1))
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+    if [ "$2" = "$3" ]; then
+        ok "$1: $2"
+    else
+        bad "$1: got '$2', want '$3'"
+    fi
+}
+
+# expect_grep WHAT FILE FIXED-STRING: FILE contains the string.
+expect_grep() {
+    if grep -qF -- "$3" "$2"; then
+        ok "$1"
+    else
+        bad "$1: '$3' not in $2"
+        sed 's/^/        | /' "$2" | tail -n 25
+    fi
+}
+
+# expect_no_grep WHAT FILE FIXED-STRING: FILE does not contain the string.
+expect_no_grep() {
+    if grep -qF -- "$3" "$2"; then
+        bad "$1: '$3' found in $2"
+    else
+        ok "$1"
+    fi
+}
+
+# expect_no_secret WHAT FILE: FILE holds none of the lines of $work/secrets.
+# (The patterns come from that file: a passphrase on grep's command line
+# would be caught by the argv sampler, rightly.)
+expect_no_secret() {
+    if grep -qF -f "$work/secrets" -- "$2"; then
+        bad "$1: a passphrase is in $2"
+    else
+        ok "$1"
+    fi
+}
+
+# expect_missing WHAT PATH
+expect_missing() {
+    if [ -e "$2" ] || [ -L "$2" ]; then
+        bad "$1: $2 exists"
+    else
+        ok "$1"
+    fi
+}
+
+# show_log FILE: the tail of a run's output, after a failed check.
+show_log() {
+    sed 's/^/        | /' "$1" | tail -n 40
+}
+
+# make_target DIR [creds]: a fake root of the system being installed: users
+# root and zeta (uid 1000, group users), and with `creds` the logins, host
+# keys, operator keys and age key the default manifest carries (8 entries:
+# two directories, six files).
+make_target() {
+    local root=$1
+    mkdir -p "$root/etc" "$root/home/zeta" "$root/root"
+    printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+        'zeta:x:1000:100:zeta:/home/zeta:/bin/sh' >"$root/etc/passwd"
+    printf '%s\n' 'root:x:0:' 'users:x:100:zeta' >"$root/etc/group"
+    chown 1000:100 "$root/home/zeta"
+    chmod 0700 "$root/home/zeta"
+    [ "${2:-}" = creds ] || return 0
+    mkdir -p "$root/home/zeta/.config/gh" "$root/home/zeta/.codex" \
+        "$root/etc/ssh" "$root/etc/zeta" "$root/var/lib/sops-nix"
+    printf 'github.com:\n    oauth_token: gho_testtoken0001\n    user: zeta\n' \
+        >"$root/home/zeta/.config/gh/hosts.yml"
+    printf '{"tokens":{"access_token":"codex-test-token"}}\n' >"$root/home/zeta/.codex/auth.json"
+    chown -R 1000:100 "$root/home/zeta/.config" "$root/home/zeta/.codex"
+    chmod 0700 "$root/home/zeta/.config/gh" "$root/home/zeta/.codex"
+    chmod 0600 "$root/home/zeta/.config/gh/hosts.yml" "$root/home/zeta/.codex/auth.json"
+    printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\ntest host key\n-----END OPENSSH PRIVATE KEY-----\n' \
+        >"$root/etc/ssh/ssh_host_ed25519_key"
+    printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAItesthostkey root@test\n' \
+        >"$root/etc/ssh/ssh_host_ed25519_key.pub"
+    chmod 0600 "$root/etc/ssh/ssh_host_ed25519_key"
+    printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIoperator zeta@laptop\n' \
+        >"$root/etc/zeta/operator-authorized-keys"
+    printf 'AGE-SECRET-KEY-1TESTTESTTESTTESTTESTTESTTESTTESTTESTTESTTESTTESTTEST\n' \
+        >"$root/var/lib/sops-nix/key.txt"
+    chmod 0600 "$root/var/lib/sops-nix/key.txt"
+}
+
+# tty_drive TRANSCRIPT TIMEOUT CMD [EXPECT ANSWER]...: run the shell command
+# string CMD under script(1), on a fresh pseudo-terminal that is its
+# controlling terminal, and answer like expect(1): wait until EXPECT shows
+# up in the output (after the previous match), then type ANSWER and Enter.
+# Returns CMD's exit status; 124 when an EXPECT did not show up within
+# TIMEOUT seconds (the command is then killed).
+tty_drive() {
+    local transcript=$1 timeout=$2 cmd=$3
+    shift 3
+    local fifo status=0 offset=0 text rest before deadline fd
+    fifo=$(mktemp -u "$work/tty-in.XXXXXX")
+    mkfifo "$fifo"
+    : >"$transcript"
+    script -qfec "$cmd" /dev/null <"$fifo" >"$transcript" 2>&1 &
+    local pid=$!
+    exec {fd}>"$fifo"
+    while [ "$#" -ge 2 ]; do
+        deadline=$((SECONDS + timeout))
+        while :; do
+            text=$(<"$transcript")
+            rest=${text:offset}
+            if [[ $rest == *"$1"* ]]; then
+                before=${rest%%"$1"*}
+                offset=$((offset + ${#before} + ${#1}))
+                break
+            fi
+            if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$pid" 2>/dev/null; then
+                printf '  (tty_drive: "%s" did not appear)\n' "$1"
+                kill "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+                exec {fd}>&-
+                rm -f "$fifo"
+                return 124
+            fi
+            sleep 0.02
+        done
+        # The prompt is printed after echo is off (bash's read -s), so an
+        # answer typed now is never echoed; the transcript proves it.
+        printf '%s\n' "$2" >&"$fd"
+        shift 2
+    done
+    wait "$pid" || status=$?
+    exec {fd}>&-
+    rm -f "$fifo"
+    return "$status"
+}
+
+# The argv sampler: while the tests run, read every process's command line
+# (and the environment of every zeta-creds process) over and over, and
+# record any that holds one of the lines of $work/secrets, and which
+# zeta-creds subcommands it saw. Pure bash (mapfile), so sampling starts no
+# process of its own that could hold a secret.
+sampler_loop() {
+    local f pid c secret sub
+    local -a args secrets
+    local -A seen=()
+    mapfile -t secrets <"$work/secrets"
+    while [ -e "$work/sampling" ]; do
+        for f in /proc/[0-9]*/cmdline; do
+            args=()
+            mapfile -d '' -t args 2>/dev/null <"$f" || continue
+            [ "${#args[@]}" -gt 0 ] || continue
+            c=${args[*]}
+            pid=${f#/proc/}
+            pid=${pid%/cmdline}
+            for secret in "${secrets[@]}"; do
+                if [[ $c == *"$secret"* ]]; then
+                    printf 'argv of pid %s (%s) holds a passphrase\n' "$pid" "${args[0]}" >>"$work/argv-hits"
+                fi
+            done
+            if [[ ${args[0]} == */zeta-creds || ${args[1]:-} == */zeta-creds ]]; then
+                if [[ ${args[0]} == */zeta-creds ]]; then sub=${args[1]:-}; else sub=${args[2]:-}; fi
+                if [ -z "${seen[$sub]:-}" ]; then
+                    seen[$sub]=1
+                    printf '%s\n' "$sub" >>"$work/argv-seen"
+                fi
+                args=()
+                mapfile -d '' -t args 2>/dev/null <"/proc/$pid/environ" || true
+                c=${args[*]}
+                for secret in "${secrets[@]}" ZETA_CREDS_PASSPHRASE=; do
+                    if [[ $c == *"$secret"* ]]; then
+                        printf 'environment of zeta-creds pid %s holds %s\n' "$pid" \
+                            "$([ "$secret" = ZETA_CREDS_PASSPHRASE= ] && echo ZETA_CREDS_PASSPHRASE || echo a passphrase)" \
+                            >>"$work/argv-hits"
+                    fi
+                done
+            fi
+        done
+        sleep 0.01
+    done
+}
+
+sampler_pid=""
+sampler_start() {
+    : >"$work/argv-hits"
+    : >"$work/argv-seen"
+    : >"$work/sampling"
+    sampler_loop &
+    sampler_pid=$!
+}
+sampler_stop() {
+    rm -f "$work/sampling"
+    if [ -n "$sampler_pid" ]; then
+        wait "$sampler_pid" 2>/dev/null || true
+        sampler_pid=""
+    fi
+}

@@ -1,0 +1,558 @@
+#!/usr/bin/env bash
+# tests/installer: installer/zeta-creds-step.sh end to end on the host,
+# against fake target trees, a directory as the ESP, and FAT images made
+# with `mkfs.vfat -i SERIAL` as the live USB sticks (blkid reads an image
+# file as it reads a device): DEAD-BEEF is "this" stick, CAFE-F00D another.
+#
+# Scenarios, each checked from the files it leaves:
+#   A. fresh install, ZETA_CREDS_PICKER=1 and ZETA_CREDS_PASSPHRASE, no
+#      terminal, under `bash -x`: usb-uuid file (content, 0644, root, no
+#      temporary left), the blob's header (UUID, persona, generation), its
+#      entry count (verify), the NixOS lines, and no passphrase in the trace;
+#   B. fresh install on a scripted terminal: asked whether to run, a weak
+#      passphrase refused and asked again, two that differ asked again, the
+#      persona in the header, the passphrase never echoed;
+#   C. the opt-outs: ZETA_CREDS_PICKER=0; unset with no terminal; unset and
+#      "n" on the terminal; =1 with no passphrase source (exit 6): nothing
+#      written, zeta-creds never run on a skip;
+#   D. reinstall, keep (ZETA_CREDS_REBUNDLE=0, and unset without a
+#      terminal): a fresh target gets the usb-uuid file, the blob is left
+#      byte for byte, no bundle runs;
+#   E. reinstall, keep on the terminal, a wrong passphrase asked again;
+#   F. reinstall, re-bundle (ZETA_CREDS_REBUNDLE=1): the diff is shown, the
+#      generation rises, the old blob is kept as .prev;
+#   G. reinstall, re-bundle on the terminal, confirmed after the diff;
+#   H. reinstall, keep with the wrong passphrase: exit 3, nothing changed;
+#   I. the blob is bound to another stick: moved with rekey (same entries,
+#      new UUID, generation rises), or re-bundled with ZETA_CREDS_REBUNDLE=1;
+#   J. an unreadable blob on the ESP: exit 5 and left alone, or replaced
+#      with ZETA_CREDS_REBUNDLE=1;
+#   K. failures leave no half-written blob and no usb-uuid file: a required
+#      manifest entry missing, a full ESP (a tiny tmpfs in a private mount
+#      namespace);
+#   L. the stick found with findmnt: an ext4 image loop-mounted at
+#      /run/live/medium in a private mount namespace (its UUID has the
+#      ext4 form); and mounted at /run/initramfs/live by a symlink that is
+#      gone afterwards, as NixOS's stage 1 mounts /iso from /dev/root;
+#   M. usage errors, --help, a missing device, a device with no filesystem.
+# Throughout, a sampler reads every process's argv (and every zeta-creds
+# process's environment) and must never find a passphrase; and no file
+# under the targets, the ESPs or the step's TMPDIR may hold one.
+#
+# Needs root (the fake trees have owners), mkfs.vfat, mkfs.ext4, blkid,
+# script, setsid and cargo; prints `SKIPPED: <reason>` and exits 77 without
+# them. Takes about 15 s.
+#
+#   tests/installer/run.sh
+#   ZETA_INSTALLER_KEEP=1 tests/installer/run.sh   # keep the work directory (logs, transcripts)
+set -euo pipefail
+
+repo=${ZETA_CREDS_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+cd "$repo"
+started=$SECONDS
+
+skip() {
+    printf 'SKIPPED: %s\n' "$*"
+    exit 77
+}
+[ "$(id -u)" -eq 0 ] || skip "tests/installer needs root (the fake target trees have owners)"
+for tool in mkfs.vfat mkfs.ext4 blkid script setsid cargo; do
+    command -v "$tool" >/dev/null 2>&1 ||
+        skip "$tool not found (scripts/setup-debian.sh installs what tests/installer needs)"
+done
+
+# shellcheck source=tests/installer/lib.sh
+. "$repo/tests/installer/lib.sh"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/zeta-installer-test.XXXXXX")
+cleanup() {
+    local status=$?
+    sampler_stop
+    if [ "$status" -ne 0 ] && [ "$status" -ne 77 ] && [ -s "$work/argv-hits" ]; then
+        echo "FAIL: a passphrase was found before the run stopped:"
+        sort -u "$work/argv-hits" | sed 's/^/        | /'
+    fi
+    if [ -n "${ZETA_INSTALLER_KEEP:-}" ]; then
+        echo "kept the work directory: $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'echo "tests/installer: stopped by a failing command at line $LINENO (the checks above say what went wrong)"' ERR
+
+echo "building zeta-creds (cargo build --release --locked -p zeta-creds)"
+cargo build --release --locked -p zeta-creds 2>&1 | tail -n 1
+real_zc=$repo/target/release/zeta-creds
+step=$repo/installer/zeta-creds-step.sh
+[ -x "$step" ] || {
+    echo "FAIL: $step is missing or not executable"
+    exit 1
+}
+
+pass='correct horse battery staple'
+pass2='tangerine submarine orbits quietly'
+wrong='purple elephant dances nightly'
+weak='hunter2'
+printf '%s\n' "$pass" "$pass2" "$wrong" "$weak" >"$work/secrets"
+
+# The step runs this wrapper as zeta-creds: it logs each subcommand and
+# whether ZETA_CREDS_PASSPHRASE leaked into its environment, and makes each
+# call last long enough for the argv sampler to see it.
+mkdir -p "$work/bin" "$work/tmp"
+cat >"$work/bin/zeta-creds" <<EOF
+#!/bin/sh
+printf '%s\n' "\$1" >>"$work/calls"
+if [ -n "\${ZETA_CREDS_PASSPHRASE+x}" ]; then
+    echo "ZETA_CREDS_PASSPHRASE reached zeta-creds \$1" >>"$work/env-leaks"
+fi
+sleep 0.15
+exec "$real_zc" "\$@"
+EOF
+chmod +x "$work/bin/zeta-creds"
+zcw=$work/bin/zeta-creds
+
+truncate -s 8M "$work/stick.img" "$work/other.img" "$work/blank.img"
+mkfs.vfat -i DEADBEEF "$work/stick.img" >/dev/null
+mkfs.vfat -i CAFEF00D "$work/other.img" >/dev/null
+expect_eq "blkid reads the stick image" "$(blkid -s UUID -o value "$work/stick.img")" DEAD-BEEF
+
+# run_step LOG ARGS...: the step without a terminal (a new session, stdin
+# /dev/null), the test binary, work factor 10. Exit status in $rc.
+rc=0
+run_step() {
+    local log=$1
+    shift
+    : >"$work/calls"
+    rc=0
+    TMPDIR=$work/tmp setsid -w "$step" --zeta-creds "$zcw" --work-factor 10 "$@" \
+        </dev/null >"$log" 2>&1 || rc=$?
+}
+
+# tty_step LOG TIMEOUT ARGS -- [EXPECT ANSWER]...: the step on a scripted
+# terminal. Exit status in $rc.
+tty_step() {
+    local log=$1 args=() cmd
+    shift
+    while [ "$1" != -- ]; do
+        args+=("$1")
+        shift
+    done
+    shift
+    : >"$work/calls"
+    cmd=$(printf '%q ' env "TMPDIR=$work/tmp" "$step" --zeta-creds "$zcw" --work-factor 10 "${args[@]}")
+    rc=0
+    tty_drive "$log" 30 "$cmd" "$@" || rc=$?
+}
+
+# header BLOB FIELD: one field of `zeta-creds inspect --json`.
+header() {
+    "$real_zc" inspect --json "$1" | sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p"
+}
+# entry_count BLOB PASSPHRASE: entries, as `zeta-creds verify --json` counts.
+entry_count() {
+    "$real_zc" verify --blob "$1" --json --passphrase-fd 3 3< <(printf '%s' "$2") 2>/dev/null |
+        sed -n 's/^ *"entry_count": *\([0-9]*\),\{0,1\}$/\1/p'
+}
+
+# check_uuid_file TARGET WANT
+check_uuid_file() {
+    local f=$1/etc/zeta/usb-uuid
+    if [ ! -f "$f" ]; then
+        bad "$f was not written"
+        return
+    fi
+    expect_eq "usb-uuid content" "$(cat "$f")" "$2"
+    expect_eq "usb-uuid mode and owner" "$(stat -c '%a %U:%G' "$f")" "644 root:root"
+    local leftovers
+    leftovers=$(find "$1/etc/zeta" -name '.usb-uuid.*' | wc -l)
+    expect_eq "temporary usb-uuid files left" "$leftovers" 0
+}
+
+# nothing_written TARGET ESP: the skip and failure paths leave no trace.
+nothing_written() {
+    expect_missing "no usb-uuid file" "$1/etc/zeta/usb-uuid"
+    expect_missing "no blob on the ESP" "$2/zeta-creds.enc"
+    local n
+    n=$(find "$2" -mindepth 1 | wc -l)
+    expect_eq "files on the ESP" "$n" 0
+}
+
+sampler_start
+
+# ---------------------------------------------------------------------------
+echo "--- A. fresh install: ZETA_CREDS_PICKER=1, ZETA_CREDS_PASSPHRASE, no terminal, bash -x"
+make_target "$work/A/root" creds
+mkdir -p "$work/A/esp"
+: >"$work/calls"
+rc=0
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp setsid -w bash -x "$step" \
+    --target "$work/A/root" --esp "$work/A/esp" --usb-device "$work/stick.img" \
+    --zeta-creds "$zcw" --work-factor 10 </dev/null >"$work/A.log" 2>&1 || rc=$?
+expect_eq "exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/A.log"
+check_uuid_file "$work/A/root" DEAD-BEEF
+blobA=$work/A/esp/zeta-creds.enc
+expect_eq "header usb_uuid" "$(header "$blobA" usb_uuid)" dead-beef
+expect_eq "header persona" "$(header "$blobA" persona)" ""
+expect_eq "header generation" "$(header "$blobA" generation)" 1
+expect_eq "header work factor" "$(header "$blobA" work_factor)" 10
+expect_eq "entries (verify)" "$(entry_count "$blobA" "$pass")" 8
+expect_eq "zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "bundle verify "
+expect_grep "NixOS line: enable" "$work/A.log" "zeta.credsRestore.enable = true;"
+expect_grep "NixOS line: mode" "$work/A.log" 'zeta.credsRestore.passphrase.mode = "interactive";'
+expect_grep "the trace is there (bash -x)" "$work/A.log" "+ secret_begin"
+expect_no_secret "no passphrase in the bash -x trace" "$work/A.log"
+expect_no_grep "the ESP path is not under the target: blob line is a hint" "$work/A.log" \
+    'zeta.credsRestore.blob = "/'
+
+# The ESP inside the target: the blob line names the installed path.
+make_target "$work/A2/root" creds
+mkdir -p "$work/A2/root/boot"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/A2.log" \
+    --target "$work/A2/root" --esp "$work/A2/root/boot" --usb-device "$work/stick.img"
+expect_eq "ESP at TARGET/boot: exit status" "$rc" 0
+expect_grep "NixOS line: blob under /boot" "$work/A2.log" 'zeta.credsRestore.blob = "/boot/zeta-creds.enc";'
+
+# ---------------------------------------------------------------------------
+echo "--- B. fresh install on a terminal: asked to run, weak and mismatched passphrases asked again"
+make_target "$work/B/root" creds
+mkdir -p "$work/B/esp"
+tty_step "$work/B.log" --target "$work/B/root" --esp "$work/B/esp" \
+    --usb-device "$work/stick.img" --persona reviewer -- \
+    "Seal your credentials now? [Y/n]" "" \
+    "New passphrase for" "$weak" \
+    "Repeat the passphrase:" "$weak" \
+    "New passphrase for" "$pass2" \
+    "Repeat the passphrase:" "$pass" \
+    "New passphrase for" "$pass2" \
+    "Repeat the passphrase:" "$pass2"
+expect_eq "exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/B.log"
+expect_grep "the weak passphrase was refused" "$work/B.log" "too weak"
+expect_grep "and asked again" "$work/B.log" "choose a stronger passphrase"
+expect_grep "passphrases that differ are asked again" "$work/B.log" "the two passphrases differ"
+check_uuid_file "$work/B/root" DEAD-BEEF
+expect_eq "header persona" "$(header "$work/B/esp/zeta-creds.enc" persona)" reviewer
+expect_eq "header generation" "$(header "$work/B/esp/zeta-creds.enc" generation)" 1
+expect_eq "entries (verify)" "$(entry_count "$work/B/esp/zeta-creds.enc" "$pass2")" 8
+expect_grep "NixOS line: persona" "$work/B.log" 'zeta.credsRestore.persona = "reviewer";'
+expect_no_secret "no passphrase echoed on the terminal" "$work/B.log"
+
+# ---------------------------------------------------------------------------
+echo "--- C. opt-outs"
+make_target "$work/C/root" creds
+mkdir -p "$work/C/esp"
+Cargs=(--target "$work/C/root" --esp "$work/C/esp" --usb-device "$work/stick.img")
+ZETA_CREDS_PICKER=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/C1.log" "${Cargs[@]}"
+expect_eq "ZETA_CREDS_PICKER=0: exit status" "$rc" 0
+expect_grep "ZETA_CREDS_PICKER=0: says it skipped" "$work/C1.log" "skipped: ZETA_CREDS_PICKER=0"
+expect_eq "ZETA_CREDS_PICKER=0: zeta-creds calls" "$(cat "$work/calls")" ""
+nothing_written "$work/C/root" "$work/C/esp"
+
+ZETA_CREDS_PASSPHRASE=$pass run_step "$work/C2.log" "${Cargs[@]}"
+expect_eq "unset, no terminal: exit status" "$rc" 0
+expect_grep "unset, no terminal: says it skipped" "$work/C2.log" "there is no terminal to ask on"
+expect_eq "unset, no terminal: zeta-creds calls" "$(cat "$work/calls")" ""
+nothing_written "$work/C/root" "$work/C/esp"
+
+tty_step "$work/C3.log" "${Cargs[@]}" -- "Seal your credentials now? [Y/n]" "n"
+expect_eq "unset, 'n' on the terminal: exit status" "$rc" 0
+expect_grep "unset, 'n' on the terminal: says it skipped" "$work/C3.log" "skipped: you chose not to"
+expect_eq "unset, 'n' on the terminal: zeta-creds calls" "$(cat "$work/calls")" ""
+nothing_written "$work/C/root" "$work/C/esp"
+
+ZETA_CREDS_PICKER=1 run_step "$work/C4.log" "${Cargs[@]}"
+expect_eq "=1, no passphrase, no terminal: exit status" "$rc" 6
+expect_grep "=1, no passphrase, no terminal: says why" "$work/C4.log" "no passphrase: ZETA_CREDS_PASSPHRASE is not set"
+nothing_written "$work/C/root" "$work/C/esp"
+
+# ---------------------------------------------------------------------------
+echo "--- D. reinstall, keep (ZETA_CREDS_REBUNDLE=0, and unset without a terminal)"
+cp "$blobA" "$work/blobA.orig"
+for variant in 0 unset; do
+    rm -rf "$work/D"
+    make_target "$work/D/root" # a fresh system: none of the credentials yet
+    if [ "$variant" = 0 ]; then
+        ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/D.log" \
+            --target "$work/D/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+    else
+        ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/D.log" \
+            --target "$work/D/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+    fi
+    expect_eq "REBUNDLE=$variant: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/D.log"
+    expect_grep "REBUNDLE=$variant: says the blob is bound to this stick" "$work/D.log" \
+        "already holds a blob bound to this stick"
+    expect_grep "REBUNDLE=$variant: kept" "$work/D.log" "kept the blob already on the ESP"
+    check_uuid_file "$work/D/root" DEAD-BEEF
+    if cmp -s "$blobA" "$work/blobA.orig"; then ok "REBUNDLE=$variant: blob unchanged, byte for byte"; else bad "REBUNDLE=$variant: the blob changed"; fi
+    expect_eq "REBUNDLE=$variant: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect verify verify "
+done
+
+# ---------------------------------------------------------------------------
+echo "--- E. reinstall, keep on the terminal, a wrong passphrase asked again"
+make_target "$work/E/root"
+tty_step "$work/E.log" --target "$work/E/root" --esp "$work/A/esp" --usb-device "$work/stick.img" -- \
+    "Seal your credentials now? [Y/n]" "y" \
+    "Keep or re-bundle? [K/r]" "" \
+    "Passphrase of the blob on the ESP" "$wrong" \
+    "Passphrase of the blob on the ESP" "$pass"
+expect_eq "exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/E.log"
+expect_grep "the wrong passphrase was refused" "$work/E.log" "wrong passphrase"
+check_uuid_file "$work/E/root" DEAD-BEEF
+expect_grep "the list of what the first boot restores" "$work/E.log" ".config/gh/hosts.yml"
+if cmp -s "$blobA" "$work/blobA.orig"; then ok "blob unchanged"; else bad "the blob changed"; fi
+expect_no_secret "no passphrase echoed on the terminal" "$work/E.log"
+
+# ---------------------------------------------------------------------------
+echo "--- F. reinstall, re-bundle (ZETA_CREDS_REBUNDLE=1): diff shown, generation rises"
+printf 'github.com:\n    oauth_token: gho_rotated0002\n' >"$work/A/root/home/zeta/.config/gh/hosts.yml"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/F.log" \
+    --target "$work/A/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+expect_eq "exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/F.log"
+expect_grep "the diff names the rotated login" "$work/F.log" ".config/gh/hosts.yml"
+expect_eq "zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect diff bundle verify "
+expect_eq "header generation" "$(header "$blobA" generation)" 2
+expect_eq "old blob kept as .prev (generation)" "$(header "$blobA.prev" generation)" 1
+expect_eq "entries (verify)" "$(entry_count "$blobA" "$pass")" 8
+check_uuid_file "$work/A/root" DEAD-BEEF
+
+# ---------------------------------------------------------------------------
+echo "--- G. reinstall, re-bundle on the terminal, confirmed after the diff"
+printf '{"tokens":{"access_token":"codex-rotated"}}\n' >"$work/A/root/home/zeta/.codex/auth.json"
+tty_step "$work/G.log" --target "$work/A/root" --esp "$work/A/esp" --usb-device "$work/stick.img" -- \
+    "Seal your credentials now? [Y/n]" "y" \
+    "Keep or re-bundle? [K/r]" "r" \
+    "New passphrase for" "$pass" \
+    "Repeat the passphrase:" "$pass" \
+    "Re-bundle with these changes? [Y/n]" "y"
+expect_eq "exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/G.log"
+expect_grep "the diff names the rotated login" "$work/G.log" ".codex/auth.json"
+expect_eq "header generation" "$(header "$blobA" generation)" 3
+expect_no_secret "no passphrase echoed on the terminal" "$work/G.log"
+
+# ---------------------------------------------------------------------------
+echo "--- H. reinstall, keep with the wrong passphrase"
+cp "$blobA" "$work/blobA.gen3"
+make_target "$work/H/root"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$wrong run_step "$work/H.log" \
+    --target "$work/H/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+expect_eq "exit status" "$rc" 3
+expect_grep "says the blob does not open" "$work/H.log" "does not open with this passphrase"
+expect_missing "no usb-uuid file" "$work/H/root/etc/zeta/usb-uuid"
+if cmp -s "$blobA" "$work/blobA.gen3"; then ok "blob unchanged"; else bad "the blob changed"; fi
+
+# ---------------------------------------------------------------------------
+echo "--- I. the blob is bound to another stick: moved (rekey), or re-bundled"
+make_target "$work/I/root"
+mkdir -p "$work/I/esp"
+cp "$blobA" "$work/I/esp/zeta-creds.enc"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/I1.log" \
+    --target "$work/I/root" --esp "$work/I/esp" --usb-device "$work/other.img"
+expect_eq "move: exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/I1.log"
+expect_grep "move: says it is bound to another stick" "$work/I1.log" "bound to another USB stick (dead-beef)"
+expect_eq "move: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect rekey verify "
+expect_eq "move: header usb_uuid" "$(header "$work/I/esp/zeta-creds.enc" usb_uuid)" cafe-f00d
+expect_eq "move: header generation" "$(header "$work/I/esp/zeta-creds.enc" generation)" 4
+expect_eq "move: entries (the fresh target had none)" "$(entry_count "$work/I/esp/zeta-creds.enc" "$pass")" 8
+check_uuid_file "$work/I/root" CAFE-F00D
+
+make_target "$work/I2/root" creds
+mkdir -p "$work/I2/esp"
+cp "$blobA" "$work/I2/esp/zeta-creds.enc"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass2 run_step "$work/I2.log" \
+    --target "$work/I2/root" --esp "$work/I2/esp" --usb-device "$work/other.img"
+expect_eq "re-bundle for this stick: exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/I2.log"
+expect_eq "re-bundle for this stick: header usb_uuid" "$(header "$work/I2/esp/zeta-creds.enc" usb_uuid)" cafe-f00d
+expect_eq "re-bundle for this stick: generation" "$(header "$work/I2/esp/zeta-creds.enc" generation)" 4
+expect_eq "re-bundle for this stick: opens with the new passphrase" \
+    "$(entry_count "$work/I2/esp/zeta-creds.enc" "$pass2")" 8
+check_uuid_file "$work/I2/root" CAFE-F00D
+
+# ---------------------------------------------------------------------------
+echo "--- J. an unreadable blob on the ESP"
+make_target "$work/J/root" creds
+mkdir -p "$work/J/esp"
+printf 'not a zeta-creds blob\n' >"$work/J/esp/zeta-creds.enc"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/J1.log" \
+    --target "$work/J/root" --esp "$work/J/esp" --usb-device "$work/stick.img"
+expect_eq "left alone: exit status" "$rc" 5
+expect_grep "left alone: says how to replace it" "$work/J1.log" "ZETA_CREDS_REBUNDLE=1"
+expect_eq "left alone: content" "$(cat "$work/J/esp/zeta-creds.enc")" "not a zeta-creds blob"
+expect_missing "left alone: no usb-uuid file" "$work/J/root/etc/zeta/usb-uuid"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/J2.log" \
+    --target "$work/J/root" --esp "$work/J/esp" --usb-device "$work/stick.img"
+expect_eq "replaced: exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/J2.log"
+expect_eq "replaced: header usb_uuid" "$(header "$work/J/esp/zeta-creds.enc" usb_uuid)" dead-beef
+expect_eq "replaced: the old file kept as .prev" "$(cat "$work/J/esp/zeta-creds.enc.prev")" "not a zeta-creds blob"
+
+# ---------------------------------------------------------------------------
+echo "--- K. failures leave no half-written blob and no usb-uuid file"
+make_target "$work/K/root" creds
+mkdir -p "$work/K/esp"
+cat >"$work/required.toml" <<'EOF'
+version = 1
+user = "zeta"
+
+[[entry]]
+path = "~/.config/gh"
+
+[[entry]]
+path = "~/.ssh/id_ed25519"
+required = true
+EOF
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/K1.log" \
+    --target "$work/K/root" --esp "$work/K/esp" --usb-device "$work/stick.img" \
+    --manifest "$work/required.toml"
+expect_eq "required entry missing: exit status (zeta-creds's 6)" "$rc" 6
+expect_grep "required entry missing: says the bundle failed" "$work/K1.log" "zeta-creds bundle failed (exit 6)"
+nothing_written "$work/K/root" "$work/K/esp"
+
+if unshare -m true 2>/dev/null; then
+    # A 64 KiB tmpfs, filled up, as the ESP, in a private mount namespace.
+    : >"$work/calls"
+    rc=0
+    # shellcheck disable=SC2016 # the inner script expands its own arguments
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp unshare -m -- bash -c '
+        esp=$1
+        shift
+        mount -t tmpfs -o size=64k zeta-test-esp "$esp" || exit 99
+        cat /dev/zero >"$esp/filler" 2>/dev/null
+        status=0
+        "$@" || status=$?
+        find "$esp" -mindepth 1 -not -name filler >"$esp.left"
+        exit "$status"' _ "$work/K/esp" \
+        "$step" --zeta-creds "$zcw" --work-factor 10 --target "$work/K/root" \
+        --esp "$work/K/esp" --usb-device "$work/stick.img" </dev/null >"$work/K2.log" 2>&1 || rc=$?
+    if [ "$rc" -eq 99 ]; then
+        echo "  NOTE  a full ESP was not checked: tmpfs cannot be mounted here"
+    else
+        expect_eq "full ESP: exit status" "$rc" 1
+        expect_grep "full ESP: zeta-creds says why" "$work/K2.log" "not enough room"
+        expect_grep "full ESP: the step says nothing was written" "$work/K2.log" "no new blob was written to the ESP"
+        expect_eq "full ESP: files left on it" "$(wc -l <"$work/K/esp.left")" 0
+        expect_missing "full ESP: no usb-uuid file" "$work/K/root/etc/zeta/usb-uuid"
+    fi
+else
+    echo "  NOTE  a full ESP was not checked: unshare -m is not allowed here"
+fi
+
+# ---------------------------------------------------------------------------
+echo "--- L. the live stick found with findmnt (ext4 image at /run/live/medium)"
+make_target "$work/L/root" creds
+mkdir -p "$work/L/esp"
+truncate -s 8M "$work/stick-ext4.img"
+mkfs.ext4 -q -U 0f0e0d0c-1111-2222-3333-444455556666 "$work/stick-ext4.img"
+rc=0
+# shellcheck disable=SC2016 # the inner script expands its own arguments
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp unshare -m -- bash -c '
+    mount -t tmpfs zeta-test-run /run && mkdir -p /run/live/medium &&
+        mount -o loop,ro "$1" /run/live/medium || exit 99
+    shift
+    exec "$@"' _ "$work/stick-ext4.img" \
+    "$step" --zeta-creds "$zcw" --work-factor 10 --target "$work/L/root" --esp "$work/L/esp" \
+    </dev/null >"$work/L.log" 2>&1 || rc=$?
+if [ "$rc" -eq 99 ]; then
+    echo "  NOTE  detection was not checked: cannot loop-mount an image here"
+else
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/L.log"
+    expect_grep "says where it found the stick" "$work/L.log" "(mounted at /run/live/medium)"
+    check_uuid_file "$work/L/root" 0f0e0d0c-1111-2222-3333-444455556666
+    expect_eq "header usb_uuid" "$(header "$work/L/esp/zeta-creds.enc" usb_uuid)" \
+        0f0e0d0c-1111-2222-3333-444455556666
+fi
+
+# The name the stick was mounted by is gone (as NixOS's /iso, mounted from
+# a /dev/root symlink in stage 1): the step asks the kernel (MAJ:MIN).
+make_target "$work/L2/root" creds
+mkdir -p "$work/L2/esp"
+rc=0
+# shellcheck disable=SC2016 # the inner script expands its own arguments
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp unshare -m -- bash -c '
+    img=$1 link=$2
+    shift 2
+    mount -t tmpfs zeta-test-run /run && mkdir -p /run/initramfs/live || exit 99
+    loop=$(losetup -f --show -r "$img") || exit 99
+    ln -s "$loop" "$link"
+    if ! mount --no-canonicalize -o ro "$link" /run/initramfs/live; then
+        losetup -d "$loop"
+        exit 99
+    fi
+    losetup -d "$loop" # detached once unmounted, when this namespace ends
+    rm -f "$link"
+    exec "$@"' _ "$work/stick-ext4.img" "$work/devroot" \
+    "$step" --zeta-creds "$zcw" --work-factor 10 --target "$work/L2/root" --esp "$work/L2/esp" \
+    </dev/null >"$work/L2.log" 2>&1 || rc=$?
+if [ "$rc" -eq 99 ]; then
+    echo "  NOTE  detection by MAJ:MIN was not checked: cannot set up a loop device here"
+else
+    expect_eq "mounted by a name that is gone: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/L2.log"
+    expect_grep "mounted by a name that is gone: found by MAJ:MIN" "$work/L2.log" \
+        "(mounted at /run/initramfs/live)"
+    check_uuid_file "$work/L2/root" 0f0e0d0c-1111-2222-3333-444455556666
+fi
+
+# ---------------------------------------------------------------------------
+echo "--- M. usage errors and missing inputs"
+make_target "$work/M/root" creds
+mkdir -p "$work/M/esp"
+rc=0
+"$step" --help >"$work/M0.log" 2>&1 || rc=$?
+expect_eq "--help: exit status" "$rc" 0
+expect_grep "--help: lists ZETA_CREDS_REBUNDLE" "$work/M0.log" "ZETA_CREDS_REBUNDLE=0|1"
+ZETA_CREDS_PICKER=1 run_step "$work/M1.log" --esp "$work/M/esp"
+expect_eq "no --target: exit status" "$rc" 2
+ZETA_CREDS_PICKER=yes run_step "$work/M2.log" --target "$work/M/root" --esp "$work/M/esp"
+expect_eq "ZETA_CREDS_PICKER=yes: exit status" "$rc" 2
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/M3.log" \
+    --target "$work/M/root" --esp "$work/M/esp" --usb-device "$work/no-such-stick"
+expect_eq "missing device: exit status" "$rc" 6
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/M4.log" \
+    --target "$work/M/root" --esp "$work/M/esp" --usb-device "$work/blank.img"
+expect_eq "device with no filesystem: exit status" "$rc" 6
+expect_grep "device with no filesystem: says so" "$work/M4.log" "blkid found no filesystem UUID"
+nothing_written "$work/M/root" "$work/M/esp"
+
+# ---------------------------------------------------------------------------
+echo "--- the passphrase in no argv, no zeta-creds environment, no file"
+sampler_stop
+if [ -s "$work/argv-hits" ]; then
+    bad "a passphrase was found:"
+    sort -u "$work/argv-hits" | sed 's/^/        | /'
+else
+    ok "no passphrase in any process's argv or in any zeta-creds environment"
+fi
+for sub in bundle verify inspect diff rekey; do
+    if grep -qx -- "$sub" "$work/argv-seen"; then
+        ok "the sampler saw zeta-creds $sub running"
+    else
+        bad "the sampler never saw zeta-creds $sub (the argv check proves nothing for it)"
+    fi
+done
+if [ -s "$work/env-leaks" ]; then
+    bad "$(sort -u "$work/env-leaks" | tr '\n' ' ')"
+else
+    ok "ZETA_CREDS_PASSPHRASE reached no zeta-creds process"
+fi
+hits=$(grep -rlF -f "$work/secrets" "$work"/[A-M]*/ "$work/tmp" 2>/dev/null || true)
+if [ -n "$hits" ]; then
+    bad "files under the targets, ESPs or TMPDIR hold a passphrase: $hits"
+else
+    ok "no file under the targets, the ESPs or the step's TMPDIR holds a passphrase"
+fi
+
+elapsed=$((SECONDS - started))
+if [ "$failures" -gt 0 ]; then
+    echo "tests/installer: $failures check(s) failed (${elapsed}s)"
+    exit 1
+fi
+echo "tests/installer: all checks passed (${elapsed}s)"
