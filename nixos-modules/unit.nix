@@ -1,0 +1,650 @@
+# zeta-creds-restore.service as a pure function of the configuration.
+#
+# This file uses builtins only: no nixpkgs, no `lib`, nothing written to the
+# store. That is what lets `tests/nix/run.sh` evaluate the whole unit with a
+# bare `nix-instantiate`, and `tests/vm/run.sh` render the very unit the
+# NixOS module installs and boot it under a real systemd. The NixOS module
+# (`zeta-creds-restore.nix`) declares the options and hands their values
+# here; everything the unit *does* is decided in this file.
+#
+#   let u = import ./unit.nix; in
+#   u.mkUnit {
+#     cfg = { passphrase.mode = "credential"; passphrase.credential = "/etc/credstore.encrypted/zeta-creds"; };
+#     binary = "/nix/store/…-zeta-creds-0.1.0/bin/zeta-creds";
+#     userHome = "/home/zeta";          # users.users.<cfg.user>.home, or null
+#   }
+#   => { name; argv; unit; service; install; nixos; text; }
+#
+#   u.failedAssertions { cfg; userHome; } => [ "message" … ]  (empty: fine)
+#
+# Why the unit looks the way it does is written next to each setting below,
+# and summed up in README.md beside this file.
+let
+  inherit (builtins)
+    all
+    attrNames
+    concatLists
+    concatStringsSep
+    dirOf
+    elem
+    filter
+    foldl'
+    isInt
+    isList
+    isString
+    map
+    match
+    removeAttrs
+    replaceStrings
+    stringLength
+    substring
+    toString
+    ;
+
+  optionals = cond: xs: if cond then xs else [ ];
+  unique = foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];
+
+  # The option defaults, shared with the module so the two cannot drift.
+  defaults = {
+    enable = false;
+    blob = "/esp/zeta-creds.enc";
+    usbUuidFile = "/etc/zeta/usb-uuid";
+    requireUsbPresent = false;
+    usbWait = 10;
+    user = null;
+    persona = null;
+    passphrase = {
+      mode = "interactive";
+      file = null;
+      credential = null;
+      timeout = 300;
+    };
+    onConflict = "keep-modified";
+    maxWorkFactor = 20;
+    extraWritablePaths = [ ];
+  };
+
+  passphraseModes = [
+    "interactive"
+    "file"
+    "credential"
+  ];
+  conflictPolicies = [
+    "keep-modified"
+    "overwrite"
+    "backup"
+  ];
+  # The work factors a blob may carry (DESIGN.md, "Work factor").
+  minWorkFactor = 10;
+  maxWorkFactor = 22;
+
+  # Exit statuses of `zeta-creds restore` that a retry cannot fix (DESIGN.md,
+  # "Exit codes"): 2 usage, 3 wrong passphrase, 4 another USB stick, 5 a
+  # corrupt or tampered blob, 6 an input missing (this includes a prompt that
+  # timed out), 7 some entries could not be written (the others are in place;
+  # a retry would ask the passphrase again for the same result), 8 rollback
+  # refused. And 243, systemd's own CREDENTIALS: LoadCredentialEncrypted=
+  # could not decrypt the passphrase (a missing file, another machine's host
+  # key or TPM), which no retry changes. Only 1 (an unexpected error, e.g.
+  # an I/O error) and death by a signal are retried.
+  noRestartExitStatuses = [
+    2
+    3
+    4
+    5
+    6
+    7
+    8
+    243
+  ];
+
+  # Seconds added to TimeoutStartSec on top of the waits the unit knows about:
+  # scrypt at the highest accepted work factor, plus writing the files.
+  workMarginSecs = 120;
+
+  # Exactly what an interactive prompt may cost: the program asks at most
+  # three times (a wrong answer asks again; a timed-out one ends the run).
+  maxTries = 3;
+
+  # The capabilities a root writer of /etc and homes needs, and no more:
+  # chown to the owners named in the blob, chmod/utimes files it does not
+  # own, write and traverse directories regardless of their modes, and
+  # mlockall() the passphrase and keys.
+  capabilities = [
+    "CAP_CHOWN"
+    "CAP_FOWNER"
+    "CAP_DAC_OVERRIDE"
+    "CAP_DAC_READ_SEARCH"
+    "CAP_IPC_LOCK"
+  ];
+
+  # Paths the restore writes under ProtectSystem=strict. /etc: host keys,
+  # operator keys; /home and /root: the users' tool logins. /var/lib/zeta-creds
+  # (the state record) and /var/lib/sops-nix (the sops-nix age key of the
+  # default manifest) are StateDirectory= below, so they exist and are
+  # writable even on a fresh install.
+  writablePaths = [
+    "/etc"
+    "/home"
+    "/root"
+  ];
+  stateDirectories = [
+    "zeta-creds"
+    "sops-nix"
+  ];
+
+  askPasswordDir = "/run/systemd/ask-password";
+  usbDeviceDir = "/dev/disk/by-uuid";
+
+  ## Value checks (the module's types use the same predicates) ##############
+
+  isStorePath =
+    storeDir: p:
+    isString p && (p == storeDir || substring 0 (stringLength storeDir + 1) p == storeDir + "/");
+
+  # Characters a path may use so that it goes into a unit file and into
+  # ExecStart= without quoting: no whitespace, no `%` (a unit specifier), no
+  # `$`, quotes, backslashes or control characters.
+  safePathChars = p: match "/[A-Za-z0-9._/+@:,=~-]*" p != null;
+  hasDotDot = p: match "(.*/)?[.][.](/.*)?" p != null;
+
+  # An absolute path outside the Nix store: what a secret or a runtime file
+  # must be. A Nix path literal (./secret) is not a string, so it is refused
+  # before anything copies it into the world-readable store.
+  isExternalPath =
+    storeDir: p: isString p && safePathChars p && !(hasDotDot p) && !(isStorePath storeDir p);
+
+  # User names as useradd and NixOS accept them.
+  isUserName = u: isString u && stringLength u <= 32 && match "[A-Za-z_][A-Za-z0-9_.-]*[$]?" u != null;
+  # Persona names as the envelope accepts them (zeta-creds: up to 64 of
+  # a-z, 0-9, _ and -).
+  isPersona = p: isString p && stringLength p <= 64 && match "[a-z0-9_-]+" p != null;
+
+  ## Merging a partial configuration over the defaults ######################
+
+  withDefaults =
+    cfg:
+    defaults
+    // cfg
+    // {
+      passphrase = defaults.passphrase // (cfg.passphrase or { });
+    };
+
+  ## Assertions ##############################################################
+
+  # Every problem the configuration can have, each with a message that says
+  # what to set. The module turns these into NixOS `assertions`; the tests
+  # check each message fires. `userHome` is users.users.<user>.home when the
+  # module knows the user, else null.
+  assertionsFor =
+    {
+      cfg,
+      userHome ? null,
+      storeDir ? "/nix/store",
+    }:
+    let
+      c = withDefaults cfg;
+      pp = c.passphrase;
+      storeMsg =
+        option: value:
+        "zeta.credsRestore.${option} = \"${toString value}\" is inside the Nix store (${storeDir}), "
+        + "which every user and every binary cache can read. Keep it outside the store: "
+        + "an absolute path as a string (\"/run/…\", \"/etc/credstore.encrypted/…\"), "
+        + "never a Nix path literal such as ./passphrase.";
+      pathOk =
+        option: value: {
+          assertion = !(isStorePath storeDir value);
+          message = storeMsg option value;
+        };
+    in
+    [
+      (pathOk "blob" c.blob)
+      (pathOk "usbUuidFile" c.usbUuidFile)
+      {
+        assertion = elem pp.mode passphraseModes;
+        message = "zeta.credsRestore.passphrase.mode must be one of ${concatStringsSep ", " passphraseModes}, not \"${toString pp.mode}\".";
+      }
+      {
+        assertion = pp.mode != "file" || pp.file != null;
+        message =
+          "zeta.credsRestore.passphrase.mode = \"file\" needs zeta.credsRestore.passphrase.file: "
+          + "set it to the file something stages before boot reaches the unit (e.g. \"/run/zeta-creds/passphrase\"; "
+          + "zeta-creds deletes it after reading), or use passphrase.mode = \"credential\" "
+          + "(a systemd-creds sealed file) or \"interactive\" (asked on the console).";
+      }
+      {
+        assertion = pp.mode != "credential" || pp.credential != null;
+        message =
+          "zeta.credsRestore.passphrase.mode = \"credential\" needs zeta.credsRestore.passphrase.credential: "
+          + "seal the passphrase with `systemd-creds encrypt --name=passphrase - /etc/credstore.encrypted/zeta-creds.passphrase` "
+          + "(TPM2 and/or host key) and set passphrase.credential to that file, or use passphrase.mode = \"interactive\".";
+      }
+      {
+        assertion = pp.mode != "interactive" || (isInt pp.timeout && pp.timeout >= 0);
+        message = "zeta.credsRestore.passphrase.timeout must be a number of seconds (0 waits forever), not ${toString pp.timeout}.";
+      }
+      {
+        assertion = elem c.onConflict conflictPolicies;
+        message = "zeta.credsRestore.onConflict must be one of ${concatStringsSep ", " conflictPolicies}, not \"${toString c.onConflict}\".";
+      }
+      {
+        assertion = isInt c.maxWorkFactor && c.maxWorkFactor >= minWorkFactor && c.maxWorkFactor <= maxWorkFactor;
+        message = "zeta.credsRestore.maxWorkFactor must be between ${toString minWorkFactor} and ${toString maxWorkFactor} (log2 of scrypt's N; 20 = 1 GiB of memory), not ${toString c.maxWorkFactor}.";
+      }
+      {
+        assertion = isInt c.usbWait && c.usbWait >= 0;
+        message = "zeta.credsRestore.usbWait must be a number of seconds, not ${toString c.usbWait}.";
+      }
+      {
+        assertion = c.user == null || isUserName c.user;
+        message = "zeta.credsRestore.user = \"${toString c.user}\" is not a user name.";
+      }
+      {
+        assertion = c.persona == null || isPersona c.persona;
+        message = "zeta.credsRestore.persona = \"${toString c.persona}\" is not a persona name: use up to 64 of a-z, 0-9, _ and -.";
+      }
+      {
+        assertion = userHome != "/";
+        message =
+          "zeta.credsRestore.user = \"${toString c.user}\" has users.users.${toString c.user}.home = \"/\": "
+          + "zeta-creds refuses to restore into a home of / (it would write the user's files, owned by them, "
+          + "at the top of the filesystem; ../shared/seeds/000 is the server that was locked out that way). "
+          + "Give the user a real home (users.users.${toString c.user}.home = \"/home/${toString c.user}\"; createHome = true;) "
+          + "or set zeta.credsRestore.user to another user.";
+      }
+      {
+        assertion = userHome != "/var/empty";
+        message =
+          "zeta.credsRestore.user = \"${toString c.user}\" has no home (users.users.${toString c.user}.home is /var/empty, "
+          + "the default for system users), so the blob's ~/ entries have nowhere to go. "
+          + "Set users.users.${toString c.user}.home (and createHome = true), or set zeta.credsRestore.user to another user.";
+      }
+    ]
+    ++ optionals (pp.mode == "file" && pp.file != null) [ (pathOk "passphrase.file" pp.file) ]
+    ++ optionals (pp.mode == "credential" && pp.credential != null) [
+      (pathOk "passphrase.credential" pp.credential)
+    ]
+    ++ map (p: pathOk "extraWritablePaths" p) c.extraWritablePaths;
+
+  failedAssertions =
+    args: map (a: a.message) (filter (a: !a.assertion) (assertionsFor args));
+
+  ## Unit file syntax ########################################################
+
+  # One ExecStart= word. Paths are checked to need no quoting; anything else
+  # (a persona, a user name) is quoted if it has to be, and `%` and `$` are
+  # escaped so systemd neither expands a specifier nor a variable.
+  escapeWord =
+    w:
+    let
+      s = replaceStrings [ "%" "$" ] [ "%%" "$$" ] w;
+    in
+    if match "[A-Za-z0-9_./:=@+,-]+" s != null then
+      s
+    else
+      "\"" + replaceStrings [ "\\" "\"" "\n" ] [ "\\\\" "\\\"" "\\n" ] s + "\"";
+
+  escapeArgv = argv: concatStringsSep " " (map escapeWord argv);
+
+  # A value as a unit file line wants it: bools as yes/no, ints as decimals.
+  showValue =
+    v:
+    if v == true then
+      "yes"
+    else if v == false then
+      "no"
+    else
+      toString v;
+
+  # One [Section]: lists become one line per element (systemd merges
+  # repeated keys of list settings; conditions are ANDed).
+  renderSection =
+    name: keys: attrs:
+    let
+      present = filter (k: attrs ? ${k}) keys;
+      lines = concatLists (
+        map (
+          k:
+          let
+            v = attrs.${k};
+          in
+          if isList v then map (x: "${k}=${showValue x}") v else [ "${k}=${showValue v}" ]
+        ) present
+      );
+      missing = filter (k: !(elem k keys)) (attrNames attrs);
+    in
+    if missing != [ ] then
+      throw "unit.nix: renderSection ${name}: no order given for ${concatStringsSep ", " missing}"
+    else
+      "[${name}]\n" + concatStringsSep "\n" lines + "\n";
+
+  unitKeys = [
+    "Description"
+    "Documentation"
+    "After"
+    "Before"
+    "ConditionPathExists"
+    "RequiresMountsFor"
+    "StartLimitIntervalSec"
+    "StartLimitBurst"
+  ];
+  serviceKeys = [
+    "Type"
+    "RemainAfterExit"
+    "ExecStart"
+    "Restart"
+    "RestartSec"
+    "RestartPreventExitStatus"
+    "TimeoutStartSec"
+    "SyslogIdentifier"
+    "LoadCredentialEncrypted"
+    "LimitMEMLOCK"
+    "LimitCORE"
+    "UMask"
+    "ProtectSystem"
+    "ReadWritePaths"
+    "StateDirectory"
+    "StateDirectoryMode"
+    "PrivateTmp"
+    "PrivateDevices"
+    "BindReadOnlyPaths"
+    "PrivateNetwork"
+    "PrivateIPC"
+    "PrivateMounts"
+    "IPAddressDeny"
+    "RestrictAddressFamilies"
+    "NoNewPrivileges"
+    "CapabilityBoundingSet"
+    "ProtectKernelTunables"
+    "ProtectKernelModules"
+    "ProtectKernelLogs"
+    "ProtectControlGroups"
+    "ProtectClock"
+    "ProtectHostname"
+    "ProtectProc"
+    "ProcSubset"
+    "RestrictNamespaces"
+    "RestrictRealtime"
+    "RestrictSUIDSGID"
+    "LockPersonality"
+    "MemoryDenyWriteExecute"
+    "SystemCallArchitectures"
+    "SystemCallFilter"
+    "SystemCallErrorNumber"
+    "KeyringMode"
+  ];
+  installKeys = [ "WantedBy" ];
+
+  ## The unit ################################################################
+
+  mkUnit =
+    {
+      cfg,
+      binary,
+      userHome ? null,
+    }:
+    let
+      c = withDefaults cfg;
+      pp = c.passphrase;
+      interactive = pp.mode == "interactive";
+      fileMode = pp.mode == "file";
+      credentialMode = pp.mode == "credential";
+
+      argv = [
+        binary
+        "restore"
+        "--blob"
+        c.blob
+        "--usb-uuid-file"
+        c.usbUuidFile
+        "--on-conflict"
+        c.onConflict
+        "--max-work-factor"
+        (toString c.maxWorkFactor)
+      ]
+      ++ optionals (c.user != null) [
+        "--user"
+        c.user
+      ]
+      ++ optionals (c.persona != null) [
+        "--persona"
+        c.persona
+      ]
+      # Waits up to usbWait seconds for /dev/disk/by-uuid/<uuid> before
+      # asking anything: a real stick shows up a second or more after
+      # local-fs.target.
+      ++ optionals c.requireUsbPresent [
+        "--require-usb-present"
+        "--usb-wait"
+        (toString c.usbWait)
+      ]
+      # credential mode passes nothing: LoadCredentialEncrypted= puts the
+      # passphrase at $CREDENTIALS_DIRECTORY/passphrase, the first source
+      # zeta-creds looks at.
+      ++ optionals interactive [
+        "--ask-password"
+        "--ask-password-timeout"
+        (toString pp.timeout)
+      ]
+      ++ optionals fileMode [
+        "--passphrase-file"
+        pp.file
+      ];
+
+      # Up to three prompts (each with its own timeout), the stick's wait,
+      # and scrypt. A timeout of 0 asks forever, so the unit must wait too.
+      timeoutStartSec =
+        if interactive && pp.timeout == 0 then
+          "infinity"
+        else
+          toString (
+            (if interactive then maxTries * pp.timeout else 0)
+            + (if c.requireUsbPresent then c.usbWait else 0)
+            + workMarginSecs
+          );
+
+      homeOutside =
+        userHome != null
+        && !(elem userHome writablePaths)
+        && all (p: substring 0 (stringLength p + 1) userHome != p + "/") writablePaths;
+
+      unit = {
+        Description = "Restore operator credentials from the zeta-creds blob";
+        Documentation = [
+          "man:zeta-creds-restore(1)"
+          "https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md"
+        ];
+        # After local filesystems (DefaultDependencies= orders us after
+        # sysinit.target and basic.target too) and after user creation,
+        # whichever mechanism the host uses: systemd-sysusers or userborn
+        # (ordering against a unit that does not exist is a no-op); the
+        # scripted users of NixOS are created by the activation script,
+        # before any service starts.
+        After = [
+          "local-fs.target"
+          "systemd-sysusers.service"
+          "userborn.service"
+        ];
+        # Restored host keys must be in place before sshd (or NixOS's
+        # sshd-keygen) makes new ones; the sops-nix age key before sops
+        # decrypts with it; and the console must stay ours until the prompt
+        # is answered: systemd-user-sessions.service is what the gettys and
+        # the wall agent (which stops the console agent) wait for.
+        Before = [
+          "sshd-keygen.service"
+          "sshd.service"
+          "systemd-user-sessions.service"
+          "sops-install-secrets.service"
+        ];
+        # No blob (never bundled) or no UUID file: skip cleanly, boot on.
+        ConditionPathExists = [
+          c.blob
+          c.usbUuidFile
+        ];
+        RequiresMountsFor = unique (
+          [
+            (dirOf c.blob)
+            (dirOf c.usbUuidFile)
+          ]
+          ++ optionals (credentialMode && pp.credential != null) [ (dirOf pp.credential) ]
+        );
+        StartLimitIntervalSec = "10min";
+        StartLimitBurst = 3;
+      };
+
+      service = {
+        Type = "oneshot";
+        # "active (exited)" after a restore, so that a second `systemctl
+        # start` (a dependency, a rebuild) does not ask again. There is no
+        # ExecStopPost: it never runs for a oneshot that remains active, so
+        # all cleanup (the consumed passphrase file, temporary files) is in
+        # the program, on every exit path and on SIGTERM.
+        RemainAfterExit = true;
+        # The binary itself, no shell wrapper.
+        ExecStart = escapeArgv argv;
+        Restart = "on-failure";
+        RestartSec = "5s";
+        RestartPreventExitStatus = concatStringsSep " " (map toString noRestartExitStatuses);
+        TimeoutStartSec = timeoutStartSec;
+        SyslogIdentifier = "zeta-creds";
+        # Secrets stay in RAM: zeta-creds mlockall()s only when the limit
+        # is unlimited, and never dumps core.
+        LimitMEMLOCK = "infinity";
+        LimitCORE = 0;
+        UMask = "0077";
+
+        ## Sandbox: as tight as a root writer of /etc and homes allows.
+        ProtectSystem = "strict";
+        ReadWritePaths =
+          writablePaths
+          ++ optionals homeOutside [ userHome ]
+          # The consumed passphrase file is unlinked, so its directory
+          # must be writable. "-": if the directory is missing, the unit
+          # still starts and zeta-creds says which input is missing (exit 6)
+          # instead of systemd failing the namespace setup (226/NAMESPACE).
+          ++ optionals fileMode [ ("-" + dirOf pp.file) ]
+          # systemd-ask-password puts its ask.* file and reply socket here.
+          ++ optionals interactive [ ("-" + askPasswordDir) ]
+          ++ map (p: "-" + p) c.extraWritablePaths;
+        StateDirectory = concatStringsSep " " stateDirectories;
+        StateDirectoryMode = "0700";
+        PrivateTmp = true;
+        PrivateDevices = true;
+        PrivateNetwork = true;
+        PrivateIPC = true;
+        PrivateMounts = true;
+        IPAddressDeny = "any";
+        # AF_UNIX only: the journal and the ask-password agent socket.
+        RestrictAddressFamilies = "AF_UNIX";
+        NoNewPrivileges = true;
+        CapabilityBoundingSet = concatStringsSep " " capabilities;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        ProcSubset = "pid";
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        # A credential is never setuid; a root writer of /etc must not be
+        # able to plant one.
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = "@system-service";
+        SystemCallErrorNumber = "EPERM";
+        KeyringMode = "private";
+      }
+      // (
+        if credentialMode && pp.credential != null then
+          {
+            # A `systemd-creds encrypt` file (TPM2 and/or host key): a
+            # headless boot. systemd decrypts it to a private ramfs that
+            # only this unit sees.
+            LoadCredentialEncrypted = "passphrase:${pp.credential}";
+          }
+        else
+          { }
+      )
+      // (
+        if c.requireUsbPresent then
+          {
+            # PrivateDevices= hides the host's /dev; the stick is looked up
+            # by name in /dev/disk/by-uuid, which is bound in read-only
+            # (the bind shows entries that appear later, too).
+            BindReadOnlyPaths = "-${usbDeviceDir}";
+          }
+        else
+          { }
+      );
+
+      install = {
+        # Wanted, not required: a failed restore (wrong passphrase, a prompt
+        # nobody answered) fails this unit and the boot goes on to
+        # multi-user.target. See README.md, "A prompt nobody answers".
+        WantedBy = [ "multi-user.target" ];
+      };
+
+      text =
+        "# zeta-creds-restore.service, rendered by nixos-modules/unit.nix\n"
+        + renderSection "Unit" unitKeys unit
+        + "\n"
+        + renderSection "Service" serviceKeys service
+        + "\n"
+        + renderSection "Install" installKeys install;
+    in
+    {
+      name = "zeta-creds-restore.service";
+      inherit
+        argv
+        unit
+        service
+        install
+        text
+        ;
+      # The same unit in the shape of NixOS's systemd.services.<name>.
+      nixos = {
+        description = unit.Description;
+        documentation = unit.Documentation;
+        after = unit.After;
+        before = unit.Before;
+        wantedBy = install.WantedBy;
+        unitConfig = removeAttrs unit [
+          "Description"
+          "Documentation"
+          "After"
+          "Before"
+        ];
+        serviceConfig = service;
+        # Run once per boot: a `nixos-rebuild switch` that changes the unit
+        # must not restore (and ask for a passphrase) in the middle of the
+        # switch. `systemctl restart zeta-creds-restore` does it by hand.
+        restartIfChanged = false;
+        stopIfChanged = false;
+      };
+    };
+in
+{
+  inherit
+    defaults
+    passphraseModes
+    conflictPolicies
+    minWorkFactor
+    maxWorkFactor
+    noRestartExitStatuses
+    capabilities
+    isStorePath
+    isExternalPath
+    isUserName
+    isPersona
+    withDefaults
+    assertionsFor
+    failedAssertions
+    escapeWord
+    escapeArgv
+    mkUnit
+    ;
+}

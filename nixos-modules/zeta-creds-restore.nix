@@ -1,0 +1,292 @@
+# zeta-creds-restore: restore an operator's credentials from the zeta-creds
+# blob on the ESP at every boot.
+#
+# This file declares the options (`zeta.credsRestore.*`, the namespace of the
+# original system, so existing host configs keep working) and checks them.
+# The unit itself is built by ./unit.nix, a pure function of these options
+# written with builtins only, so that it is tested without nixpkgs
+# (tests/nix) and booted under a real systemd (tests/vm). README.md beside
+# this file is the user documentation: flake input, host configurations for
+# each passphrase mode, what the unit does at boot and why.
+#
+# The module never refers to the flake. `package` has no usable default in
+# nixpkgs (there is no pkgs.zeta-creds there): the flake's
+# `nixosModules.default` (and default.nix's `nixosModule`) wrap this file and
+# set it with lib.mkDefault, as lanzaboote does; importing this file alone
+# means setting `zeta.credsRestore.package` yourself or applying the overlay.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  unitLib = import ./unit.nix;
+  d = unitLib.defaults;
+  cfg = config.zeta.credsRestore;
+  inherit (lib) mkOption types literalExpression;
+
+  # Paths that must stay out of the Nix store, because the store is readable
+  # by every user and every binary cache: the passphrase file and
+  # credential, and (for good measure) the blob and the UUID file, which
+  # are per-host state. The value is a string: a Nix path literal
+  # (./passphrase) is refused by the type before anything copies it into the
+  # store. The characters are limited so the path goes into the unit file
+  # unquoted (see unit.nix). nixpkgs' own types.externalPath (newer than
+  # 25.05) is not used so that every release checks the same thing.
+  externalPath =
+    types.addCheck types.str (unitLib.isExternalPath builtins.storeDir)
+    // {
+      name = "externalPath";
+      description = "absolute path outside the Nix store, as a string (letters, digits and ._/+@:,=~- only)";
+      descriptionClass = "noun";
+    };
+
+  userName =
+    types.addCheck types.str unitLib.isUserName
+    // {
+      name = "userName";
+      description = "user name";
+      descriptionClass = "noun";
+    };
+
+  personaName =
+    types.addCheck types.str unitLib.isPersona
+    // {
+      name = "personaName";
+      description = "persona name (up to 64 of a-z, 0-9, _ and -)";
+      descriptionClass = "noun";
+    };
+
+  userHome =
+    if cfg.user != null && config.users.users ? ${cfg.user} then
+      config.users.users.${cfg.user}.home
+    else
+      null;
+
+  unit = unitLib.mkUnit {
+    inherit cfg userHome;
+    binary = lib.getExe cfg.package;
+  };
+in
+{
+  # The original system's option names, so host configs written for it keep
+  # evaluating (with a warning) or say what to change.
+  imports = [
+    (lib.mkRenamedOptionModule
+      [ "zeta" "credsRestore" "passphraseMode" ]
+      [ "zeta" "credsRestore" "passphrase" "mode" ]
+    )
+    (lib.mkRenamedOptionModule
+      [ "zeta" "credsRestore" "usbUuidPath" ]
+      [ "zeta" "credsRestore" "usbUuidFile" ]
+    )
+    (lib.mkRemovedOptionModule [ "zeta" "credsRestore" "home" ] ''
+      zeta-creds looks the user's home up in /etc/passwd at restore time
+      (users.users.<name>.home); set zeta.credsRestore.user to choose the user.
+    '')
+  ];
+
+  options.zeta.credsRestore = {
+    # mkEnableOption appends the final period.
+    enable = lib.mkEnableOption (
+      "restoring the operator's credentials from the zeta-creds blob at every boot "
+      + "(`zeta-creds-restore.service`). The unit is skipped when there is no blob, "
+      + "so enabling it on a host that was never bundled is harmless"
+    );
+
+    package = mkOption {
+      type = types.package;
+      default =
+        pkgs.zeta-creds or (throw (
+          "zeta.credsRestore.package is not set and nixpkgs has no zeta-creds package. "
+          + "Import the flake's nixosModules.default (it sets the package), apply its overlays.default, "
+          + "or set zeta.credsRestore.package = inputs.zeta-creds.packages.\${pkgs.system}.default;"
+        ));
+      defaultText = literalExpression "pkgs.zeta-creds (set by the flake's nixosModules.default)";
+      example = literalExpression "inputs.zeta-creds.packages.\${pkgs.system}.default";
+      description = ''
+        The zeta-creds package whose `zeta-creds` binary the unit runs.
+        nixpkgs does not ship one: the flake's `nixosModules.default` sets
+        this with `lib.mkDefault`; with the bare module, set it or apply the
+        flake's `overlays.default`.
+      '';
+    };
+
+    blob = mkOption {
+      type = externalPath;
+      default = d.blob;
+      example = "/boot/zeta-creds.enc";
+      description = ''
+        The blob `zeta-creds bundle` wrote at install time, on the ESP. The
+        unit waits for the filesystem holding it (`RequiresMountsFor=`) and
+        is skipped (`ConditionPathExists=`) when it is not there: a host
+        that was never bundled boots on.
+      '';
+    };
+
+    usbUuidFile = mkOption {
+      type = externalPath;
+      default = d.usbUuidFile;
+      example = "/etc/zeta/usb-uuid";
+      description = ''
+        File holding the filesystem UUID of the USB stick the blob is bound
+        to (what `blkid -s UUID -o value` printed at install time;
+        whitespace is trimmed). The unit is skipped when it is missing.
+      '';
+    };
+
+    requireUsbPresent = mkOption {
+      type = types.bool;
+      default = d.requireUsbPresent;
+      example = true;
+      description = ''
+        Refuse to restore (exit 4, no passphrase asked) unless a filesystem
+        with the bound UUID is attached: the stick becomes a second factor
+        next to the passphrase. zeta-creds waits up to
+        {option}`zeta.credsRestore.usbWait` seconds for
+        `/dev/disk/by-uuid/<uuid>` to appear.
+      '';
+    };
+
+    usbWait = mkOption {
+      type = types.ints.unsigned;
+      default = d.usbWait;
+      example = 30;
+      description = ''
+        Seconds to wait for the USB stick with
+        {option}`zeta.credsRestore.requireUsbPresent`. A real stick shows up
+        a second or more after the local filesystems are mounted; a hub or a
+        slow stick may need more.
+      '';
+    };
+
+    user = mkOption {
+      type = types.nullOr userName;
+      default = d.user;
+      example = "zeta";
+      description = ''
+        Whose home `~` means in the blob's entries, instead of the manifest
+        user recorded in the blob. The user's uid, gid and home are looked
+        up at boot in /etc/passwd, so the user must exist by then (declared
+        in `users.users`). A user whose home is `/` is refused.
+      '';
+    };
+
+    persona = mkOption {
+      type = types.nullOr personaName;
+      default = d.persona;
+      example = "ops";
+      description = ''
+        Refuse a blob bundled for another persona (`zeta-creds bundle
+        --persona`). `null` accepts any.
+      '';
+    };
+
+    passphrase = {
+      mode = mkOption {
+        type = types.enum unitLib.passphraseModes;
+        default = d.passphrase.mode;
+        example = "credential";
+        description = ''
+          Where the passphrase comes from at boot:
+
+          - `interactive`: asked on the console through
+            `systemd-ask-password` (answered by the console agent, Plymouth
+            or `systemd-tty-ask-password-agent`), up to three tries; logins
+            wait until it is answered or times out.
+          - `credential`: a file sealed with `systemd-creds encrypt` (TPM2
+            and/or the host key), loaded with `LoadCredentialEncrypted=`: a
+            headless boot. See {option}`zeta.credsRestore.passphrase.credential`.
+          - `file`: a plain file that something else puts in place before
+            the unit runs; zeta-creds deletes it after reading, on every
+            exit path. See {option}`zeta.credsRestore.passphrase.file`.
+        '';
+      };
+
+      file = mkOption {
+        type = types.nullOr externalPath;
+        default = d.passphrase.file;
+        example = "/run/zeta-creds/passphrase";
+        description = ''
+          With `passphrase.mode = "file"`: the passphrase file, read once
+          and deleted (its directory is made writable for that). Keep it on
+          a tmpfs such as /run, mode 0600; never in the Nix store.
+        '';
+      };
+
+      credential = mkOption {
+        type = types.nullOr externalPath;
+        default = d.passphrase.credential;
+        example = "/etc/credstore.encrypted/zeta-creds.passphrase";
+        description = ''
+          With `passphrase.mode = "credential"`: a file made by
+          `systemd-creds encrypt --name=passphrase`, decrypted by systemd
+          for this unit only (`LoadCredentialEncrypted=passphrase:<file>`).
+          Sealed to the TPM2 (`--with-key=tpm2`) it opens only on this
+          machine.
+        '';
+      };
+
+      timeout = mkOption {
+        type = types.ints.unsigned;
+        default = d.passphrase.timeout;
+        example = 600;
+        description = ''
+          With `passphrase.mode = "interactive"`: seconds each prompt waits
+          for an answer (`0` waits forever). The unit's `TimeoutStartSec=`
+          is three times this plus a margin. A prompt nobody answers fails
+          the unit (exit 6, not restarted) and the boot goes on to
+          multi-user.target without the restored files.
+        '';
+      };
+    };
+
+    onConflict = mkOption {
+      type = types.enum unitLib.conflictPolicies;
+      default = d.onConflict;
+      example = "backup";
+      description = ''
+        A file that changed on this host since zeta-creds last wrote it
+        (a login rotated since the blob was made): `keep-modified` keeps it
+        and reports it ("re-bundle to carry it"), `overwrite` lets the blob
+        win, `backup` lets the blob win and keeps the local file as
+        `NAME.zeta-creds-bak`.
+      '';
+    };
+
+    maxWorkFactor = mkOption {
+      type = types.ints.between unitLib.minWorkFactor unitLib.maxWorkFactor;
+      default = d.maxWorkFactor;
+      example = 18;
+      description = ''
+        Refuse a blob whose scrypt work factor (log2 N) is above this,
+        before running scrypt: the header is not authenticated yet at that
+        point, so this caps what a forged header can make the boot spend.
+        20 is 1 GiB of memory.
+      '';
+    };
+
+    extraWritablePaths = mkOption {
+      type = types.listOf externalPath;
+      default = d.extraWritablePaths;
+      example = [ "/var/lib/myservice" ];
+      description = ''
+        The unit runs with `ProtectSystem=strict`: only /etc, /home, /root,
+        /var/lib/zeta-creds, /var/lib/sops-nix and the user's home are
+        writable. List here the directories of any other absolute path
+        your manifest carries; an entry outside them fails with exit 7
+        (the others are still written).
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = unitLib.assertionsFor {
+      inherit cfg userHome;
+      inherit (builtins) storeDir;
+    };
+
+    systemd.services.zeta-creds-restore = unit.nixos;
+  };
+}

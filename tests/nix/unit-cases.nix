@@ -1,0 +1,539 @@
+# The unit of nixos-modules/unit.nix over a matrix of configurations, with
+# the exact ExecStart argv, ordering, conditions, credentials, timeouts and
+# sandbox each one must produce, and every assertion message firing.
+#
+# Expectations are written out literally, not computed with the code under
+# test. Plain Nix, builtins only:
+#
+#   nix-instantiate --eval --strict --json tests/nix/unit-cases.nix
+#   => { "count": N, "failures": [ "case: what differed", … ] }
+#
+# tests/nix/run.sh runs it; the flake's checks.unit-cases does too.
+let
+  inherit (builtins)
+    all
+    concatLists
+    filter
+    isString
+    length
+    map
+    toJSON
+    ;
+  u = import ../../nixos-modules/unit.nix;
+
+  bin = "/nix/store/00000000000000000000000000000000-zeta-creds-0.1.0/bin/zeta-creds";
+  mk = cfg: u.mkUnit { inherit cfg; binary = bin; };
+  mkHome = cfg: userHome: u.mkUnit { inherit cfg userHome; binary = bin; };
+
+  # One check: null when it holds, else what went wrong.
+  eq =
+    what: got: want:
+    if got == want then null else "${what}: expected ${toJSON want}, got ${toJSON got}";
+  absent =
+    what: attrs: key:
+    if attrs ? ${key} then "${what}: ${key} should not be set, is ${toJSON attrs.${key}}" else null;
+  holds = what: ok: if ok then null else what;
+
+  head = [
+    bin
+    "restore"
+  ];
+
+  # What every configuration shares: ordering, install, the oneshot, the
+  # restart policy, and the sandbox.
+  common =
+    x:
+    let
+      s = x.service;
+    in
+    [
+      (eq "After" x.unit.After [
+        "local-fs.target"
+        "systemd-sysusers.service"
+        "userborn.service"
+      ])
+      (eq "Before" x.unit.Before [
+        "sshd-keygen.service"
+        "sshd.service"
+        "systemd-user-sessions.service"
+        "sops-install-secrets.service"
+      ])
+      (eq "WantedBy" x.install.WantedBy [ "multi-user.target" ])
+      (eq "Type" s.Type "oneshot")
+      (eq "RemainAfterExit" s.RemainAfterExit true)
+      (eq "Restart" s.Restart "on-failure")
+      (eq "RestartPreventExitStatus" s.RestartPreventExitStatus "2 3 4 5 6 7 8 243")
+      (eq "LimitMEMLOCK" s.LimitMEMLOCK "infinity")
+      (eq "LimitCORE" s.LimitCORE 0)
+      (eq "ProtectSystem" s.ProtectSystem "strict")
+      (eq "StateDirectory" s.StateDirectory "zeta-creds sops-nix")
+      (eq "StateDirectoryMode" s.StateDirectoryMode "0700")
+      (eq "PrivateTmp" s.PrivateTmp true)
+      (eq "PrivateNetwork" s.PrivateNetwork true)
+      (eq "PrivateDevices" s.PrivateDevices true)
+      (eq "NoNewPrivileges" s.NoNewPrivileges true)
+      (eq "RestrictAddressFamilies" s.RestrictAddressFamilies "AF_UNIX")
+      (eq "SystemCallFilter" s.SystemCallFilter "@system-service")
+      (eq "CapabilityBoundingSet" s.CapabilityBoundingSet "CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_IPC_LOCK")
+      (eq "UMask" s.UMask "0077")
+      (holds "no ExecStopPost (it never runs on a oneshot that remains active)" (!(s ? ExecStopPost)))
+      (holds "no shell in ExecStart" (builtins.match ".*(/bin/sh|bash| -c ).*" s.ExecStart == null))
+      (eq "nixos.restartIfChanged" x.nixos.restartIfChanged false)
+      (eq "nixos.after" x.nixos.after x.unit.After)
+      (eq "nixos.before" x.nixos.before x.unit.Before)
+      (eq "nixos.wantedBy" x.nixos.wantedBy [ "multi-user.target" ])
+      (eq "nixos.serviceConfig" x.nixos.serviceConfig s)
+      (eq "nixos.unitConfig.ConditionPathExists" x.nixos.unitConfig.ConditionPathExists x.unit.ConditionPathExists)
+      (eq "rendered text, second line" (builtins.elemAt (filter isString (builtins.split "\n" x.text)) 1) "[Unit]")
+    ];
+
+  cases = [
+    {
+      name = "defaults (interactive)";
+      checks =
+        let
+          x = mk { };
+        in
+        common x
+        ++ [
+          (eq "argv" x.argv (
+            head
+            ++ [
+              "--blob"
+              "/esp/zeta-creds.enc"
+              "--usb-uuid-file"
+              "/etc/zeta/usb-uuid"
+              "--on-conflict"
+              "keep-modified"
+              "--max-work-factor"
+              "20"
+              "--ask-password"
+              "--ask-password-timeout"
+              "300"
+            ]
+          ))
+          (eq "ExecStart" x.service.ExecStart "${bin} restore --blob /esp/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --on-conflict keep-modified --max-work-factor 20 --ask-password --ask-password-timeout 300")
+          (eq "ConditionPathExists" x.unit.ConditionPathExists [
+            "/esp/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+          ])
+          (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
+            "/esp"
+            "/etc/zeta"
+          ])
+          # 3 tries x 300 s + 120 s for scrypt and the writes
+          (eq "TimeoutStartSec" x.service.TimeoutStartSec "1020")
+          (eq "ReadWritePaths" x.service.ReadWritePaths [
+            "/etc"
+            "/home"
+            "/root"
+            "-/run/systemd/ask-password"
+          ])
+          (absent "credential" x.service "LoadCredentialEncrypted")
+          (absent "usb bind" x.service "BindReadOnlyPaths")
+        ];
+    }
+    {
+      name = "file mode";
+      checks =
+        let
+          x = mk {
+            passphrase = {
+              mode = "file";
+              file = "/run/zeta-creds/passphrase";
+            };
+          };
+        in
+        common x
+        ++ [
+          (eq "argv" x.argv (
+            head
+            ++ [
+              "--blob"
+              "/esp/zeta-creds.enc"
+              "--usb-uuid-file"
+              "/etc/zeta/usb-uuid"
+              "--on-conflict"
+              "keep-modified"
+              "--max-work-factor"
+              "20"
+              "--passphrase-file"
+              "/run/zeta-creds/passphrase"
+            ]
+          ))
+          (eq "TimeoutStartSec" x.service.TimeoutStartSec "120")
+          # the consumed file's directory is writable, the agent's is not
+          (eq "ReadWritePaths" x.service.ReadWritePaths [
+            "/etc"
+            "/home"
+            "/root"
+            "-/run/zeta-creds"
+          ])
+          (absent "credential" x.service "LoadCredentialEncrypted")
+        ];
+    }
+    {
+      name = "credential mode";
+      checks =
+        let
+          x = mk {
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds.passphrase";
+            };
+          };
+        in
+        common x
+        ++ [
+          # nothing on the command line: $CREDENTIALS_DIRECTORY/passphrase
+          (eq "argv" x.argv (
+            head
+            ++ [
+              "--blob"
+              "/esp/zeta-creds.enc"
+              "--usb-uuid-file"
+              "/etc/zeta/usb-uuid"
+              "--on-conflict"
+              "keep-modified"
+              "--max-work-factor"
+              "20"
+            ]
+          ))
+          (eq "LoadCredentialEncrypted" x.service.LoadCredentialEncrypted "passphrase:/etc/credstore.encrypted/zeta-creds.passphrase")
+          (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
+            "/esp"
+            "/etc/zeta"
+            "/etc/credstore.encrypted"
+          ])
+          (eq "TimeoutStartSec" x.service.TimeoutStartSec "120")
+          (eq "ReadWritePaths" x.service.ReadWritePaths [
+            "/etc"
+            "/home"
+            "/root"
+          ])
+        ];
+    }
+    {
+      name = "user, persona, policy, work factor and custom paths";
+      checks =
+        let
+          x = mkHome {
+            blob = "/boot/efi/zc.enc";
+            usbUuidFile = "/var/lib/zeta/usb-uuid";
+            user = "ops";
+            persona = "team-2";
+            onConflict = "backup";
+            maxWorkFactor = 18;
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zc";
+            };
+          } "/srv/ops";
+        in
+        common x
+        ++ [
+          (eq "argv" x.argv (
+            head
+            ++ [
+              "--blob"
+              "/boot/efi/zc.enc"
+              "--usb-uuid-file"
+              "/var/lib/zeta/usb-uuid"
+              "--on-conflict"
+              "backup"
+              "--max-work-factor"
+              "18"
+              "--user"
+              "ops"
+              "--persona"
+              "team-2"
+            ]
+          ))
+          (eq "ConditionPathExists" x.unit.ConditionPathExists [
+            "/boot/efi/zc.enc"
+            "/var/lib/zeta/usb-uuid"
+          ])
+          (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
+            "/boot/efi"
+            "/var/lib/zeta"
+            "/etc/credstore.encrypted"
+          ])
+          # a home outside /home and /root is made writable
+          (eq "ReadWritePaths" x.service.ReadWritePaths [
+            "/etc"
+            "/home"
+            "/root"
+            "/srv/ops"
+          ])
+        ];
+    }
+    {
+      name = "a home under /home adds nothing";
+      checks =
+        let
+          x = mkHome { user = "zeta"; } "/home/zeta";
+        in
+        [
+          (eq "ReadWritePaths" x.service.ReadWritePaths [
+            "/etc"
+            "/home"
+            "/root"
+            "-/run/systemd/ask-password"
+          ])
+        ];
+    }
+    {
+      name = "requireUsbPresent";
+      checks =
+        let
+          x = mk {
+            requireUsbPresent = true;
+            usbWait = 30;
+            passphrase.timeout = 60;
+          };
+        in
+        common x
+        ++ [
+          # the stick is waited for before the prompt
+          (eq "argv" x.argv (
+            head
+            ++ [
+              "--blob"
+              "/esp/zeta-creds.enc"
+              "--usb-uuid-file"
+              "/etc/zeta/usb-uuid"
+              "--on-conflict"
+              "keep-modified"
+              "--max-work-factor"
+              "20"
+              "--require-usb-present"
+              "--usb-wait"
+              "30"
+              "--ask-password"
+              "--ask-password-timeout"
+              "60"
+            ]
+          ))
+          # 3 x 60 + 30 + 120
+          (eq "TimeoutStartSec" x.service.TimeoutStartSec "330")
+          (eq "BindReadOnlyPaths" x.service.BindReadOnlyPaths "-/dev/disk/by-uuid")
+        ];
+    }
+    {
+      name = "requireUsbPresent with the default wait, file mode";
+      checks =
+        let
+          x = mk {
+            requireUsbPresent = true;
+            passphrase = {
+              mode = "file";
+              file = "/run/zc/p";
+            };
+          };
+        in
+        [
+          (eq "argv tail" (builtins.genList (i: builtins.elemAt x.argv (i + 10)) 5) [
+            "--require-usb-present"
+            "--usb-wait"
+            "10"
+            "--passphrase-file"
+            "/run/zc/p"
+          ])
+          (eq "TimeoutStartSec" x.service.TimeoutStartSec "130")
+        ];
+    }
+    {
+      name = "a prompt that waits forever";
+      checks =
+        let
+          x = mk { passphrase.timeout = 0; };
+        in
+        [
+          (eq "ask timeout" (builtins.elemAt x.argv 12) "0")
+          (eq "TimeoutStartSec" x.service.TimeoutStartSec "infinity")
+        ];
+    }
+    {
+      name = "onConflict overwrite";
+      checks = [ (eq "policy" (builtins.elemAt (mk { onConflict = "overwrite"; }).argv 7) "overwrite") ];
+    }
+    {
+      name = "extraWritablePaths";
+      checks =
+        let
+          x = mk {
+            extraWritablePaths = [ "/var/lib/myservice" ];
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/z";
+            };
+          };
+        in
+        [
+          (eq "ReadWritePaths" x.service.ReadWritePaths [
+            "/etc"
+            "/home"
+            "/root"
+            "-/var/lib/myservice"
+          ])
+        ];
+    }
+    {
+      name = "ExecStart escaping";
+      checks = [
+        (eq "plain" (u.escapeWord "/esp/zeta-creds.enc") "/esp/zeta-creds.enc")
+        (eq "space" (u.escapeWord "a b") "\"a b\"")
+        (eq "percent" (u.escapeWord "50%") "\"50%%\"")
+        (eq "dollar" (u.escapeWord "$HOME") "\"$$HOME\"")
+        (eq "quote" (u.escapeWord "say \"hi\"") "\"say \\\"hi\\\"\"")
+        (eq "backslash" (u.escapeWord "a\\b") "\"a\\\\b\"")
+        (eq "argv" (u.escapeArgv [
+          "/bin/x"
+          "--persona"
+          "a b"
+        ]) "/bin/x --persona \"a b\"")
+      ];
+    }
+    {
+      name = "path checks";
+      checks = [
+        (holds "/esp/zeta-creds.enc is external" (u.isExternalPath "/nix/store" "/esp/zeta-creds.enc"))
+        (holds "a store path is not" (!(u.isExternalPath "/nix/store" "/nix/store/abc-passphrase")))
+        (holds "the store itself is not" (!(u.isExternalPath "/nix/store" "/nix/store")))
+        (holds "/nix/storefront is (only the store is refused)" (u.isExternalPath "/nix/store" "/nix/storefront/x"))
+        (holds "a relative path is not" (!(u.isExternalPath "/nix/store" "run/passphrase")))
+        (holds "a path with .. is not" (!(u.isExternalPath "/nix/store" "/run/../nix/store/x")))
+        (holds "a path with a space is not" (!(u.isExternalPath "/nix/store" "/run/my passphrase")))
+        (holds "a path with % is not" (!(u.isExternalPath "/nix/store" "/run/%n")))
+        (holds "a Nix path literal is not (it is not a string)" (!(u.isExternalPath "/nix/store" /run/passphrase)))
+        (holds "a user name" (u.isUserName "zeta"))
+        (holds "not a user name" (!(u.isUserName "Bad User")))
+        (holds "a persona" (u.isPersona "team-2"))
+        (holds "not a persona" (!(u.isPersona "Ops!")))
+      ];
+    }
+  ];
+
+  # Each assertion of unit.nix, made to fail by one setting, must fail with
+  # its own message (matched by a phrase from it), and only that one.
+  assertionCases =
+    let
+      fires =
+        name: args: phrase:
+        let
+          failed = u.failedAssertions args;
+        in
+        {
+          inherit name;
+          checks = [
+            (holds "exactly one assertion fails (got ${toJSON failed})" (length failed == 1))
+            (holds "the message says \"${phrase}\" (got ${toJSON failed})" (
+              all (m: builtins.match ".*${phrase}.*" m != null) failed
+            ))
+          ];
+        };
+      esc = s: builtins.replaceStrings [ "." "(" ")" "[" "]" "*" "+" "?" "{" "}" "|" "^" "$" "\\" ] [ "[.]" "[(]" "[)]" "[[]" "\\]" "[*]" "[+]" "[?]" "[{]" "[}]" "[|]" "\\^" "[$]" "\\\\" ] s;
+    in
+    [
+      {
+        name = "a valid configuration passes every assertion";
+        checks = [
+          (eq "failed" (u.failedAssertions { cfg = { }; }) [ ])
+          (eq "failed, every mode" (concatLists (
+            map (
+              cfg:
+              u.failedAssertions {
+                inherit cfg;
+                userHome = "/home/zeta";
+              }
+            ) [
+              {
+                user = "zeta";
+                persona = "ops";
+                requireUsbPresent = true;
+              }
+              {
+                passphrase = {
+                  mode = "file";
+                  file = "/run/zeta-creds/passphrase";
+                };
+              }
+              {
+                passphrase = {
+                  mode = "credential";
+                  credential = "/etc/credstore.encrypted/zeta-creds.passphrase";
+                };
+              }
+            ]
+          )) [ ])
+        ];
+      }
+      (fires "file mode without a file" {
+        cfg.passphrase.mode = "file";
+      } (esc "passphrase.mode = \"file\" needs zeta.credsRestore.passphrase.file"))
+      (fires "credential mode without a credential" {
+        cfg.passphrase.mode = "credential";
+      } (esc "passphrase.mode = \"credential\" needs zeta.credsRestore.passphrase.credential"))
+      (fires "a blob in the store" {
+        cfg.blob = "/nix/store/aaaa-zeta-creds.enc";
+      } (esc "zeta.credsRestore.blob = \"/nix/store/aaaa-zeta-creds.enc\" is inside the Nix store"))
+      (fires "a UUID file in the store" {
+        cfg.usbUuidFile = "/nix/store/aaaa-usb-uuid";
+      } (esc "zeta.credsRestore.usbUuidFile = \"/nix/store/aaaa-usb-uuid\" is inside the Nix store"))
+      (fires "a passphrase file in the store" {
+        cfg.passphrase = {
+          mode = "file";
+          file = "/nix/store/aaaa-passphrase";
+        };
+      } (esc "zeta.credsRestore.passphrase.file = \"/nix/store/aaaa-passphrase\" is inside the Nix store"))
+      (fires "a credential in the store" {
+        cfg.passphrase = {
+          mode = "credential";
+          credential = "/nix/store/aaaa-cred";
+        };
+      } (esc "zeta.credsRestore.passphrase.credential = \"/nix/store/aaaa-cred\" is inside the Nix store"))
+      (fires "a writable path in the store" {
+        cfg.extraWritablePaths = [ "/nix/store/aaaa-dir" ];
+      } (esc "zeta.credsRestore.extraWritablePaths = \"/nix/store/aaaa-dir\" is inside the Nix store"))
+      (fires "a user whose home is /" {
+        cfg.user = "admin";
+        userHome = "/";
+      } (esc "has users.users.admin.home = \"/\": zeta-creds refuses to restore into a home of /"))
+      (fires "a user with no home" {
+        cfg.user = "svc";
+        userHome = "/var/empty";
+      } (esc "users.users.svc.home is /var/empty"))
+      (fires "an unknown passphrase mode" {
+        cfg.passphrase.mode = "tty";
+      } (esc "passphrase.mode must be one of interactive, file, credential, not \"tty\""))
+      (fires "an unknown conflict policy" {
+        cfg.onConflict = "clobber";
+      } (esc "onConflict must be one of keep-modified, overwrite, backup"))
+      (fires "a work factor above 22" {
+        cfg.maxWorkFactor = 23;
+      } (esc "maxWorkFactor must be between 10 and 22"))
+      (fires "a work factor below 10" {
+        cfg.maxWorkFactor = 9;
+      } (esc "maxWorkFactor must be between 10 and 22"))
+      (fires "a negative USB wait" {
+        cfg.usbWait = -1;
+      } (esc "usbWait must be a number of seconds"))
+      (fires "a negative prompt timeout" {
+        cfg.passphrase.timeout = -5;
+      } (esc "passphrase.timeout must be a number of seconds"))
+      (fires "a bad user name" {
+        cfg.user = "Bad User";
+      } (esc "user = \"Bad User\" is not a user name"))
+      (fires "a bad persona" {
+        cfg.persona = "Ops!";
+      } (esc "persona = \"Ops!\" is not a persona name"))
+    ];
+
+  all' = cases ++ assertionCases;
+  results = concatLists (map (c: map (r: if r == null then null else "${c.name}: ${r}") c.checks) all');
+in
+{
+  count = length results;
+  failures = filter isString results;
+  cases = map (c: c.name) all';
+}
