@@ -234,7 +234,17 @@ fn main() -> ExitCode {
     for w in sys::harden_process() {
         warning!("{w}");
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if e.use_stderr() {
+                // A usage error (a typo in a unit's ExecStart, say) must not
+                // leave the passphrase file behind either.
+                consume_passphrase_files_named_in(std::env::args_os().skip(1));
+            }
+            e.exit()
+        }
+    };
     // After the environment is clean: this starts a thread.
     if let Err(e) = cleanup::install_signal_handler() {
         warning!("cannot handle signals ({e}); an interrupted run may leave temporary files");
@@ -255,6 +265,35 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::from(exit_code(&result))
+}
+
+/// Delete every `--passphrase-file F` / `--new-passphrase-file F` named in
+/// arguments clap refused, unless `--keep-passphrase-file` is among them:
+/// the operator handed those files over to be consumed, and a usage error
+/// is an exit path like any other.
+fn consume_passphrase_files_named_in(args: impl Iterator<Item = std::ffi::OsString>) {
+    let args: Vec<std::ffi::OsString> = args.collect();
+    let keep = args.iter().any(|a| a == "--keep-passphrase-file");
+    let mut named = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let Some(text) = arg.to_str() else { continue };
+        for flag in ["--passphrase-file", "--new-passphrase-file"] {
+            if flag == "--passphrase-file" && keep {
+                continue;
+            }
+            if text == flag {
+                if let Some(path) = iter.clone().next() {
+                    named.push(PathBuf::from(path));
+                }
+            } else if let Some(path) = text.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                named.push(PathBuf::from(path));
+            }
+        }
+    }
+    for path in named {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliError> {

@@ -754,3 +754,45 @@ fn require_usb_present_needs_the_bound_stick_attached() {
         .success();
     assert!(w.dst().join("home/zeta/.config/gh/hosts.yml").exists());
 }
+
+/// Found by the boot test (issue 7): a usage error left the passphrase
+/// file in /run. It is consumed on that exit path too, unless kept.
+#[test]
+fn a_usage_error_still_consumes_the_passphrase_file() {
+    let w = World::new();
+    let pf = w.pass_file(PASS);
+    let npf = w.path("new-pass");
+    fs::write(&npf, "new one\n").unwrap();
+    w.cmd()
+        .args(["restore", "--blob", "b", "--usb-uuid", "x", "--bogus-flag"])
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .assert()
+        .code(2);
+    assert!(!pf.exists());
+    w.cmd()
+        .args(["rekey", "--blob", "b", "--no-such-flag"])
+        .arg(format!("--new-passphrase-file={}", npf.display()))
+        .assert()
+        .code(2);
+    assert!(!npf.exists());
+    let kept = w.pass_file(PASS);
+    w.cmd()
+        .args([
+            "restore",
+            "--bogus",
+            "--keep-passphrase-file",
+            "--passphrase-file",
+        ])
+        .arg(&kept)
+        .assert()
+        .code(2);
+    assert!(kept.exists(), "--keep-passphrase-file keeps it");
+    // --help is not an error: nothing is deleted.
+    w.cmd()
+        .args(["restore", "--help", "--passphrase-file"])
+        .arg(&kept)
+        .assert()
+        .success();
+    assert!(kept.exists());
+}
