@@ -76,7 +76,7 @@ fn verify(w: &World, blob: &Path, pass: &str) -> std::process::Output {
 
 fn restore_from(w: &World, blob: &Path, uuid: &str, pass: &str) -> std::process::Output {
     let pf = file_with(w, "restore-pass", pass);
-    w.restore_blob(&blob)
+    w.restore_blob(blob)
         .args(["--usb-uuid", uuid, "--passphrase-file"])
         .arg(&pf)
         .output()
