@@ -699,8 +699,11 @@ fn stream_unknown_kind_is_exit_5_and_rolls_back() {
 
 /// Issue 5 "hostile-input suite: 10 000 entries": a valid blob of 10 000
 /// small files in 100 directories (/etc/many/dNN/fNNNN) restores
-/// completely, byte for byte, in reasonable time (< 60 s in a debug build),
-/// and nothing outside the target root changes.
+/// completely, byte for byte, in reasonable time, and nothing outside the
+/// target root changes. "Reasonable" is a bound against a hang or
+/// quadratic work, not a benchmark: about 8 s on a quiet 2-core machine in
+/// a debug build, 78 s with two fuzzers on both cores (20 000 fsyncs); the
+/// bound is 240 s. docs/PERFORMANCE.md is where speed is measured.
 #[test]
 fn ten_thousand_entries_restore_completely_in_reasonable_time() {
     let w = hostile_world();
@@ -725,7 +728,7 @@ fn ten_thousand_entries_restore_completely_in_reasonable_time() {
     );
     run.code(0);
     assert!(
-        run.elapsed < Duration::from_secs(60),
+        run.elapsed < Duration::from_secs(240),
         "10 000 entries took {:?}",
         run.elapsed
     );
