@@ -234,6 +234,9 @@ fn main() -> ExitCode {
     for w in sys::harden_process() {
         warning!("{w}");
     }
+    if let Err(w) = sys::raise_open_file_limit() {
+        warning!("{w}");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -89,3 +89,23 @@ pub fn lock_memory() -> Result<(), String> {
     mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT)
         .map_err(|e| format!("memory not locked (mlockall: {e}); secrets could reach swap"))
 }
+
+/// Raise the soft limit on open files to the hard limit. A restore holds
+/// one descriptor per directory it writes into until its commit, and
+/// systemd starts services with a soft limit of 1024 but a hard limit of
+/// 524288. Returns why it could not (never fatal).
+pub fn raise_open_file_limit() -> Result<(), String> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return Ok(());
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    )
+    .map_err(|e| format!("could not raise the open-file limit (setrlimit): {e}"))
+}
