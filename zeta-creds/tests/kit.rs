@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use common::World;
+use common::layout::Layout;
 use hkdf::Hkdf;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -382,63 +383,6 @@ impl Recipe {
         ChaCha20Poly1305::new(&self.payload_key().into())
             .encrypt(&Nonce::from(n), plain)
             .unwrap()
-    }
-}
-
-/// Offsets of the header fields (FORMAT.md §2).
-struct Layout {
-    uuid: usize,
-    tool: usize,
-    persona: usize,
-}
-
-impl Layout {
-    const VERSION: usize = 10;
-    const UUID_LEN: usize = 11;
-    const UUID: usize = 12;
-
-    fn of(f: &HeaderFields) -> Layout {
-        Layout {
-            uuid: f.usb_uuid.as_str().len(),
-            tool: f.tool_version.len(),
-            persona: f.persona.len(),
-        }
-    }
-    fn log_n(&self) -> usize {
-        Self::UUID + self.uuid
-    }
-    fn salt(&self) -> usize {
-        self.log_n() + 1
-    }
-    fn wrapped_key(&self) -> usize {
-        self.salt() + 16
-    }
-    fn generation(&self) -> usize {
-        self.wrapped_key() + 48
-    }
-    fn created(&self) -> usize {
-        self.generation() + 8
-    }
-    fn tool_len(&self) -> usize {
-        self.created() + 8
-    }
-    fn tool(&self) -> usize {
-        self.tool_len() + 1
-    }
-    fn persona_len(&self) -> usize {
-        self.tool() + self.tool
-    }
-    fn persona(&self) -> usize {
-        self.persona_len() + 1
-    }
-    fn nonce(&self) -> usize {
-        self.persona() + self.persona
-    }
-    fn mac(&self) -> usize {
-        self.nonce() + 16
-    }
-    fn payload(&self) -> usize {
-        self.mac() + 32
     }
 }
 

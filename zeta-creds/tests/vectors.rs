@@ -27,6 +27,8 @@
 //! Everything runs at work factor 10 (1 MiB of scrypt memory); the whole
 //! file takes a few seconds in a debug build.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use std::sync::OnceLock;
 
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+use common::layout::Layout;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use secrecy::SecretString;
@@ -319,64 +322,6 @@ impl Recipe {
     /// The payload key, derived here from FORMAT.md §3 (not by the crate).
     fn payload_key(&self) -> [u8; 32] {
         spec::hkdf(&file_key(), &self.nonce, spec::LABEL_PAYLOAD)
-    }
-}
-
-/// Offsets of the header fields (FORMAT.md §2), which depend on the lengths
-/// of the three variable fields.
-struct Layout {
-    uuid: usize,
-    tool: usize,
-    persona: usize,
-}
-
-impl Layout {
-    const VERSION: usize = 10;
-    const UUID_LEN: usize = 11;
-    const UUID: usize = 12;
-
-    fn of(f: &HeaderFields) -> Layout {
-        Layout {
-            uuid: f.usb_uuid.as_str().len(),
-            tool: f.tool_version.len(),
-            persona: f.persona.len(),
-        }
-    }
-    fn log_n(&self) -> usize {
-        Self::UUID + self.uuid
-    }
-    fn salt(&self) -> usize {
-        self.log_n() + 1
-    }
-    fn wrapped_key(&self) -> usize {
-        self.salt() + 16
-    }
-    fn generation(&self) -> usize {
-        self.wrapped_key() + 48
-    }
-    fn created(&self) -> usize {
-        self.generation() + 8
-    }
-    fn tool_len(&self) -> usize {
-        self.created() + 8
-    }
-    fn tool(&self) -> usize {
-        self.tool_len() + 1
-    }
-    fn persona_len(&self) -> usize {
-        self.tool() + self.tool
-    }
-    fn persona(&self) -> usize {
-        self.persona_len() + 1
-    }
-    fn nonce(&self) -> usize {
-        self.persona() + self.persona
-    }
-    fn mac(&self) -> usize {
-        self.nonce() + 16
-    }
-    fn payload(&self) -> usize {
-        self.mac() + 32
     }
 }
 

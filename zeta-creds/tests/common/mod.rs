@@ -2,6 +2,8 @@
 //! credentials, a target root with other uids, and command builders.
 #![allow(dead_code)]
 
+pub mod layout;
+
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
