@@ -23,8 +23,18 @@ struct Registry {
     /// Consumed passphrase files: `--passphrase-file`, and `rekey`'s
     /// `--new-passphrase-file`.
     passphrase_files: Vec<PathBuf>,
-    temp_files: Vec<(Arc<OwnedFd>, String)>,
-    created_dirs: Vec<(Arc<OwnedFd>, String)>,
+    temp_files: Vec<Below>,
+    created_dirs: Vec<Below>,
+}
+
+/// A name in the directory `components` below `base`. Held by name, not by
+/// descriptor, so that registering many does not hold many open files; the
+/// directory is opened again one component at a time without following
+/// symlinks when it is needed.
+struct Below {
+    base: Arc<OwnedFd>,
+    components: Vec<String>,
+    name: String,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -66,11 +76,26 @@ pub fn install_signal_handler() -> std::io::Result<()> {
 /// Remove everything registered. Safe to call more than once.
 fn remove_everything() {
     let mut r = registry();
-    for (dir, name) in r.temp_files.drain(..).rev() {
-        let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty());
+    let temp_files = std::mem::take(&mut r.temp_files);
+    let created_dirs = std::mem::take(&mut r.created_dirs);
+    // Consecutive names usually share a directory: open each one once.
+    let mut last: Option<(Vec<String>, OwnedFd)> = None;
+    let mut unlink = |b: Below, flags: AtFlags| {
+        if last.as_ref().is_none_or(|(c, _)| *c != b.components) {
+            let components: Vec<&str> = b.components.iter().map(String::as_str).collect();
+            last = crate::fsx::open_dir_path(&*b.base, &components)
+                .ok()
+                .map(|fd| (b.components, fd));
+        }
+        if let Some((_, dir)) = &last {
+            let _ = rustix::fs::unlinkat(dir, b.name.as_str(), flags);
+        }
+    };
+    for b in temp_files.into_iter().rev() {
+        unlink(b, AtFlags::empty());
     }
-    for (dir, name) in r.created_dirs.drain(..).rev() {
-        let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::REMOVEDIR);
+    for b in created_dirs.into_iter().rev() {
+        unlink(b, AtFlags::REMOVEDIR);
     }
     for path in r.passphrase_files.drain(..) {
         let _ = std::fs::remove_file(path);
@@ -89,16 +114,27 @@ pub fn register_passphrase_file(path: PathBuf) {
 
 /// Record a temporary file `name` in `dir`.
 pub fn register_temp_file(dir: &Arc<OwnedFd>, name: &str) {
-    registry()
-        .temp_files
-        .push((Arc::clone(dir), name.to_owned()));
+    register_temp_file_below(dir, &[], name);
 }
 
-/// Record a directory this run created (removed if empty on a signal).
-pub fn register_created_dir(dir: &Arc<OwnedFd>, name: &str) {
-    registry()
-        .created_dirs
-        .push((Arc::clone(dir), name.to_owned()));
+/// Record a temporary file `name` in the directory `components` below
+/// `base` (opened again without following symlinks to remove it).
+pub fn register_temp_file_below(base: &Arc<OwnedFd>, components: &[String], name: &str) {
+    registry().temp_files.push(Below {
+        base: Arc::clone(base),
+        components: components.to_vec(),
+        name: name.to_owned(),
+    });
+}
+
+/// Record a directory `name` that this run created in the directory
+/// `components` below `base` (removed if empty on a signal).
+pub fn register_created_dir_below(base: &Arc<OwnedFd>, components: &[String], name: &str) {
+    registry().created_dirs.push(Below {
+        base: Arc::clone(base),
+        components: components.to_vec(),
+        name: name.to_owned(),
+    });
 }
 
 /// Forget every temporary file and created directory: they were committed

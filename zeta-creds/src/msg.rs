@@ -84,9 +84,10 @@ macro_rules! notice {
 
 /// Test-only fault injection, compiled into debug builds only (release
 /// builds, which is what users run, contain none of it). With
-/// `ZETA_CREDS_TEST_FAULT=<point>` the program panics at a `panic-*` point
-/// or stalls for up to 120 s at a `stall-*` point, so tests can deliver a
-/// signal or a panic at an exact moment.
+/// `ZETA_CREDS_TEST_FAULT=<point>` the program panics at a `panic-*` point,
+/// stalls for up to 120 s at a `stall-*` point, or waits at a `pause-*`
+/// point until the file `ZETA_CREDS_TEST_RESUME` names exists, so tests can
+/// deliver a signal, a panic or a change on disk at an exact moment.
 #[cfg(debug_assertions)]
 pub fn test_fault(point: &str) {
     if std::env::var("ZETA_CREDS_TEST_FAULT").as_deref() != Ok(point) {
@@ -95,6 +96,16 @@ pub fn test_fault(point: &str) {
     eprintln!("zeta-creds: test fault: {point}");
     if point.starts_with("panic") {
         panic!("test fault: {point}");
+    }
+    if point.starts_with("pause") {
+        // Go on once the test creates the file ZETA_CREDS_TEST_RESUME names.
+        if let Some(resume) = std::env::var_os("ZETA_CREDS_TEST_RESUME") {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !std::path::Path::new(&resume).exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            return;
+        }
     }
     std::thread::sleep(std::time::Duration::from_secs(120));
 }

@@ -194,8 +194,7 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
     }
 
     let mut run = Run {
-        root: Arc::new(root),
-        dirs: HashMap::new(),
+        dirs: Dirs::new(root),
         created_dirs: Vec::new(),
         staged: Vec::new(),
         dir_fixes: Vec::new(),
@@ -213,6 +212,11 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         Ok(()) => {
             crate::msg::test_fault("stall-after-staging");
             crate::msg::test_fault("panic-after-staging");
+            crate::msg::test_fault("pause-after-staging");
+            // The commit finds every directory again by name, whatever
+            // the staging left open: a directory moved or swapped for a
+            // symlink meanwhile fails its entries, always the same way.
+            run.dirs.close_all();
             // A signal now waits until every staged file is in place and
             // the state record is written.
             cleanup::commit_section(|| {
@@ -257,7 +261,7 @@ fn resolve_home(accounts: &Accounts, user: &str, opts: &Options) -> Result<Home,
 /// A file staged beside its destination.
 struct Staged {
     report: usize,
-    dir: Arc<OwnedFd>,
+    dir: DirId,
     tmp_name: String,
     final_name: String,
     mode: u32,
@@ -271,19 +275,17 @@ struct Staged {
 /// A directory entry whose mode and owner are set at commit.
 struct DirFix {
     report: usize,
-    fd: OwnedFd,
+    dir: DirId,
     mode: u32,
     uid: u32,
     gid: u32,
 }
 
 struct Run {
-    root: Arc<OwnedFd>,
-    /// Directory fds by components below the root, opened without
-    /// following symlinks. `None`: does not exist yet (dry run only).
-    dirs: HashMap<Vec<String>, Option<Arc<OwnedFd>>>,
-    /// Directories this run created, in creation order, for rollback.
-    created_dirs: Vec<(Arc<OwnedFd>, String)>,
+    dirs: Dirs,
+    /// Directories this run created (parent, name), in creation order, for
+    /// rollback.
+    created_dirs: Vec<(DirId, String)>,
     staged: Vec<Staged>,
     dir_fixes: Vec<DirFix>,
     reports: Vec<EntryReport>,
@@ -296,6 +298,98 @@ struct Run {
     notes: Vec<String>,
     /// One zeroizing buffer for every body, not one per entry.
     buf: Zeroizing<Vec<u8>>,
+}
+
+/// A directory below the target root that this run has checked, by index.
+type DirId = usize;
+
+/// How many directory descriptors a restore holds open at once.
+const OPEN_DIRS: usize = 64;
+
+/// The directories a run works in, named by their components below the
+/// target root, with a bounded set of open descriptors.
+///
+/// A blob may span more directories than the process may hold open
+/// (`LIMIT_NOFILE` is often 1024), so a staged file remembers its directory
+/// by name, not by descriptor. A directory whose descriptor was let go is
+/// opened again from the root one component at a time, never following a
+/// symlink (`fsx::open_dir`): a directory swapped for a symlink between
+/// staging and commit fails its entries, it never redirects them.
+struct Dirs {
+    root: Arc<OwnedFd>,
+    /// Every directory checked (and, unless dry-running, created) so far.
+    ids: HashMap<Vec<String>, DirId>,
+    /// By id: its components, and whether it exists (`false`: not yet,
+    /// dry run only).
+    known: Vec<(Vec<String>, bool)>,
+    /// At most [`OPEN_DIRS`] open descriptors.
+    open: HashMap<DirId, Arc<OwnedFd>>,
+}
+
+impl Dirs {
+    /// The root itself is [`Dirs::ROOT`].
+    const ROOT: DirId = 0;
+
+    fn new(root: OwnedFd) -> Dirs {
+        Dirs {
+            root: Arc::new(root),
+            ids: HashMap::from([(Vec::new(), Dirs::ROOT)]),
+            known: vec![(Vec::new(), true)],
+            open: HashMap::new(),
+        }
+    }
+
+    fn id(&self, components: &[String]) -> Option<DirId> {
+        self.ids.get(components).copied()
+    }
+
+    fn exists(&self, id: DirId) -> bool {
+        self.known[id].1
+    }
+
+    fn components(&self, id: DirId) -> &[String] {
+        &self.known[id].0
+    }
+
+    /// Remember a checked directory (with its descriptor if it exists).
+    fn insert(&mut self, components: &[String], fd: Option<OwnedFd>) -> DirId {
+        let id = self.known.len();
+        self.known.push((components.to_vec(), fd.is_some()));
+        self.ids.insert(components.to_vec(), id);
+        if let Some(fd) = fd {
+            self.keep_open(id, Arc::new(fd));
+        }
+        id
+    }
+
+    fn keep_open(&mut self, id: DirId, fd: Arc<OwnedFd>) {
+        if self.open.len() >= OPEN_DIRS {
+            // Runs touch directories in stream order, so forgetting all of
+            // them at once costs little and keeps this simple.
+            self.open.clear();
+        }
+        self.open.insert(id, fd);
+    }
+
+    /// The descriptor of a checked directory, opened again without
+    /// following symlinks if it was let go.
+    fn fd(&mut self, id: DirId) -> io::Result<Arc<OwnedFd>> {
+        if id == Dirs::ROOT {
+            return Ok(Arc::clone(&self.root));
+        }
+        if let Some(fd) = self.open.get(&id) {
+            return Ok(Arc::clone(fd));
+        }
+        let components: Vec<&str> = self.known[id].0.iter().map(String::as_str).collect();
+        let fd = Arc::new(fsx::open_dir_path(&*self.root, &components)?);
+        self.keep_open(id, Arc::clone(&fd));
+        Ok(fd)
+    }
+
+    /// Let every descriptor go (the root's excepted).
+    fn close_all(&mut self) {
+        self.open.clear();
+    }
 }
 
 /// A per-entry refusal: the entry is reported as failed, the run goes on.
@@ -373,7 +467,7 @@ impl Run {
         };
         let (name, parents) = destination.split_last().expect("entry paths are non-empty");
         let home_len = home.map(|h| h.components.len());
-        let dir = match self.parent_dir(parents, home_len, home) {
+        let parent = match self.parent_dir(parents, home_len, home) {
             Ok(d) => d,
             Err(r) => return Ok(Err(r)),
         };
@@ -382,13 +476,21 @@ impl Run {
             path: display.clone(),
             source,
         };
-        let Some(dir) = dir else {
+        let Some(parent) = parent else {
             // Dry run below a directory that does not exist yet.
             debug_assert!(self.dry_run);
             if meta.kind == EntryKind::File {
                 entries.skip_body()?;
             }
             return Ok(Ok(Outcome::Created));
+        };
+        let dir = match self.dirs.fd(parent) {
+            Ok(fd) => fd,
+            Err(e) => {
+                return Ok(Err(Refusal(format!(
+                    "cannot open its directory again: {e}"
+                ))));
+            }
         };
         let existing = fsx::lstat(&*dir, name.as_str()).map_err(&stage_err)?;
         match meta.kind {
@@ -408,12 +510,13 @@ impl Run {
                     && st.st_uid == uid
                     && st.st_gid == gid
                 {
-                    // Only a successfully opened directory is cached; a
-                    // cached `None` would mean "not there yet" (dry run).
-                    if !self.dirs.contains_key(destination)
+                    // Only a successfully opened directory is remembered;
+                    // one remembered as absent means "not there yet" (dry
+                    // run).
+                    if self.dirs.id(destination).is_none()
                         && let Ok(fd) = fsx::open_dir(&*dir, name)
                     {
-                        self.cache_dir(destination, fd);
+                        self.check_in(destination, Some(fd));
                     }
                     return Ok(Ok(Outcome::Unchanged));
                 }
@@ -424,15 +527,19 @@ impl Run {
                         Outcome::Updated
                     }));
                 }
-                if created && let Err(e) = self.mkdir(&dir, name, 0o700, None) {
+                if created && let Err(e) = self.mkdir(parent, &dir, name, 0o700, None) {
                     return Ok(Err(Refusal(format!("cannot create the directory: {e}"))));
                 }
-                let fd = fsx::open_dir(&*dir, name).map_err(&stage_err)?;
-                let fd2 = rustix::io::dup(&fd).map_err(|e| stage_err(e.into()))?;
-                self.cache_dir(destination, fd2);
+                let id = match self.dirs.id(destination) {
+                    Some(id) => id,
+                    None => {
+                        let fd = fsx::open_dir(&*dir, name).map_err(&stage_err)?;
+                        self.check_in(destination, Some(fd))
+                    }
+                };
                 self.dir_fixes.push(DirFix {
                     report: index,
-                    fd,
+                    dir: id,
                     mode: meta.mode,
                     uid,
                     gid,
@@ -508,10 +615,14 @@ impl Run {
                 let mut file = File::from(fd);
                 // Register first so a failure (or a signal) below still
                 // removes it.
-                cleanup::register_temp_file(&dir, &tmp_name);
+                cleanup::register_temp_file_below(
+                    &self.dirs.root,
+                    self.dirs.components(parent),
+                    &tmp_name,
+                );
                 self.staged.push(Staged {
                     report: index,
-                    dir: Arc::clone(&dir),
+                    dir: parent,
                     tmp_name,
                     final_name: name.clone(),
                     mode: meta.mode,
@@ -542,11 +653,7 @@ impl Run {
                 drop(file);
                 if let Some(e) = write_error {
                     let staged = self.staged.pop().expect("pushed above");
-                    let _ = rustix::fs::unlinkat(
-                        &*staged.dir,
-                        staged.tmp_name.as_str(),
-                        AtFlags::empty(),
-                    );
+                    let _ = rustix::fs::unlinkat(&*dir, staged.tmp_name.as_str(), AtFlags::empty());
                     return Ok(Err(Refusal(format!("cannot write it: {e}"))));
                 }
                 Ok(Ok(outcome))
@@ -557,28 +664,34 @@ impl Run {
     /// Walk to (and, unless dry-running, create) the parent directory given
     /// by `components` below the root, never following a symlink. Missing
     /// directories at or below the home (index >= home_len - 1) are created
-    /// owned by the user, mode 0700; others by root, mode 0755.
+    /// owned by the user, mode 0700; others by root, mode 0755. `None`: it
+    /// does not exist yet (dry run only).
     fn parent_dir(
         &mut self,
         components: &[String],
         home_len: Option<usize>,
         home: Option<&Home>,
-    ) -> Result<Option<Arc<OwnedFd>>, Refusal> {
-        let mut current = Arc::clone(&self.root);
-        for i in 0..components.len() {
-            let key = components[..=i].to_vec();
-            if let Some(cached) = self.dirs.get(&key) {
-                match cached {
-                    Some(fd) => {
-                        current = Arc::clone(fd);
-                        continue;
-                    }
-                    None => return Ok(None),
+    ) -> Result<Option<DirId>, Refusal> {
+        // The longest prefix already checked; everything below it is new.
+        let mut checked = components.len();
+        let mut current = loop {
+            if let Some(id) = self.dirs.id(&components[..checked]) {
+                if !self.dirs.exists(id) {
+                    return Ok(None);
                 }
+                break id;
             }
+            checked -= 1;
+        };
+        for i in checked..components.len() {
+            let key = &components[..=i];
             let name = &components[i];
             let shown = format!("/{}", key.join("/"));
-            match fsx::lstat(&*current, name) {
+            let parent = self
+                .dirs
+                .fd(current)
+                .map_err(|e| Refusal(format!("cannot open the parent of {shown} again: {e}")))?;
+            match fsx::lstat(&*parent, name) {
                 Ok(Some(st)) if fsx::file_type(&st) == FileType::Directory => {}
                 Ok(Some(st)) => {
                     return Err(Refusal(format!(
@@ -588,7 +701,7 @@ impl Run {
                 }
                 Ok(None) => {
                     if self.dry_run {
-                        self.dirs.insert(key, None);
+                        self.check_in(key, None);
                         return Ok(None);
                     }
                     let in_home = matches!(home_len, Some(n) if i + 1 >= n);
@@ -596,12 +709,12 @@ impl Run {
                         (true, Some(h)) => (0o700, Some((h.uid, h.gid))),
                         _ => (0o755, None),
                     };
-                    self.mkdir(&current, name, mode, owner)
+                    self.mkdir(current, &parent, name, mode, owner)
                         .map_err(|e| Refusal(format!("cannot create {shown}: {e}")))?;
                 }
                 Err(e) => return Err(Refusal(format!("cannot inspect {shown}: {e}"))),
             }
-            let fd = fsx::open_dir(&*current, name).map_err(|e| {
+            let fd = fsx::open_dir(&*parent, name).map_err(|e| {
                 if e.raw_os_error() == Some(Errno::LOOP.raw_os_error())
                     || e.raw_os_error() == Some(Errno::NOTDIR.raw_os_error())
                 {
@@ -612,16 +725,19 @@ impl Run {
                     Refusal(format!("cannot open {shown}: {e}"))
                 }
             })?;
-            current = self.cache_dir(&key, fd);
+            current = self.check_in(key, Some(fd));
         }
         Ok(Some(current))
     }
 
-    /// Remember an opened directory, sweeping it of stale temporary files
-    /// the first time (every directory a run writes into is opened here).
-    fn cache_dir(&mut self, components: &[String], fd: OwnedFd) -> Arc<OwnedFd> {
-        if !self.dry_run {
-            let removed = fsx::remove_stale_temps(&fd);
+    /// Remember a checked directory (`None`: absent, dry run), sweeping it
+    /// of stale temporary files: every directory a run writes into is
+    /// checked in here, once, before anything of this run is staged there.
+    fn check_in(&mut self, components: &[String], fd: Option<OwnedFd>) -> DirId {
+        if !self.dry_run
+            && let Some(fd) = &fd
+        {
+            let removed = fsx::remove_stale_temps(fd);
             if removed > 0 {
                 self.notes.push(format!(
                     "removed {removed} stale temporary file(s) from an interrupted run in /{}",
@@ -629,25 +745,23 @@ impl Run {
                 ));
             }
         }
-        let fd = Arc::new(fd);
-        self.dirs.insert(components.to_vec(), Some(Arc::clone(&fd)));
-        fd
+        self.dirs.insert(components, fd)
     }
 
     /// Create a directory (recorded for rollback), then give it its owner
     /// before anything is put inside.
     fn mkdir(
         &mut self,
-        parent: &Arc<OwnedFd>,
+        parent_id: DirId,
+        parent: &OwnedFd,
         name: &str,
         mode: u32,
         owner: Option<(u32, u32)>,
     ) -> io::Result<()> {
-        rustix::fs::mkdirat(&**parent, name, Mode::from_raw_mode(mode))?;
-        self.created_dirs
-            .push((Arc::clone(parent), name.to_owned()));
-        cleanup::register_created_dir(parent, name);
-        let fd = fsx::open_dir(&**parent, name)?;
+        rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode))?;
+        self.created_dirs.push((parent_id, name.to_owned()));
+        cleanup::register_created_dir_below(&self.dirs.root, self.dirs.components(parent_id), name);
+        let fd = fsx::open_dir(parent, name)?;
         if let Some((uid, gid)) = owner {
             chown(&fd, uid, gid)?;
         }
@@ -659,34 +773,49 @@ impl Run {
     /// Put every staged file into place, then fix directory entries.
     /// A failure here affects only its entry, which is reported as failed.
     fn commit(&mut self) {
-        let mut touched: Vec<Arc<OwnedFd>> = Vec::new();
+        let mut touched: Vec<DirId> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for s in std::mem::take(&mut self.staged) {
-            if !touched.iter().any(|d| Arc::ptr_eq(d, &s.dir)) {
-                touched.push(Arc::clone(&s.dir));
+            if seen.insert(s.dir) {
+                touched.push(s.dir);
             }
-            match commit_file(&s) {
+            let result = match self.dirs.fd(s.dir) {
+                Ok(dir) => commit_file(&dir, &s)
+                    .inspect_err(|_| {
+                        let _ = rustix::fs::unlinkat(&*dir, s.tmp_name.as_str(), AtFlags::empty());
+                    })
+                    .map_err(|e| format!("cannot put into place: {e}")),
+                Err(e) => Err(format!(
+                    "its directory /{} was moved, removed or replaced since staging ({e}); nothing was written there, restore again",
+                    self.dirs.components(s.dir).join("/")
+                )),
+            };
+            match result {
                 Ok(st) => {
                     let dest = self.reports[s.report].destination.clone();
                     self.records.insert(dest, FileRecord::of(&st));
                 }
-                Err(e) => {
-                    let _ = rustix::fs::unlinkat(&*s.dir, s.tmp_name.as_str(), AtFlags::empty());
+                Err(reason) => {
                     let r = &mut self.reports[s.report];
                     r.outcome = Outcome::Failed;
-                    r.reason = Some(format!("cannot put into place: {e}"));
+                    r.reason = Some(reason);
                 }
             }
         }
         // Make the renames durable: each directory once.
-        for dir in touched {
-            let _ = rustix::fs::fsync(&*dir);
+        for id in touched {
+            if let Ok(dir) = self.dirs.fd(id) {
+                let _ = rustix::fs::fsync(&*dir);
+            }
         }
         // Reverse order: children before parents, so that a parent made
         // read-only does not block a child's metadata change.
         for d in std::mem::take(&mut self.dir_fixes).into_iter().rev() {
-            let result = chown(&d.fd, d.uid, d.gid)
-                .and_then(|()| Ok(rustix::fs::fchmod(&d.fd, Mode::from_raw_mode(d.mode))?))
-                .and_then(|()| Ok(rustix::fs::fsync(&d.fd)?));
+            let result = self.dirs.fd(d.dir).and_then(|fd| {
+                chown(&*fd, d.uid, d.gid)?;
+                rustix::fs::fchmod(&*fd, Mode::from_raw_mode(d.mode))?;
+                Ok(rustix::fs::fsync(&*fd)?)
+            });
             if let Err(e) = result {
                 let r = &mut self.reports[d.report];
                 r.outcome = Outcome::Failed;
@@ -694,19 +823,26 @@ impl Run {
             }
         }
         self.created_dirs.clear();
+        self.dirs.close_all();
         cleanup::forget_staging();
     }
 
     /// Remove every temporary file and every directory this run created.
     fn rollback(&mut self) {
-        for s in self.staged.drain(..).rev() {
-            let _ = rustix::fs::unlinkat(&*s.dir, s.tmp_name.as_str(), AtFlags::empty());
+        for s in std::mem::take(&mut self.staged).into_iter().rev() {
+            if let Ok(dir) = self.dirs.fd(s.dir) {
+                let _ = rustix::fs::unlinkat(&*dir, s.tmp_name.as_str(), AtFlags::empty());
+            }
         }
         self.dir_fixes.clear();
-        self.dirs.clear();
-        for (parent, name) in self.created_dirs.drain(..).rev() {
-            let _ = rustix::fs::unlinkat(&*parent, name.as_str(), AtFlags::REMOVEDIR);
+        // Children before parents: each parent still exists when its child
+        // is removed.
+        for (parent, name) in std::mem::take(&mut self.created_dirs).into_iter().rev() {
+            if let Ok(dir) = self.dirs.fd(parent) {
+                let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::REMOVEDIR);
+            }
         }
+        self.dirs.close_all();
         cleanup::forget_staging();
     }
 
@@ -725,7 +861,7 @@ impl Run {
             generation,
             files: std::mem::take(&mut self.records),
         };
-        if let Err(e) = state::save(&self.root, &state) {
+        if let Err(e) = state::save(&self.dirs.root, &state) {
             self.reports.push(EntryReport {
                 entry: "(state record)".into(),
                 destination: "/var/lib/zeta-creds/state.json".into(),
@@ -759,8 +895,7 @@ impl Drop for Run {
 /// and fsync the directory. The temporary name is ours (created `O_EXCL` in
 /// a directory opened without following symlinks), and every call here
 /// refuses to follow a symlink anyway.
-fn commit_file(s: &Staged) -> io::Result<rustix::fs::Stat> {
-    let dir = &*s.dir;
+fn commit_file(dir: &OwnedFd, s: &Staged) -> io::Result<rustix::fs::Stat> {
     let tmp = s.tmp_name.as_str();
     // Owner before mode: chown clears set-id bits.
     rustix::fs::chownat(

@@ -90,10 +90,10 @@ pub fn lock_memory() -> Result<(), String> {
         .map_err(|e| format!("memory not locked (mlockall: {e}); secrets could reach swap"))
 }
 
-/// Raise the soft limit on open files to the hard limit. A restore holds
-/// one descriptor per directory it writes into until its commit, and
-/// systemd starts services with a soft limit of 1024 but a hard limit of
-/// 524288. Returns why it could not (never fatal).
+/// Raise the soft limit on open files to the hard limit (systemd starts
+/// services with 1024 soft, 524288 hard). A restore holds at most a few
+/// dozen descriptors whatever the blob (`restore::Dirs`), so this is
+/// headroom, not a requirement. Returns why it could not (never fatal).
 pub fn raise_open_file_limit() -> Result<(), String> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);

@@ -15,8 +15,10 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::entry_stream::{RawEntry, RawStream};
+use common::layout::Layout;
 use common::{PASS, World, snapshot};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -70,19 +72,21 @@ fn owned_record(
     sha256: [u8; 32],
     body: &[u8],
 ) -> Vec<u8> {
-    let mut out = vec![0x01, anchor, kind];
-    out.extend_from_slice(&(path.len() as u16).to_be_bytes());
-    out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(&0o600u16.to_be_bytes());
-    for name in [owner, owner] {
-        out.push(name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
+    RawEntry {
+        tag: 0x01,
+        anchor,
+        kind,
+        path_len: None,
+        path: path.into(),
+        mode: 0o600,
+        owner: owner.into(),
+        group: owner.into(),
+        mtime: 1_700_000_000,
+        size,
+        sha256,
+        body: body.to_vec(),
     }
-    out.extend_from_slice(&1_700_000_000i64.to_be_bytes());
-    out.extend_from_slice(&size.to_be_bytes());
-    out.extend_from_slice(&sha256);
-    out.extend_from_slice(body);
-    out
+    .encode()
 }
 
 fn file_record(path: &str, body: &[u8]) -> Vec<u8> {
@@ -98,14 +102,11 @@ fn file_record(path: &str, body: &[u8]) -> Vec<u8> {
 
 /// Preamble (user zeta), the records, and an end marker counting `count`.
 fn stream(records: &[Vec<u8>], count: u64) -> Vec<u8> {
-    let mut out = vec![4];
-    out.extend_from_slice(b"zeta");
-    for r in records {
-        out.extend_from_slice(r);
+    RawStream {
+        end_count: Some(count),
+        ..RawStream::new("zeta", records.to_vec())
     }
-    out.push(0x00);
-    out.extend_from_slice(&count.to_be_bytes());
-    out
+    .encode()
 }
 
 struct Run {
@@ -127,35 +128,19 @@ impl Run {
 /// `zeta-creds restore` of `blob` with the address space capped at
 /// `limit_kib` KiB (`ulimit -v` in `sh -c`), and `extra` arguments.
 fn restore_limited(w: &World, blob: &[u8], limit_kib: u64, extra: &[&str]) -> Run {
+    restore_under(w, blob, &format!("-v {limit_kib}"), extra)
+}
+
+/// `zeta-creds restore` of `blob` under `ulimit {limit}`.
+fn restore_under(w: &World, blob: &[u8], limit: &str, extra: &[&str]) -> Run {
     use std::os::unix::process::ExitStatusExt;
     fs::write(w.blob(), blob).unwrap();
-    let pf = w.pass_file(PASS);
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("ulimit -v {limit_kib} && exec \"$@\""))
-        .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_zeta-creds"))
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
-        .args(["--usb-uuid", UUID, "--passphrase-file"])
-        .arg(&pf)
-        .args(extra)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("ZETA_CREDS_PASSPHRASE")
-        .env_remove("JOURNAL_STREAM")
-        .current_dir(w.dir.path());
-    let mut cmd = assert_cmd::Command::from_std(cmd);
-    cmd.timeout(Duration::from_secs(120));
-    let start = Instant::now();
-    let out = cmd.output().unwrap();
+    let (out, elapsed) = w.restore_under_ulimit(limit, UUID, extra, Duration::from_secs(120));
     Run {
         code: out.status.code(),
         signal: out.status.signal(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
+        elapsed,
     }
 }
 
@@ -292,7 +277,7 @@ fn a_million_entries_are_refused_under_64_mib() {
 #[test]
 fn work_factors_above_the_cap_are_refused_before_scrypt_under_64_mib() {
     let genuine = seal(10, &stream(&[], 0));
-    let log_n_at = 12 + UUID.len();
+    let log_n_at = Layout::of(&fields(10)).log_n();
     for (log_n, extra, error) in [
         (22u8, &[][..], "work factor 22 exceeds the cap 20"),
         (21, &[][..], "work factor 21 exceeds the cap 20"),
@@ -334,23 +319,26 @@ fn work_factor_20_restores_within_one_gib_plus_the_baseline() {
     assert_eq!(fs::read(w.dst().join("etc/b/x")).unwrap(), b"x\n");
 }
 
-/// FORMAT.md "Resource bounds", and a finding of issue 9: when the memory a
-/// work factor within the cap needs is not there, scrypt's allocation
-/// fails and the process aborts (SIGABRT, "memory allocation of 1073741824
-/// bytes failed") instead of failing with a typed error. What matters
-/// holds either way, and is pinned here: it happens before anything is
-/// staged, the target root is untouched, and the passphrase file was
-/// already consumed. Should the restore learn to refuse this cleanly
-/// (exit 5, naming the work factor), this test accepts that too.
+/// FORMAT.md "Resource bounds", and a finding of issue 9 (regression
+/// test): when the memory a work factor within the cap needs is not there,
+/// scrypt's own allocation used to fail and abort the process (SIGABRT,
+/// "memory allocation of 1073741824 bytes failed"). The restore now asks
+/// for that memory first and refuses with exit 5, naming the work factor
+/// and the memory; before anything is staged, the target root untouched,
+/// the passphrase file consumed.
 #[test]
 fn work_factor_20_without_its_memory_fails_before_anything_is_written() {
     let blob = seal(20, &stream(&[file_record("etc/b/x", b"x\n")], 1));
     let w = World::new();
     let before = snapshot(&w.dst());
     let run = restore_limited(&w, &blob, 512 * MIB, &[]);
-    let clean_refusal = run.code == Some(5) && run.stderr.contains("work factor 20");
-    let aborted = run.signal == Some(6);
-    assert!(clean_refusal || aborted, "{}", run.show());
+    assert_eq!(run.code, Some(5), "{}", run.show());
+    assert!(
+        run.stderr
+            .contains("work factor 20 needs 1024 MiB of memory for scrypt"),
+        "{}",
+        run.show()
+    );
     assert_eq!(before, snapshot(&w.dst()), "the target root changed");
     assert!(
         !w.path("passphrase").exists(),
@@ -359,7 +347,7 @@ fn work_factor_20_without_its_memory_fails_before_anything_is_written() {
 }
 
 // ---------------------------------------------------------------------------
-// Open files: known failures, reported in issue 9 (src/ belongs to others).
+// Open files: a restore holds a bounded number, whatever the blob spans.
 // ---------------------------------------------------------------------------
 
 /// Restore `blob` with the open-file limit at `nofile`, soft and hard
@@ -367,48 +355,16 @@ fn work_factor_20_without_its_memory_fails_before_anything_is_written() {
 /// systemd's default (1024 soft, 524288 hard) is enough
 /// (`nofile.rs`); a hard limit of 1024 is not.
 fn restore_with_nofile(w: &World, blob: &[u8], nofile: u32) -> Run {
-    use std::os::unix::process::ExitStatusExt;
-    fs::write(w.blob(), blob).unwrap();
-    let pf = w.pass_file(PASS);
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("ulimit -n {nofile} && exec \"$@\""))
-        .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_zeta-creds"))
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
-        .args(["--usb-uuid", UUID, "--passphrase-file"])
-        .arg(&pf)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("ZETA_CREDS_PASSPHRASE")
-        .env_remove("JOURNAL_STREAM")
-        .current_dir(w.dir.path());
-    let mut cmd = assert_cmd::Command::from_std(cmd);
-    cmd.timeout(Duration::from_secs(120));
-    let start = Instant::now();
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code(),
-        signal: out.status.signal(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    restore_under(w, blob, &format!("-n {nofile}"), &[])
 }
 
-/// KNOWN BUG, found by issue 9's resource-bound tests; ignored until
-/// `src/restore.rs` is fixed (run with `--ignored` to see it fail). The
-/// restore keeps a descriptor open for every directory it walks or creates
-/// (its `dirs` cache and its directory fixes) until the commit. With a
-/// hard limit of 1024 open files, a valid blob with more than about 500
-/// directory entries fails with exit 1 ("cannot stage /etc/d/00506: Too
-/// many open files; nothing was changed"). FORMAT.md allows 100 000
-/// entries. (Under systemd's 1024:524288 the restore now raises its soft
-/// limit and passes: `nofile.rs`.)
+/// Regression test for a bug found by issue 9's resource-bound tests: the
+/// restore kept a descriptor open for every directory it walked or created
+/// until the commit, so with a hard limit of 1024 open files a valid blob
+/// with more than about 500 directory entries failed with exit 1 ("cannot
+/// stage /etc/d/00506: Too many open files; nothing was changed"). It now
+/// holds a bounded number and finds the others again by name.
 #[test]
-#[ignore = "known bug (issue 9): one open fd per directory until commit; EMFILE past ~500 directories with a hard limit of 1024"]
 fn a_thousand_directories_restore_under_1024_open_files() {
     let n = 1000u64;
     let records: Vec<Vec<u8>> = (0..n)
@@ -422,12 +378,11 @@ fn a_thousand_directories_restore_under_1024_open_files() {
     }
 }
 
-/// KNOWN BUG, the same cause, seen at commit: 1500 files, each in its own
-/// directory, stage, and then every one of them fails to be put into place
-/// ("cannot put into place: Too many open files"): exit 7, no file
-/// written, the 1501 parent directories created and left behind (empty).
+/// Regression test for the same bug, seen at commit: 1500 files, each in
+/// its own directory, staged, and then every one of them failed to be put
+/// into place ("cannot put into place: Too many open files"): exit 7, no
+/// file written, the 1501 parent directories left behind (empty).
 #[test]
-#[ignore = "known bug (issue 9): one open fd per directory until commit; every entry fails at commit past ~1000 directories with a hard limit of 1024"]
 fn files_in_1500_directories_restore_under_1024_open_files() {
     let n = 1500u64;
     let records: Vec<Vec<u8>> = (0..n)

@@ -1,7 +1,7 @@
 //! A restore raises its soft open-file limit to the hard limit, so a blob
 //! spanning many directories restores under systemd's default
-//! `LimitNOFILE=1024:524288`. (With a *hard* limit of 1024 it still fails
-//! past ~1000 directories: tests/bounds.rs keeps that known bug, issue 9.)
+//! `LimitNOFILE=1024:524288`. (It also restores with a *hard* limit of
+//! 1024, holding a bounded number of directories open: tests/bounds.rs.)
 
 mod common;
 

@@ -52,6 +52,13 @@ impl FileKey {
     }
 }
 
+/// The bytes scrypt's largest buffer takes at work factor `log_n`
+/// (N = 2^log_n, r = 8: N·r·128), which is what a blob's work factor costs
+/// in memory.
+pub fn scrypt_memory(log_n: u8) -> u64 {
+    (1u64 << log_n) * 8 * 128
+}
+
 /// The key-encryption key derived from the passphrase and the USB UUID.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(super) struct Kek([u8; 32]);
@@ -78,6 +85,19 @@ impl Kek {
             field: "log_n",
             reason: format!("scrypt rejects work factor {log_n}"),
         })?;
+        // scrypt allocates its N·r·128-byte buffer infallibly: a machine
+        // that cannot give it would abort the process. Ask first, so that a
+        // blob whose work factor this machine cannot afford is an error that
+        // names it. (Not a guarantee under overcommit, where the kernel may
+        // still kill the process later; a memory limit such as `ulimit -v`
+        // or cgroup `MemoryMax=` on address space is caught here.)
+        let need = scrypt_memory(log_n);
+        let fits = usize::try_from(need)
+            .ok()
+            .is_some_and(|n| Vec::<u8>::new().try_reserve_exact(n).is_ok());
+        if !fits {
+            return Err(Error::InsufficientMemory { log_n, bytes: need });
+        }
         let mut s = Zeroizing::new([0u8; 32]);
         scrypt::scrypt(
             passphrase.expose_secret().as_bytes(),

@@ -39,7 +39,7 @@ pub use entries::{
     validate_path as entries_validate_path,
 };
 pub use header::{Header, HeaderFields, UnlockedHeader};
-pub use keys::FileKey;
+pub use keys::{FileKey, scrypt_memory};
 pub use stream::{StreamReader, StreamWriter};
 
 use std::fmt;
@@ -114,6 +114,11 @@ pub enum Error {
         (1u64 << log_n) / 1024
     )]
     WorkFactorTooHigh { log_n: u8, cap: u8 },
+    #[error(
+        "work factor {log_n} needs {} MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
+        bytes / (1024 * 1024)
+    )]
+    InsufficientMemory { log_n: u8, bytes: u64 },
     #[error("blob is bound to USB {blob}, not to {expected}")]
     UsbUuidMismatch { blob: String, expected: String },
     #[error("wrong passphrase")]
@@ -170,7 +175,8 @@ impl Error {
             | Error::TruncatedHeader
             | Error::InvalidHeader { .. }
             | Error::WorkFactorOutOfRange { .. }
-            | Error::WorkFactorTooHigh { .. } => ErrorClass::Header,
+            | Error::WorkFactorTooHigh { .. }
+            | Error::InsufficientMemory { .. } => ErrorClass::Header,
             Error::UsbUuidMismatch { .. } => ErrorClass::Binding,
             Error::WrongPassphrase => ErrorClass::NoMatch,
             Error::HeaderMac => ErrorClass::Hmac,
