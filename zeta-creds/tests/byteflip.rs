@@ -23,12 +23,12 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::layout::Layout;
 use common::{World, snapshot};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -84,10 +84,11 @@ fn small_blob() -> Vec<u8> {
 
 /// The exit code a blob with byte `pos` replaced by `new` must give.
 fn predicted(pos: usize, new: u8) -> i32 {
-    let uuid = 12..12 + UUID.len();
-    let log_n = uuid.end;
-    let salt = log_n + 1..log_n + 17;
-    let wrapped = salt.end..salt.end + 48;
+    let at = Layout::of(&fields());
+    let uuid = Layout::UUID..at.log_n();
+    let log_n = at.log_n();
+    let salt = at.salt()..at.wrapped_key();
+    let wrapped = at.wrapped_key()..at.generation();
     if uuid.contains(&pos) {
         if new.is_ascii_digit() || new.is_ascii_lowercase() || new == b'-' {
             4
@@ -107,16 +108,9 @@ fn predicted(pos: usize, new: u8) -> i32 {
 /// stderr. The passphrase file is written fresh for each run.
 fn restore(w: &World, blob: &[u8]) -> (Option<i32>, String, bool) {
     fs::write(w.blob(), blob).unwrap();
-    let pf = w.path("passphrase");
-    fs::write(&pf, format!("{PASS}\n")).unwrap();
-    fs::set_permissions(&pf, fs::Permissions::from_mode(0o600)).unwrap();
+    let pf = w.pass_file(PASS);
     let out = w
-        .cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
+        .restore_blob(&w.blob())
         .args(["--usb-uuid", UUID, "--max-work-factor", &CAP.to_string()])
         .arg("--passphrase-file")
         .arg(&pf)

@@ -23,12 +23,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::entry_stream::{self, RawEntry, RawStream};
 use common::*;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
-use zeta_creds::envelope::{
-    Anchor, EntryKind, EntryMeta, EntryWriter, Header, HeaderFields, UsbUuid,
-};
+use zeta_creds::envelope::{Anchor, EntryKind, EntryMeta, Header, HeaderFields, UsbUuid};
 
 /// The UUID the blobs are bound to (common::UUID, normalized).
 const BLOB_UUID: &str = "abcd-1234";
@@ -122,21 +121,9 @@ impl Item {
         }
     }
 
-    /// This entry as raw FORMAT.md §5 bytes (checked against `EntryWriter`
-    /// in `valid_stream`).
-    fn raw(&self) -> Vec<u8> {
-        let m = self.meta();
-        raw_entry(&RawEntry {
-            anchor: anchor_byte(m.anchor),
-            kind: kind_byte(m.kind),
-            path: m.path.as_bytes(),
-            mode: m.mode as u16,
-            owner: m.owner.as_bytes(),
-            group: m.group.as_bytes(),
-            size: m.size,
-            sha256: m.sha256,
-            body: &self.body,
-        })
+    /// This entry as a raw FORMAT.md §5 record, to alter a field of it.
+    fn raw(&self) -> RawEntry {
+        RawEntry::of(&self.meta(), &self.body)
     }
 
     /// Where it lands, relative to the target root (zeta's home being
@@ -157,92 +144,11 @@ impl Item {
     }
 }
 
-fn anchor_byte(a: Anchor) -> u8 {
-    match a {
-        Anchor::Root => 0,
-        Anchor::Home => 1,
-    }
-}
-
-fn kind_byte(k: EntryKind) -> u8 {
-    match k {
-        EntryKind::File => 0,
-        EntryKind::Dir => 1,
-    }
-}
-
-/// An entry with every field free, for what `EntryWriter` refuses.
-struct RawEntry<'a> {
-    anchor: u8,
-    kind: u8,
-    path: &'a [u8],
-    mode: u16,
-    owner: &'a [u8],
-    group: &'a [u8],
-    size: u64,
-    sha256: [u8; 32],
-    body: &'a [u8],
-}
-
-/// FORMAT.md §5, one entry record.
-fn raw_entry(e: &RawEntry) -> Vec<u8> {
-    let mut out = vec![0x01, e.anchor, e.kind];
-    out.extend_from_slice(&(e.path.len() as u16).to_be_bytes());
-    out.extend_from_slice(e.path);
-    out.extend_from_slice(&e.mode.to_be_bytes());
-    out.push(e.owner.len() as u8);
-    out.extend_from_slice(e.owner);
-    out.push(e.group.len() as u8);
-    out.extend_from_slice(e.group);
-    out.extend_from_slice(&MTIME.to_be_bytes());
-    out.extend_from_slice(&e.size.to_be_bytes());
-    out.extend_from_slice(&e.sha256);
-    out.extend_from_slice(e.body);
-    out
-}
-
-/// A raw root file entry whose path bytes are `path` (valid otherwise).
-fn raw_root_file(path: &[u8], body: &[u8]) -> Vec<u8> {
-    raw_entry(&RawEntry {
-        anchor: 0,
-        kind: 0,
-        path,
-        mode: 0o600,
-        owner: root_owner().as_bytes(),
-        group: root_group().as_bytes(),
-        size: body.len() as u64,
-        sha256: Sha256::digest(body).into(),
-        body,
-    })
-}
-
-/// FORMAT.md §5: preamble, the records, end marker.
-fn raw_stream(records: &[Vec<u8>], end_count: u64) -> Vec<u8> {
-    let mut out = vec![USER.len() as u8];
-    out.extend_from_slice(USER.as_bytes());
-    for r in records {
-        out.extend_from_slice(r);
-    }
-    out.push(0x00);
-    out.extend_from_slice(&end_count.to_be_bytes());
-    out
-}
-
-/// A valid entry stream through the library's `EntryWriter`; the raw
-/// encoder above must agree with it byte for byte (so the hostile streams
-/// differ from valid ones only where intended).
+/// A valid entry stream through the library's `EntryWriter`, checked
+/// against the test-side encoder (so the hostile streams differ from valid
+/// ones only where intended).
 fn valid_stream(items: &[Item]) -> Vec<u8> {
-    let mut w = EntryWriter::new(Vec::new(), USER).unwrap();
-    for item in items {
-        w.add(&item.meta(), &mut &item.body[..]).unwrap();
-    }
-    let bytes = w.finish().unwrap();
-    let raw = raw_stream(
-        &items.iter().map(Item::raw).collect::<Vec<_>>(),
-        items.len() as u64,
-    );
-    assert_eq!(bytes, raw, "test-side encoder disagrees with EntryWriter");
-    bytes
+    entry_stream::valid_stream(USER, items.iter().map(|i| (i.meta(), &i.body[..])))
 }
 
 /// Seal `plain` (any bytes: it need not be a valid entry stream) into the
@@ -362,42 +268,23 @@ fn restore_with_passphrase(w: &World, pass: &str) -> Run {
     cmd.arg("--passphrase-file").arg(&pf).timeout(TIMEOUT);
     let start = Instant::now();
     let out = cmd.output().unwrap();
-    finish(out, start)
+    finish(out, start.elapsed())
 }
 
 /// The same, with the address space capped at `kib` KiB (`ulimit -v`), so
 /// that an attempt to allocate a declared size fails loudly.
 fn restore_with_memory_cap(w: &World, kib: u64) -> Run {
-    let pf = w.pass_file(PASS);
-    let mut std = std::process::Command::new("sh");
-    std.arg("-c")
-        .arg(format!("ulimit -v {kib} && exec \"$@\""))
-        .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_zeta-creds"))
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
-        .args(["--usb-uuid", UUID, "--passphrase-file"])
-        .arg(&pf)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("ZETA_CREDS_PASSPHRASE")
-        .env_remove("JOURNAL_STREAM")
-        .current_dir(w.dir.path());
-    let mut cmd = assert_cmd::Command::from_std(std);
-    cmd.timeout(Duration::from_secs(30));
-    let start = Instant::now();
-    let out = cmd.output().unwrap();
-    finish(out, start)
+    let (out, elapsed) =
+        w.restore_under_ulimit(&format!("-v {kib}"), UUID, &[], Duration::from_secs(30));
+    finish(out, elapsed)
 }
 
-fn finish(out: std::process::Output, start: Instant) -> Run {
+fn finish(out: std::process::Output, elapsed: Duration) -> Run {
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
+        elapsed,
     }
 }
 
@@ -532,18 +419,17 @@ const ETC_PATHS: &[&str] = &[
 /// Two valid entries that need new directories (home and /etc), staged
 /// before the fault: the fault must roll them back, directories included.
 fn prefix() -> Vec<Vec<u8>> {
-    vec![hosts().raw(), zeta_keys().raw()]
+    vec![hosts().raw().encode(), zeta_keys().raw().encode()]
 }
 
 /// Seal prefix + `bad` + an end marker, restore, and check: exit 5,
 /// "entry stream is invalid" and `problem` on one stderr line, the target
 /// root exactly as it was (no temp file, no created directory), the rest of
 /// the world untouched.
-fn assert_stream_rejected(w: &World, bad: Vec<u8>, problem: &str, memory_cap_kib: Option<u64>) {
+fn assert_stream_rejected(w: &World, bad: RawEntry, problem: &str, memory_cap_kib: Option<u64>) {
     let mut records = prefix();
-    records.push(bad);
-    let n = records.len() as u64;
-    seal(w, &raw_stream(&records, n));
+    records.push(bad.encode());
+    seal(w, &RawStream::new(USER, records).encode());
     let dst_before = snapshot(&w.dst());
     let out_before = outside(w);
     let run = match memory_cap_kib {
@@ -572,7 +458,7 @@ fn assert_stream_rejected(w: &World, bad: Vec<u8>, problem: &str, memory_cap_kib
 #[test]
 fn stream_dotdot_escaping_the_root_is_exit_5_and_rolls_back() {
     let w = hostile_world();
-    let bad = raw_root_file(b"../outside/etc/passwd", b"root::0:0::/:/bin/sh\n");
+    let bad = Item::root_file("../outside/etc/passwd", 0o600, b"root::0:0::/:/bin/sh\n").raw();
     assert_stream_rejected(&w, bad, "\"../outside/etc/passwd\"", None);
 }
 
@@ -581,7 +467,7 @@ fn stream_dotdot_escaping_the_root_is_exit_5_and_rolls_back() {
 #[test]
 fn stream_inner_dotdot_is_exit_5_and_rolls_back() {
     let w = hostile_world();
-    let bad = raw_root_file(b"a/../../x", b"x");
+    let bad = Item::root_file("a/../../x", 0o600, b"x").raw();
     assert_stream_rejected(&w, bad, "\"a/../../x\"", None);
 }
 
@@ -590,19 +476,12 @@ fn stream_inner_dotdot_is_exit_5_and_rolls_back() {
 #[test]
 fn stream_home_entry_dotdot_is_exit_5_and_rolls_back() {
     let w = hostile_world();
-    let path = b"../../../outside/home/zeta/.config/gh/hosts.yml";
-    let body = b"pwned\n";
-    let bad = raw_entry(&RawEntry {
-        anchor: 1,
-        kind: 0,
-        path,
-        mode: 0o600,
-        owner: b"zeta",
-        group: b"zeta",
-        size: body.len() as u64,
-        sha256: Sha256::digest(body).into(),
-        body,
-    });
+    let bad = Item::home_file(
+        "../../../outside/home/zeta/.config/gh/hosts.yml",
+        0o600,
+        b"pwned\n",
+    )
+    .raw();
     assert_stream_rejected(&w, bad, "\"..\" component", None);
 }
 
@@ -614,7 +493,7 @@ fn stream_home_entry_dotdot_is_exit_5_and_rolls_back() {
 fn stream_absolute_path_is_exit_5_and_rolls_back() {
     let w = hostile_world();
     let target = w.path("outside/etc/shadow");
-    let bad = raw_root_file(target.to_str().unwrap().as_bytes(), b"root::0:0::::::\n");
+    let bad = Item::root_file(target.to_str().unwrap(), 0o600, b"root::0:0::::::\n").raw();
     assert_stream_rejected(&w, bad, "is absolute", None);
 }
 
@@ -623,7 +502,7 @@ fn stream_absolute_path_is_exit_5_and_rolls_back() {
 #[test]
 fn stream_nul_in_path_is_exit_5_and_rolls_back() {
     let w = hostile_world();
-    let bad = raw_root_file(b"etc/zeta/a\0/../../../outside/x", b"x");
+    let bad = Item::root_file("etc/zeta/a\0/../../../outside/x", 0o600, b"x").raw();
     assert_stream_rejected(&w, bad, "NUL", None);
 }
 
@@ -631,7 +510,7 @@ fn stream_nul_in_path_is_exit_5_and_rolls_back() {
 #[test]
 fn stream_empty_path_is_exit_5_and_rolls_back() {
     let w = hostile_world();
-    let bad = raw_root_file(b"", b"x");
+    let bad = Item::root_file("", 0o600, b"x").raw();
     assert_stream_rejected(&w, bad, "path length 0", None);
 }
 
@@ -654,17 +533,11 @@ fn stream_duplicate_path_is_exit_5_and_rolls_back() {
 #[test]
 fn stream_4_gib_declared_with_short_body_is_exit_5_without_allocating() {
     let w = hostile_world();
-    let bad = raw_entry(&RawEntry {
-        anchor: 0,
-        kind: 0,
-        path: b"etc/zeta/huge",
-        mode: 0o600,
-        owner: root_owner().as_bytes(),
-        group: root_group().as_bytes(),
+    let bad = RawEntry {
         size: 4 << 30,
         sha256: [0x42; 32],
-        body: b"short",
-    });
+        ..Item::root_file("etc/zeta/huge", 0o600, b"short").raw()
+    };
     assert_stream_rejected(
         &w,
         bad,
@@ -678,18 +551,10 @@ fn stream_4_gib_declared_with_short_body_is_exit_5_without_allocating() {
 #[test]
 fn stream_unknown_kind_is_exit_5_and_rolls_back() {
     let w = hostile_world();
-    let body = b"x";
-    let bad = raw_entry(&RawEntry {
-        anchor: 0,
+    let bad = RawEntry {
         kind: 0x07,
-        path: b"etc/zeta/weird",
-        mode: 0o600,
-        owner: root_owner().as_bytes(),
-        group: root_group().as_bytes(),
-        size: 1,
-        sha256: Sha256::digest(body).into(),
-        body,
-    });
+        ..Item::root_file("etc/zeta/weird", 0o600, b"x").raw()
+    };
     assert_stream_rejected(&w, bad, "unknown entry kind 0x07", None);
 }
 
@@ -716,8 +581,8 @@ fn ten_thousand_entries_restore_completely_in_reasonable_time() {
     // first 100; the 10 000 are then encoded raw: EntryWriter zeroizes a
     // 64 KiB buffer per entry, about 9 s for 10 000 in a debug build.
     valid_stream(&items[..100]);
-    let records: Vec<Vec<u8>> = items.iter().map(Item::raw).collect();
-    seal(&w, &raw_stream(&records, 10_000));
+    let records: Vec<Vec<u8>> = items.iter().map(|i| i.raw().encode()).collect();
+    seal(&w, &RawStream::new(USER, records).encode());
     let out_before = outside(&w);
 
     let run = restore(&w);

@@ -12,8 +12,8 @@
 //! * `all_cases` builds every case from fixed seeds (a SplitMix64 stream
 //!   gives the file keys, salts, nonces and file bodies), through the public
 //!   API (`Header::seal_with`, `EntryWriter`), and, for what the API never
-//!   writes, through a test-side entry encoder and chunk sealer written
-//!   from FORMAT.md §4 and §5. The generator checks every expectation
+//!   writes, through a test-side entry encoder (`common/entry_stream.rs`)
+//!   and chunk sealer written from FORMAT.md §5 and §4. The generator checks every expectation
 //!   against the library before it writes a file, so a case that does not
 //!   test what its comment says cannot be written.
 //! * `kit_matches_generator` is the reproducibility check: the on-disk
@@ -43,13 +43,14 @@ use std::time::{Duration, Instant};
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use common::World;
-use common::layout::Layout;
+use common::entry_stream::{self, RawEntry, RawStream};
+use common::layout::{Layout, chunk_ranges};
 use hkdf::Hkdf;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
-    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, EntryWriter, ErrorClass, FileKey,
-    Header, HeaderFields, TAG_LEN, UsbUuid,
+    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, FileKey, Header,
+    HeaderFields, TAG_LEN, UsbUuid,
 };
 
 // ---------------------------------------------------------------------------
@@ -386,22 +387,6 @@ impl Recipe {
     }
 }
 
-/// The byte ranges of the chunks of a payload of `plain_len` bytes.
-fn chunk_ranges(plain_len: usize) -> Vec<std::ops::Range<usize>> {
-    let n = plain_len.div_ceil(CHUNK_SIZE).max(1);
-    (0..n)
-        .map(|i| {
-            let start = i * (CHUNK_SIZE + TAG_LEN);
-            let len = if i + 1 == n {
-                plain_len - i * CHUNK_SIZE + TAG_LEN
-            } else {
-                CHUNK_SIZE + TAG_LEN
-            };
-            start..start + len
-        })
-        .collect()
-}
-
 fn patched(blob: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut b = blob.to_vec();
     f(&mut b);
@@ -458,28 +443,8 @@ impl Item {
         }
     }
 
-    fn raw(&self) -> Raw {
-        let m = self.meta();
-        Raw {
-            tag: 0x01,
-            anchor: match m.anchor {
-                Anchor::Root => 0,
-                Anchor::Home => 1,
-            },
-            kind: match m.kind {
-                EntryKind::File => 0,
-                EntryKind::Dir => 1,
-            },
-            path_len: None,
-            path: m.path.into_bytes(),
-            mode: m.mode as u16,
-            owner: m.owner.into_bytes(),
-            group: m.group.into_bytes(),
-            mtime: m.mtime,
-            size: m.size,
-            sha256: m.sha256,
-            body: self.body.clone(),
-        }
+    fn raw(&self) -> RawEntry {
+        RawEntry::of(&self.meta(), &self.body)
     }
 
     fn written(&self) -> Written {
@@ -495,96 +460,10 @@ impl Item {
     }
 }
 
-/// An entry record as bytes, every field free.
-#[derive(Clone)]
-struct Raw {
-    tag: u8,
-    anchor: u8,
-    kind: u8,
-    /// The declared path length; `None` is the true one.
-    path_len: Option<u16>,
-    path: Vec<u8>,
-    mode: u16,
-    owner: Vec<u8>,
-    group: Vec<u8>,
-    mtime: i64,
-    size: u64,
-    sha256: [u8; 32],
-    body: Vec<u8>,
-}
-
-impl Raw {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.push(self.tag);
-        out.push(self.anchor);
-        out.push(self.kind);
-        let len = self.path_len.unwrap_or(self.path.len() as u16);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&self.path);
-        out.extend_from_slice(&self.mode.to_be_bytes());
-        out.push(self.owner.len() as u8);
-        out.extend_from_slice(&self.owner);
-        out.push(self.group.len() as u8);
-        out.extend_from_slice(&self.group);
-        out.extend_from_slice(&self.mtime.to_be_bytes());
-        out.extend_from_slice(&self.size.to_be_bytes());
-        out.extend_from_slice(&self.sha256);
-        out.extend_from_slice(&self.body);
-    }
-}
-
-/// An entry stream as bytes: preamble, records, end marker, trailing bytes.
-struct Stream {
-    user: Vec<u8>,
-    records: Vec<Raw>,
-    /// The end marker's count; `None` leaves the end marker out.
-    end_count: Option<u64>,
-    trailing: Vec<u8>,
-}
-
-impl Stream {
-    fn new(records: Vec<Raw>) -> Stream {
-        Stream {
-            user: USER.as_bytes().to_vec(),
-            end_count: Some(records.len() as u64),
-            records,
-            trailing: Vec::new(),
-        }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = vec![self.user.len() as u8];
-        out.extend_from_slice(&self.user);
-        for r in &self.records {
-            r.encode(&mut out);
-        }
-        if let Some(count) = self.end_count {
-            out.push(0x00);
-            out.extend_from_slice(&count.to_be_bytes());
-        }
-        out.extend_from_slice(&self.trailing);
-        out
-    }
-}
-
-/// A valid stream through the crate's `EntryWriter`; the raw encoder must
-/// agree with it byte for byte.
+/// A valid stream through the crate's `EntryWriter`, checked against the
+/// test-side encoder.
 fn valid_stream(user: &str, items: &[Item]) -> Vec<u8> {
-    let mut w = EntryWriter::new(Vec::new(), user).unwrap();
-    for item in items {
-        w.add(&item.meta(), &mut &item.body[..]).unwrap();
-    }
-    let bytes = w.finish().unwrap();
-    let raw = Stream {
-        user: user.as_bytes().to_vec(),
-        ..Stream::new(items.iter().map(Item::raw).collect())
-    }
-    .encode();
-    assert_eq!(
-        bytes, raw,
-        "test-side entry encoder disagrees with EntryWriter"
-    );
-    bytes
+    entry_stream::valid_stream(user, items.iter().map(|i| (i.meta(), &i.body[..])))
 }
 
 fn hosts_yml() -> Item {
@@ -1690,20 +1569,23 @@ fn entries_cases(kit: &mut Kit) {
     // runner checks that they were rolled back.
     let prefix = || {
         vec![
-            Item::file(Anchor::Root, "etc/kit/staged-first", 0o600, b"staged\n").raw(),
+            Item::file(Anchor::Root, "etc/kit/staged-first", 0o600, b"staged\n")
+                .raw()
+                .encode(),
             Item::file(
                 Anchor::Home,
                 ".config/kit/staged-second",
                 0o600,
                 b"staged\n",
             )
-            .raw(),
+            .raw()
+            .encode(),
         ]
     };
-    let bad = |record: Raw| {
+    let bad = |record: RawEntry| {
         let mut records = prefix();
-        records.push(record);
-        Stream::new(records).encode()
+        records.push(record.encode());
+        RawStream::new(USER, records).encode()
     };
     let file = hosts_yml().raw();
     let root_file = host_key().raw();
@@ -1721,7 +1603,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_path_len_0",
         &err("path length 0 outside 1..=4096"),
         "path_len 0",
-        bad(Raw {
+        bad(RawEntry {
             path: Vec::new(),
             ..root_file.clone()
         }),
@@ -1730,7 +1612,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_path_len_4097",
         &err("path length 4097 outside 1..=4096"),
         "path_len 4097 with 4097 path bytes, one over the maximum",
-        bad(Raw {
+        bad(RawEntry {
             path: [b"etc/".as_slice(), &[b'p'; 4093]].concat(),
             ..root_file.clone()
         }),
@@ -1739,7 +1621,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_path_len_65535",
         &err("path length 65535 outside 1..=4096"),
         "path_len 0xffff followed by a short path: refused before the path is read",
-        bad(Raw {
+        bad(RawEntry {
             path_len: Some(0xffff),
             ..root_file.clone()
         }),
@@ -1749,7 +1631,7 @@ fn entries_cases(kit: &mut Kit) {
         &err("entry stream ends early"),
         "the last record declares path_len 4000 and the plaintext ends after 10 path bytes",
         {
-            let mut s = Stream::new(prefix()).encode();
+            let mut s = RawStream::new(USER, prefix()).encode();
             s.truncate(s.len() - 9); // drop the end marker
             s.extend_from_slice(&[0x01, 0x00, 0x00]);
             s.extend_from_slice(&4000u16.to_be_bytes());
@@ -1761,7 +1643,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_owner_len_0",
         &err("etc/kit/ssh_host_ed25519_key: owner name \"\" must be 1 to 32 bytes"),
         "owner_len 0",
-        bad(Raw {
+        bad(RawEntry {
             owner: Vec::new(),
             ..root_file.clone()
         }),
@@ -1773,7 +1655,7 @@ fn entries_cases(kit: &mut Kit) {
             "o".repeat(33)
         )),
         "owner_len 33, one over the name limit",
-        bad(Raw {
+        bad(RawEntry {
             owner: vec![b'o'; 33],
             ..root_file.clone()
         }),
@@ -1785,7 +1667,7 @@ fn entries_cases(kit: &mut Kit) {
             "g".repeat(33)
         )),
         "group_len 33, one over the name limit",
-        bad(Raw {
+        bad(RawEntry {
             group: vec![b'g'; 33],
             ..root_file.clone()
         }),
@@ -1797,7 +1679,7 @@ fn entries_cases(kit: &mut Kit) {
             "o".repeat(255)
         )),
         "owner_len 255 with 255 name bytes",
-        bad(Raw {
+        bad(RawEntry {
             owner: vec![b'o'; 255],
             ..root_file.clone()
         }),
@@ -1806,9 +1688,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_user_len_33",
         &err("user name length 33 exceeds 32"),
         "user_len 33 in the preamble: refused before the user is read",
-        Stream {
+        RawStream {
             user: vec![b'u'; 33],
-            ..Stream::new(prefix())
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -1823,10 +1705,9 @@ fn entries_cases(kit: &mut Kit) {
         &err("entry stream ends early"),
         "the plaintext ends in the middle of the last record's SHA-256",
         {
-            let mut s = Stream::new(prefix()).encode();
+            let mut s = RawStream::new(USER, prefix()).encode();
             s.truncate(s.len() - 9);
-            let mut rec = Vec::new();
-            root_file.encode(&mut rec);
+            let rec = root_file.encode();
             let digest_end = rec.len() - root_file.body.len();
             s.extend_from_slice(&rec[..digest_end - 16]);
             s
@@ -1903,7 +1784,7 @@ fn entries_cases(kit: &mut Kit) {
             name,
             &err(error),
             comment,
-            bad(Raw {
+            bad(RawEntry {
                 anchor,
                 path: path.to_vec(),
                 ..root_file.clone()
@@ -1915,7 +1796,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_size_longer_than_body",
         &err("/etc/kit/ssh_host_ed25519_key: body ends before its declared size"),
         "size declares 100 bytes more than the body: the end marker is read as body, then the plaintext ends",
-        bad(Raw {
+        bad(RawEntry {
             size: root_file.body.len() as u64 + 100,
             ..root_file.clone()
         }),
@@ -1924,7 +1805,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_size_shorter_than_body",
         &err("unknown record tag 0x58"),
         "size declares 1 byte less than the body: its last byte ('X' = 0x58) is read as the next record tag",
-        bad(Raw {
+        bad(RawEntry {
             size: 5,
             sha256: Sha256::digest(b"abcde").into(),
             body: b"abcdeX".to_vec(),
@@ -1935,7 +1816,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_size_over_limit",
         &err("etc/kit/ssh_host_ed25519_key: size 68719476737 exceeds 68719476736"),
         "size 2^36 + 1, one over the per-entry limit: refused before any body byte is read",
-        bad(Raw {
+        bad(RawEntry {
             size: (1 << 36) + 1,
             ..root_file.clone()
         }),
@@ -1944,7 +1825,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_size_u64_max",
         &err("etc/kit/ssh_host_ed25519_key: size 18446744073709551615 exceeds 68719476736"),
         "size 2^64 - 1",
-        bad(Raw {
+        bad(RawEntry {
             size: u64::MAX,
             ..root_file.clone()
         }),
@@ -1953,7 +1834,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_size_at_limit_short_body",
         &err("/etc/kit/ssh_host_ed25519_key: body ends before its declared size"),
         "size 2^36 exactly (allowed) with a 5-byte body: the stream ends long before; nothing of that size is allocated",
-        bad(Raw {
+        bad(RawEntry {
             size: 1 << 36,
             body: b"short".to_vec(),
             ..root_file.clone()
@@ -1963,7 +1844,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_sha256_mismatch",
         &err("/etc/kit/ssh_host_ed25519_key: SHA-256 does not match its contents"),
         "the body's last byte changed after its digest was taken",
-        bad(Raw {
+        bad(RawEntry {
             body: patched(&root_file.body, |b| {
                 let last = b.len() - 1;
                 b[last] ^= 0x01;
@@ -1975,7 +1856,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_sha256_mismatch_empty_body",
         &err("/etc/kit/ssh_host_ed25519_key: SHA-256 does not match its contents"),
         "an empty file whose digest is not SHA-256(\"\")",
-        bad(Raw {
+        bad(RawEntry {
             size: 0,
             body: Vec::new(),
             sha256: [0x42; 32],
@@ -1986,7 +1867,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_sha256_zero",
         &err("/etc/kit/ssh_host_ed25519_key: SHA-256 does not match its contents"),
         "a file with an all-zero digest (a directory's)",
-        bad(Raw {
+        bad(RawEntry {
             sha256: [0; 32],
             ..root_file.clone()
         }),
@@ -1998,16 +1879,16 @@ fn entries_cases(kit: &mut Kit) {
         "the same home path twice",
         {
             let mut records = prefix();
-            records.push(file.clone());
-            records.push(file.clone());
-            Stream::new(records).encode()
+            records.push(file.encode());
+            records.push(file.encode());
+            RawStream::new(USER, records).encode()
         },
     );
     kit.entries(
         "entries_duplicate_path_file_and_dir",
         &err("duplicate entry /etc/kit/staged-first"),
         "a directory entry at the path of an earlier file entry",
-        bad(Raw {
+        bad(RawEntry {
             kind: 1,
             path: b"etc/kit/staged-first".to_vec(),
             size: 0,
@@ -2030,7 +1911,7 @@ fn entries_cases(kit: &mut Kit) {
             name,
             &err(&format!("unknown entry kind 0x{kind:02x}")),
             comment,
-            bad(Raw {
+            bad(RawEntry {
                 kind,
                 ..root_file.clone()
             }),
@@ -2040,7 +1921,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_unknown_anchor",
         &err("unknown anchor 0x02"),
         "anchor 0x02, which v1 does not define",
-        bad(Raw {
+        bad(RawEntry {
             anchor: 2,
             ..root_file.clone()
         }),
@@ -2055,7 +1936,7 @@ fn entries_cases(kit: &mut Kit) {
             &format!(
                 "record tag 0x{tag:02x} where an entry (0x01) or the end marker (0x00) must be"
             ),
-            bad(Raw {
+            bad(RawEntry {
                 tag,
                 ..root_file.clone()
             }),
@@ -2066,9 +1947,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_end_count_high",
         &err("end marker counts 1000000 entries, stream had 2"),
         "two entries and an end marker that declares 10^6",
-        Stream {
+        RawStream {
             end_count: Some(1_000_000),
-            ..Stream::new(prefix())
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -2076,9 +1957,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_end_count_low",
         &err("end marker counts 1 entries, stream had 2"),
         "two entries and an end marker that counts 1",
-        Stream {
+        RawStream {
             end_count: Some(1),
-            ..Stream::new(prefix())
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -2086,9 +1967,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_end_count_max",
         &err("end marker counts 18446744073709551615 entries"),
         "an end marker that counts 2^64 - 1",
-        Stream {
+        RawStream {
             end_count: Some(u64::MAX),
-            ..Stream::new(prefix())
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -2096,9 +1977,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_missing_end_marker",
         &err("entry stream ends early"),
         "the plaintext ends after the last entry's body",
-        Stream {
+        RawStream {
             end_count: None,
-            ..Stream::new(prefix())
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -2107,7 +1988,7 @@ fn entries_cases(kit: &mut Kit) {
         &err("entry stream ends early"),
         "the end marker's count is 4 of its 8 bytes",
         {
-            let mut s = Stream::new(prefix()).encode();
+            let mut s = RawStream::new(USER, prefix()).encode();
             s.truncate(s.len() - 4);
             s
         },
@@ -2116,9 +1997,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_data_after_end",
         &err("data after the end marker"),
         "one 0x00 byte after the end marker",
-        Stream {
+        RawStream {
             trailing: vec![0],
-            ..Stream::new(prefix())
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -2126,13 +2007,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_entry_after_end",
         &err("data after the end marker"),
         "a whole valid entry record after the end marker",
-        Stream {
-            trailing: {
-                let mut r = Vec::new();
-                root_file.encode(&mut r);
-                r
-            },
-            ..Stream::new(prefix())
+        RawStream {
+            trailing: root_file.encode(),
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -2141,7 +2018,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_mode_over_7777",
         &err("etc/kit/ssh_host_ed25519_key: mode 100600 has bits outside 0o7777"),
         "mode 0o100600 (st_mode with the file-type bits)",
-        bad(Raw {
+        bad(RawEntry {
             mode: 0o100600,
             ..root_file.clone()
         }),
@@ -2150,7 +2027,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_mode_10000",
         &err("etc/kit/ssh_host_ed25519_key: mode 10000 has bits outside 0o7777"),
         "mode 0o10000, one over 0o7777",
-        bad(Raw {
+        bad(RawEntry {
             mode: 0o10000,
             ..root_file.clone()
         }),
@@ -2159,7 +2036,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_dir_with_size",
         &err("etc/kit/d: a directory must have size 0 and a zero digest"),
         "a directory with size 5 and a 5-byte body",
-        bad(Raw {
+        bad(RawEntry {
             kind: 1,
             path: b"etc/kit/d".to_vec(),
             size: 5,
@@ -2172,7 +2049,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_dir_with_digest",
         &err("etc/kit/d: a directory must have size 0 and a zero digest"),
         "a directory with size 0 and the digest of \"\"",
-        bad(Raw {
+        bad(RawEntry {
             kind: 1,
             path: b"etc/kit/d".to_vec(),
             size: 0,
@@ -2185,7 +2062,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_owner_leading_dash",
         &err("etc/kit/ssh_host_ed25519_key: owner name \"-root\" has characters outside [A-Za-z0-9_.-]"),
         "owner \"-root\": a name may not start with '-'",
-        bad(Raw {
+        bad(RawEntry {
             owner: b"-root".to_vec(),
             ..root_file.clone()
         }),
@@ -2194,7 +2071,7 @@ fn entries_cases(kit: &mut Kit) {
         "entries_group_slash",
         &err("etc/kit/ssh_host_ed25519_key: group name \"../wheel\" has characters outside [A-Za-z0-9_.-]"),
         "group \"../wheel\"",
-        bad(Raw {
+        bad(RawEntry {
             group: b"../wheel".to_vec(),
             ..root_file.clone()
         }),
@@ -2203,9 +2080,9 @@ fn entries_cases(kit: &mut Kit) {
         "entries_user_bad_name",
         &err("user name \"ze ta\" has characters outside [A-Za-z0-9_.-]"),
         "the preamble's user \"ze ta\"",
-        Stream {
+        RawStream {
             user: b"ze ta".to_vec(),
-            ..Stream::new(prefix())
+            ..RawStream::new(USER, prefix())
         }
         .encode(),
     );
@@ -2326,9 +2203,9 @@ fn fuzz_seeds(cases: &[Case]) -> Vec<(&'static str, String, Vec<u8>)> {
         ),
         (
             "bad_end_count",
-            Stream {
+            RawStream {
                 end_count: Some(3),
-                ..Stream::new(vec![hosts_yml().raw()])
+                ..RawStream::new(USER, vec![hosts_yml().raw().encode()])
             }
             .encode(),
         ),
@@ -2786,12 +2663,7 @@ fn run_case(case: &KitFile) -> Result<Duration, String> {
     let pf = w.pass_file(&case.passphrase);
     let start = Instant::now();
     let out = w
-        .cmd()
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
+        .restore_blob(&w.blob())
         .args(["--usb-uuid", &case.usb_uuid])
         .args(["--max-work-factor", &case.max_work_factor.to_string()])
         .arg("--passphrase-file")

@@ -36,14 +36,15 @@ use std::sync::OnceLock;
 
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
-use common::layout::Layout;
+use common::entry_stream::{RawEntry, RawStream, valid_stream};
+use common::layout::{Layout, chunk_ranges};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
-    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, EntryWriter, ErrorClass, FileKey,
-    Header, HeaderFields, StreamReader, TAG_LEN, UsbUuid,
+    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, FileKey, Header,
+    HeaderFields, StreamReader, TAG_LEN, UsbUuid,
 };
 
 // ---------------------------------------------------------------------------
@@ -331,22 +332,6 @@ fn raw_chunk(key: &[u8; 32], counter: u64, last: bool, plain: &[u8]) -> Vec<u8> 
     spec::seal_chunk(key, counter, last, plain)
 }
 
-/// The byte ranges of each chunk in a payload of `plain_len` plaintext bytes.
-fn chunk_ranges(plain_len: usize) -> Vec<std::ops::Range<usize>> {
-    let n = plain_len.div_ceil(CHUNK_SIZE).max(1);
-    (0..n)
-        .map(|i| {
-            let start = i * (CHUNK_SIZE + TAG_LEN);
-            let len = if i + 1 == n {
-                plain_len - i * CHUNK_SIZE + TAG_LEN
-            } else {
-                CHUNK_SIZE + TAG_LEN
-            };
-            start..start + len
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------------------
 // Entry streams (FORMAT.md §5).
 // ---------------------------------------------------------------------------
@@ -409,112 +394,14 @@ impl Item {
     }
 
     fn raw(&self) -> RawEntry {
-        let m = self.meta();
-        RawEntry {
-            tag: 0x01,
-            anchor: match m.anchor {
-                Anchor::Root => 0,
-                Anchor::Home => 1,
-            },
-            kind: match m.kind {
-                EntryKind::File => 0,
-                EntryKind::Dir => 1,
-            },
-            path: m.path.into_bytes(),
-            mode: m.mode as u16,
-            owner: m.owner.into_bytes(),
-            group: m.group.into_bytes(),
-            mtime: m.mtime,
-            size: m.size,
-            sha256: m.sha256,
-            body: self.body.clone(),
-        }
+        RawEntry::of(&self.meta(), &self.body)
     }
 }
 
-/// A valid entry stream, written by the crate's `EntryWriter`. The test-side
-/// encoder must agree with it byte for byte.
+/// A valid entry stream, written by the crate's `EntryWriter` and checked
+/// against the test-side encoder.
 fn entry_stream(user: &str, items: &[Item]) -> Vec<u8> {
-    let mut w = EntryWriter::new(Vec::new(), user).unwrap();
-    for item in items {
-        w.add(&item.meta(), &mut &item.body[..]).unwrap();
-    }
-    let bytes = w.finish().unwrap();
-    let raw = RawStream::new(user, items.iter().map(Item::raw).collect()).encode();
-    assert_eq!(
-        bytes, raw,
-        "test-side entry encoder disagrees with EntryWriter"
-    );
-    bytes
-}
-
-/// An entry as bytes, every field free, for the entry-fault vectors.
-#[derive(Clone)]
-struct RawEntry {
-    tag: u8,
-    anchor: u8,
-    kind: u8,
-    path: Vec<u8>,
-    mode: u16,
-    owner: Vec<u8>,
-    group: Vec<u8>,
-    mtime: i64,
-    size: u64,
-    sha256: [u8; 32],
-    body: Vec<u8>,
-}
-
-impl RawEntry {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.push(self.tag);
-        out.push(self.anchor);
-        out.push(self.kind);
-        out.extend_from_slice(&(self.path.len() as u16).to_be_bytes());
-        out.extend_from_slice(&self.path);
-        out.extend_from_slice(&self.mode.to_be_bytes());
-        out.push(self.owner.len() as u8);
-        out.extend_from_slice(&self.owner);
-        out.push(self.group.len() as u8);
-        out.extend_from_slice(&self.group);
-        out.extend_from_slice(&self.mtime.to_be_bytes());
-        out.extend_from_slice(&self.size.to_be_bytes());
-        out.extend_from_slice(&self.sha256);
-        out.extend_from_slice(&self.body);
-    }
-}
-
-/// An entry stream as bytes, for the entry-fault vectors.
-struct RawStream {
-    user: Vec<u8>,
-    entries: Vec<RawEntry>,
-    /// The end marker's count; `None` leaves the end marker out.
-    end_count: Option<u64>,
-    trailing: Vec<u8>,
-}
-
-impl RawStream {
-    fn new(user: &str, entries: Vec<RawEntry>) -> RawStream {
-        RawStream {
-            user: user.as_bytes().to_vec(),
-            end_count: Some(entries.len() as u64),
-            entries,
-            trailing: Vec::new(),
-        }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = vec![self.user.len() as u8];
-        out.extend_from_slice(&self.user);
-        for e in &self.entries {
-            e.encode(&mut out);
-        }
-        if let Some(count) = self.end_count {
-            out.push(0x00);
-            out.extend_from_slice(&count.to_be_bytes());
-        }
-        out.extend_from_slice(&self.trailing);
-        out
-    }
+    valid_stream(user, items.iter().map(|i| (i.meta(), &i.body[..])))
 }
 
 fn home_file() -> Item {
@@ -1176,7 +1063,8 @@ fn entries_vectors(v: &mut Vec<Vector>) {
     let e = |name, comment: &str, plain: Vec<u8>| {
         Vector::new(name, Expect::Entries, comment, r.seal(&plain)).released(&plain)
     };
-    let raw = |items: &[RawEntry]| RawStream::new(USER, items.to_vec());
+    let raw =
+        |items: &[RawEntry]| RawStream::new(USER, items.iter().map(RawEntry::encode).collect());
     let file = home_file().raw();
 
     v.push(e(

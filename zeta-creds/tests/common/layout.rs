@@ -1,8 +1,10 @@
 //! Offsets of the header fields (FORMAT.md §2), which depend on the
-//! lengths of the three variable fields. Shared by the generators of
-//! tests/vectors and tests/kit, which edit headers byte by byte.
+//! lengths of the three variable fields, and of the payload's chunks (§4).
+//! Shared by the generators of tests/vectors and tests/kit, which edit
+//! blobs byte by byte, and by the suites that predict what such an edit
+//! does.
 
-use zeta_creds::envelope::HeaderFields;
+use zeta_creds::envelope::{CHUNK_SIZE, HeaderFields, TAG_LEN};
 
 pub struct Layout {
     pub uuid: usize,
@@ -58,4 +60,21 @@ impl Layout {
     pub fn payload(&self) -> usize {
         self.mac() + 32
     }
+}
+
+/// The byte ranges, within the payload, of the chunks of a payload of
+/// `plain_len` plaintext bytes.
+pub fn chunk_ranges(plain_len: usize) -> Vec<std::ops::Range<usize>> {
+    let n = plain_len.div_ceil(CHUNK_SIZE).max(1);
+    (0..n)
+        .map(|i| {
+            let start = i * (CHUNK_SIZE + TAG_LEN);
+            let len = if i + 1 == n {
+                plain_len - i * CHUNK_SIZE + TAG_LEN
+            } else {
+                CHUNK_SIZE + TAG_LEN
+            };
+            start..start + len
+        })
+        .collect()
 }

@@ -2,11 +2,14 @@
 //! credentials, a target root with other uids, and command builders.
 #![allow(dead_code)]
 
+pub mod entry_stream;
 pub mod layout;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use tempfile::TempDir;
@@ -288,6 +291,42 @@ path = "/etc/zeta"
         let mut c = self.restore_blob(&self.blob());
         c.args(["--usb-uuid", UUID]);
         c
+    }
+
+    /// `restore --passphrase-file` of the world's blob, bound to `uuid`,
+    /// with `extra` arguments, as `sh -c 'ulimit LIMIT && exec ...'` so
+    /// that `limit` (`-v KIB`, `-n FILES`) covers the restore alone.
+    /// Returns its output and how long it ran.
+    pub fn restore_under_ulimit(
+        &self,
+        limit: &str,
+        uuid: &str,
+        extra: &[&str],
+        timeout: Duration,
+    ) -> (Output, Duration) {
+        let pf = self.pass_file(PASS);
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit {limit} && exec \"$@\""))
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_zeta-creds"))
+            .arg("restore")
+            .arg("--blob")
+            .arg(self.blob())
+            .arg("--target-root")
+            .arg(self.dst())
+            .args(["--usb-uuid", uuid, "--passphrase-file"])
+            .arg(&pf)
+            .args(extra)
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("ZETA_CREDS_PASSPHRASE")
+            .env_remove("JOURNAL_STREAM")
+            .current_dir(self.dir.path());
+        let mut cmd = Command::from_std(cmd);
+        cmd.timeout(timeout);
+        let start = Instant::now();
+        let out = cmd.output().unwrap();
+        (out, start.elapsed())
     }
 }
 
