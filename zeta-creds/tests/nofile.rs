@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -22,23 +22,7 @@ fn many_directories_restore_with_a_low_soft_open_file_limit() {
     )
     .unwrap();
     w.bundle_ok();
-    let pf = w.pass_file(PASS);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -Sn 256 && exec \"$@\"")
-        .arg("sh")
-        .arg(assert_cmd::cargo::cargo_bin("zeta-creds"))
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
-        .args(["--usb-uuid", UUID, "--passphrase-file"])
-        .arg(&pf)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("ZETA_CREDS_PASSPHRASE")
-        .output()
-        .unwrap();
+    let (out, _) = w.restore_under_ulimit("-Sn 256", UUID, &[], Duration::from_secs(120));
     assert!(
         out.status.success(),
         "{}",

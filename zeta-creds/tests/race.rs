@@ -16,7 +16,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -27,18 +27,8 @@ const MARKER: &str = "zeta-creds: test fault: pause-after-staging";
 /// is paused. Returns the finished run.
 fn restore_with_change(w: &World, change: impl FnOnce()) -> Output {
     let resume = w.path("resume");
-    let pf = w.pass_file(PASS);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zeta-creds"))
-        .arg("restore")
-        .arg("--blob")
-        .arg(w.blob())
-        .arg("--target-root")
-        .arg(w.dst())
-        .args(["--usb-uuid", UUID, "--passphrase-file"])
-        .arg(&pf)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("ZETA_CREDS_PASSPHRASE")
-        .env_remove("JOURNAL_STREAM")
+    let mut child = w
+        .restore_process(UUID)
         .env("ZETA_CREDS_TEST_FAULT", "pause-after-staging")
         .env("ZETA_CREDS_TEST_RESUME", &resume)
         .stdin(Stdio::null())

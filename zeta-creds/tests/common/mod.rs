@@ -304,29 +304,45 @@ path = "/etc/zeta"
         extra: &[&str],
         timeout: Duration,
     ) -> (Output, Duration) {
-        let pf = self.pass_file(PASS);
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
             .arg(format!("ulimit {limit} && exec \"$@\""))
             .arg("sh")
-            .arg(env!("CARGO_BIN_EXE_zeta-creds"))
-            .arg("restore")
-            .arg("--blob")
-            .arg(self.blob())
-            .arg("--target-root")
-            .arg(self.dst())
-            .args(["--usb-uuid", uuid, "--passphrase-file"])
-            .arg(&pf)
-            .args(extra)
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("ZETA_CREDS_PASSPHRASE")
-            .env_remove("JOURNAL_STREAM")
-            .current_dir(self.dir.path());
+            .arg(env!("CARGO_BIN_EXE_zeta-creds"));
+        self.restore_args(&mut cmd, uuid);
+        cmd.args(extra);
         let mut cmd = Command::from_std(cmd);
         cmd.timeout(timeout);
         let start = Instant::now();
         let out = cmd.output().unwrap();
         (out, start.elapsed())
+    }
+}
+
+impl World {
+    /// `zeta-creds restore --passphrase-file` of the world's blob, bound to
+    /// `uuid`, as a plain process (for tests that spawn it and watch it run),
+    /// with a clean environment and a fresh passphrase file.
+    pub fn restore_process(&self, uuid: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zeta-creds"));
+        self.restore_args(&mut cmd, uuid);
+        cmd
+    }
+
+    /// The arguments after the binary and the clean environment of
+    /// [`World::restore_process`].
+    fn restore_args(&self, cmd: &mut std::process::Command, uuid: &str) {
+        cmd.arg("restore")
+            .arg("--blob")
+            .arg(self.blob())
+            .arg("--target-root")
+            .arg(self.dst())
+            .args(["--usb-uuid", uuid, "--passphrase-file"])
+            .arg(self.pass_file(PASS))
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("ZETA_CREDS_PASSPHRASE")
+            .env_remove("JOURNAL_STREAM")
+            .current_dir(self.dir.path());
     }
 }
 
