@@ -15,9 +15,15 @@
 #      and hands it to every zeta-creds command on a pipe (--passphrase-fd):
 #      never on a command line, never in a file, never in `set -x` output;
 #   5. runs `zeta-creds bundle` (or keeps/moves the old blob), then
-#      `zeta-creds verify` on what is on the ESP, and only then writes
-#      TARGET/etc/zeta/usb-uuid (0644, root; temporary file and rename);
-#   6. prints a summary and the NixOS lines that enable the restore.
+#      `zeta-creds verify` on what is on the ESP;
+#   6. with --seal-tpm2 (or ZETA_CREDS_SEAL=tpm2), seals that passphrase to
+#      this machine's TPM2 with `systemd-creds encrypt --with-key=tpm2`,
+#      fed on stdin, into TARGET/etc/credstore.encrypted/zeta-creds-passphrase
+#      (0600 root, directory 0700), for a headless first boot; without a
+#      usable TPM2 it says so and the installed system asks on the console;
+#   7. only then writes TARGET/etc/zeta/usb-uuid (0644, root; temporary
+#      file and rename);
+#   8. prints a summary and the NixOS lines that enable the restore.
 #
 # This script is thin on purpose: everything that touches a secret or the
 # blob is done by the zeta-creds binary, which writes the blob atomically
@@ -48,6 +54,17 @@ Options:
   --source-root DIR   where the logged-in credentials are (default: TARGET)
   --zeta-creds PATH   the zeta-creds binary (default: zeta-creds on PATH)
   --work-factor N     scrypt work factor of a new blob (default: zeta-creds's, 18)
+  --seal-tpm2         also seal the passphrase to this machine's TPM2
+                      (systemd-creds encrypt --with-key=tpm2) into
+                      TARGET/etc/credstore.encrypted/zeta-creds-passphrase, so
+                      the installed system restores at boot without asking;
+                      without a usable TPM2 the step says so and the system
+                      asks on the console instead
+  --tpm2-pcrs LIST    with --seal-tpm2: the PCRs the seal is bound to, as
+                      systemd-creds takes them (default 7: the Secure Boot
+                      state; "" binds to no PCR: whoever boots anything on
+                      this machine can unseal it). See installer/README.md
+  --systemd-creds PATH  the systemd-creds binary (default: on PATH)
   -h, --help          print this help
 
 Environment:
@@ -59,6 +76,7 @@ Environment:
                             moves it to this stick), 1 re-bundles; unset: ask
                             on the terminal, default keep
   ZETA_CREDS_MANIFEST_DIR   directory holding the packaged default.toml
+  ZETA_CREDS_SEAL=tpm2|none tpm2 is --seal-tpm2; none (or unset) does not seal
 
 Exit status:
    0  credentials sealed (or kept) and verified; or the step was skipped
@@ -149,6 +167,9 @@ cleanup() {
     fi
     if [ -n "${uuid_tmp:-}" ]; then
         rm -f -- "$uuid_tmp"
+    fi
+    if [ -n "${seal_tmp:-}" ]; then
+        rm -f -- "$seal_tmp"
     fi
     passphrase=""
 }
@@ -297,6 +318,9 @@ persona=""
 source_root=""
 zc=zeta-creds
 work_factor=""
+seal=${ZETA_CREDS_SEAL:-none}
+tpm2_pcrs=7
+systemd_creds=systemd-creds
 
 need_value() {
     if [ "$#" -lt 2 ] || [ -z "$2" ]; then
@@ -315,7 +339,17 @@ while [ "$#" -gt 0 ]; do
         set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
         continue
         ;;
-    --target | --esp | --usb-device | --manifest | --persona | --source-root | --zeta-creds | --work-factor)
+    --seal-tpm2)
+        seal=tpm2
+        shift
+        ;;
+    --tpm2-pcrs)
+        # May be empty: no PCRs.
+        [ "$#" -ge 2 ] || usage_error "--tpm2-pcrs needs a value (\"\" for none)"
+        tpm2_pcrs=$2
+        shift 2
+        ;;
+    --target | --esp | --usb-device | --manifest | --persona | --source-root | --zeta-creds | --work-factor | --systemd-creds)
         need_value "$@"
         case $opt in
         --target) target=$2 ;;
@@ -326,6 +360,7 @@ while [ "$#" -gt 0 ]; do
         --source-root) source_root=$2 ;;
         --zeta-creds) zc=$2 ;;
         --work-factor) work_factor=$2 ;;
+        --systemd-creds) systemd_creds=$2 ;;
         esac
         shift 2
         ;;
@@ -346,6 +381,14 @@ case ${ZETA_CREDS_REBUNDLE:-} in
 "" | 0 | 1) ;;
 *) usage_error "ZETA_CREDS_REBUNDLE must be 1 (re-bundle) or 0 (keep), not '$ZETA_CREDS_REBUNDLE'" ;;
 esac
+case $seal in
+none | tpm2) ;;
+*) usage_error "ZETA_CREDS_SEAL must be tpm2 (seal the passphrase to this machine's TPM2) or none, not '$seal'" ;;
+esac
+# PCR indexes 0-23, joined by + (or ,); empty: no PCRs.
+if ! [[ $tpm2_pcrs =~ ^(([0-9]|1[0-9]|2[0-3])([+,]([0-9]|1[0-9]|2[0-3]))*)?$ ]]; then
+    usage_error "--tpm2-pcrs must list PCR indexes 0 to 23 joined by + (e.g. 7 or 0+7), or be empty for none, not '$tpm2_pcrs'"
+fi
 
 # ---------------------------------------------------------------------------
 # 1. Opt in or out, as the original installer's picker step did.
@@ -698,19 +741,91 @@ if [ "$verify_status" -ne 0 ]; then
     die "$verify_status" "zeta-creds verify failed (exit $verify_status) on $blob right after it was written: do not rely on it" \
         "$target/etc/zeta/usb-uuid was not written; the previous blob, if any, is $blob.prev"
 fi
-passphrase=""
 got_uuid=$(json_str "$verify_json" usb_uuid) || true
-entries=$(json_num "$verify_json" entry_count) || true
-generation=$(json_num "$verify_json" generation) || true
-user=$(json_str "$verify_json" user) || true
-got_persona=$(json_str "$verify_json" persona) || true
-got_wf=$(json_num "$verify_json" work_factor) || true
 [ "$got_uuid" = "$uuid_norm" ] ||
     die 1 "the blob on the ESP is bound to USB '$got_uuid', not to this stick ($uuid_norm)" \
         "$target/etc/zeta/usb-uuid was not written"
 
 # ---------------------------------------------------------------------------
-# The UUID file, last: temporary file in the same directory, fsync, rename.
+# 6. --seal-tpm2: the verified passphrase, sealed to this machine's TPM2.
+#
+# --with-key=tpm2, never auto or host: the host key of the live system is
+# not the installed system's (/var/lib/systemd/credential.secret differs),
+# so only the TPM, which both boot on, can open it at boot. The name is the
+# credential id the unit loads (LoadCredentialEncrypted=passphrase:...).
+# The passphrase reaches systemd-creds on stdin (printf is a builtin: no
+# argv; the pipe: no file). A failure here leaves the blob alone and falls
+# back to the console prompt: the credentials are sealed either way.
+
+cred_dir=$target/etc/credstore.encrypted
+cred_file=$cred_dir/zeta-creds-passphrase
+sealed=false
+seal_tmp=""
+seal_fallback() {
+    warn "the passphrase was NOT sealed to the TPM2: $1"
+    say "the installed system will ask for the passphrase on the console instead (passphrase.mode = \"interactive\")"
+    if [ -n "${2:-}" ]; then
+        say "hint: $2"
+    fi
+}
+sc_path=""
+if [ "$seal" = tpm2 ]; then
+    tpm_report=""
+    tpm_status=0
+    if sc_path=$(command -v "$systemd_creds"); then
+        tpm_report=$("$sc_path" has-tpm2 </dev/null 2>&1) || tpm_status=$?
+    fi
+    if [ -z "$sc_path" ]; then
+        seal_fallback "systemd-creds not found ('$systemd_creds'); it comes with systemd 250 or newer" \
+            "run the step on a live system with systemd-creds, or pass --systemd-creds PATH"
+    elif [ "$tpm_status" -ne 0 ] && ! { [[ $tpm_report == *"+driver"* ]] && [[ $tpm_report == *"+system"* ]]; }; then
+        # "partial" with +driver and +system is a TPM2 that works, e.g. on
+        # a live system booted in BIOS mode (-firmware): seal. Without
+        # the kernel driver or systemd's TPM2 support, it cannot.
+        seal_fallback "this machine has no usable TPM2 (systemd-creds has-tpm2 says: $(printf '%s' "$tpm_report" | tr '\n' ' '))" \
+            "enable the TPM (fTPM / PTT / Security Chip) in the firmware setup and run the step again, or seal later on the installed system (nixos-modules/README.md, \"Headless\")"
+    else
+        if [ ! -d "$cred_dir" ]; then
+            mkdir -p -- "$cred_dir"
+        fi
+        chmod 0700 -- "$cred_dir"
+        seal_tmp=$(umask 077 && mktemp "$cred_dir/.zeta-creds-passphrase.XXXXXX")
+        say "sealing the passphrase to this machine's TPM2 (PCRs: ${tpm2_pcrs:-none}): systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=$tpm2_pcrs --name=passphrase - $cred_file"
+        seal_status=0
+        secret_begin
+        (umask 077 && "$sc_path" encrypt --with-key=tpm2 "--tpm2-pcrs=$tpm2_pcrs" --name=passphrase \
+            - "$seal_tmp" < <(printf '%s' "$passphrase")) || seal_status=$?
+        secret_end
+        if [ "$seal_status" -ne 0 ] || [ ! -s "$seal_tmp" ]; then
+            rm -f -- "$seal_tmp"
+            seal_tmp=""
+            seal_fallback "systemd-creds encrypt failed (exit $seal_status), see above" \
+                "seal it later on the installed system (nixos-modules/README.md, \"Headless\")"
+        else
+            chmod 0600 -- "$seal_tmp"
+            if [ "$(id -u)" -eq 0 ]; then
+                chown 0:0 -- "$seal_tmp" "$cred_dir"
+            else
+                warn "not root: $cred_file is owned by $(id -un), not root"
+            fi
+            sync -- "$seal_tmp"
+            mv -f -- "$seal_tmp" "$cred_file"
+            seal_tmp=""
+            sync -- "$cred_dir"
+            sealed=true
+            say "sealed: $cred_file (0600 root; opens only on this machine's TPM2${tpm2_pcrs:+, while PCRs $tpm2_pcrs keep their values})"
+        fi
+    fi
+fi
+passphrase=""
+entries=$(json_num "$verify_json" entry_count) || true
+generation=$(json_num "$verify_json" generation) || true
+user=$(json_str "$verify_json" user) || true
+got_persona=$(json_str "$verify_json" persona) || true
+got_wf=$(json_num "$verify_json" work_factor) || true
+
+# ---------------------------------------------------------------------------
+# 7. The UUID file, last: temporary file in the same directory, fsync, rename.
 
 uuid_dir=$target/etc/zeta
 if [ ! -d "$uuid_dir" ]; then
@@ -731,7 +846,7 @@ uuid_tmp=""
 sync -- "$uuid_dir"
 
 # ---------------------------------------------------------------------------
-# 6. Summary and the NixOS lines.
+# 8. Summary and the NixOS lines.
 
 case $action in
 keep) what="kept the blob already on the ESP (checked with its passphrase)" ;;
@@ -757,7 +872,13 @@ printf '  usb uuid    %s (written to %s/usb-uuid)\n' "$uuid" "$uuid_dir"
 printf '\nTo restore them at every boot, add to the installed system'"'"'s NixOS configuration\n'
 printf '(with the zeta-creds module imported, e.g. inputs.zeta-creds.nixosModules.default):\n\n'
 printf '  zeta.credsRestore.enable = true;\n'
-printf '  zeta.credsRestore.passphrase.mode = "interactive";\n'
+if [ "$sealed" = true ]; then
+    printf '  zeta.credsRestore.passphrase.mode = "credential";\n'
+    printf '  zeta.credsRestore.passphrase.credential = "/etc/credstore.encrypted/zeta-creds-passphrase";\n'
+    printf '  # zeta.credsRestore.passphrase.credentialFallback = "interactive";  # ask on the console if the TPM2 no longer unseals it\n'
+else
+    printf '  zeta.credsRestore.passphrase.mode = "interactive";\n'
+fi
 if [ -z "$nix_blob" ]; then
     printf '  # zeta.credsRestore.blob = "<where this ESP is mounted>/%s";  (default /esp/%s)\n' \
         "$blob_name" "$blob_name"
@@ -770,4 +891,9 @@ fi
 if [ -n "$got_wf" ] && [ "$got_wf" -gt 20 ]; then
     printf '  zeta.credsRestore.maxWorkFactor = %s;\n' "$got_wf"
 fi
-printf '\nThe first boot asks for the passphrase on the console.\n'
+if [ "$sealed" = true ]; then
+    printf '\nThe first boot restores them without asking: the passphrase is sealed to this\n'
+    printf 'machine'"'"'s TPM2 in %s (PCRs: %s).\n' "$cred_file" "${tpm2_pcrs:-none}"
+else
+    printf '\nThe first boot asks for the passphrase on the console.\n'
+fi

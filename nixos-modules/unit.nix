@@ -13,7 +13,10 @@
 #     binary = "/nix/store/…-zeta-creds-0.1.0/bin/zeta-creds";
 #     userHome = "/home/zeta";          # users.users.<cfg.user>.home, or null
 #   }
-#   => { name; argv; unit; service; install; nixos; text; }
+#   => { name; argv; unit; service; install; nixos; text;
+#        fallback;        # null, or the same for zeta-creds-restore-fallback.service
+#        units;           # { "<unit name>" = text; } for every unit
+#        nixosServices; } # the same as NixOS's systemd.services
 #
 #   u.failedAssertions { cfg; userHome; } => [ "message" … ]  (empty: fine)
 #
@@ -57,6 +60,7 @@ let
       mode = "interactive";
       file = null;
       credential = null;
+      credentialFallback = "fail";
       timeout = 300;
     };
     onConflict = "keep-modified";
@@ -68,6 +72,13 @@ let
     "interactive"
     "file"
     "credential"
+  ];
+  # What happens when systemd cannot decrypt the sealed passphrase
+  # (passphrase.credentialFallback): fail the unit with the recovery
+  # message, or ask on the console as in interactive mode.
+  credentialFallbacks = [
+    "fail"
+    "interactive"
   ];
   conflictPolicies = [
     "keep-modified"
@@ -216,11 +227,20 @@ let
         assertion = pp.mode != "credential" || pp.credential != null;
         message =
           "zeta.credsRestore.passphrase.mode = \"credential\" needs zeta.credsRestore.passphrase.credential: "
-          + "seal the passphrase with `systemd-creds encrypt --name=passphrase - /etc/credstore.encrypted/zeta-creds.passphrase` "
-          + "(TPM2 and/or host key) and set passphrase.credential to that file, or use passphrase.mode = \"interactive\".";
+          + "seal the passphrase to this machine's TPM2 (installer: zeta-creds-step.sh --seal-tpm2; on the host: "
+          + "`systemd-creds encrypt --with-key=tpm2 --name=passphrase - /etc/credstore.encrypted/zeta-creds-passphrase`) "
+          + "and set passphrase.credential = \"/etc/credstore.encrypted/zeta-creds-passphrase\", or use passphrase.mode = \"interactive\".";
       }
       {
-        assertion = pp.mode != "interactive" || (isInt pp.timeout && pp.timeout >= 0);
+        assertion = elem pp.credentialFallback credentialFallbacks;
+        message =
+          "zeta.credsRestore.passphrase.credentialFallback must be \"fail\" (a credential systemd cannot decrypt fails the unit, "
+          + "with the recovery in the journal) or \"interactive\" (ask on the console instead), not \"${toString pp.credentialFallback}\".";
+      }
+      {
+        assertion =
+          !(pp.mode == "interactive" || (pp.mode == "credential" && pp.credentialFallback == "interactive"))
+          || (isInt pp.timeout && pp.timeout >= 0);
         message = "zeta.credsRestore.passphrase.timeout must be a number of seconds (0 waits forever), not ${toString pp.timeout}.";
       }
       {
@@ -323,6 +343,7 @@ let
     "Documentation"
     "After"
     "Before"
+    "OnFailure"
     "ConditionPathExists"
     "RequiresMountsFor"
     "StartLimitIntervalSec"
@@ -332,6 +353,7 @@ let
     "Type"
     "RemainAfterExit"
     "ExecStart"
+    "ExecStopPost"
     "Restart"
     "RestartSec"
     "RestartPreventExitStatus"
@@ -348,6 +370,7 @@ let
     "PrivateTmp"
     "PrivateDevices"
     "BindReadOnlyPaths"
+    "DeviceAllow"
     "PrivateNetwork"
     "PrivateIPC"
     "PrivateMounts"
@@ -377,7 +400,10 @@ let
 
   ## The unit ################################################################
 
-  mkUnit =
+  # The restore unit for one configuration, before the credential-failure
+  # handling mkUnit adds: { argv; unit; service; install; }. mkUnit also
+  # calls it in interactive mode for the fallback unit.
+  mkCore =
     {
       cfg,
       binary,
@@ -495,10 +521,12 @@ let
       service = {
         Type = "oneshot";
         # "active (exited)" after a restore, so that a second `systemctl
-        # start` (a dependency, a rebuild) does not ask again. There is no
-        # ExecStopPost: it never runs for a oneshot that remains active, so
-        # all cleanup (the consumed passphrase file, temporary files) is in
-        # the program, on every exit path and on SIGTERM.
+        # start` (a dependency, a rebuild) does not ask again. No cleanup is
+        # left to ExecStopPost=: it does not run while a oneshot remains
+        # active, so all cleanup (the consumed passphrase file, temporary
+        # files) is in the program, on every exit path and on SIGTERM.
+        # (Credential mode has an ExecStopPost=, see mkUnit: it only
+        # reports a failed start, which is exactly when it runs.)
         RemainAfterExit = true;
         # The binary itself, no shell wrapper.
         ExecStart = escapeArgv argv;
@@ -587,17 +615,181 @@ let
         # multi-user.target. See README.md, "A prompt nobody answers".
         WantedBy = [ "multi-user.target" ];
       };
-
-      text =
-        "# zeta-creds-restore.service, rendered by nixos-modules/unit.nix\n"
-        + renderSection "Unit" unitKeys unit
-        + "\n"
-        + renderSection "Service" serviceKeys service
-        + "\n"
-        + renderSection "Install" installKeys install;
     in
     {
-      name = "zeta-creds-restore.service";
+      inherit
+        argv
+        unit
+        service
+        install
+        ;
+    };
+
+  # A unit file's text: [Unit], [Service] and, when it has one, [Install].
+  renderUnit =
+    name: unit: service: install:
+    "# ${name}, rendered by nixos-modules/unit.nix\n"
+    + renderSection "Unit" unitKeys unit
+    + "\n"
+    + renderSection "Service" serviceKeys service
+    + (if install == { } then "" else "\n" + renderSection "Install" installKeys install);
+
+  # The same unit in the shape of NixOS's systemd.services.<name>.
+  toNixos = unit: service: install: {
+    description = unit.Description;
+    documentation = unit.Documentation;
+    after = unit.After;
+    before = unit.Before;
+    wantedBy = install.WantedBy or [ ];
+    unitConfig = removeAttrs unit [
+      "Description"
+      "Documentation"
+      "After"
+      "Before"
+    ];
+    serviceConfig = service;
+    # Run once per boot: a `nixos-rebuild switch` that changes the unit
+    # must not restore (and ask for a passphrase) in the middle of the
+    # switch. `systemctl restart zeta-creds-restore` does it by hand.
+    restartIfChanged = false;
+    stopIfChanged = false;
+  };
+
+  mainName = "zeta-creds-restore.service";
+  fallbackName = "zeta-creds-restore-fallback.service";
+  # Created by the restore unit's ExecStopPost= when systemd could not
+  # decrypt the credential (and passphrase.credentialFallback is
+  # "interactive"): the fallback unit's condition. /run: gone at reboot.
+  credentialFailedMarker = "/run/zeta-creds-credential-failed";
+
+  # What the journal and the console say when systemd could not decrypt
+  # the sealed passphrase. systemd 252 itself only logs "Failed to set up
+  # credentials: Protocol error" (for a missing file too) and status
+  # 243/CREDENTIALS, before ExecStart= runs; these lines name the
+  # credential, the likely causes, and the way back.
+  credentialMessage =
+    {
+      cfg,
+      argv,
+    }:
+    let
+      c = withDefaults cfg;
+      pp = c.passphrase;
+      byHand = concatStringsSep " " ([ "zeta-creds" ] ++ builtins.tail argv);
+    in
+    [
+      "the sealed passphrase ${pp.credential} (LoadCredentialEncrypted=passphrase:${pp.credential}) could not be decrypted, so systemd did not start zeta-creds (status 243/CREDENTIALS) and nothing was restored."
+      "likely causes: the file is missing; it was sealed on another machine; or this machine's TPM2 no longer unseals it (the TPM was cleared or reset, or a firmware, Secure Boot or boot loader update changed the PCRs it is bound to)."
+    ]
+    ++ (
+      if pp.credentialFallback == "interactive" then
+        [
+          "asking for the passphrase on the console instead (passphrase.credentialFallback = \"interactive\", ${fallbackName})."
+        ]
+      else
+        [
+          "to restore now: run `${byHand}` as root on a terminal (it asks for the passphrase), or boot with zeta.credsRestore.passphrase.mode = \"interactive\" (or passphrase.credentialFallback = \"interactive\")."
+        ]
+    )
+    ++ [
+      "then re-seal it on this machine: systemd-ask-password -n \"zeta-creds passphrase:\" | systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=7 --name=passphrase - ${pp.credential} (the PCRs you sealed with; installer: zeta-creds-step.sh --seal-tpm2)."
+    ];
+
+  # The ExecStopPost= script of credential mode. It runs after every stop
+  # of the unit; only when systemd failed the start with 243/CREDENTIALS
+  # (EXIT_CODE=exited, EXIT_STATUS=243: ExecStart= never ran) does it
+  # print the message, to the journal at error level and to the console,
+  # and, with the interactive fallback, leave the marker the fallback unit
+  # needs. Any other stop removes the marker. A single-quoted word each, so
+  # the message is never expanded by the shell.
+  credentialFailureScript =
+    {
+      cfg,
+      argv,
+    }:
+    let
+      c = withDefaults cfg;
+      fallback = c.passphrase.credentialFallback == "interactive";
+      lines = credentialMessage { inherit cfg argv; };
+      quote = s: "'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'";
+      words = concatStringsSep " " (map quote lines);
+    in
+    "if [ \"$EXIT_CODE\" = exited ] && [ \"$EXIT_STATUS\" = 243 ]; then set -- ${words}; "
+    + "for l; do printf '<3>%s\\n' \"$l\"; printf 'zeta-creds-restore: %s\\n' \"$l\" 2>/dev/null >/dev/console || :; done; "
+    + (if fallback then ": >${credentialFailedMarker}; " else "")
+    + "else rm -f ${credentialFailedMarker}; fi";
+
+  mkUnit =
+    {
+      cfg,
+      binary,
+      userHome ? null,
+      # The shell of the credential-failure hook (ExecStopPost=); the NixOS
+      # module passes pkgs.runtimeShell.
+      shell ? "/bin/sh",
+    }:
+    let
+      c = withDefaults cfg;
+      pp = c.passphrase;
+      credentialMode = pp.mode == "credential" && pp.credential != null;
+      fallback = credentialMode && pp.credentialFallback == "interactive";
+      core = mkCore { inherit cfg binary userHome; };
+      inherit (core) argv install;
+
+      unit = core.unit // (if fallback then { OnFailure = [ fallbackName ]; } else { });
+      service =
+        core.service
+        // (
+          if credentialMode then
+            {
+              # "+": outside the sandbox, so that it can write the console
+              # and the marker. It reads only $EXIT_CODE and $EXIT_STATUS.
+              ExecStopPost = "+" + escapeArgv [
+                shell
+                "-c"
+                (credentialFailureScript { inherit cfg argv; })
+              ];
+              # "+" lifts the namespaces but not the unit's cgroup device
+              # policy (closed, from PrivateDevices=): let the hook write
+              # the console. ExecStart='s private /dev has no console node.
+              DeviceAllow = "/dev/console w";
+            }
+          else
+            { }
+        );
+      text = renderUnit mainName unit service install;
+
+      # The interactive restore, started by OnFailure= only when the marker
+      # says the credential could not be decrypted. Ordered before the same
+      # units as the restore, so sshd, sops-nix and logins wait for it too
+      # (systemd enqueues it in the same step that fails the restore's job).
+      fallbackUnit =
+        let
+          fb = mkCore {
+            cfg = cfg // {
+              passphrase = (cfg.passphrase or { }) // {
+                mode = "interactive";
+              };
+            };
+            inherit binary userHome;
+          };
+          u = fb.unit // {
+            Description = "Restore operator credentials, asking on the console (the sealed passphrase could not be decrypted)";
+            After = fb.unit.After ++ [ mainName ];
+            ConditionPathExists = fb.unit.ConditionPathExists ++ [ credentialFailedMarker ];
+          };
+        in
+        {
+          name = fallbackName;
+          inherit (fb) argv service;
+          unit = u;
+          install = { };
+          text = renderUnit fallbackName u fb.service { };
+          nixos = toNixos u fb.service { };
+        };
+    in
+    {
+      name = mainName;
       inherit
         argv
         unit
@@ -605,32 +797,28 @@ let
         install
         text
         ;
-      # The same unit in the shape of NixOS's systemd.services.<name>.
-      nixos = {
-        description = unit.Description;
-        documentation = unit.Documentation;
-        after = unit.After;
-        before = unit.Before;
-        wantedBy = install.WantedBy;
-        unitConfig = removeAttrs unit [
-          "Description"
-          "Documentation"
-          "After"
-          "Before"
-        ];
-        serviceConfig = service;
-        # Run once per boot: a `nixos-rebuild switch` that changes the unit
-        # must not restore (and ask for a passphrase) in the middle of the
-        # switch. `systemctl restart zeta-creds-restore` does it by hand.
-        restartIfChanged = false;
-        stopIfChanged = false;
-      };
+      nixos = toNixos unit service install;
+      fallback = if fallback then fallbackUnit else null;
+      # Every unit file the configuration needs, by name.
+      units = {
+        ${mainName} = text;
+      }
+      // (if fallback then { ${fallbackName} = fallbackUnit.text; } else { });
+      # The same, as NixOS's systemd.services.
+      nixosServices = {
+        zeta-creds-restore = toNixos unit service install;
+      }
+      // (if fallback then { zeta-creds-restore-fallback = fallbackUnit.nixos; } else { });
     };
 in
 {
   inherit
     defaults
     passphraseModes
+    credentialFallbacks
+    credentialFailedMarker
+    credentialMessage
+    credentialFailureScript
     conflictPolicies
     minWorkFactor
     maxWorkFactor

@@ -67,6 +67,8 @@ let
   unit = unitLib.mkUnit {
     inherit cfg userHome;
     binary = lib.getExe cfg.package;
+    # The credential-failure hook's shell (ExecStopPost=, credential mode).
+    shell = pkgs.runtimeShell or "/bin/sh";
   };
 in
 {
@@ -218,13 +220,40 @@ in
       credential = mkOption {
         type = types.nullOr externalPath;
         default = d.passphrase.credential;
-        example = "/etc/credstore.encrypted/zeta-creds.passphrase";
+        example = "/etc/credstore.encrypted/zeta-creds-passphrase";
         description = ''
           With `passphrase.mode = "credential"`: a file made by
           `systemd-creds encrypt --name=passphrase`, decrypted by systemd
           for this unit only (`LoadCredentialEncrypted=passphrase:<file>`).
-          Sealed to the TPM2 (`--with-key=tpm2`) it opens only on this
-          machine.
+          Sealed to the TPM2 (`--with-key=tpm2`, what the installer's
+          `--seal-tpm2` does) it opens only on this machine, and only while
+          the PCRs it was sealed with keep their values. If systemd cannot
+          decrypt it (missing, another machine, a cleared TPM, changed
+          PCRs) the unit fails with status 243/CREDENTIALS and the journal
+          and the console say which file, why, and how to recover; see
+          {option}`zeta.credsRestore.passphrase.credentialFallback`.
+        '';
+      };
+
+      credentialFallback = mkOption {
+        type = types.enum unitLib.credentialFallbacks;
+        default = d.passphrase.credentialFallback;
+        example = "interactive";
+        description = ''
+          With `passphrase.mode = "credential"`: what happens when systemd
+          cannot decrypt the sealed passphrase.
+
+          - `fail`: the unit fails (243/CREDENTIALS, not restarted), nothing
+            is restored, the boot goes on, and the journal and the console
+            name the credential, the likely cause and the recovery (restore
+            by hand, boot with `passphrase.mode = "interactive"`, re-seal).
+          - `interactive`: the same message, then
+            `zeta-creds-restore-fallback.service` asks for the passphrase on
+            the console as `passphrase.mode = "interactive"` does (with
+            {option}`zeta.credsRestore.passphrase.timeout`). sshd, sops-nix
+            and logins wait for it as they wait for the restore. A node
+            with nobody at its console then waits for the prompt to time
+            out before logins are allowed.
         '';
       };
 
@@ -233,8 +262,8 @@ in
         default = d.passphrase.timeout;
         example = 600;
         description = ''
-          With `passphrase.mode = "interactive"`: seconds each prompt waits
-          for an answer (`0` waits forever). The unit's `TimeoutStartSec=`
+          With `passphrase.mode = "interactive"` (and the credential
+          fallback): seconds each prompt waits for an answer (`0` waits forever). The unit's `TimeoutStartSec=`
           is three times this plus a margin. A prompt nobody answers fails
           the unit (exit 6, not restarted) and the boot goes on to
           multi-user.target without the restored files.
@@ -287,6 +316,8 @@ in
       inherit (builtins) storeDir;
     };
 
-    systemd.services.zeta-creds-restore = unit.nixos;
+    # zeta-creds-restore, and zeta-creds-restore-fallback with
+    # passphrase.credentialFallback = "interactive".
+    systemd.services = unit.nixosServices;
   };
 }

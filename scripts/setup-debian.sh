@@ -28,6 +28,8 @@ APT_PACKAGES=(
     util-linux      # installer/, tests/installer: blkid, findmnt, setsid, unshare
     bsdutils        # tests/installer, tests/e2e: script(1), the scripted terminal
     mount           # tests/installer: losetup, mount (the live stick found with findmnt)
+    swtpm           # tests/vm: the software TPM2 of scenarios i-k (QEMU -tpmdev emulator)
+    swtpm-tools     # tests/vm: swtpm_setup, for making and inspecting TPM states by hand
 )
 
 # rustup components, each with the cargo subcommand that proves it is there.

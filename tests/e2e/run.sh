@@ -27,9 +27,8 @@
 #      attached" message, asks no passphrase, writes nothing.
 #
 # The guest, its cache (target/vm-cache) and the guest-side collector are
-# tests/vm's (tests/vm/build-guest.sh). The boot loop below mirrors
-# tests/vm/run.sh's boot(); it moves to a shared helper when tests/vm has
-# one. Needs root, QEMU, the Debian mirror on the first run (to build the
+# tests/vm's (tests/vm/build-guest.sh); the guest cache, the image
+# helpers and the boot loop are tests/vm/lib.sh, shared with tests/vm. Needs root, QEMU, the Debian mirror on the first run (to build the
 # guest), nix-instantiate, jq, mtools, debugfs, blkid, script; prints
 # `SKIPPED: <reason>` and exits 77 without them. Takes about 2 minutes
 # with a cached guest.
@@ -42,14 +41,12 @@ repo=${ZETA_CREDS_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 cd "$repo"
 started=$SECONDS
 
-BOOT_TIMEOUT=${ZETA_VM_BOOT_TIMEOUT:-300}
 ASK_TIMEOUT=120
 GUEST_UID=1500 # tests/vm/build-guest.sh
 SOURCE_UID=1000
 BOUND_SERIAL=DEADBEEF
 OTHER_SERIAL=CAFEF00D
-ESP_SERIAL=E5B00001     # mounted at /esp by the guest's fstab
-RESULTS_SERIAL=5E5E0001 # mounted at /mnt/results, written by the collector
+ESP_SERIAL=E5B00001 # mounted at /esp by the guest's fstab
 GUEST_BINARY=/usr/local/bin/zeta-creds
 PROMPT="Passphrase for zeta-creds blob"
 
@@ -71,11 +68,11 @@ done
 . "$repo/tests/installer/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/zeta-creds-e2e.XXXXXX")
-qemu_pid=""
-reader_pid=""
+# shellcheck source=tests/vm/lib.sh
+. "$repo/tests/vm/lib.sh"
+vm_fail() { bad "$@"; }
 cleanup() {
-    [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
-    [ -z "$reader_pid" ] || kill "$reader_pid" 2>/dev/null || true
+    vm_stop
     sampler_stop
     if [ -n "${ZETA_E2E_KEEP:-}" ]; then
         echo "kept the work directory: $work"
@@ -91,35 +88,8 @@ cargo build --release --locked -p zeta-creds 2>&1 | tail -n 1
 binary=$repo/target/release/zeta-creds
 step=$repo/installer/zeta-creds-step.sh
 
-# The same cache key and build protocol as tests/vm/run.sh, so the two
-# share one guest.
-kernel_package=$(apt-cache depends linux-image-amd64 2>/dev/null |
-    awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
-[ -n "$kernel_package" ] ||
-    skip "apt cannot resolve linux-image-amd64 (no apt lists? run apt-get update, or scripts/setup-debian.sh)"
-kernel_version=$(apt-cache policy "$kernel_package" | awk '$1 == "Candidate:" { print $2 }')
-recipe=$(sha256sum tests/vm/build-guest.sh | cut -c1-12)
-cache_root=$repo/target/vm-cache
-guest=$cache_root/$kernel_package-$kernel_version-$recipe
-if [ -f "$guest/root.img" ]; then
-    log "guest: cached $guest"
-else
-    log "guest: building $guest (kernel $kernel_package $kernel_version)"
-    mkdir -p "$cache_root"
-    find "$cache_root" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-    building=$cache_root/.building-$$
-    rc=0
-    tests/vm/build-guest.sh "$building" "$kernel_package" || rc=$?
-    if [ "$rc" -eq 3 ]; then
-        rm -rf "$building"
-        skip "cannot download the guest (Debian mirror or kernel package unreachable), see above"
-    elif [ "$rc" -ne 0 ]; then
-        rm -rf "$building"
-        echo "tests/e2e: building the guest failed (exit $rc)"
-        exit 1
-    fi
-    mv "$building" "$guest"
-fi
+# tests/vm's guest, from the same cache.
+vm_guest
 
 ## Fixtures #################################################################
 # The operator's logged-in credentials, zeta = uid/gid 1000 (the guest has 1500).
@@ -136,45 +106,10 @@ printf '%s\n' "$pass" >"$work/passphrase" # typed at the console, from this file
 chmod 0600 "$work/passphrase"
 printf '%s\n' "$pass" >"$work/secrets" # for lib.sh's sampler and expect_no_secret
 
-# fat IMAGE SERIAL KIB [FILE NAME]...
-fat() {
-    local image=$1 serial=$2 kib=$3
-    shift 3
-    rm -f "$image"
-    mkfs.vfat -C -i "$serial" "$image" "$kib" >/dev/null
-    while [ "$#" -ge 2 ]; do
-        mcopy -i "$image" "$1" "::/$2"
-        shift 2
-    done
-}
 fat "$work/usb-bound.img" "$BOUND_SERIAL" 1024
 fat "$work/usb-other.img" "$OTHER_SERIAL" 1024
 
-nix_env=(NIX_CONF_DIR="$work/nix-conf" NIX_STATE_DIR="$work/nix-state" NIX_LOG_DIR="$work/nix-log")
-mkdir -p "$work/nix-conf"
-# unit_for NAME CFG_JSON: the unit the module installs for this configuration.
-unit_for() {
-    env "${nix_env[@]}" nix-instantiate --option build-users-group '' --store dummy:// \
-        --eval --strict --json tests/nix/render-unit.nix \
-        --argstr cfg "$2" --argstr binary "$GUEST_BINARY" --argstr userHome /home/zeta |
-        jq -jr . >"$work/$1.service"
-}
-
-# debugfs_write IMAGE COMMANDS...: debugfs -w, failing on any error it reports.
-debugfs_write() {
-    local image=$1
-    shift
-    printf '%s\n' "$@" >"$work/debugfs.cmds"
-    debugfs -w -f "$work/debugfs.cmds" "$image" >"$work/debugfs.out" 2>&1
-    if grep -Ev '^(debugfs[: ]|Allocated inode)' "$work/debugfs.out" | grep -q .; then
-        cat "$work/debugfs.out"
-        return 1
-    fi
-}
-# put SRC DEST MODE: debugfs commands that copy a host file into the image.
-put() {
-    printf '%s\n' "cd $(dirname "$2")" "write $1 $(basename "$2")" "cd /" "sif $2 mode 0$(printf '%o' "$((0100000 | 8#$3))")"
-}
+# unit_for, unit_cmds, debugfs_write and put: tests/vm/lib.sh.
 
 # fresh_root NAME: a fresh guest root image and, beside it, its /etc as a
 # tree for the installer step (NAME.tree/etc).
@@ -197,71 +132,13 @@ install_root() {
     local cmds
     mapfile -t cmds < <(
         put "$binary" "$GUEST_BINARY" 755
-        put "$work/$name.service" /etc/systemd/system/zeta-creds-restore.service 644
-        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-creds-restore.service /etc/systemd/system/zeta-creds-restore.service"
+        unit_cmds "$name"
         put "$work/$name.tree/etc/zeta/usb-uuid" /etc/zeta/usb-uuid 644
     )
     debugfs_write "$work/$name.img" "${cmds[@]}"
 }
 
-## Booting (as tests/vm/run.sh's boot()) ####################################
-# boot NAME ROOT ESP USB ANSWER: one boot; ANSWER=answer types the
-# passphrase at the console prompt. Results land in $work/NAME.results/.
-boot() {
-    local name=$1 root=$2 esp=$3 usb=$4 answer=$5
-    local dir=$work/$name.results
-    mkdir -p "$dir"
-    fat "$work/results.img" "$RESULTS_SERIAL" 16384
-    rm -f "$work/serial.in" "$work/serial.out"
-    mkfifo "$work/serial.in" "$work/serial.out"
-    : >"$dir/console.log"
-    cat "$work/serial.out" >>"$dir/console.log" &
-    reader_pid=$!
-    local t0=$SECONDS
-    qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
-        -nodefaults -no-user-config -display none -no-reboot \
-        -kernel "$guest/vmlinuz" -initrd "$guest/initrd.img" \
-        -append "console=ttyS0 quiet root=/dev/vda rw panic=-1 mitigations=off" \
-        -chardev "pipe,id=console,path=$work/serial" -serial chardev:console \
-        -drive "file=$root,format=raw,if=virtio,cache=unsafe" \
-        -drive "file=$esp,format=raw,if=virtio,cache=unsafe,readonly=on" \
-        -drive "file=$work/results.img,format=raw,if=virtio,cache=unsafe" \
-        -drive "file=$usb,format=raw,if=virtio,cache=unsafe,readonly=on" \
-        >"$dir/qemu.log" 2>&1 &
-    qemu_pid=$!
-    local answered=no fd
-    while kill -0 "$qemu_pid" 2>/dev/null; do
-        if [ $((SECONDS - t0)) -ge "$BOOT_TIMEOUT" ]; then
-            kill "$qemu_pid" 2>/dev/null || true
-            bad "$name: the guest did not power off within ${BOOT_TIMEOUT}s; console:"
-            tail -n 30 "$dir/console.log"
-            break
-        fi
-        if [ "$answer" = answer ] && [ "$answered" = no ] && grep -qF "$PROMPT" "$dir/console.log"; then
-            # From the 0600 file (its newline is the Enter key): never on a
-            # command line.
-            exec {fd}<>"$work/serial.in"
-            cat "$work/passphrase" >&"$fd"
-            exec {fd}>&-
-            answered=yes
-            log "$name: answered the console prompt after $((SECONDS - t0))s"
-        fi
-        sleep 0.2
-    done
-    wait "$qemu_pid" 2>/dev/null || true
-    qemu_pid=""
-    wait "$reader_pid" 2>/dev/null || true
-    reader_pid=""
-    if [ "$answer" = answer ] && [ "$answered" = no ]; then
-        bad "$name: the passphrase prompt never appeared on the console"
-    fi
-    if ! mcopy -n -s -i "$work/results.img" '::/*' "$dir/" 2>"$dir/mcopy.err" || [ ! -f "$dir/done.txt" ]; then
-        bad "$name: the guest wrote no results; console:"
-        tail -n 30 "$dir/console.log"
-        cat "$dir/qemu.log"
-    fi
-    log "$name: boot took $((SECONDS - t0))s"
-}
+## Booting: boot NAME ROOT ESP USB ANSWER (tests/vm/lib.sh) ###############
 
 ## Checks, from the guest's view ############################################
 prop() { sed -n "s/^$2=//p" "$work/$1.results/unit.txt"; }

@@ -34,7 +34,15 @@
 #      /run/live/medium in a private mount namespace (its UUID has the
 #      ext4 form); and mounted at /run/initramfs/live by a symlink that is
 #      gone afterwards, as NixOS's stage 1 mounts /iso from /dev/root;
-#   M. usage errors, --help, a missing device, a device with no filesystem.
+#   M. usage errors, --help, a missing device, a device with no filesystem;
+#   N. --seal-tpm2 / ZETA_CREDS_SEAL=tpm2, with a fake systemd-creds (the
+#      real sealing is booted in tests/vm, scenarios i to k): its exact argv
+#      (--with-key=tpm2, never host or auto; --name=passphrase; the PCRs;
+#      `-` for stdin), the passphrase on its stdin (compared by hash), the
+#      sealed file 0600 root in a 0700 directory with no temporary left,
+#      the NixOS lines for credential mode; --tpm2-pcrs "" and 0+7; on a
+#      terminal; and the fallbacks to the console prompt, each saying why:
+#      no TPM2, no systemd-creds, encrypt failing; bad values refused.
 # Throughout, a sampler reads every process's argv (and every zeta-creds
 # process's environment) and must never find a passphrase; and no file
 # under the targets, the ESPs or the step's TMPDIR may hold one.
@@ -100,6 +108,40 @@ printf '%s\n' "$pass" "$pass2" "$wrong" "$weak" >"$work/secrets"
 # whether ZETA_CREDS_PASSPHRASE leaked into its environment, and makes each
 # call last long enough for the argv sampler to see it.
 mkdir -p "$work/bin" "$work/tmp"
+# A stand-in for systemd-creds: has-tpm2 succeeds while $work/fake-tpm
+# exists, and says "partial" with a working driver (a BIOS boot) while
+# $work/fake-tpm-bios does; encrypt records its argv and a hash of its stdin (never the
+# passphrase itself), fails while $work/fake-encrypt-fails exists, and
+# writes "FAKE-SEALED <hash>" to its output file.
+cat >"$work/bin/systemd-creds" <<EOF
+#!/bin/sh
+case "\$1" in
+has-tpm2)
+    if [ -e "$work/fake-tpm" ]; then echo yes; exit 0; fi
+    if [ -e "$work/fake-tpm-bios" ]; then
+        printf 'partial\n-firmware\n+driver\n+system\n+subsystem\n'
+        exit 1
+    fi
+    printf 'partial\n-firmware\n-driver\n+system\n-subsystem\n'
+    exit 11
+    ;;
+encrypt)
+    printf '%s\n' "\$@" >"$work/creds-argv"
+    for out; do :; done
+    sha=\$(sha256sum | cut -d ' ' -f 1)
+    printf '%s\n' "\$sha" >"$work/creds-stdin-sha"
+    sleep 0.15
+    if [ -e "$work/fake-encrypt-fails" ]; then
+        echo "Failed to seal to TPM2: fake failure" >&2
+        exit 1
+    fi
+    printf 'FAKE-SEALED %s\n' "\$sha" >"\$out"
+    ;;
+*) exit 99 ;;
+esac
+EOF
+chmod +x "$work/bin/systemd-creds"
+fake_creds=$work/bin/systemd-creds
 cat >"$work/bin/zeta-creds" <<EOF
 #!/bin/sh
 printf '%s\n' "\$1" >>"$work/calls"
@@ -523,6 +565,123 @@ expect_grep "device with no filesystem: says so" "$work/M4.log" "blkid found no 
 nothing_written "$work/M/root" "$work/M/esp"
 
 # ---------------------------------------------------------------------------
+echo "--- N. --seal-tpm2: the passphrase sealed to the TPM2 (a fake systemd-creds)"
+# sealed_ok NAME ROOT PCRS-ARG PASSPHRASE: what a successful seal leaves.
+sealed_ok() {
+    local name=$1 root=$2 pcrs=$3 pp=$4 cred=$2/etc/credstore.encrypted/zeta-creds-passphrase argv want_sha
+    argv=$(sed '$d' "$work/creds-argv" 2>/dev/null | tr '\n' ' ')
+    expect_eq "$name: systemd-creds argv" "$argv" "encrypt --with-key=tpm2 $pcrs --name=passphrase - "
+    case $(tail -n 1 "$work/creds-argv" 2>/dev/null) in
+    "$root"/etc/credstore.encrypted/.zeta-creds-passphrase.*) ok "$name: encrypted into a temporary file beside the credential" ;;
+    *) bad "$name: encrypt's output is $(tail -n 1 "$work/creds-argv" 2>/dev/null)" ;;
+    esac
+    want_sha=$(printf '%s' "$pp" | sha256sum | cut -d ' ' -f 1)
+    expect_eq "$name: systemd-creds read the passphrase on stdin (sha256)" "$(cat "$work/creds-stdin-sha" 2>/dev/null)" "$want_sha"
+    if [ -f "$cred" ]; then
+        expect_eq "$name: credential mode and owner" "$(stat -c '%a %U:%G' "$cred")" "600 root:root"
+        expect_eq "$name: credential directory mode and owner" "$(stat -c '%a %U:%G' "$root/etc/credstore.encrypted")" "700 root:root"
+        expect_eq "$name: credential content (what systemd-creds wrote)" "$(cat "$cred")" "FAKE-SEALED $want_sha"
+        expect_eq "$name: temporary files left" "$(find "$root/etc/credstore.encrypted" -name '.zeta-creds-passphrase.*' | wc -l)" 0
+    else
+        bad "$name: $cred was not written"
+    fi
+}
+# not_sealed NAME ROOT LOG WHY: the fallback to the console prompt.
+not_sealed() {
+    expect_eq "$1: exit status (the blob is sealed all the same)" "$rc" 0
+    expect_grep "$1: says the passphrase was not sealed" "$3" "the passphrase was NOT sealed to the TPM2: $4"
+    expect_grep "$1: says the system asks on the console" "$3" "will ask for the passphrase on the console instead"
+    expect_grep "$1: NixOS line: interactive" "$3" 'zeta.credsRestore.passphrase.mode = "interactive";'
+    expect_missing "$1: no credential" "$2/etc/credstore.encrypted/zeta-creds-passphrase"
+    if [ -d "$2/etc/credstore.encrypted" ]; then
+        expect_eq "$1: nothing left in the credential directory" "$(find "$2/etc/credstore.encrypted" -mindepth 1 | wc -l)" 0
+    fi
+    check_uuid_file "$2" DEAD-BEEF
+}
+
+: >"$work/fake-tpm"
+make_target "$work/N1/root" creds
+mkdir -p "$work/N1/esp"
+rm -f "$work/creds-argv" "$work/creds-stdin-sha"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N1.log" --seal-tpm2 --systemd-creds "$fake_creds" \
+    --target "$work/N1/root" --esp "$work/N1/esp" --usb-device "$work/stick.img"
+expect_eq "--seal-tpm2: exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/N1.log"
+sealed_ok "--seal-tpm2" "$work/N1/root" --tpm2-pcrs=7 "$pass"
+check_uuid_file "$work/N1/root" DEAD-BEEF
+expect_eq "--seal-tpm2: entries (verify)" "$(entry_count "$work/N1/esp/zeta-creds.enc" "$pass")" 8
+expect_grep "--seal-tpm2: NixOS line: credential mode" "$work/N1.log" 'zeta.credsRestore.passphrase.mode = "credential";'
+expect_grep "--seal-tpm2: NixOS line: the credential" "$work/N1.log" \
+    'zeta.credsRestore.passphrase.credential = "/etc/credstore.encrypted/zeta-creds-passphrase";'
+expect_grep "--seal-tpm2: says the first boot does not ask" "$work/N1.log" "The first boot restores them without asking"
+expect_no_grep "--seal-tpm2: no interactive line" "$work/N1.log" 'passphrase.mode = "interactive";'
+
+make_target "$work/N2/root" creds
+mkdir -p "$work/N2/esp"
+rm -f "$work/creds-argv" "$work/creds-stdin-sha"
+ZETA_CREDS_SEAL=tpm2 ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass2 run_step "$work/N2.log" --tpm2-pcrs= \
+    --systemd-creds "$fake_creds" --target "$work/N2/root" --esp "$work/N2/esp" --usb-device "$work/stick.img"
+expect_eq "ZETA_CREDS_SEAL=tpm2 --tpm2-pcrs=: exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/N2.log"
+sealed_ok "ZETA_CREDS_SEAL=tpm2, no PCRs" "$work/N2/root" --tpm2-pcrs= "$pass2"
+expect_grep "no PCRs: says so" "$work/N2.log" "(PCRs: none)"
+
+rm -rf "$work/N2/root/etc/credstore.encrypted" "$work/N2/root/etc/zeta/usb-uuid"
+rm -f "$work/creds-argv" "$work/creds-stdin-sha"
+tty_step "$work/N3.log" --seal-tpm2 --tpm2-pcrs 0+7 --systemd-creds "$fake_creds" \
+    --target "$work/N2/root" --esp "$work/N2/esp" --usb-device "$work/stick.img" -- \
+    "Seal your credentials now? [Y/n]" "y" \
+    "Keep or re-bundle? [K/r]" "k" \
+    "Passphrase of the blob on the ESP" "$pass2"
+expect_eq "on a terminal, PCRs 0+7: exit status" "$rc" 0
+[ "$rc" -eq 0 ] || show_log "$work/N3.log"
+sealed_ok "on a terminal, PCRs 0+7" "$work/N2/root" --tpm2-pcrs=0+7 "$pass2"
+expect_no_secret "on a terminal: no passphrase echoed" "$work/N3.log"
+
+# A live system booted in BIOS mode: has-tpm2 says "partial" (-firmware),
+# but the driver and systemd's support are there: it seals.
+rm -f "$work/fake-tpm" "$work/creds-argv" "$work/creds-stdin-sha"
+: >"$work/fake-tpm-bios"
+rm -rf "$work/N2/root/etc/credstore.encrypted" "$work/N2/root/etc/zeta/usb-uuid"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass2 run_step "$work/N3b.log" --seal-tpm2 \
+    --systemd-creds "$fake_creds" --target "$work/N2/root" --esp "$work/N2/esp" --usb-device "$work/stick.img"
+expect_eq "a partial TPM2 with its driver (BIOS boot): exit status" "$rc" 0
+sealed_ok "a partial TPM2 with its driver (BIOS boot)" "$work/N2/root" --tpm2-pcrs=7 "$pass2"
+rm -f "$work/fake-tpm-bios"
+
+rm -f "$work/creds-argv"
+make_target "$work/N4/root" creds
+mkdir -p "$work/N4/esp"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N4.log" --seal-tpm2 --systemd-creds "$fake_creds" \
+    --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+not_sealed "no TPM2" "$work/N4/root" "$work/N4.log" "this machine has no usable TPM2 (systemd-creds has-tpm2 says: partial -firmware -driver"
+expect_missing "no TPM2: encrypt was not run" "$work/creds-argv"
+
+rm -rf "$work/N4/root/etc/zeta/usb-uuid"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N5.log" --seal-tpm2 \
+    --systemd-creds "$work/no-such-systemd-creds" --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+not_sealed "no systemd-creds" "$work/N4/root" "$work/N5.log" "systemd-creds not found"
+
+: >"$work/fake-tpm"
+: >"$work/fake-encrypt-fails"
+rm -rf "$work/N4/root/etc/zeta/usb-uuid"
+ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N6.log" --seal-tpm2 \
+    --systemd-creds "$fake_creds" --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+not_sealed "encrypt fails" "$work/N4/root" "$work/N6.log" "systemd-creds encrypt failed (exit 1)"
+expect_grep "encrypt fails: its error is shown" "$work/N6.log" "Failed to seal to TPM2: fake failure"
+rm -f "$work/fake-encrypt-fails"
+
+for bad_pcrs in 24 7+ +7 "7 8" pcr7; do
+    ZETA_CREDS_PICKER=1 run_step "$work/N7.log" --seal-tpm2 --tpm2-pcrs "$bad_pcrs" \
+        --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+    expect_eq "--tpm2-pcrs '$bad_pcrs': exit status (usage)" "$rc" 2
+done
+ZETA_CREDS_SEAL=yes ZETA_CREDS_PICKER=1 run_step "$work/N8.log" \
+    --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+expect_eq "ZETA_CREDS_SEAL=yes: exit status (usage)" "$rc" 2
+expect_grep "--help: lists --seal-tpm2" "$work/M0.log" "--seal-tpm2"
+
+# ---------------------------------------------------------------------------
 echo "--- the passphrase in no argv, no zeta-creds environment, no file"
 sampler_stop
 if [ -s "$work/argv-hits" ]; then
@@ -543,7 +702,7 @@ if [ -s "$work/env-leaks" ]; then
 else
     ok "ZETA_CREDS_PASSPHRASE reached no zeta-creds process"
 fi
-hits=$(grep -rlF -f "$work/secrets" "$work"/[A-M]*/ "$work/tmp" 2>/dev/null || true)
+hits=$(grep -rlF -f "$work/secrets" "$work"/[A-N]*/ "$work/tmp" 2>/dev/null || true)
 if [ -n "$hits" ]; then
     bad "files under the targets, ESPs or TMPDIR hold a passphrase: $hits"
 else

@@ -6,7 +6,7 @@
 #     users = { zeta = { home = "/home/zeta"; }; };                  # users.users
 #     pkgs = { zeta-creds = …; };                                    # what the module sees as pkgs
 #   }
-#   => { options; cfg; enabled; assertions; failedAssertions; service; }
+#   => { options; cfg; enabled; assertions; failedAssertions; service; services; }
 #
 # Settings are checked the way the module system checks definitions: a
 # value that fails its option's type throws "A definition for option `…'
@@ -139,6 +139,7 @@ assert isAttrs body && (body._type or null) == "if";
   inherit (body.content) assertions;
   failedAssertions = map (a: a.message) (filter (a: !a.assertion) body.content.assertions);
   service = body.content.systemd.services.zeta-creds-restore;
+  services = body.content.systemd.services;
   inherit (imported) warnings;
   # Every key the module sets in its config, to catch a stray definition.
   configKeys = attrNames body.content;

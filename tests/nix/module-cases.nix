@@ -102,6 +102,7 @@ let
           "onConflict"
           "package"
           "passphrase.credential"
+          "passphrase.credentialFallback"
           "passphrase.file"
           "passphrase.mode"
           "passphrase.timeout"
@@ -132,6 +133,7 @@ let
             mode = "interactive";
             file = null;
             credential = null;
+            credentialFallback = "fail";
             timeout = 300;
           })
           (eq "onConflict" c.onConflict "keep-modified")
@@ -226,6 +228,82 @@ let
           }
         ]
       );
+    }
+    {
+      name = "credential mode with the interactive fallback: both units, the runtime shell";
+      checks =
+        let
+          bash = "/nix/store/33333333333333333333333333333333-bash-5.2/bin/bash";
+          settings = {
+            enable = true;
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+              credentialFallback = "interactive";
+            };
+          };
+          r = evalModule {
+            inherit settings;
+            pkgs = pkgs // {
+              runtimeShell = bash;
+            };
+          };
+          want = u.mkUnit {
+            cfg = r.cfg;
+            binary = stubBin;
+            shell = bash;
+          };
+        in
+        [
+          (eq "failed assertions" r.failedAssertions [ ])
+          (eq "services" (attrNames r.services) [
+            "zeta-creds-restore"
+            "zeta-creds-restore-fallback"
+          ])
+          (eq "services are unit.nix's" r.services want.nixosServices)
+          (eq "OnFailure" r.services.zeta-creds-restore.unitConfig.OnFailure [ "zeta-creds-restore-fallback.service" ])
+          (holds "ExecStopPost runs pkgs.runtimeShell outside the sandbox" (
+            builtins.substring 0 (builtins.stringLength bash + 4) r.service.serviceConfig.ExecStopPost == "+${bash} -c"
+          ))
+          (eq "the fallback is not wanted by any target (OnFailure= starts it)" r.services.zeta-creds-restore-fallback.wantedBy [ ])
+          (eq "the fallback is not restarted by a switch" r.services.zeta-creds-restore-fallback.restartIfChanged false)
+        ];
+    }
+    {
+      name = "credential mode without the fallback: one unit";
+      checks =
+        let
+          r = ev {
+            enable = true;
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+            };
+          } { };
+        in
+        [
+          (eq "services" (attrNames r.services) [ "zeta-creds-restore" ])
+          (eq "no OnFailure" (r.service.unitConfig ? OnFailure) false)
+          (holds "ExecStopPost with /bin/sh when pkgs has no runtimeShell" (
+            builtins.substring 0 12 r.service.serviceConfig.ExecStopPost == "+/bin/sh -c "
+          ))
+        ];
+    }
+    {
+      name = "assertion: a bad credential fallback (past the type, as unit.nix sees it)";
+      checks = [
+        (holds "fires" (
+          builtins.any (m: builtins.match ".*credentialFallback must be \"fail\".*" m != null) (
+            u.failedAssertions {
+              cfg.passphrase = {
+                mode = "credential";
+                credential = "/etc/credstore.encrypted/z";
+                credentialFallback = "ask";
+              };
+            }
+          )
+        ))
+      ];
     }
     {
       name = "the user's declared home reaches the unit";

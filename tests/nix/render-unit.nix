@@ -7,12 +7,17 @@
 #     --argstr cfg '{"passphrase":{"mode":"file","file":"/run/zeta-creds/passphrase"}}' \
 #     --argstr binary /usr/local/bin/zeta-creds [--argstr userHome /home/zeta] | jq -r .
 #
+# With `--argstr units all`, every unit the configuration needs (the
+# restore unit, and with passphrase.credentialFallback = "interactive" the
+# fallback unit), as { "<unit name>" = text; }.
+#
 # A configuration that fails one of the module's assertions is refused with
 # the assertion messages, as `nixos-rebuild` would refuse it.
 {
   cfg ? "{}",
   binary,
   userHome ? "",
+  units ? "",
 }:
 let
   u = import ../../nixos-modules/unit.nix;
@@ -25,4 +30,7 @@ in
 if failed != [ ] then
   throw ("Failed assertions:\n- " + builtins.concatStringsSep "\n- " failed)
 else
-  (u.mkUnit (args // { inherit binary; })).text
+  let
+    x = u.mkUnit (args // { inherit binary; });
+  in
+  if units == "all" then x.units else x.text

@@ -146,6 +146,9 @@ refused "a work factor of 30" \
 refused "an unknown passphrase mode" \
     "is not of type \`one of \"interactive\", \"file\", \"credential\"'" \
     "$(module '{ passphrase.mode = "tty"; }')"
+refused "an unknown credential fallback" \
+    "is not of type \`one of \"fail\", \"interactive\"'" \
+    "$(module '{ passphrase.credentialFallback = "ask"; }')"
 refused "an unknown conflict policy" \
     "is not of type \`one of \"keep-modified\", \"overwrite\", \"backup\"'" \
     "$(module '{ onConflict = "clobber"; }')"
@@ -210,6 +213,26 @@ for name in interactive file credential custom; do
         cat "$work/verify.out"
     fi
 done
+# Credential mode with the interactive fallback: both unit files, side by
+# side (OnFailure= names the other one).
+mkdir -p "$work/fallback"
+if nix_eval --json tests/nix/render-unit.nix --argstr units all --argstr binary "$binary" \
+    --argstr cfg '{"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds-passphrase","credentialFallback":"interactive"}}' \
+    >"$work/fallback/units.json" 2>"$work/render.err"; then
+    for unit in zeta-creds-restore.service zeta-creds-restore-fallback.service; do
+        jq -jr --arg u "$unit" '.[$u]' "$work/fallback/units.json" >"$work/fallback/$unit"
+    done
+    if systemd-analyze verify --man=yes "$work/fallback/zeta-creds-restore.service" \
+        "$work/fallback/zeta-creds-restore-fallback.service" >"$work/verify.out" 2>&1; then
+        ok "credential fallback: systemd-analyze verify (both units)"
+    else
+        fail "credential fallback: systemd-analyze verify:"
+        cat "$work/verify.out"
+    fi
+else
+    fail "credential fallback: cannot render the units"
+    cat "$work/render.err"
+fi
 [ "$(head -c 2 "$work/interactive/zeta-creds-restore.service")" = "# " ] ||
     fail "the rendered unit does not start with its comment line"
 

@@ -76,7 +76,16 @@ let
       (eq "SystemCallFilter" s.SystemCallFilter "@system-service")
       (eq "CapabilityBoundingSet" s.CapabilityBoundingSet "CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_IPC_LOCK")
       (eq "UMask" s.UMask "0077")
-      (holds "no ExecStopPost (it never runs on a oneshot that remains active)" (!(s ? ExecStopPost)))
+      # ExecStopPost= does not run while a oneshot remains active: no
+      # cleanup may hang on it. Credential mode's is the failure report.
+      (eq "ExecStopPost only in credential mode" (s ? ExecStopPost) (s ? LoadCredentialEncrypted))
+      (eq "DeviceAllow only in credential mode" (s ? DeviceAllow) (s ? LoadCredentialEncrypted))
+      (eq "units (sorted by name)" (builtins.attrNames x.units) (
+        (if x.fallback == null then [ ] else [ "zeta-creds-restore-fallback.service" ]) ++ [ "zeta-creds-restore.service" ]
+      ))
+      (eq "units: the restore's text" x.units."zeta-creds-restore.service" x.text)
+      (eq "nixosServices: the restore" x.nixosServices.zeta-creds-restore x.nixos)
+      (eq "OnFailure only with a fallback" (x.unit ? OnFailure) (x.fallback != null))
       (holds "no shell in ExecStart" (builtins.match ".*(/bin/sh|bash| -c ).*" s.ExecStart == null))
       (eq "nixos.restartIfChanged" x.nixos.restartIfChanged false)
       (eq "nixos.after" x.nixos.after x.unit.After)
@@ -200,6 +209,23 @@ let
             ]
           ))
           (eq "LoadCredentialEncrypted" x.service.LoadCredentialEncrypted "passphrase:/etc/credstore.encrypted/zeta-creds.passphrase")
+          (eq "no fallback by default" x.fallback null)
+          # The failure report: outside the sandbox, only on 243, the lines
+          # as one single-quoted shell word each.
+          (eq "ExecStopPost" x.service.ExecStopPost (
+            "+/bin/sh -c \"if [ \\\"$$EXIT_CODE\\\" = exited ] && [ \\\"$$EXIT_STATUS\\\" = 243 ]; then set -- "
+            + "'the sealed passphrase /etc/credstore.encrypted/zeta-creds.passphrase (LoadCredentialEncrypted=passphrase:/etc/credstore.encrypted/zeta-creds.passphrase) could not be decrypted, so systemd did not start zeta-creds (status 243/CREDENTIALS) and nothing was restored.' "
+            + "'likely causes: the file is missing; it was sealed on another machine; or this machine'\\\\''s TPM2 no longer unseals it (the TPM was cleared or reset, or a firmware, Secure Boot or boot loader update changed the PCRs it is bound to).' "
+            + "'to restore now: run `zeta-creds restore --blob /esp/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --on-conflict keep-modified --max-work-factor 20` as root on a terminal (it asks for the passphrase), or boot with zeta.credsRestore.passphrase.mode = \\\"interactive\\\" (or passphrase.credentialFallback = \\\"interactive\\\").' "
+            + "'then re-seal it on this machine: systemd-ask-password -n \\\"zeta-creds passphrase:\\\" | systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=7 --name=passphrase - /etc/credstore.encrypted/zeta-creds.passphrase (the PCRs you sealed with; installer: zeta-creds-step.sh --seal-tpm2).'; "
+            + "for l; do printf '<3>%%s\\\\n' \\\"$$l\\\"; printf 'zeta-creds-restore: %%s\\\\n' \\\"$$l\\\" 2>/dev/null >/dev/console || :; done; "
+            + "else rm -f /run/zeta-creds-credential-failed; fi\""
+          ))
+          # the hook's console write passes the cgroup device policy
+          (eq "DeviceAllow" x.service.DeviceAllow "/dev/console w")
+          (holds "no fallback marker without the fallback" (
+            builtins.match ".*: >/run/zeta-creds-credential-failed.*" x.service.ExecStopPost == null
+          ))
           (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
             "/esp"
             "/etc/zeta"
@@ -265,6 +291,120 @@ let
             "/root"
             "/srv/ops"
           ])
+        ];
+    }
+    {
+      name = "credential mode, interactive fallback";
+      checks =
+        let
+          x = u.mkUnit {
+            cfg = {
+              user = "zeta";
+              passphrase = {
+                mode = "credential";
+                credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+                credentialFallback = "interactive";
+                timeout = 60;
+              };
+            };
+            binary = bin;
+            shell = "/nix/store/33333333333333333333333333333333-bash-5.2/bin/bash";
+          };
+          f = x.fallback;
+        in
+        common x
+        ++ [
+          (eq "OnFailure" x.unit.OnFailure [ "zeta-creds-restore-fallback.service" ])
+          (holds "ExecStopPost: the given shell, outside the sandbox" (
+            builtins.match "[+]/nix/store/33333333333333333333333333333333-bash-5[.]2/bin/bash -c .*" x.service.ExecStopPost != null
+          ))
+          (holds "ExecStopPost: leaves the marker on 243" (
+            builtins.match ".*then set -- .*: >/run/zeta-creds-credential-failed; else rm -f /run/zeta-creds-credential-failed; fi.*" x.service.ExecStopPost != null
+          ))
+          (eq "message: says it asks on the console" (builtins.elemAt (u.credentialMessage {
+            cfg = {
+              passphrase = {
+                mode = "credential";
+                credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+                credentialFallback = "interactive";
+              };
+            };
+            argv = x.argv;
+          }) 2) "asking for the passphrase on the console instead (passphrase.credentialFallback = \"interactive\", zeta-creds-restore-fallback.service).")
+          (eq "fallback name" f.name "zeta-creds-restore-fallback.service")
+          # the same restore, asking on the console
+          (eq "fallback argv" f.argv (
+            head
+            ++ [
+              "--blob"
+              "/esp/zeta-creds.enc"
+              "--usb-uuid-file"
+              "/etc/zeta/usb-uuid"
+              "--on-conflict"
+              "keep-modified"
+              "--max-work-factor"
+              "20"
+              "--user"
+              "zeta"
+              "--ask-password"
+              "--ask-password-timeout"
+              "60"
+            ]
+          ))
+          # after the restore; before what waits for the restore
+          (eq "fallback After" f.unit.After [
+            "local-fs.target"
+            "systemd-sysusers.service"
+            "userborn.service"
+            "zeta-creds-restore.service"
+          ])
+          (eq "fallback Before" f.unit.Before x.unit.Before)
+          (eq "fallback ConditionPathExists" f.unit.ConditionPathExists [
+            "/esp/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+            "/run/zeta-creds-credential-failed"
+          ])
+          (eq "fallback TimeoutStartSec (3 x 60 + 120)" f.service.TimeoutStartSec "300")
+          (eq "fallback ReadWritePaths" f.service.ReadWritePaths [
+            "/etc"
+            "/home"
+            "/root"
+            "-/run/systemd/ask-password"
+          ])
+          (absent "fallback: no credential" f.service "LoadCredentialEncrypted")
+          (absent "fallback: no failure hook" f.service "ExecStopPost")
+          (absent "fallback: no OnFailure" f.unit "OnFailure")
+          (eq "fallback: no [Install] (started by OnFailure= only)" f.install { })
+          (holds "fallback text has no [Install]" (builtins.length (builtins.split "[[]Install[]]" f.text) == 1))
+          (eq "fallback sandbox is the restore's" (removeAttrs f.service [
+            "ExecStart"
+            "TimeoutStartSec"
+            "ReadWritePaths"
+          ]) (removeAttrs x.service [
+            "ExecStart"
+            "ExecStopPost"
+            "DeviceAllow"
+            "TimeoutStartSec"
+            "ReadWritePaths"
+            "LoadCredentialEncrypted"
+          ]))
+          (eq "fallback nixos wantedBy" f.nixos.wantedBy [ ])
+          (eq "nixosServices" (builtins.attrNames x.nixosServices) [
+            "zeta-creds-restore"
+            "zeta-creds-restore-fallback"
+          ])
+          (eq "nixosServices: the fallback" x.nixosServices.zeta-creds-restore-fallback f.nixos)
+        ];
+    }
+    {
+      name = "the fallback setting outside credential mode changes nothing";
+      checks =
+        let
+          x = mk { passphrase.credentialFallback = "interactive"; };
+        in
+        [
+          (eq "same unit as the default" x.text (mk { }).text)
+          (eq "no fallback" x.fallback null)
         ];
     }
     {
@@ -464,6 +604,13 @@ let
                   credential = "/etc/credstore.encrypted/zeta-creds.passphrase";
                 };
               }
+              {
+                passphrase = {
+                  mode = "credential";
+                  credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+                  credentialFallback = "interactive";
+                };
+              }
             ]
           )) [ ])
         ];
@@ -473,7 +620,7 @@ let
       } (esc "passphrase.mode = \"file\" needs zeta.credsRestore.passphrase.file"))
       (fires "credential mode without a credential" {
         cfg.passphrase.mode = "credential";
-      } (esc "passphrase.mode = \"credential\" needs zeta.credsRestore.passphrase.credential"))
+      } (esc "passphrase.mode = \"credential\" needs zeta.credsRestore.passphrase.credential: seal the passphrase to this machine's TPM2 (installer: zeta-creds-step.sh --seal-tpm2"))
       (fires "a blob in the store" {
         cfg.blob = "/nix/store/aaaa-zeta-creds.enc";
       } (esc "zeta.credsRestore.blob = \"/nix/store/aaaa-zeta-creds.enc\" is inside the Nix store"))
@@ -518,6 +665,21 @@ let
       (fires "a negative USB wait" {
         cfg.usbWait = -1;
       } (esc "usbWait must be a number of seconds"))
+      (fires "an unknown credential fallback" {
+        cfg.passphrase = {
+          mode = "credential";
+          credential = "/etc/credstore.encrypted/z";
+          credentialFallback = "ask";
+        };
+      } (esc "passphrase.credentialFallback must be \"fail\""))
+      (fires "a negative prompt timeout with the interactive credential fallback" {
+        cfg.passphrase = {
+          mode = "credential";
+          credential = "/etc/credstore.encrypted/z";
+          credentialFallback = "interactive";
+          timeout = -1;
+        };
+      } (esc "passphrase.timeout must be a number of seconds"))
       (fires "a negative prompt timeout" {
         cfg.passphrase.timeout = -5;
       } (esc "passphrase.timeout must be a number of seconds"))

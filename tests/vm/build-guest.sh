@@ -14,8 +14,16 @@
 #     host; seals /var/lib/zeta-vm/seal-passphrase with the guest's own
 #     host key (systemd-creds encrypt) into /etc/credstore.encrypted, as an
 #     operator does for credential mode, and removes the plaintext;
+#   - zeta-vm-seal-tpm2.service, when /var/lib/zeta-vm/seal-tpm2 exists
+#     (it holds the PCR list): asks for a passphrase on the console
+#     (systemd-ask-password, answered by the harness) and pipes it into
+#     `systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=<list>` into
+#     /etc/credstore.encrypted/zeta-creds-passphrase, as an operator (or
+#     the installer's --seal-tpm2) does: the plaintext never touches the
+#     disk. The tpm2-tss libraries systemd 252 dlopens are installed; the
+#     kernel's TPM driver (tpm_tis) is built in;
 #   - zeta-vm-collect.service: after multi-user.target and the restore
-#     unit, writes what the guest sees (the unit's state, its journal, the
+#     units, writes what the guest sees (the unit's state, its journal, the
 #     whole boot's journal with every field, the restored files with their
 #     numeric and named owners and modes, their hashes, what is left in
 #     /run) to the results disk, then powers off;
@@ -99,7 +107,7 @@ log "kernel $kver"
 ## The root tree ############################################################
 log "root tree: mmdebstrap --variant=minbase bookworm"
 if ! mmdebstrap --quiet --variant=minbase \
-    --include=systemd,systemd-sysv,udev,kmod,passwd \
+    --include=systemd,systemd-sysv,udev,kmod,passwd,libtss2-esys-3.0.2-0,libtss2-rc0,libtss2-mu0 \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     bookworm "$tmp/root" "${sources[@]}" >"$tmp/mmdebstrap.log" 2>&1; then
     cat "$tmp/mmdebstrap.log" >&2
@@ -207,6 +215,37 @@ ExecStart=/usr/local/sbin/zeta-vm-stage
 WantedBy=sysinit.target
 EOF
 
+cat >"$root/usr/local/sbin/zeta-vm-seal-tpm2" <<'EOF'
+#!/bin/bash
+# Seal a passphrase typed on the console to this machine's TPM2, as
+# installer/zeta-creds-step.sh --seal-tpm2 does: the same systemd-creds
+# command line, the passphrase on a pipe (never in a file, never in argv).
+set -euo pipefail
+umask 077
+marker=/var/lib/zeta-vm/seal-tpm2
+pcrs=$(cat "$marker")
+install -d -m 0700 /etc/credstore.encrypted
+systemd-ask-password --no-tty --id=zeta-vm:seal --timeout=120 "zeta-vm: passphrase to seal into the TPM2:" |
+    systemd-creds encrypt --with-key=tpm2 "--tpm2-pcrs=$pcrs" --name=passphrase - \
+        /etc/credstore.encrypted/zeta-creds-passphrase
+chmod 0600 /etc/credstore.encrypted/zeta-creds-passphrase
+rm -f "$marker"
+EOF
+cat >"$root/etc/systemd/system/zeta-vm-seal-tpm2.service" <<'EOF'
+[Unit]
+Description=zeta-creds VM test: seal a passphrase typed on the console to the TPM2
+After=sysinit.target
+Before=zeta-creds-restore.service systemd-user-sessions.service
+ConditionPathExists=/var/lib/zeta-vm/seal-tpm2
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/zeta-vm-seal-tpm2
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
 cat >"$root/usr/local/sbin/zeta-vm-collect" <<'EOF'
 #!/bin/bash
 # Write what the guest sees to the results disk, then power off. Runs after
@@ -224,6 +263,18 @@ systemctl status "$unit" --no-pager -l >"$out/status.txt" 2>&1
 systemctl show multi-user.target -p ActiveState -p ActiveEnterTimestampMonotonic >"$out/target.txt" 2>&1
 systemctl list-units --failed --no-legend --plain >"$out/failed-units.txt" 2>&1
 journalctl -b -u "$unit" -o cat --no-pager >"$out/unit-journal.txt" 2>&1
+# The credential fallback, the TPM seal step, and when logins were allowed
+# (systemd-user-sessions is ordered after both restore units).
+fallback=zeta-creds-restore-fallback.service
+systemctl show "$fallback" -p LoadState -p ActiveState -p SubState -p Result \
+    -p ExecMainStatus -p ConditionResult -p NRestarts \
+    -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic \
+    >"$out/fallback-unit.txt" 2>&1
+journalctl -b -u "$fallback" -o cat --no-pager >"$out/fallback-journal.txt" 2>&1
+systemctl show zeta-vm-seal-tpm2.service -p ActiveState -p Result -p ExecMainStatus >"$out/seal.txt" 2>&1
+systemctl show systemd-user-sessions.service -p ActiveState -p ActiveEnterTimestampMonotonic >"$out/user-sessions.txt" 2>&1
+ls -la /dev/tpm0 /dev/tpmrm0 >"$out/tpm.txt" 2>&1
+find /etc/credstore.encrypted -printf '%p %U %G %m %y\n' 2>/dev/null | sort >"$out/credstore.txt"
 journalctl -b -o short-monotonic --no-pager >"$out/journal.txt" 2>&1
 # Every field of every entry (command lines included): the passphrase must
 # be in none of them.
@@ -246,7 +297,7 @@ EOF
 cat >"$root/etc/systemd/system/zeta-vm-collect.service" <<'EOF'
 [Unit]
 Description=zeta-creds VM test: write the guest's view to the results disk, power off
-After=multi-user.target zeta-creds-restore.service
+After=multi-user.target zeta-creds-restore.service zeta-creds-restore-fallback.service zeta-vm-seal-tpm2.service
 RequiresMountsFor=/mnt/results
 
 [Service]
@@ -257,7 +308,9 @@ StandardOutput=journal
 [Install]
 WantedBy=multi-user.target
 EOF
-chmod 0755 "$root/usr/local/sbin/zeta-vm-stage" "$root/usr/local/sbin/zeta-vm-collect"
+chmod 0755 "$root/usr/local/sbin/zeta-vm-stage" "$root/usr/local/sbin/zeta-vm-collect" \
+    "$root/usr/local/sbin/zeta-vm-seal-tpm2"
+ln -sf /etc/systemd/system/zeta-vm-seal-tpm2.service "$root/etc/systemd/system/multi-user.target.wants/zeta-vm-seal-tpm2.service"
 ln -sf /etc/systemd/system/zeta-vm-stage.service "$root/etc/systemd/system/sysinit.target.wants/zeta-vm-stage.service"
 ln -sf /etc/systemd/system/zeta-vm-collect.service "$root/etc/systemd/system/multi-user.target.wants/zeta-vm-collect.service"
 

@@ -33,18 +33,38 @@
 #      with exit 6 and is not restarted, nothing is written, and the boot
 #      still reaches multi-user.target (nixos-modules/README.md, "A prompt nobody
 #      answers").
+# With a software TPM2 (swtpm, attached with -tpmdev emulator and
+# -device tpm-tis; a state directory per TPM):
+#   i. headless unlock: a first boot seals the passphrase inside the guest
+#      (typed at a console prompt, piped into `systemd-creds encrypt
+#      --with-key=tpm2 --tpm2-pcrs=7`, as the installer's --seal-tpm2 does;
+#      the restore is skipped, no blob yet); the next boot, credential mode,
+#      restores with the harness sending nothing to the console: no prompt,
+#      every file, owner and mode, the sealed file 0600 root in a 0700
+#      directory;
+#   j. the same sealed disk on another TPM (a fresh state): the unit fails
+#      with 243/CREDENTIALS, not restarted, the journal and the console name
+#      the credential and the recovery, nothing is written;
+#   k. the same, with passphrase.credentialFallback = "interactive": the
+#      message, then the fallback unit's console prompt (answered), the
+#      restore, and logins (systemd-user-sessions) allowed only after it.
+#   For i, j and k the passphrase is also in no byte of the guest's disks
+#   (raw images, so deleted files count) nor of the TPM state: it only
+#   ever existed on the console, in RAM and sealed.
 # In every scenario neither passphrase appears in any field of any journal
 # entry of the boot (`journalctl -b -o verbose`), nor on the console.
 #
-# Needs root, QEMU, mmdebstrap, the configured Debian mirror (first run
+# Needs root, QEMU, swtpm (for i, j and k), mmdebstrap, the configured Debian mirror (first run
 # only: the guest is cached under target/vm-cache, keyed on the kernel
 # package's version and tests/vm/build-guest.sh), nix-instantiate (to render
 # the unit) and the tools scripts/setup-debian.sh installs. /dev/kvm is not
 # used: TCG always. Prints `SKIPPED: <reason>` and exits 77 when it cannot
-# run here; never passes without booting.
+# run here; never passes without booting. Without swtpm, the other
+# scenarios run and then the TPM ones are reported `SKIPPED:` (exit 77).
 #
 #   tests/vm/run.sh                 # all scenarios
 #   ZETA_VM_SCENARIOS="a e" tests/vm/run.sh
+#   ZETA_VM_SCENARIOS="i j k" tests/vm/run.sh   # the TPM2 ones (~4 boots)
 #   ZETA_VM_KEEP=1 tests/vm/run.sh  # keep the work directory, print its path
 set -euo pipefail
 
@@ -52,19 +72,20 @@ repo=${ZETA_CREDS_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 cd "$repo"
 started=$SECONDS
 
-# Seconds one boot may take before it counts as hung (TCG on a loaded
-# 2-CPU machine is slow; a boot takes 15-45 s).
-BOOT_TIMEOUT=${ZETA_VM_BOOT_TIMEOUT:-300}
+# Seconds one boot may take before it counts as hung: ZETA_VM_BOOT_TIMEOUT,
+# default 300 (tests/vm/lib.sh; TCG on a loaded 2-CPU machine is slow, a
+# boot takes 15-45 s).
 # The interactive prompt's timeout in the guest's unit (passphrase.timeout).
 ASK_TIMEOUT=120
 GUEST_UID=1500
 SOURCE_UID=1000
 BOUND_SERIAL=DEADBEEF # the FAT serial the blob is bound to: DEAD-BEEF
 OTHER_SERIAL=CAFEF00D
-ESP_SERIAL=E5B00001     # E5B0-0001, mounted at /esp by the guest's fstab
-RESULTS_SERIAL=5E5E0001 # 5E5E-0001, mounted at /mnt/results
+ESP_SERIAL=E5B00001 # E5B0-0001, mounted at /esp by the guest's fstab
 GUEST_BINARY=/usr/local/bin/zeta-creds
 PROMPT="Passphrase for zeta-creds blob"
+SEAL_PROMPT="zeta-vm: passphrase to seal into the TPM2:" # build-guest.sh's zeta-vm-seal-tpm2
+TPM_CREDENTIAL=/etc/credstore.encrypted/zeta-creds-passphrase
 
 skip() {
     printf 'SKIPPED: %s\n' "$*"
@@ -80,15 +101,30 @@ for tool in qemu-system-x86_64 mmdebstrap mkfs.vfat mcopy mtype mkfs.ext4 debugf
 done
 [ -e /usr/share/mmdebstrap/hooks/merged-usr ] || skip "mmdebstrap's merged-usr hook is missing"
 
-scenarios=${ZETA_VM_SCENARIOS:-a f g b c d e h}
+scenarios=${ZETA_VM_SCENARIOS:-a f g b c d e h i j k}
 wants() { [[ " $scenarios " == *" $1 "* ]]; }
 
+# The TPM2 scenarios need swtpm; without it they are reported SKIPPED (the
+# others still run), never passed.
+tpm_skipped=""
+if wants i || wants j || wants k; then
+    if ! command -v swtpm >/dev/null 2>&1; then
+        tpm_skipped="scenarios i, j and k (TPM2) need swtpm, which is not installed (scripts/setup-debian.sh installs swtpm and swtpm-tools)"
+        rest=""
+        for s in $scenarios; do
+            case $s in i | j | k) ;; *) rest="$rest $s" ;; esac
+        done
+        [ -n "$rest" ] || skip "$tpm_skipped"
+        scenarios=$rest
+        echo "SKIPPED: $tpm_skipped; running$scenarios only"
+    fi
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/zeta-creds-vm.XXXXXX")
-qemu_pid=""
-reader_pid=""
+# shellcheck source=tests/vm/lib.sh
+. "$repo/tests/vm/lib.sh"
 cleanup() {
-    if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi
-    if [ -n "$reader_pid" ]; then kill "$reader_pid" 2>/dev/null || true; fi
+    vm_stop
     if [ "${ZETA_VM_KEEP:-}" = 1 ]; then
         echo "kept $work"
     else
@@ -104,6 +140,7 @@ fail() {
     failures=$((failures + 1))
 }
 ok() { printf 'ok: %s\n' "$*"; }
+vm_fail() { fail "$@"; }
 
 ## The binary ###############################################################
 log "cargo build --release -p zeta-creds"
@@ -117,35 +154,7 @@ else
 fi
 
 ## The guest (cached) #######################################################
-kernel_package=$(apt-cache depends linux-image-amd64 2>/dev/null |
-    awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
-[ -n "$kernel_package" ] ||
-    skip "apt cannot resolve linux-image-amd64 (no apt lists? run apt-get update, or scripts/setup-debian.sh)"
-kernel_version=$(apt-cache policy "$kernel_package" | awk '$1 == "Candidate:" { print $2 }')
-recipe=$(sha256sum tests/vm/build-guest.sh | cut -c1-12)
-cache_root=$repo/target/vm-cache
-guest=$cache_root/$kernel_package-$kernel_version-$recipe
-if [ -f "$guest/root.img" ]; then
-    log "guest: cached $guest"
-else
-    log "guest: building $guest (kernel $kernel_package $kernel_version)"
-    mkdir -p "$cache_root"
-    # Older kernels and recipes go; the new guest is built aside and
-    # renamed, so an interrupted build is never taken for a cached one.
-    find "$cache_root" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-    building=$cache_root/.building-$$
-    rc=0
-    tests/vm/build-guest.sh "$building" "$kernel_package" || rc=$?
-    if [ "$rc" -eq 3 ]; then
-        rm -rf "$building"
-        skip "cannot download the guest (Debian mirror or kernel package unreachable), see above"
-    elif [ "$rc" -ne 0 ]; then
-        rm -rf "$building"
-        echo "tests/vm: building the guest failed (exit $rc)"
-        exit 1
-    fi
-    mv "$building" "$guest"
-fi
+vm_guest
 
 ## Fixtures: passphrases, the fake source tree, the blobs ####################
 log "fixtures: source tree (zeta = uid $SOURCE_UID), blob at work factor 10"
@@ -201,17 +210,6 @@ printf "$(printf '\\%03o' "$((byte ^ 1))")" |
 
 
 ## Disks ####################################################################
-# fat IMAGE SERIAL KIB [FILE NAME]...
-fat() {
-    local image=$1 serial=$2 kib=$3
-    shift 3
-    rm -f "$image"
-    mkfs.vfat -C -i "$serial" "$image" "$kib" >/dev/null
-    while [ "$#" -ge 2 ]; do
-        mcopy -i "$image" "$1" "::/$2"
-        shift 2
-    done
-}
 fat "$work/esp.img" "$ESP_SERIAL" 8192 "$work/zeta-creds.enc" zeta-creds.enc
 fat "$work/esp-tampered.img" "$ESP_SERIAL" 8192 "$work/tampered.enc" zeta-creds.enc
 fat "$work/esp-empty.img" "$ESP_SERIAL" 8192
@@ -220,37 +218,7 @@ fat "$work/usb-other.img" "$OTHER_SERIAL" 1024
 printf '%s-%s\n' "${BOUND_SERIAL:0:4}" "${BOUND_SERIAL:4:4}" >"$work/usb-uuid"
 
 ## Per-scenario root images #################################################
-# unit_for NAME CFG_JSON: the unit the module would install, rendered by
-# nixos-modules/unit.nix with the binary at $GUEST_BINARY.
-nix_env=(NIX_CONF_DIR="$work/nix-conf" NIX_STATE_DIR="$work/nix-state" NIX_LOG_DIR="$work/nix-log")
-mkdir -p "$work/nix-conf"
-unit_for() {
-    env "${nix_env[@]}" nix-instantiate --option build-users-group '' --store dummy:// \
-        --eval --strict --json tests/nix/render-unit.nix \
-        --argstr cfg "$2" --argstr binary "$GUEST_BINARY" --argstr userHome /home/zeta |
-        jq -jr . >"$work/$1.service"
-}
-
-# debugfs_write IMAGE COMMANDS...: run debugfs -w with these commands,
-# failing on any error it reports.
-debugfs_write() {
-    local image=$1
-    shift
-    printf '%s\n' "$@" >"$work/debugfs.cmds"
-    debugfs -w -f "$work/debugfs.cmds" "$image" >"$work/debugfs.out" 2>&1
-    # Everything but the echoed commands, the banner and "Allocated inode"
-    # is an error.
-    if grep -Ev '^(debugfs[: ]|Allocated inode)' "$work/debugfs.out" | grep -q .; then
-        cat "$work/debugfs.out"
-        return 1
-    fi
-}
-# put SRC DEST MODE: debugfs commands that copy a host file into the image
-# (root-owned, DEST's directory must exist) with an exact mode.
-put() {
-    printf '%s\n' "cd $(dirname "$2")" "write $1 $(basename "$2")" "cd /" "sif $2 mode 0$(printf '%o' "$((0100000 | 8#$3))")"
-}
-
+# (unit_for, unit_cmds, debugfs_write and put are in tests/vm/lib.sh.)
 # root_for NAME CFG_JSON [EXTRA DEBUGFS COMMANDS...]: a copy of the cached
 # guest with our binary, the rendered unit enabled, and the UUID file.
 root_for() {
@@ -261,8 +229,7 @@ root_for() {
     local cmds
     mapfile -t cmds < <(
         put "$binary" "$GUEST_BINARY" 755
-        put "$work/$name.service" /etc/systemd/system/zeta-creds-restore.service 644
-        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-creds-restore.service /etc/systemd/system/zeta-creds-restore.service"
+        unit_cmds "$name"
         put "$work/usb-uuid" /etc/zeta/usb-uuid 644
     )
     debugfs_write "$work/$name.img" "${cmds[@]}" "$@"
@@ -281,72 +248,13 @@ file_cfg='{"passphrase":{"mode":"file","file":"/run/zeta-creds/passphrase"}}'
 credential_cfg='{"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds.passphrase"}}'
 unanswered_cfg='{"passphrase":{"mode":"interactive","timeout":5}}'
 usb_file_cfg='{"requireUsbPresent":true,"usbWait":5,"passphrase":{"mode":"file","file":"/run/zeta-creds/passphrase"}}'
+tpm_cfg=$(jq -cn --arg c "$TPM_CREDENTIAL" '{user: "zeta", passphrase: {mode: "credential", credential: $c}}')
+tpm_fallback_cfg=$(jq -cn --arg c "$TPM_CREDENTIAL" --argjson t "$ASK_TIMEOUT" \
+    '{user: "zeta", passphrase: {mode: "credential", credential: $c, credentialFallback: "interactive", timeout: $t}}')
 usb_credential_cfg='{"requireUsbPresent":true,"usbWait":10,"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds.passphrase"}}'
 
 ## Booting ##################################################################
-# boot NAME ROOT ESP USB ANSWER: one fresh boot; ANSWER=answer types the
-# passphrase at the console prompt. Results land in $work/NAME.results/.
-boot() {
-    local name=$1 root=$2 esp=$3 usb=$4 answer=$5
-    local dir=$work/$name.results
-    mkdir -p "$dir"
-    fat "$work/results.img" "$RESULTS_SERIAL" 16384
-    rm -f "$work/serial.in" "$work/serial.out"
-    mkfifo "$work/serial.in" "$work/serial.out"
-    : >"$dir/console.log"
-    cat "$work/serial.out" >>"$dir/console.log" &
-    reader_pid=$!
-    local t0=$SECONDS
-    qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
-        -nodefaults -no-user-config -display none -no-reboot \
-        -kernel "$guest/vmlinuz" -initrd "$guest/initrd.img" \
-        -append "console=ttyS0 quiet root=/dev/vda rw panic=-1 mitigations=off" \
-        -chardev "pipe,id=console,path=$work/serial" -serial chardev:console \
-        -drive "file=$root,format=raw,if=virtio,cache=unsafe" \
-        -drive "file=$esp,format=raw,if=virtio,cache=unsafe,readonly=on" \
-        -drive "file=$work/results.img,format=raw,if=virtio,cache=unsafe" \
-        -drive "file=$usb,format=raw,if=virtio,cache=unsafe,readonly=on" \
-        >"$dir/qemu.log" 2>&1 &
-    qemu_pid=$!
-    local answered=no
-    while kill -0 "$qemu_pid" 2>/dev/null; do
-        if [ $((SECONDS - t0)) -ge "$BOOT_TIMEOUT" ]; then
-            kill "$qemu_pid" 2>/dev/null || true
-            fail "$name: the guest did not power off within ${BOOT_TIMEOUT}s; console:"
-            tail -n 30 "$dir/console.log"
-            break
-        fi
-        if [ "$answer" = answer ] && [ "$answered" = no ] && grep -qF "$PROMPT" "$dir/console.log"; then
-            # Type the passphrase (its newline is the Enter key) into the
-            # serial console, from the 0600 file: never on a command line.
-            local fd
-            exec {fd}<>"$work/serial.in"
-            cat "$work/passphrase" >&"$fd"
-            exec {fd}>&-
-            answered=yes
-            log "$name: answered the console prompt after $((SECONDS - t0))s"
-        fi
-        sleep 0.2
-    done
-    wait "$qemu_pid" 2>/dev/null || true
-    qemu_pid=""
-    wait "$reader_pid" 2>/dev/null || true
-    reader_pid=""
-    local took=$((SECONDS - t0))
-    if [ "$answer" = answer ] && [ "$answered" = no ]; then
-        fail "$name: the passphrase prompt never appeared on the console"
-    fi
-    if ! mcopy -n -s -i "$work/results.img" '::/*' "$dir/" 2>"$dir/mcopy.err" || [ ! -f "$dir/done.txt" ]; then
-        fail "$name: the guest wrote no results; console:"
-        tail -n 30 "$dir/console.log"
-        cat "$dir/qemu.log"
-    fi
-    local uptime mu
-    uptime=$(cut -d ' ' -f 1 "$dir/uptime.txt" 2>/dev/null || echo '?')
-    mu=$(sed -n 's/^ActiveEnterTimestampMonotonic=\([0-9]*\)[0-9]\{6\}$/\1/p' "$dir/target.txt" 2>/dev/null || true)
-    log "scenario $name: boot took ${took}s (QEMU start to power-off; multi-user.target at ${mu:-?}s, collector done at ${uptime}s of guest uptime)"
-    printf '%s %s\n' "$name" "$took" >>"$work/boot-times"
-}
+# boot NAME ROOT ESP USB ANSWER [TPM_STATE_DIR]: tests/vm/lib.sh.
 
 ## Checks (from the guest's view) ##########################################
 # have NAME FILE: the guest wrote FILE; a check on a missing file fails.
@@ -592,6 +500,160 @@ if wants h; then
     no_passphrase h
 fi
 
+## The TPM2 scenarios ######################################################
+# in_file NAME FILE TEXT: the guest's FILE (of NAME's results) has TEXT.
+in_file() {
+    local name=$1 file=$2 text=$3
+    have "$name" "$file" || return 0
+    if grep -qF -- "$text" "$work/$name.results/$file"; then
+        ok "$name: $file says \"$text\""
+    else
+        fail "$name: $file does not say \"$text\":"
+        tail -n 20 "$work/$name.results/$file"
+    fi
+}
+fprop() { sed -n "s/^$2=//p" "$work/$1.results/fallback-unit.txt" 2>/dev/null || true; }
+# no_passphrase_bytes WHAT FILE...: the passphrase is in no byte of these
+# files (disk images are read raw: a deleted file's blocks count too).
+no_passphrase_bytes() {
+    local what=$1 f hit=""
+    shift
+    for f in "$@"; do
+        [ -f "$f" ] || continue # swtpm's socket
+        if grep -qaF -f "$work/passphrase" -- "$f"; then
+            hit="$hit $f"
+        fi
+    done
+    if [ -z "$hit" ]; then
+        ok "$what: the passphrase is in no byte of $*"
+    else
+        fail "$what: the passphrase is in$hit"
+    fi
+}
+# after_fallback NAME: logins (systemd-user-sessions) were allowed only
+# after the fallback restore had finished.
+after_fallback() {
+    local name=$1 done_at sessions_at
+    done_at=$(fprop "$name" ExecMainExitTimestampMonotonic)
+    sessions_at=$(sed -n 's/^ActiveEnterTimestampMonotonic=//p' "$work/$name.results/user-sessions.txt" 2>/dev/null || true)
+    if [ -n "$done_at" ] && [ -n "$sessions_at" ] && [ "$done_at" -gt 0 ] && [ "$sessions_at" -ge "$done_at" ]; then
+        ok "$name: logins allowed at ${sessions_at}us, after the fallback restore finished at ${done_at}us"
+    else
+        fail "$name: systemd-user-sessions did not wait for the fallback (user-sessions at '${sessions_at}', fallback done at '${done_at}')"
+    fi
+}
+
+if wants i || wants j || wants k; then
+    # The byte scan must be able to fail: a passphrase planted between
+    # binary bytes is found.
+    { head -c 4096 /dev/urandom && cat "$work/passphrase" && head -c 4096 /dev/urandom; } >"$work/planted.bin"
+    if grep -qaF -f "$work/passphrase" -- "$work/planted.bin"; then
+        ok "the byte scan finds a passphrase planted in binary data"
+    else
+        fail "the byte scan does not find a planted passphrase: its checks below prove nothing"
+    fi
+    rm -f "$work/planted.bin"
+    echo "== i. TPM2: a first boot seals the passphrase inside the guest (no blob yet: restore skipped)"
+    mapfile -t cmds < <(printf '7\n' >"$work/pcrs" && put "$work/pcrs" /var/lib/zeta-vm/seal-tpm2 644)
+    root_for sealed "$tpm_cfg" "${cmds[@]}"
+    boot i-seal "$work/sealed.img" "$work/esp-empty.img" "$work/usb-bound.img" "answer=$SEAL_PROMPT" "$work/tpm-i"
+    if grep -qx 'Result=success' "$work/i-seal.results/seal.txt" 2>/dev/null; then
+        ok "i-seal: systemd-creds encrypt --with-key=tpm2 succeeded in the guest"
+    else
+        fail "i-seal: sealing to the TPM2 failed: $(cat "$work/i-seal.results/seal.txt" 2>/dev/null)"
+        grep -a 'zeta-vm-seal\|systemd-creds\|tpm' "$work/i-seal.results/journal.txt" 2>/dev/null | tail -n 15 || true
+    fi
+    in_file i-seal tpm.txt /dev/tpmrm0
+    expect_prop i-seal ConditionResult no
+    expect_prompts i-seal 0
+    if [ "$(cat "$work/i-seal.results/credstore.txt" 2>/dev/null)" = "/etc/credstore.encrypted 0 0 700 d
+$TPM_CREDENTIAL 0 0 600 f" ]; then
+        ok "i-seal: $TPM_CREDENTIAL is 0600 root in a 0700 root directory"
+    else
+        fail "i-seal: the credential store is not as expected: $(cat "$work/i-seal.results/credstore.txt" 2>/dev/null)"
+    fi
+    no_passphrase i-seal
+    # j and k boot this disk as it is now: sealed, nothing restored.
+    cp --sparse=always "$work/sealed.img" "$work/sealed-only.img"
+fi
+if wants i; then
+    echo "== i. TPM2: the next boot restores headless (the harness sends nothing)"
+    boot i "$work/sealed.img" "$work/esp.img" "$work/usb-bound.img" no "$work/tpm-i"
+    expect_prop i ActiveState active
+    expect_prop i Result success
+    expect_prop i ExecMainStatus 0
+    expect_prompts i 0
+    if grep -qF "zeta-vm:" "$work/i.results/console.log" 2>/dev/null; then
+        fail "i: a seal prompt showed on the console"
+    else
+        ok "i: no prompt of any kind on the console"
+    fi
+    restored i
+    expect_unit_journal i "created"
+    # Documented limit (docs/THREAT-MODEL.md): while the unit stays active
+    # (RemainAfterExit=yes), systemd keeps the decrypted credential on its
+    # root-only ramfs.
+    in_file i credentials.txt "-r-------- 1 root root"
+    no_passphrase i
+    no_passphrase_bytes i "$work/sealed.img" "$work/results.img" "$work/tpm-i"/*
+    discard "$work/sealed.img"
+fi
+if wants j; then
+    echo "== j. TPM2: the sealed disk on another TPM: the unit fails with the credential message"
+    cp --sparse=always "$work/sealed-only.img" "$work/j.img"
+    boot j "$work/j.img" "$work/esp.img" "$work/usb-bound.img" no "$work/tpm-j"
+    expect_prop j ActiveState failed
+    expect_prop j Result exit-code
+    expect_prop j ExecMainStatus 243
+    expect_prop j NRestarts 0
+    expect_unit_journal j "the sealed passphrase $TPM_CREDENTIAL (LoadCredentialEncrypted=passphrase:$TPM_CREDENTIAL) could not be decrypted"
+    expect_unit_journal j "to restore now: run \`zeta-creds restore --blob /esp/zeta-creds.enc"
+    expect_unit_journal j "passphrase.mode = \"interactive\""
+    expect_unit_journal j "systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=7 --name=passphrase - $TPM_CREDENTIAL"
+    in_file j console.log "zeta-creds-restore: the sealed passphrase $TPM_CREDENTIAL"
+    # The journal entry (verbose: one unindented line, then its fields)
+    # whose MESSAGE is the first line of the report has PRIORITY=3.
+    if awk '/^[^ \t]/ { if (m && p) found = 1; m = 0; p = 0; next }
+            /^ *MESSAGE=the sealed passphrase / { m = 1 }
+            /^ *PRIORITY=3$/ { p = 1 }
+            END { if (m && p) found = 1; exit !found }' "$work/j.results/journal-verbose.txt" 2>/dev/null; then
+        ok "j: the message is logged at error priority"
+    else
+        fail "j: the message is not logged at error priority (PRIORITY=3)"
+    fi
+    expect_prompts j 0
+    nothing_written j
+    no_passphrase j
+    no_passphrase_bytes j "$work/j.img" "$work/results.img" "$work/tpm-j"/*
+    discard "$work/j.img"
+fi
+if wants k; then
+    echo "== k. TPM2: another TPM with credentialFallback = \"interactive\": asked on the console instead"
+    cp --sparse=always "$work/sealed-only.img" "$work/k.img"
+    unit_for k "$tpm_fallback_cfg"
+    mapfile -t cmds < <(unit_cmds k relink)
+    debugfs_write "$work/k.img" "${cmds[@]}"
+    boot k "$work/k.img" "$work/esp.img" "$work/usb-bound.img" answer "$work/tpm-k"
+    expect_prop k ActiveState failed
+    expect_prop k ExecMainStatus 243
+    expect_unit_journal k "asking for the passphrase on the console instead"
+    in_file k console.log "zeta-creds-restore: the sealed passphrase $TPM_CREDENTIAL"
+    if [ "$(fprop k ActiveState) $(fprop k Result) $(fprop k ExecMainStatus)" = "active success 0" ]; then
+        ok "k: zeta-creds-restore-fallback.service is active, status 0"
+    else
+        fail "k: the fallback unit: $(tr '\n' ' ' <"$work/k.results/fallback-unit.txt" 2>/dev/null)"
+        cat "$work/k.results/fallback-journal.txt" 2>/dev/null || true
+    fi
+    in_file k fallback-journal.txt "created"
+    expect_prompts k 1
+    restored k
+    after_fallback k
+    no_passphrase k
+    no_passphrase_bytes k "$work/k.img" "$work/tpm-k"/*
+    discard "$work/k.img"
+fi
+discard "$work/sealed-only.img"
+
 echo "== boot times (QEMU start to power-off, TCG, -smp 2 -m 1024)"
 [ -f "$work/boot-times" ] && sed 's/^/  scenario /; s/$/ s/' "$work/boot-times"
 log "total"
@@ -599,5 +661,9 @@ if [ "$failures" -gt 0 ]; then
     [ "$usb_flag" = yes ] || echo "(restore --require-usb-present is not in this build: scenarios c and g cannot pass yet)"
     echo "tests/vm: $failures failure(s)"
     exit 1
+fi
+if [ -n "$tpm_skipped" ]; then
+    echo "SKIPPED: $tpm_skipped (the other scenarios passed)"
+    exit 77
 fi
 echo "tests/vm: all scenarios passed"
