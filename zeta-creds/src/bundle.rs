@@ -18,10 +18,11 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use secrecy::SecretString;
@@ -360,7 +361,8 @@ impl Pick {
     /// SHA-256 of a picked file as it is on disk now (no symlink followed).
     pub fn sha256(&self, item: &Item) -> io::Result<[u8; 32]> {
         let mut file = self.open(item)?;
-        Ok(hash_reader(&mut file)?.1)
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_SIZE]);
+        Ok(hash_reader(&mut file, &mut buf)?.1)
     }
 
     fn open(&self, item: &Item) -> io::Result<File> {
@@ -371,12 +373,13 @@ impl Pick {
     }
 }
 
-fn hash_reader(r: &mut impl Read) -> io::Result<(u64, [u8; 32])> {
+/// Size and SHA-256 of what `r` yields, read through `buf` (a caller's
+/// buffer, reused across files: one allocation and one wipe, not one each).
+fn hash_reader(r: &mut impl Read, buf: &mut [u8]) -> io::Result<(u64, [u8; 32])> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; 64 * 1024]);
     loop {
-        let n = r.read(&mut buf)?;
+        let n = r.read(buf)?;
         if n == 0 {
             break;
         }
@@ -982,9 +985,27 @@ fn list_dir(dir: &OwnedFd) -> io::Result<(Vec<String>, Vec<String>)> {
     Ok((names, odd))
 }
 
-/// Seal the planned items into `opts.out` under `passphrase`. Returns
-/// whether the previous blob was kept as `BLOB.prev`.
-pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<bool, Error> {
+/// What [`write`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    /// Whether the previous blob was kept as `BLOB.prev`.
+    pub kept_previous: bool,
+    /// How long the key derivation (scrypt at the blob's work factor, then
+    /// the key wrap and the header MAC) took on *this* machine. Guidance
+    /// only: the machine that restores may be much slower, and the work
+    /// factor is never chosen from this (FORMAT.md §3.2).
+    pub kdf_time: Duration,
+}
+
+/// Seal the planned items into `opts.out` under `passphrase`.
+///
+/// The key derivation (scrypt: one core, memory-bound) runs on its own
+/// thread while this one reads and hashes every file (the digest goes in
+/// an entry's metadata, before its body), so the first pass over the files
+/// costs nothing on a machine with a second core. The second pass reads
+/// the files again, checks each against its first-pass digest, and encrypts
+/// it. The file key is only ever held by the sealing code, as before.
+pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<Written, Error> {
     let fields = HeaderFields {
         usb_uuid: opts.usb_uuid.clone(),
         log_n: opts.log_n,
@@ -1007,26 +1028,53 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<b
             source,
         },
     };
+    let add_err = |item: &Item, e: AddError| match e {
+        AddError::Source(source) => Error::ReadSource {
+            path: item.display(),
+            source,
+        },
+        AddError::Changed => Error::Changed {
+            path: item.display(),
+        },
+        AddError::Envelope(e) => seal_err(e),
+    };
     let mut atomic = AtomicFile::create(&opts.out).map_err(out_err)?;
-    let stream =
-        Header::seal(io::BufWriter::new(atomic.file()), passphrase, &fields).map_err(seal_err)?;
+    // One STREAM chunk per write(2).
+    let out = io::BufWriter::with_capacity(CHUNK_SIZE + TAG_LEN, atomic.file());
+    let ((stream, kdf_time), first_pass) = std::thread::scope(|scope| {
+        let kdf = scope.spawn(|| {
+            let start = Instant::now();
+            let sealed = Header::seal(out, passphrase, &fields);
+            (sealed, start.elapsed())
+        });
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_SIZE]);
+        let first_pass: Result<Vec<Option<Hashed>>, Error> = plan
+            .pick
+            .items
+            .iter()
+            .map(|item| hash_item(&plan.pick, item, &mut buf).map_err(|e| add_err(item, e)))
+            .collect();
+        match kdf.join() {
+            Ok(sealed) => (sealed, first_pass),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    let stream = stream.map_err(seal_err)?;
+    let first_pass = first_pass?;
     let mut entries = EntryWriter::new(stream, &plan.pick.user).map_err(seal_err)?;
-    for item in &plan.pick.items {
-        add_item(&mut entries, &plan.pick, item).map_err(|e| match e {
-            AddError::Source(source) => Error::ReadSource {
-                path: item.display(),
-                source,
-            },
-            AddError::Changed => Error::Changed {
-                path: item.display(),
-            },
-            AddError::Envelope(e) => seal_err(e),
-        })?;
+    for (item, hashed) in plan.pick.items.iter().zip(&first_pass) {
+        add_item(&mut entries, &plan.pick, item, hashed.as_ref()).map_err(|e| add_err(item, e))?;
     }
     let stream = entries.finish().map_err(seal_err)?;
     let buffered = stream.finish().map_err(seal_err)?;
     buffered.into_inner().map_err(|e| out_err(e.into_error()))?;
-    atomic.commit_keeping_previous(opts.backup).map_err(out_err)
+    let kept_previous = atomic
+        .commit_keeping_previous(opts.backup)
+        .map_err(out_err)?;
+    Ok(Written {
+        kept_previous,
+        kdf_time,
+    })
 }
 
 /// Seconds since the Unix epoch.
@@ -1043,10 +1091,54 @@ enum AddError {
     Envelope(envelope::Error),
 }
 
+/// A file as the first pass saw it: what identifies this version of it,
+/// and its size and digest.
+struct Hashed {
+    ino: u64,
+    ctime: (i64, i64),
+    size: u64,
+    sha256: [u8; 32],
+}
+
+/// Open a picked file (no symlink followed), check it is still the file
+/// the pick found, and return it with what identifies this version.
+fn open_item(pick: &Pick, item: &Item) -> Result<(File, u64, (i64, i64), u64), AddError> {
+    let file = pick.open(item).map_err(AddError::Source)?;
+    let st = rustix::fs::fstat(file.as_fd()).map_err(|e| AddError::Source(e.into()))?;
+    if st.st_ino != item.ino {
+        return Err(AddError::Changed);
+    }
+    Ok((
+        file,
+        st.st_ino,
+        (st.st_ctime, st.st_ctime_nsec as i64),
+        st.st_size as u64,
+    ))
+}
+
+/// First pass over a file: its size and SHA-256 (`None` for a directory).
+fn hash_item(pick: &Pick, item: &Item, buf: &mut [u8]) -> Result<Option<Hashed>, AddError> {
+    if item.kind == EntryKind::Dir {
+        return Ok(None);
+    }
+    let (mut file, ino, ctime, _) = open_item(pick, item)?;
+    let (size, sha256) = hash_reader(&mut file, buf).map_err(AddError::Source)?;
+    Ok(Some(Hashed {
+        ino,
+        ctime,
+        size,
+        sha256,
+    }))
+}
+
+/// Second pass: the entry, with the first pass's size and digest, and the
+/// bytes, which EntryWriter checks against that digest. A file replaced,
+/// written to or resized since the first pass is refused as changed.
 fn add_item<W: Write>(
     entries: &mut EntryWriter<W>,
     pick: &Pick,
     item: &Item,
+    hashed: Option<&Hashed>,
 ) -> Result<(), AddError> {
     let mut meta = EntryMeta {
         anchor: item.anchor,
@@ -1059,22 +1151,17 @@ fn add_item<W: Write>(
         size: 0,
         sha256: [0; 32],
     };
-    if item.kind == EntryKind::Dir {
+    let Some(hashed) = hashed else {
         return entries
             .add(&meta, &mut io::empty())
             .map_err(AddError::Envelope);
-    }
-    let mut file = pick.open(item).map_err(AddError::Source)?;
-    let st = rustix::fs::fstat(file.as_fd()).map_err(|e| AddError::Source(e.into()))?;
-    if st.st_ino != item.ino {
+    };
+    let (mut file, ino, ctime, size) = open_item(pick, item)?;
+    if (ino, ctime, size) != (hashed.ino, hashed.ctime, hashed.size) {
         return Err(AddError::Changed);
     }
-    // First pass: size and digest. Second pass: the bytes, which
-    // EntryWriter checks against that digest.
-    let (size, digest) = hash_reader(&mut file).map_err(AddError::Source)?;
-    meta.size = size;
-    meta.sha256 = digest;
-    file.seek(SeekFrom::Start(0)).map_err(AddError::Source)?;
+    meta.size = hashed.size;
+    meta.sha256 = hashed.sha256;
     match entries.add(&meta, &mut file) {
         Ok(()) => Ok(()),
         Err(envelope::Error::Entries(_)) => Err(AddError::Changed),

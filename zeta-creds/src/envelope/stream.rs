@@ -10,8 +10,10 @@
 //! Both directions hold at most one chunk in memory.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 
 use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
 use zeroize::Zeroizing;
 
@@ -102,13 +104,22 @@ impl<W: Write> Write for StreamWriter<W> {
 /// know the stream is complete until it reaches the final chunk: callers that
 /// act on plaintext (the restore) stage everything and commit only after
 /// `read` has returned 0.
+///
+/// Two buffers, allocated once: the ciphertext of the current chunk and its
+/// plaintext. Decryption goes from one to the other, so a full chunk can be
+/// opened a second time (as the final chunk) from its intact ciphertext
+/// without keeping a copy of it.
 pub struct StreamReader<R: Read> {
     input: R,
     aead: ChaCha20Poly1305,
     _key: PayloadKey,
     counter: u128,
-    /// Decrypted plaintext of the current chunk and how much was handed out.
+    /// Ciphertext and tag of the current chunk (not secret).
+    sealed: Vec<u8>,
+    /// Plaintext of the current chunk: `plain[pos..len]` is not yet handed
+    /// out. Wiped when the reader is dropped.
     plain: Zeroizing<Vec<u8>>,
+    len: usize,
     pos: usize,
     finished: bool,
     /// Set by the first error: every later read fails the same way, so a
@@ -123,7 +134,9 @@ impl<R: Read> StreamReader<R> {
             aead: key.aead(),
             _key: key,
             counter: 0,
-            plain: Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + TAG_LEN)),
+            sealed: vec![0u8; CHUNK_SIZE + TAG_LEN],
+            plain: Zeroizing::new(vec![0u8; CHUNK_SIZE]),
+            len: 0,
             pos: 0,
             finished: false,
             failed: None,
@@ -136,27 +149,29 @@ impl<R: Read> StreamReader<R> {
         self.finished
     }
 
-    fn open(&self, buf: &mut [u8], last: bool) -> Result<(), ()> {
-        let (msg, tag) = buf.split_at_mut(buf.len() - TAG_LEN);
-        let tag = Tag::try_from(&*tag).map_err(|_| ())?;
+    /// Open `sealed[..got]` into `out[..got - TAG_LEN]`. The ciphertext is
+    /// left as it was, so a failed try can be repeated with the other flag.
+    fn open(&self, got: usize, last: bool, out: &mut [u8]) -> Result<(), ()> {
+        let (msg, tag) = self.sealed[..got].split_at(got - TAG_LEN);
+        let tag = Tag::try_from(tag).map_err(|_| ())?;
+        let buf = InOutBuf::new(msg, &mut out[..msg.len()]).map_err(|_| ())?;
         self.aead
-            .decrypt_inout_detached(&nonce(self.counter, last), b"", msg.into(), &tag)
+            .decrypt_inout_detached(&nonce(self.counter, last), b"", buf, &tag)
             .map_err(|_| ())
     }
 
-    /// Read, authenticate and decrypt the next chunk into `self.plain`.
-    fn next_chunk(&mut self) -> Result<(), Error> {
+    /// Read, authenticate and decrypt the next chunk, into `direct` (at
+    /// least `CHUNK_SIZE` bytes, to skip a copy) or else into `self.plain`.
+    /// Returns the plaintext length.
+    fn next_chunk(&mut self, direct: Option<&mut [u8]>) -> Result<usize, Error> {
         if self.counter > MAX_COUNTER {
             return Err(Error::PayloadTruncated);
         }
         let index = self.counter as u64;
-        self.plain.clear();
-        self.plain.resize(CHUNK_SIZE + TAG_LEN, 0);
+        self.len = 0;
         self.pos = 0;
-        let got = read_full(&mut self.input, &mut self.plain)?;
+        let got = read_full(&mut self.input, &mut self.sealed)?;
         if got < TAG_LEN {
-            // Nothing (or not even a tag) where a chunk must be.
-            self.plain.clear();
             // Zero chunks (nothing after the header) and a missing final
             // chunk are both truncation; a stub shorter than a tag is a
             // broken chunk.
@@ -166,52 +181,57 @@ impl<R: Read> StreamReader<R> {
                 Error::PayloadChunk { index }
             });
         }
-        self.plain.truncate(got);
+        let mut plain = std::mem::take(&mut self.plain);
+        let into_plain = direct.is_none();
+        let out: &mut [u8] = match direct {
+            Some(out) => out,
+            None => &mut plain,
+        };
+        let result = self.open_and_check(got, index, out);
+        self.plain = plain;
+        let plain_len = result?;
+        if into_plain {
+            self.len = plain_len;
+        }
+        Ok(plain_len)
+    }
+
+    /// [`Self::next_chunk`] after the read: open the chunk (a full one as a
+    /// middle chunk first, then as the final one) and, for the final chunk,
+    /// check the rules that must hold before it is released.
+    fn open_and_check(&mut self, got: usize, index: u64, out: &mut [u8]) -> Result<usize, Error> {
         let last = if got < CHUNK_SIZE + TAG_LEN {
             // A short chunk can only be the final one.
-            let mut buf = std::mem::take(&mut *self.plain);
-            let ok = self.open(&mut buf, true);
-            *self.plain = buf;
-            ok.map_err(|_| {
-                self.plain.clear();
-                Error::PayloadChunk { index }
-            })?;
+            self.open(got, true, out)
+                .map_err(|_| Error::PayloadChunk { index })?;
             true
+        } else if self.open(got, false, out).is_ok() {
+            false
         } else {
-            // A full chunk may be a middle chunk or a full final chunk: try
-            // "not last" first, then "last" (as age does). Decryption
-            // happens in place, so keep the ciphertext for the second try.
-            let mut buf = std::mem::take(&mut *self.plain);
-            let ciphertext = Zeroizing::new(buf.clone());
-            let last = if self.open(&mut buf, false).is_ok() {
-                false
-            } else {
-                buf.copy_from_slice(&ciphertext);
-                if self.open(&mut buf, true).is_ok() {
-                    true
-                } else {
-                    return Err(Error::PayloadChunk { index });
-                }
-            };
-            *self.plain = buf;
-            last
+            // A full chunk may also be a full final chunk: try "last" next
+            // (as age does), from the same, untouched ciphertext.
+            self.open(got, true, out)
+                .map_err(|_| Error::PayloadChunk { index })?;
+            true
         };
         let plain_len = got - TAG_LEN;
-        self.plain.truncate(plain_len);
         self.counter += 1;
         if last {
             if plain_len == 0 && index > 0 {
-                self.plain.clear();
                 return Err(Error::PayloadLastChunkEmpty);
             }
             let mut probe = [0u8; 1];
-            if read_full(&mut self.input, &mut probe)? != 0 {
-                self.plain.clear();
-                return Err(Error::PayloadTrailingData);
+            let trailing = read_full(&mut self.input, &mut probe);
+            if !matches!(trailing, Ok(0)) {
+                out[..plain_len].fill(0);
+                return Err(match trailing {
+                    Err(e) => Error::from_io(e),
+                    Ok(_) => Error::PayloadTrailingData,
+                });
             }
             self.finished = true;
         }
-        Ok(())
+        Ok(plain_len)
     }
 }
 
@@ -229,23 +249,148 @@ fn replay(e: &Error) -> Error {
 
 impl<R: Read> Read for StreamReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.plain.len() {
+        while self.pos == self.len {
             if let Some(e) = &self.failed {
                 return Err(replay(e).into_io());
             }
             if self.finished || out.is_empty() {
                 return Ok(0);
             }
-            if let Err(e) = self.next_chunk() {
-                self.plain.clear();
-                self.pos = 0;
-                let again = replay(&e);
-                self.failed = Some(e);
-                return Err(again.into_io());
+            // A whole chunk fits: decrypt it straight into `out`.
+            let direct = (out.len() >= CHUNK_SIZE).then_some(&mut *out);
+            let took_direct = direct.is_some();
+            match self.next_chunk(direct) {
+                Ok(n) if took_direct => return Ok(n),
+                Ok(_) => {}
+                Err(e) => {
+                    self.len = 0;
+                    self.pos = 0;
+                    let again = replay(&e);
+                    self.failed = Some(e);
+                    return Err(again.into_io());
+                }
             }
         }
-        let n = out.len().min(self.plain.len() - self.pos);
+        let n = out.len().min(self.len - self.pos);
         out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Chunks a [`ReadAhead`] decrypts before the consumer asks for them: with
+/// the one being read and the one being decrypted, at most four chunks of
+/// plaintext (256 KiB) exist at once, whatever the payload's size.
+const READ_AHEAD_CHUNKS: usize = 2;
+
+/// What the decryption thread hands over: a verified chunk's plaintext,
+/// the confirmed end of the stream (`None`), or the error that ended it.
+type Handover = Result<Option<Zeroizing<Vec<u8>>>, Error>;
+
+impl<R: Read + Send + 'static> StreamReader<R> {
+    /// Decrypt on a second thread, up to two chunks ahead of the reader,
+    /// so that authenticating and decrypting the payload overlaps with
+    /// whatever the caller does with the plaintext (hashing each body and
+    /// writing it out, for a restore).
+    ///
+    /// Nothing changes in what is released or when: the thread hands over
+    /// exactly the chunks that [`StreamReader`] would, each once its tag has
+    /// verified, the final chunk once the end of input is confirmed, and
+    /// then an explicit end; the first error ends the stream for good, and
+    /// so does a thread that stops without saying either. Plaintext buffers
+    /// travel back to be reused and are wiped when dropped.
+    ///
+    /// Fails only when no thread can be started.
+    pub fn read_ahead(self) -> io::Result<ReadAhead> {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Handover>(READ_AHEAD_CHUNKS);
+        let (empty_tx, empty_rx) = mpsc::channel::<Zeroizing<Vec<u8>>>();
+        let mut reader = self;
+        std::thread::Builder::new()
+            .name("zeta-creds-stream".into())
+            .spawn(move || {
+                loop {
+                    let handover = if reader.finished {
+                        Ok(None)
+                    } else {
+                        let mut buf = empty_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| Zeroizing::new(vec![0u8; CHUNK_SIZE]));
+                        reader.next_chunk(Some(&mut buf[..])).map(|n| {
+                            buf.truncate(n);
+                            Some(buf)
+                        })
+                    };
+                    let last = !matches!(handover, Ok(Some(_)));
+                    // A send fails only when the consumer is gone.
+                    if full_tx.send(handover).is_err() || last {
+                        return;
+                    }
+                }
+            })?;
+        Ok(ReadAhead {
+            full: full_rx,
+            empty: empty_tx,
+            current: Zeroizing::new(Vec::new()),
+            pos: 0,
+            finished: false,
+            failed: None,
+        })
+    }
+}
+
+/// A [`StreamReader`] decrypting on its own thread ([`StreamReader::read_ahead`]).
+pub struct ReadAhead {
+    full: mpsc::Receiver<Handover>,
+    empty: mpsc::Sender<Zeroizing<Vec<u8>>>,
+    current: Zeroizing<Vec<u8>>,
+    pos: usize,
+    finished: bool,
+    failed: Option<Error>,
+}
+
+impl ReadAhead {
+    /// True once the final chunk has been authenticated and end of input
+    /// confirmed.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            if let Some(e) = &self.failed {
+                return Err(replay(e).into_io());
+            }
+            if self.finished || out.is_empty() {
+                return Ok(0);
+            }
+            let handover = self.full.recv().unwrap_or_else(|_| {
+                Err(Error::Io(io::Error::other(
+                    "the payload decryption thread stopped",
+                )))
+            });
+            match handover {
+                Ok(Some(next)) => {
+                    let mut done = std::mem::replace(&mut self.current, next);
+                    // Back to full length; its bytes are overwritten before
+                    // they are handed out again.
+                    done.resize(CHUNK_SIZE, 0);
+                    // Fails only when the thread is done: then the buffer
+                    // is dropped here, and wiped.
+                    let _ = self.empty.send(done);
+                    self.pos = 0;
+                }
+                Ok(None) => self.finished = true,
+                Err(e) => {
+                    let again = replay(&e);
+                    self.failed = Some(e);
+                    return Err(again.into_io());
+                }
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
@@ -293,6 +438,82 @@ mod tests {
             let chunks = len.div_ceil(CHUNK_SIZE).max(1);
             assert_eq!(ct.len(), len + chunks * TAG_LEN, "len {len}");
             assert_eq!(decrypt(&ct).unwrap(), plain, "len {len}");
+        }
+    }
+
+    fn decrypt_ahead(ct: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut r = StreamReader::new(io::Cursor::new(ct.to_vec()), key())
+            .read_ahead()
+            .unwrap();
+        let mut out = Vec::new();
+        // Odd-sized reads, to cross chunk boundaries inside one read.
+        let mut buf = vec![0u8; 5000];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    // Sticky, like StreamReader's.
+                    assert!(r.read(&mut buf).is_err());
+                    return Err(Error::from_io(e));
+                }
+            }
+        }
+        assert!(r.is_finished());
+        Ok(out)
+    }
+
+    /// Reads of exactly one chunk, which StreamReader decrypts straight
+    /// into the caller's buffer.
+    fn decrypt_whole_chunks(ct: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut r = StreamReader::new(ct, key());
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    assert!(r.read(&mut buf).is_err());
+                    return Err(Error::from_io(e));
+                }
+            }
+        }
+        assert!(r.is_finished());
+        Ok(out)
+    }
+
+    /// The read-ahead reader releases the same bytes and fails the same
+    /// way as the plain one, on every rule of FORMAT.md §4.
+    #[test]
+    fn read_ahead_matches_the_plain_reader() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for len in [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 5] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let ct = encrypt(&plain);
+            cases.push(ct.clone());
+            // Truncated at a chunk boundary, with trailing data, flipped.
+            if ct.len() > CHUNK_SIZE + TAG_LEN {
+                cases.push(ct[..CHUNK_SIZE + TAG_LEN].to_vec());
+            }
+            let mut trailing = ct.clone();
+            trailing.push(0);
+            cases.push(trailing);
+            let mut flipped = ct.clone();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 1;
+            cases.push(flipped);
+        }
+        cases.push(Vec::new());
+        for ct in &cases {
+            let plain = decrypt(ct);
+            for other in [decrypt_ahead(ct), decrypt_whole_chunks(ct)] {
+                match (&plain, &other) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b),
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                    _ => panic!("{} bytes: {plain:?} vs {other:?}", ct.len()),
+                }
+            }
         }
     }
 
