@@ -358,7 +358,7 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                 allow_weak_passphrase,
             )?;
             sources.scrub();
-            let kept = bundle::write(&opts, &plan, &pass)?;
+            let written = bundle::write(&opts, &plan, &pass)?;
             println!(
                 "sealed {} entries ({} files, {} bytes) into {} (generation {}, bound to USB {usb_uuid}, work factor {work_factor})",
                 plan.pick.items.len(),
@@ -367,7 +367,10 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                 out.display(),
                 plan.generation,
             );
-            if kept && let Some(e) = &plan.existing {
+            println!("{}", kdf_guidance(work_factor, written.kdf_time));
+            if written.kept_previous
+                && let Some(e) = &plan.existing
+            {
                 println!(
                     "previous blob kept as {}{} (generation {})",
                     out.display(),
@@ -431,8 +434,13 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                 blob: blob.clone(),
                 source,
             };
-            let mut entries = EntryReader::new(unlocked.payload_reader(io::BufReader::new(file)))
-                .map_err(|e| restore_err(e.into()))?;
+            // Decrypt on a second thread while this one hashes and writes
+            // (docs/PERFORMANCE.md); the release rules do not change.
+            let payload = unlocked
+                .payload_reader(file)
+                .read_ahead()
+                .map_err(|e| restore_err(envelope::Error::Io(e).into()))?;
+            let mut entries = EntryReader::new(payload).map_err(|e| restore_err(e.into()))?;
             let opts = restore::Options {
                 target_root,
                 user,
@@ -706,6 +714,23 @@ fn warn_test_work_factor(log_n: u8) {
             TEST_WORK_FACTOR_BELOW
         );
     }
+}
+
+/// Memory scrypt needs at work factor `log_n` (r = 8: 1 KiB times N),
+/// FORMAT.md §3.2.
+fn kdf_memory_mib(log_n: u8) -> u64 {
+    envelope::scrypt_memory(log_n) >> 20
+}
+
+/// What the work factor cost here, as guidance: the work factor is fixed
+/// at bundle time and never calibrated (FORMAT.md §3.2), because the
+/// machine that restores may be much slower than this one.
+fn kdf_guidance(log_n: u8, took: Duration) -> String {
+    format!(
+        "key derivation took {} ms and {} MiB of memory here (work factor {log_n}); a restore needs that memory free, and a slower machine takes longer",
+        took.as_millis(),
+        kdf_memory_mib(log_n)
+    )
 }
 
 /// A warning for each path the manifest points at that is not carried for
@@ -1077,7 +1102,17 @@ fn unlock<'h>(
             return Err(wrong());
         };
         msg::test_fault("stall-before-kdf");
-        match header.unlock(&pass, expected, max_log_n) {
+        let started = std::time::Instant::now();
+        let result = header.unlock(&pass, expected, max_log_n);
+        let log_n = header.unauthenticated_fields().log_n;
+        // The cost of the work factor on this machine, where it is paid
+        // (at boot, in the journal): guidance, never calibration.
+        notice!(
+            "key derivation took {} ms and {} MiB of memory here (work factor {log_n})",
+            started.elapsed().as_millis(),
+            kdf_memory_mib(log_n)
+        );
+        match result {
             Ok(unlocked) => return Ok((unlocked, pass)),
             Err(envelope::Error::WrongPassphrase) => {
                 let left = sources.tries_left();
@@ -1194,6 +1229,7 @@ fn print_inspect(header: &Header, blob: &Path, blob_len: u64, json: bool) -> io:
             format_version: u8,
             usb_uuid: &'a str,
             work_factor: u8,
+            kdf_memory_bytes: u64,
             generation: u64,
             created: u64,
             created_utc: String,
@@ -1211,6 +1247,7 @@ fn print_inspect(header: &Header, blob: &Path, blob_len: u64, json: bool) -> io:
                 format_version: envelope::VERSION,
                 usb_uuid: f.usb_uuid.as_str(),
                 work_factor: f.log_n,
+                kdf_memory_bytes: envelope::scrypt_memory(f.log_n),
                 generation: f.generation,
                 created: f.created,
                 created_utc: utc(f.created),
@@ -1232,10 +1269,10 @@ fn print_inspect(header: &Header, blob: &Path, blob_len: u64, json: bool) -> io:
     writeln!(out, "  usb uuid        {}", f.usb_uuid)?;
     writeln!(
         out,
-        "  work factor     {} (scrypt N = 2^{}, {} MiB to decrypt)",
+        "  work factor     {} (scrypt N = 2^{}: {} MiB of memory to decrypt)",
         f.log_n,
         f.log_n,
-        (1u64 << f.log_n) / 1024
+        kdf_memory_mib(f.log_n)
     )?;
     writeln!(out, "  generation      {}", f.generation)?;
     writeln!(out, "  created         {}", utc(f.created))?;

@@ -186,7 +186,9 @@ fn inspect_shows_the_header_marked_unauthenticated() {
         .success()
         .stdout(predicate::str::contains("UNAUTHENTICATED"))
         .stdout(predicate::str::contains("usb uuid        abcd-1234"))
-        .stdout(predicate::str::contains("work factor     10"))
+        .stdout(predicate::str::contains(
+            "work factor     10 (scrypt N = 2^10: 1 MiB of memory to decrypt)",
+        ))
         .stdout(predicate::str::contains("generation      1"));
     let out = w
         .cmd()
@@ -200,6 +202,7 @@ fn inspect_shows_the_header_marked_unauthenticated() {
     assert_eq!(v["authenticated"], false);
     assert_eq!(v["usb_uuid"], "abcd-1234");
     assert_eq!(v["work_factor"], 10);
+    assert_eq!(v["kdf_memory_bytes"], 1024 * 1024);
     assert_eq!(v["generation"], 1);
     // inspect never needs or consumes a passphrase.
     assert!(!String::from_utf8_lossy(&out.stdout).contains(PASS));
@@ -795,4 +798,55 @@ fn a_usage_error_still_consumes_the_passphrase_file() {
         .assert()
         .success();
     assert!(kept.exists());
+}
+
+/// Work-factor guidance, never calibration (issue 10): bundle reports what
+/// the key derivation cost on this machine and that a restore needs that
+/// memory; restore logs what it spent, where the operator sees it at boot.
+#[test]
+fn bundle_and_restore_report_the_key_derivation_cost() {
+    let w = World::new();
+    w.populate();
+    let pf = w.pass_file(PASS);
+    let out = w
+        .bundle()
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let re = digits_between(
+        &said,
+        "key derivation took ",
+        " ms and 1 MiB of memory here (work factor 10); a restore needs that memory free",
+    );
+    assert!(re, "bundle did not report the KDF cost:\n{said}");
+    let pf = w.pass_file(PASS);
+    let out = w
+        .restore()
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        digits_between(
+            &said,
+            "key derivation took ",
+            " ms and 1 MiB of memory here (work factor 10)"
+        ),
+        "restore did not log the KDF cost:\n{said}"
+    );
+}
+
+/// Whether `text` has `before`, a run of digits, then `after`.
+fn digits_between(text: &str, before: &str, after: &str) -> bool {
+    text.match_indices(before).any(|(i, _)| {
+        let rest = &text[i + before.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && rest[digits..].starts_with(after)
+    })
 }
