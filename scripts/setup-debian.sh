@@ -30,6 +30,7 @@ APT_PACKAGES=(
     mount           # tests/installer: losetup, mount (the live stick found with findmnt)
     swtpm           # tests/vm: the software TPM2 of scenarios i-k (QEMU -tpmdev emulator)
     swtpm-tools     # tests/vm: swtpm_setup, for making and inspecting TPM states by hand
+    strace          # zeta-creds/tests/durability.rs: the order of the restore's syncs and renames
 )
 
 # rustup components, each with the cargo subcommand that proves it is there.

@@ -330,8 +330,8 @@ impl World {
     }
 
     /// The arguments after the binary and the clean environment of
-    /// [`World::restore_process`].
-    fn restore_args(&self, cmd: &mut std::process::Command, uuid: &str) {
+    /// [`World::restore_process`] (for a restore run under a wrapper).
+    pub fn restore_args(&self, cmd: &mut std::process::Command, uuid: &str) {
         cmd.arg("restore")
             .arg("--blob")
             .arg(self.blob())
