@@ -526,8 +526,17 @@ let
         # active, so all cleanup (the consumed passphrase file, temporary
         # files) is in the program, on every exit path and on SIGTERM.
         # (Credential mode has an ExecStopPost=, see mkUnit: it only
-        # reports a failed start, which is exactly when it runs.)
-        RemainAfterExit = true;
+        # reports a failed start.)
+        #
+        # Except in credential mode: systemd keeps a unit's decrypted
+        # credentials in /run/credentials/<unit>/ until the unit stops, so
+        # a unit that stayed active would keep the unsealed passphrase
+        # until shutdown. It stops as soon as the restore exits instead; a
+        # oneshot's start still completes only when ExecStart= has, so the
+        # Before= units still wait for it, and a second start restores
+        # again without asking anyone (the TPM unseals it), changing
+        # nothing that is already in place.
+        RemainAfterExit = !credentialMode;
         # The binary itself, no shell wrapper.
         ExecStart = escapeArgv argv;
         Restart = "on-failure";

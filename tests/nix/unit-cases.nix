@@ -60,7 +60,8 @@ let
       ])
       (eq "WantedBy" x.install.WantedBy [ "multi-user.target" ])
       (eq "Type" s.Type "oneshot")
-      (eq "RemainAfterExit" s.RemainAfterExit true)
+      (eq "RemainAfterExit: only outside credential mode (systemd releases the unsealed credential when the unit stops)"
+        s.RemainAfterExit (!(s ? LoadCredentialEncrypted)))
       (eq "Restart" s.Restart "on-failure")
       (eq "RestartPreventExitStatus" s.RestartPreventExitStatus "2 3 4 5 6 7 8 243")
       (eq "LimitMEMLOCK" s.LimitMEMLOCK "infinity")
@@ -380,6 +381,7 @@ let
             "ExecStart"
             "TimeoutStartSec"
             "ReadWritePaths"
+            "RemainAfterExit"
           ]) (removeAttrs x.service [
             "ExecStart"
             "ExecStopPost"
@@ -387,7 +389,12 @@ let
             "TimeoutStartSec"
             "ReadWritePaths"
             "LoadCredentialEncrypted"
+            "RemainAfterExit"
           ]))
+          # The fallback holds no credential: it stays active like the
+          # interactive unit, so a second start does not prompt again.
+          (eq "fallback RemainAfterExit" f.service.RemainAfterExit true)
+          (eq "credential unit RemainAfterExit" x.service.RemainAfterExit false)
           (eq "fallback nixos wantedBy" f.nixos.wantedBy [ ])
           (eq "nixosServices" (builtins.attrNames x.nixosServices) [
             "zeta-creds-restore"
