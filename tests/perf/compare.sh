@@ -7,6 +7,9 @@
 #   tests/perf/compare.sh --rounds 15     # more rounds
 #   tests/perf/compare.sh --quick         # smoke test: log_n 10, 2 rounds
 #   tests/perf/compare.sh --out FILE      # also write the report to FILE
+#   tests/perf/compare.sh --dir /var/tmp  # data, blobs and targets on that
+#                                         # filesystem instead of tmpfs, so the
+#                                         # restore's flushes to disk count
 #
 # It builds the release binary, generates the data sets on tmpfs (a typical
 # credential set of 30 files / 1 MiB, a large one of 1000 files / 128 MiB,
@@ -33,6 +36,7 @@ log_n=18
 rounds=9
 quick=0
 out_file=""
+scratch=""
 while [ "$#" -gt 0 ]; do
     case $1 in
         --quick)
@@ -50,6 +54,10 @@ while [ "$#" -gt 0 ]; do
             ;;
         --out)
             out_file=$2
+            shift
+            ;;
+        --dir)
+            scratch=$2
             shift
             ;;
         -h | --help)
@@ -95,8 +103,12 @@ zc=$repo/target/release/zeta-creds
 
 # --- scratch space on tmpfs ------------------------------------------------
 
-shm=/dev/shm
-[ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+if [ -n "$scratch" ]; then
+    shm=$scratch
+else
+    shm=/dev/shm
+    [ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+fi
 work=$(mktemp -d "$shm/zeta-creds-perf.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 chmod 700 "$work"
@@ -316,8 +328,8 @@ age_restore() {
         "$(tm age) age -d $work/blob-$name.age | $(tm tar) tar -C $t -xf -"
 }
 
-# Nothing to flush on tmpfs; keep the previous round's deletions from
-# landing in this one's timing.
+# Keep the previous round's writes and deletions from landing in this
+# one's timing (nothing to flush on tmpfs).
 sync_caches() { sync; }
 
 # Blobs to restore (made once, outside the timing).
@@ -360,7 +372,7 @@ diff -r "$work/src-large/home/zeta/.config/bench" "$work/t-age/home/zeta/.config
     { echo "compare.sh: age | tar restored something else than the source" >&2; exit 1; }
 
 {
-    echo "## compare.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -m), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "## compare.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -m), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), data and targets on $(df --output=fstype "$work" | tail -n 1)"
     echo
     echo "zeta-creds $("$zc" --version | cut -d' ' -f2), $(age --version | head -1 | sed 's/^/age /'), $(tar --version | head -1)"
     grep -h 'key derivation' "$work/bundle-large.log" | head -1 || true

@@ -178,5 +178,51 @@ fn payload(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, header_parse, kdf, payload);
+/// The ceiling for `payload/decrypt`: the AEAD alone, ChaCha20-Poly1305
+/// opening 64 KiB chunks in place with no I/O, no STREAM reader and no
+/// copy. The reader's throughput is read against this one, on the same
+/// machine in the same run.
+fn aead_ceiling(c: &mut Criterion) {
+    use chacha20poly1305::aead::AeadInOut;
+    use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+    const CHUNK: usize = 64 * 1024;
+    let size = 64 * MIB;
+    let aead = ChaCha20Poly1305::new(&[7u8; 32].into());
+    let chunks: Vec<(Vec<u8>, Tag)> = data(size)
+        .chunks(CHUNK)
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut buf = piece.to_vec();
+            let nonce = nonce_for(i);
+            let tag = aead
+                .encrypt_inout_detached(&nonce, b"", buf.as_mut_slice().into())
+                .unwrap();
+            (buf, tag)
+        })
+        .collect();
+    fn nonce_for(i: usize) -> Nonce {
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        n.into()
+    }
+    let mut g = c.benchmark_group("payload");
+    g.throughput(Throughput::Bytes(size as u64));
+    g.sample_size(10);
+    g.bench_function("aead-ceiling/64MiB", |b| {
+        b.iter_batched(
+            || chunks.clone(),
+            |mut chunks| {
+                for (i, (buf, tag)) in chunks.iter_mut().enumerate() {
+                    aead.decrypt_inout_detached(&nonce_for(i), b"", buf.as_mut_slice().into(), tag)
+                        .unwrap();
+                }
+                chunks
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, header_parse, kdf, payload, aead_ceiling);
 criterion_main!(benches);

@@ -817,12 +817,12 @@ fn bundle_and_restore_report_the_key_derivation_cost() {
     assert!(out.status.success(), "{out:?}");
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let re = digits_between(
+    let reported = digits_between(
         &said,
         "key derivation took ",
         " ms and 1 MiB of memory here (work factor 10); a restore needs that memory free",
     );
-    assert!(re, "bundle did not report the KDF cost:\n{said}");
+    assert!(reported, "bundle did not report the KDF cost:\n{said}");
     let pf = w.pass_file(PASS);
     let out = w
         .restore()

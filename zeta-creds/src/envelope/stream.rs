@@ -441,24 +441,29 @@ mod tests {
         }
     }
 
-    fn decrypt_ahead(ct: &[u8]) -> Result<Vec<u8>, Error> {
-        let mut r = StreamReader::new(io::Cursor::new(ct.to_vec()), key())
-            .read_ahead()
-            .unwrap();
+    /// Read `r` to its end in reads of `piece` bytes; an error must stay.
+    fn read_in_pieces(r: &mut impl Read, piece: usize) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        // Odd-sized reads, to cross chunk boundaries inside one read.
-        let mut buf = vec![0u8; 5000];
+        let mut buf = vec![0u8; piece];
         loop {
             match r.read(&mut buf) {
-                Ok(0) => break,
+                Ok(0) => return Ok(out),
                 Ok(n) => out.extend_from_slice(&buf[..n]),
                 Err(e) => {
-                    // Sticky, like StreamReader's.
-                    assert!(r.read(&mut buf).is_err());
+                    assert!(r.read(&mut buf).is_err(), "the error is not sticky");
                     return Err(Error::from_io(e));
                 }
             }
         }
+    }
+
+    /// Odd-sized reads through the read-ahead reader, to cross chunk
+    /// boundaries inside one read.
+    fn decrypt_ahead(ct: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut r = StreamReader::new(io::Cursor::new(ct.to_vec()), key())
+            .read_ahead()
+            .unwrap();
+        let out = read_in_pieces(&mut r, 5000)?;
         assert!(r.is_finished());
         Ok(out)
     }
@@ -467,18 +472,7 @@ mod tests {
     /// into the caller's buffer.
     fn decrypt_whole_chunks(ct: &[u8]) -> Result<Vec<u8>, Error> {
         let mut r = StreamReader::new(ct, key());
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) => {
-                    assert!(r.read(&mut buf).is_err());
-                    return Err(Error::from_io(e));
-                }
-            }
-        }
+        let out = read_in_pieces(&mut r, CHUNK_SIZE)?;
         assert!(r.is_finished());
         Ok(out)
     }
