@@ -15,23 +15,6 @@ fn out_str(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Bundle with a passphrase file holding `pass`.
-fn bundle_with(w: &World, pass: &str, extra: &[&str]) -> std::process::Output {
-    let pf = w.pass_file(pass);
-    let out = w
-        .bundle()
-        .args(extra)
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .output()
-        .unwrap();
-    assert!(
-        !pf.exists(),
-        "the passphrase file is consumed on every path"
-    );
-    out
-}
-
 /// The summary table names each entry with its files and bytes, the
 /// missing optional one, and every skipped path with its reason; a socket,
 /// a fifo and a symlink are warned about and not carried.
@@ -47,7 +30,7 @@ fn summary_table_and_special_files_are_reported() {
         .unwrap();
     assert!(status.success());
     let _sock = std::os::unix::net::UnixListener::bind(gh.join("agent.sock")).unwrap();
-    let out = bundle_with(&w, PASS, &[]);
+    let out = w.bundle_with(PASS, &[]);
     let (so, se) = (out_str(&out.stdout), out_str(&out.stderr));
     assert!(out.status.success(), "{se}");
     let table: Vec<&str> = so.lines().collect();
@@ -118,14 +101,14 @@ fn summary_table_and_special_files_are_reported() {
 fn no_backup_keeps_no_prev_and_an_unreadable_blob_needs_force() {
     let w = World::new();
     w.populate();
-    assert!(bundle_with(&w, PASS, &[]).status.success());
-    let out = bundle_with(&w, PASS, &["--no-backup"]);
+    assert!(w.bundle_with(PASS, &[]).status.success());
+    let out = w.bundle_with(PASS, &["--no-backup"]);
     assert!(out.status.success(), "{}", out_str(&out.stderr));
     assert!(!w.path("esp/zeta-creds.enc.prev").exists());
     assert!(!out_str(&out.stdout).contains("previous blob kept"));
 
     fs::write(w.blob(), b"not a blob at all").unwrap();
-    let out = bundle_with(&w, PASS, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         out_str(&out.stderr).contains(&format!(
@@ -136,7 +119,7 @@ fn no_backup_keeps_no_prev_and_an_unreadable_blob_needs_force() {
         out_str(&out.stderr)
     );
     assert_eq!(fs::read(w.blob()).unwrap(), b"not a blob at all");
-    let out = bundle_with(&w, PASS, &["--force"]);
+    let out = w.bundle_with(PASS, &["--force"]);
     assert!(out.status.success(), "{}", out_str(&out.stderr));
     // The unreadable file is what .prev keeps; the new blob starts over.
     assert_eq!(
@@ -153,7 +136,7 @@ fn no_backup_keeps_no_prev_and_an_unreadable_blob_needs_force() {
 fn weak_passphrase_is_refused_unless_allowed() {
     let w = World::new();
     w.populate();
-    let out = bundle_with(&w, "password123", &[]);
+    let out = w.bundle_with("password123", &[]);
     assert_eq!(out.status.code(), Some(1));
     let se = out_str(&out.stderr);
     assert!(
@@ -167,7 +150,7 @@ fn weak_passphrase_is_refused_unless_allowed() {
         "no temp file"
     );
 
-    let out = bundle_with(&w, "password123", &["--allow-weak-passphrase"]);
+    let out = w.bundle_with("password123", &["--allow-weak-passphrase"]);
     assert!(out.status.success(), "{}", out_str(&out.stderr));
     assert!(
         out_str(&out.stderr).contains(
@@ -175,7 +158,7 @@ fn weak_passphrase_is_refused_unless_allowed() {
         )
     );
     // The manifest's user is a word an attacker tries first.
-    let out = bundle_with(&w, "zetazeta", &[]);
+    let out = w.bundle_with("zetazeta", &[]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -239,7 +222,7 @@ fn terminal_asks_twice_and_again_after_a_weak_passphrase_or_a_mismatch() {
 fn low_work_factor_warns_that_it_is_for_tests() {
     let w = World::new();
     w.populate();
-    let out = bundle_with(&w, PASS, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out_str(&out.stderr).contains(
         "zeta-creds: warning: work factor 10 is for tests: each offline guess at the passphrase costs 256x less than at the default 18; use 15 or more for a real blob"
     ));

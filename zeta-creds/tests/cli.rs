@@ -14,9 +14,7 @@ use predicates::prelude::*;
 /// whose accounts map the same names to other uids.
 #[test]
 fn round_trip_restores_bytes_modes_and_owners_by_name() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
 
     let pf = w.pass_file(PASS);
     w.restore()
@@ -135,9 +133,7 @@ fn round_trip_restores_bytes_modes_and_owners_by_name() {
 /// A second restore with the same blob changes nothing and says so.
 #[test]
 fn second_restore_is_a_no_op() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let pf = w.pass_file(PASS);
     w.restore()
         .arg("--passphrase-file")
@@ -157,9 +153,7 @@ fn second_restore_is_a_no_op() {
 
 #[test]
 fn dry_run_writes_nothing() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     w.restore()
@@ -176,9 +170,7 @@ fn dry_run_writes_nothing() {
 
 #[test]
 fn inspect_shows_the_header_marked_unauthenticated() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     w.cmd()
         .arg("inspect")
         .arg(w.blob())
@@ -210,9 +202,7 @@ fn inspect_shows_the_header_marked_unauthenticated() {
 
 #[test]
 fn verify_lists_entries_and_writes_nothing() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let before = snapshot(w.dir.path());
     let pf = w.pass_file(PASS);
     let before_with_pass = snapshot(w.dir.path());
@@ -251,9 +241,7 @@ fn verify_lists_entries_and_writes_nothing() {
 /// is replaced only with --force.
 #[test]
 fn bundle_replaces_a_blob_of_the_same_stick_and_needs_force_for_another() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let first = fs::read(w.blob()).unwrap();
     let pf = w.pass_file(PASS);
     w.bundle()
@@ -368,9 +356,7 @@ fn assert_refused(w: &World, code: i32, stderr: &str, extra: &[&str]) {
 
 #[test]
 fn exit_3_wrong_passphrase() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file("not the passphrase");
     w.restore()
@@ -388,9 +374,7 @@ fn exit_3_wrong_passphrase() {
 
 #[test]
 fn exit_4_other_stick() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     // --usb-uuid may be given once: start from the builder without one.
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
@@ -408,9 +392,7 @@ fn exit_4_other_stick() {
 
 #[test]
 fn exit_4_from_a_uuid_file_with_whitespace_is_normalized() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let uuid_file = w.path("usb-uuid");
     fs::write(&uuid_file, "  abcd-1234 \n").unwrap();
     let pf = w.pass_file(PASS);
@@ -425,9 +407,7 @@ fn exit_4_from_a_uuid_file_with_whitespace_is_normalized() {
 
 #[test]
 fn exit_5_tampered_blob() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let mut bytes = fs::read(w.blob()).unwrap();
     let n = bytes.len();
     bytes[n - 20] ^= 0x01; // inside the last chunk
@@ -437,9 +417,7 @@ fn exit_5_tampered_blob() {
 
 #[test]
 fn exit_5_tampered_header_field() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let mut bytes = fs::read(w.blob()).unwrap();
     // generation: after magic(10) version(1) uuid_len(1) uuid(9) log_n(1) salt(16) wrapped(48)
     bytes[10 + 1 + 1 + 9 + 1 + 16 + 48 + 7] ^= 0x01;
@@ -449,9 +427,7 @@ fn exit_5_tampered_header_field() {
 
 #[test]
 fn exit_5_truncated_blob() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let bytes = fs::read(w.blob()).unwrap();
     fs::write(w.blob(), &bytes[..bytes.len() - 1]).unwrap();
     assert_refused(&w, 5, "payload", &[]);
@@ -496,9 +472,7 @@ fn exit_6_missing_blob() {
 
 #[test]
 fn exit_6_missing_uuid_file() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     w.restore_blob(&w.blob())
@@ -515,9 +489,7 @@ fn exit_6_missing_uuid_file() {
 
 #[test]
 fn exit_6_no_passphrase_source_lists_the_sources() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     w.restore()
         .write_stdin("") // not a terminal
@@ -567,9 +539,7 @@ fn exit_2_usage_errors() {
 
 #[test]
 fn source_credentials_directory_wins() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let creds = w.path("creds");
     fs::create_dir(&creds).unwrap();
     fs::write(creds.join("passphrase"), format!("{PASS}\n")).unwrap();
@@ -591,9 +561,7 @@ fn source_credentials_directory_wins() {
 
 #[test]
 fn source_fd() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     w.restore()
         .args(["--passphrase-fd", "0"])
         .write_stdin(format!("{PASS}\r\n"))
@@ -603,9 +571,7 @@ fn source_fd() {
 
 #[test]
 fn source_env_warns_and_works() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     w.restore()
         .env("ZETA_CREDS_PASSPHRASE", PASS)
         .write_stdin("")
@@ -617,9 +583,7 @@ fn source_env_warns_and_works() {
 
 #[test]
 fn source_ask_password_retries_wrong_twice_then_right() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let bin = w.path("bin");
     fs::create_dir(&bin).unwrap();
     let fake =
@@ -650,9 +614,7 @@ fn source_ask_password_retries_wrong_twice_then_right() {
 
 #[test]
 fn source_ask_password_three_wrong_is_exit_3() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let bin = w.path("bin");
     fs::create_dir(&bin).unwrap();
     let fake =
@@ -709,9 +671,7 @@ fn passphrase_file_mode_is_irrelevant_but_symlink_is_refused() {
 /// and refuses with exit 4 before asking for a passphrase otherwise.
 #[test]
 fn require_usb_present_needs_the_bound_stick_attached() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let by_uuid = w.path("by-uuid");
     fs::create_dir(&by_uuid).unwrap();
     fs::write(by_uuid.join("1111-2222"), "").unwrap(); // another stick
@@ -807,13 +767,7 @@ fn a_usage_error_still_consumes_the_passphrase_file() {
 fn bundle_and_restore_report_the_key_derivation_cost() {
     let w = World::new();
     w.populate();
-    let pf = w.pass_file(PASS);
-    let out = w
-        .bundle()
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .output()
-        .unwrap();
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{out:?}");
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);

@@ -13,24 +13,6 @@ use predicates::prelude::*;
 
 const HOSTS: &str = "home/zeta/.config/gh/hosts.yml";
 
-fn restore_ok(w: &World, extra: &[&str]) -> String {
-    let pf = w.pass_file(PASS);
-    let out = w
-        .restore()
-        .args(extra)
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "restore failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!pf.exists());
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn rebundle(w: &World) {
     let pf = w.pass_file(PASS);
     w.bundle()
@@ -57,9 +39,7 @@ fn mtime_ns(p: &Path) -> (i64, i64, u64) {
 /// wins even over a different local file) on a first restore.
 #[test]
 fn first_restore_writes_missing_files_and_takes_the_blob_over_unrecorded_ones() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     // An unrecorded, different file already in the target.
     fs::create_dir_all(w.dst().join("etc/ssh")).unwrap();
     fs::write(
@@ -67,7 +47,7 @@ fn first_restore_writes_missing_files_and_takes_the_blob_over_unrecorded_ones() 
         "installer-generated",
     )
     .unwrap();
-    let out = restore_ok(&w, &[]);
+    let out = w.restore_ok(&[]);
     assert!(line_for(&out, "/home/zeta/.config/gh/hosts.yml").starts_with("created"));
     assert!(line_for(&out, "/etc/ssh/ssh_host_ed25519_key").starts_with("updated"));
     assert_eq!(
@@ -80,15 +60,13 @@ fn first_restore_writes_missing_files_and_takes_the_blob_over_unrecorded_ones() 
 /// restores in a row, the second changes nothing.
 #[test]
 fn a_second_restore_changes_nothing_and_touches_no_mtime() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    restore_ok(&w, &[]);
+    let w = World::bundled();
+    w.restore_ok(&[]);
     let before: Vec<_> = [HOSTS, "etc/zeta/hook.sh", "home/zeta/.codex/auth.json"]
         .iter()
         .map(|p| mtime_ns(&w.dst().join(p)))
         .collect();
-    let out = restore_ok(&w, &["--json"]);
+    let out = w.restore_ok(&["--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let entries = v["entries"].as_array().unwrap();
     assert!(!entries.is_empty());
@@ -104,17 +82,15 @@ fn a_second_restore_changes_nothing_and_touches_no_mtime() {
 /// newer → updated.
 #[test]
 fn a_file_still_as_written_is_updated_from_a_newer_blob() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    restore_ok(&w, &[]);
+    let w = World::bundled();
+    w.restore_ok(&[]);
     fs::write(
         w.src().join(HOSTS),
         "github.com:\n  oauth_token: gho_ROTATED\n",
     )
     .unwrap();
     rebundle(&w);
-    let out = restore_ok(&w, &[]);
+    let out = w.restore_ok(&[]);
     assert!(
         line_for(&out, "/home/zeta/.config/gh/hosts.yml").starts_with("updated"),
         "{out}"
@@ -129,14 +105,12 @@ fn a_file_still_as_written_is_updated_from_a_newer_blob() {
 /// reported "changed locally; re-bundle to carry it".
 #[test]
 fn a_file_changed_locally_is_kept_and_reported() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    restore_ok(&w, &[]);
+    let w = World::bundled();
+    w.restore_ok(&[]);
     fs::write(w.dst().join(HOSTS), "rotated on the machine\n").unwrap();
     fs::write(w.src().join(HOSTS), "an older token from the stick\n").unwrap();
     rebundle(&w);
-    let out = restore_ok(&w, &[]);
+    let out = w.restore_ok(&[]);
     let line = line_for(&out, "/home/zeta/.config/gh/hosts.yml");
     assert!(line.starts_with("kept"), "{line}");
     assert!(line.contains("changed locally"), "{line}");
@@ -148,18 +122,16 @@ fn a_file_changed_locally_is_kept_and_reported() {
     );
     // Still kept on the next run: the record keeps describing what we
     // wrote, not the local change.
-    let out = restore_ok(&w, &[]);
+    let out = w.restore_ok(&[]);
     assert!(line_for(&out, "/home/zeta/.config/gh/hosts.yml").starts_with("kept"));
 }
 
 #[test]
 fn on_conflict_overwrite_lets_the_blob_win() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    restore_ok(&w, &[]);
+    let w = World::bundled();
+    w.restore_ok(&[]);
     fs::write(w.dst().join(HOSTS), "local\n").unwrap();
-    let out = restore_ok(&w, &["--on-conflict", "overwrite"]);
+    let out = w.restore_ok(&["--on-conflict", "overwrite"]);
     assert!(line_for(&out, "/home/zeta/.config/gh/hosts.yml").starts_with("updated"));
     assert_eq!(
         fs::read(w.dst().join(HOSTS)).unwrap(),
@@ -170,14 +142,12 @@ fn on_conflict_overwrite_lets_the_blob_win() {
 
 #[test]
 fn on_conflict_backup_keeps_the_local_file_with_its_owner_and_mode() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    restore_ok(&w, &[]);
+    let w = World::bundled();
+    w.restore_ok(&[]);
     let dst = w.dst().join(HOSTS);
     fs::write(&dst, "local\n").unwrap();
     let local_md = fs::metadata(&dst).unwrap();
-    let out = restore_ok(&w, &["--on-conflict", "backup"]);
+    let out = w.restore_ok(&["--on-conflict", "backup"]);
     assert!(line_for(&out, "/home/zeta/.config/gh/hosts.yml").starts_with("updated"));
     assert_eq!(
         fs::read(&dst).unwrap(),
@@ -194,13 +164,11 @@ fn on_conflict_backup_keeps_the_local_file_with_its_owner_and_mode() {
 
 #[test]
 fn dry_run_reports_kept_without_writing() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    restore_ok(&w, &[]);
+    let w = World::bundled();
+    w.restore_ok(&[]);
     fs::write(w.dst().join(HOSTS), "local\n").unwrap();
     let before = snapshot(&w.dst());
-    let out = restore_ok(&w, &["--dry-run"]);
+    let out = w.restore_ok(&["--dry-run"]);
     assert!(line_for(&out, "/home/zeta/.config/gh/hosts.yml").starts_with("kept"));
     assert_eq!(before, snapshot(&w.dst()));
 }
@@ -208,10 +176,8 @@ fn dry_run_reports_kept_without_writing() {
 /// The record: root-only, no secret and no content hash in it.
 #[test]
 fn the_state_record_is_private_and_holds_no_hash() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    restore_ok(&w, &[]);
+    let w = World::bundled();
+    w.restore_ok(&[]);
     let p = w.dst().join("var/lib/zeta-creds/state.json");
     let md = fs::metadata(&p).unwrap();
     assert_eq!(md.mode() & 0o777, 0o600);
@@ -234,9 +200,7 @@ fn the_state_record_is_private_and_holds_no_hash() {
 
 #[test]
 fn a_corrupt_state_record_is_reported_and_treated_as_absent() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     fs::create_dir_all(w.dst().join("var/lib/zeta-creds")).unwrap();
     fs::write(w.dst().join("var/lib/zeta-creds/state.json"), "{garbage").unwrap();
     let pf = w.pass_file(PASS);
@@ -263,7 +227,7 @@ fn an_older_blob_is_refused_unless_allowed() {
     fs::copy(w.blob(), &old).unwrap();
     fs::write(w.src().join(HOSTS), "newer\n").unwrap();
     rebundle(&w); // generation 2
-    restore_ok(&w, &[]);
+    w.restore_ok(&[]);
     assert_eq!(fs::read_to_string(w.dst().join(HOSTS)).unwrap(), "newer\n");
 
     let before = snapshot(&w.dst());

@@ -10,14 +10,6 @@ use std::os::unix::fs::PermissionsExt;
 use common::*;
 use predicates::prelude::*;
 
-/// A world with the standard tree bundled.
-fn bundled() -> World {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    w
-}
-
 /// Run `diff` against the world's blob and manifest.
 fn diff(w: &World) -> std::process::Output {
     let pf = w.pass_file(PASS);
@@ -68,7 +60,7 @@ fn assert_differs(w: &World, lines: &[&str], counts: (usize, usize, usize, usize
 
 #[test]
 fn identical_tree_is_exit_0_and_diff_writes_nothing() {
-    let w = bundled();
+    let w = World::bundled();
     let before_src = snapshot(&w.src());
     let blob = fs::read(w.blob()).unwrap();
     let out = diff(&w);
@@ -94,7 +86,7 @@ fn identical_tree_is_exit_0_and_diff_writes_nothing() {
 
 #[test]
 fn added_file_is_detected() {
-    let w = bundled();
+    let w = World::bundled();
     let s = source_ids();
     w.put(
         "home/zeta/.config/gh/new-token.yml",
@@ -111,7 +103,7 @@ fn added_file_is_detected() {
 
 #[test]
 fn removed_file_is_detected() {
-    let w = bundled();
+    let w = World::bundled();
     fs::remove_file(w.src().join("etc/zeta/hook.sh")).unwrap();
     assert_differs(&w, &["removed     /etc/zeta/hook.sh"], (0, 1, 0, 0));
 }
@@ -119,7 +111,7 @@ fn removed_file_is_detected() {
 /// Same size, other bytes: only the SHA-256 can tell.
 #[test]
 fn changed_content_of_the_same_size_is_detected() {
-    let w = bundled();
+    let w = World::bundled();
     let p = w.src().join("home/zeta/.config/gh/hosts.yml");
     let mut bytes = fs::read(&p).unwrap();
     let last = bytes.len() - 2;
@@ -137,7 +129,7 @@ fn changed_content_of_the_same_size_is_detected() {
 
 #[test]
 fn changed_mode_is_detected() {
-    let w = bundled();
+    let w = World::bundled();
     fs::set_permissions(
         w.src().join("etc/zeta/operator-authorized-keys"),
         fs::Permissions::from_mode(0o600),
@@ -156,7 +148,7 @@ fn changed_owner_is_detected() {
         eprintln!("SKIPPED: changing a file's owner needs root");
         return;
     }
-    let w = bundled();
+    let w = World::bundled();
     let s = source_ids();
     std::os::unix::fs::chown(
         w.src().join("etc/zeta/hook.sh"),
@@ -176,7 +168,7 @@ fn changed_owner_is_detected() {
 /// "removed", a new entry's files are "added".
 #[test]
 fn all_kinds_together_and_manifest_edits() {
-    let w = bundled();
+    let w = World::bundled();
     fs::remove_file(w.src().join("etc/zeta/hook.sh")).unwrap();
     fs::write(w.src().join("home/zeta/.codex/auth.json"), b"rotated").unwrap();
     fs::set_permissions(
@@ -214,7 +206,7 @@ fn all_kinds_together_and_manifest_edits() {
 /// manifest problem is reported before any passphrase is needed.
 #[test]
 fn wrong_passphrase_is_exit_3_and_a_bad_manifest_needs_no_passphrase() {
-    let w = bundled();
+    let w = World::bundled();
     let pf = w.pass_file("not the passphrase at all");
     w.cmd()
         .arg("diff")
@@ -248,7 +240,7 @@ fn wrong_passphrase_is_exit_3_and_a_bad_manifest_needs_no_passphrase() {
 /// A blob tampered after sealing: diff refuses it like restore (exit 5).
 #[test]
 fn tampered_blob_is_exit_5() {
-    let w = bundled();
+    let w = World::bundled();
     let mut bytes = fs::read(w.blob()).unwrap();
     let n = bytes.len();
     bytes[n - 30] ^= 1;

@@ -270,14 +270,6 @@ fn generation(w: &World, blob: &Path) -> u64 {
     v["generation"].as_u64().unwrap()
 }
 
-/// A world with the standard tree bundled into `w.blob()`.
-fn bundled_world() -> World {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    w
-}
-
 // ---------------------------------------------------------------------------
 // The invariants every row checks.
 
@@ -413,7 +405,7 @@ fn fail_without_marker(why: String, r: Running) -> ! {
 
 #[test]
 fn row_success() {
-    let w = bundled_world();
+    let w = World::bundled();
     let pf = w.pass_file(PASS);
     let fin = run(&w, &restore_args(&w, &w.blob(), UUID, &pf), None);
     let mut row = Row::new("success (0)");
@@ -433,7 +425,7 @@ fn row_success() {
 
 #[test]
 fn row_wrong_passphrase() {
-    let w = bundled_world();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file("not the passphrase");
     let fin = run(&w, &restore_args(&w, &w.blob(), UUID, &pf), None);
@@ -446,7 +438,7 @@ fn row_wrong_passphrase() {
 
 #[test]
 fn row_other_usb_uuid() {
-    let w = bundled_world();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     let fin = run(&w, &restore_args(&w, &w.blob(), "DEAD-BEEF", &pf), None);
@@ -458,7 +450,7 @@ fn row_other_usb_uuid() {
 
 #[test]
 fn row_corrupt_blob() {
-    let w = bundled_world();
+    let w = World::bundled();
     // Inside the last chunk: everything before it is staged (temporary files
     // exist) before the damage is found.
     let mut bytes = fs::read(w.blob()).unwrap();
@@ -580,7 +572,7 @@ impl Drop for Unwritable {
 
 #[test]
 fn row_unwritable_target() {
-    let w = bundled_world();
+    let w = World::bundled();
     // A target that already has /etc/ssh (as every NixOS system does), which
     // cannot be written to: the host keys cannot be staged there.
     let ssh = w.dst().join("etc/ssh");
@@ -643,7 +635,7 @@ fn row_unwritable_target() {
 }
 
 fn signal_during_kdf(name: &'static str, sig: Signal, signo: i32) {
-    let w = bundled_world();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     let mut r = spawn(
@@ -686,7 +678,7 @@ fn row_sighup_during_kdf() {
 #[test]
 fn row_sigterm_while_reading_the_passphrase_file() {
     let name = "SIGTERM while reading the passphrase file (143)";
-    let w = bundled_world();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.path("passphrase.fifo");
     rustix::fs::mknodat(
@@ -738,7 +730,7 @@ fn row_sigterm_while_reading_the_passphrase_file() {
 }
 
 fn signal_while_writing(name: &'static str, sig: Signal, signo: i32) {
-    let w = bundled_world();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     let mut r = spawn(
@@ -803,7 +795,7 @@ fn row_sigterm_while_writing() {
 
 #[test]
 fn row_panic_after_staging() {
-    let w = bundled_world();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     let fin = run(
@@ -820,7 +812,7 @@ fn row_panic_after_staging() {
 
 #[test]
 fn row_keep_passphrase_file_on_wrong_passphrase() {
-    let w = bundled_world();
+    let w = World::bundled();
     let before = snapshot(&w.dst());
     // The file holds PASS, but the blob was sealed with another passphrase.
     let other = w.path("esp/other.enc");

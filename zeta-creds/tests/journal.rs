@@ -46,9 +46,7 @@ fn restore_stderr(w: &World, journal_matches: bool, passphrase: &str) -> (i32, S
 
 #[test]
 fn failures_carry_priority_prefixes_on_the_journal_only() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
 
     let (code, err) = restore_stderr(&w, true, "wrong passphrase");
     assert_eq!(code, 3);
@@ -67,9 +65,7 @@ fn failures_carry_priority_prefixes_on_the_journal_only() {
 
 #[test]
 fn warnings_are_priority_4() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     // A corrupt state record is a warning, not a failure.
     std::fs::create_dir_all(w.dst().join("var/lib/zeta-creds")).unwrap();
     std::fs::write(w.dst().join("var/lib/zeta-creds/state.json"), "{").unwrap();

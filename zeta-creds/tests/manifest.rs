@@ -35,23 +35,6 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Bundle `w.manifest()` with extra arguments; returns the output.
-fn bundle(w: &World, extra: &[&str]) -> std::process::Output {
-    let pf = w.pass_file(PASS);
-    let out = w
-        .bundle()
-        .args(extra)
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .output()
-        .unwrap();
-    assert!(
-        !pf.exists(),
-        "the passphrase file is consumed on every path"
-    );
-    out
-}
-
 /// `verify --list` of the world's blob.
 fn listing(w: &World) -> String {
     let pf = w.pass_file(PASS);
@@ -64,18 +47,6 @@ fn listing(w: &World) -> String {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
-}
-
-fn restore_ok(w: &World) -> String {
-    let pf = w.pass_file(PASS);
-    let out = w
-        .restore()
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "restore: {}", stderr(&out));
     stdout(&out)
 }
 
@@ -287,7 +258,7 @@ fn whole_home_and_overlap_are_refused_with_their_lines() {
         "{}",
         stderr(&out)
     );
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!w.blob().exists());
     // The fix the message names works: exclude it from the directory entry.
@@ -299,7 +270,7 @@ fn whole_home_and_overlap_are_refused_with_their_lines() {
         ),
     )
     .unwrap();
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(listing(&w).contains("- 0600"));
 }
@@ -378,7 +349,7 @@ fn globs_match_per_component_skip_dot_names_and_never_follow_symlinks() {
         text.replace("\n[[entry]]\npath = \"/etc/sshlink/*\"\n", ""),
     )
     .unwrap();
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list = listing(&w);
     for alg in ["ecdsa", "ed25519", "rsa"] {
@@ -459,7 +430,7 @@ fn excludes_leave_caches_logs_and_sockets_behind() {
     );
     // "logs/*.log" has a slash: it is relative to the matched directory.
     assert!(!s.contains("sub/logs/b.log: excluded"), "{s}");
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list = listing(&w);
     for kept in ["auth.json", "logs/keep.txt", "sub/logs/b.log"] {
@@ -498,7 +469,7 @@ fn personas_pick_their_entries_and_restore_refuses_another_persona() {
     );
     assert!(s.contains("summary: 4 of 9 entries apply"), "{s}");
 
-    let out = bundle(&w, &["--persona", "reviewer"]);
+    let out = w.bundle_with(PASS, &["--persona", "reviewer"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list = listing(&w);
     assert!(
@@ -552,7 +523,7 @@ fn max_size_refuses_a_swept_cache_with_the_fix() {
         stdout(&out).contains("over max_size: bundle would fail; raise max_size or add an exclude")
     );
     fs::write(w.manifest(), &text).unwrap();
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -614,7 +585,7 @@ fn missing_optional_is_reported_and_missing_required_is_exit_6() {
         s.contains("summary: 3 of 3 entries apply, 1 match, 2 missing (0 required)"),
         "{s}"
     );
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("~/.gemini") && stdout(&out).contains("missing (optional)"));
 
@@ -628,7 +599,7 @@ fn missing_optional_is_reported_and_missing_required_is_exit_6() {
     assert!(stderr(&out).contains("required path /etc/ssh/ssh_host_nope_* is missing under"));
     fs::write(w.manifest(), &required).unwrap();
     let before = fs::read(w.blob()).unwrap();
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert_eq!(out.status.code(), Some(6));
     assert!(
         stderr(&out).contains(
@@ -654,7 +625,7 @@ fn overrides_travel_in_the_blob_and_numeric_ids_apply_as_is() {
         "{HEAD}\n[[entry]]\npath = \"/var/lib/svc\"\nmode = \"0640\"\nuid = 4242\ngid = 4343\n\n[[entry]]\npath = \"~/.config/gh/hosts.yml\"\nowner = \"root\"\ngroup = \"onlyontarget\"\n"
     );
     fs::write(w.manifest(), &text).unwrap();
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list = listing(&w);
     assert!(
@@ -679,9 +650,9 @@ fn overrides_travel_in_the_blob_and_numeric_ids_apply_as_is() {
         text.replace("\n[[entry]]\npath = \"~/.config/gh/hosts.yml\"\nowner = \"root\"\ngroup = \"onlyontarget\"\n", ""),
     )
     .unwrap();
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    restore_ok(&w);
+    w.restore_ok(&[]);
     for p in ["var/lib/svc", "var/lib/svc/token", "var/lib/svc/sub/more"] {
         let md = fs::metadata(w.dst().join(p)).unwrap();
         assert_eq!((md.uid(), md.gid()), (4242, 4343), "{p}");
@@ -824,7 +795,7 @@ fn default_manifest_bundles_and_restores_a_realistic_home() {
     let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifest/default.toml");
     fs::copy(&default, w.manifest()).unwrap();
 
-    let out = bundle(&w, &[]);
+    let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = stdout(&out);
     assert!(
@@ -835,7 +806,7 @@ fn default_manifest_bundles_and_restores_a_realistic_home() {
         summary.contains("skipped ~/.codex/sessions: excluded"),
         "{summary}"
     );
-    let restored = restore_ok(&w);
+    let restored = w.restore_ok(&[]);
     assert!(
         restored.contains("created       /home/zeta/.config/gh/hosts.yml"),
         "{restored}"

@@ -97,9 +97,7 @@ fn files_below(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_directory_swapped_for_a_symlink_before_commit_fails_its_entries_and_redirects_nothing() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let outside = w.path("outside");
     fs::create_dir(&outside).unwrap();
     let ssh = w.dst().join("etc/ssh");
@@ -148,9 +146,7 @@ fn a_directory_swapped_for_a_symlink_before_commit_fails_its_entries_and_redirec
 
 #[test]
 fn a_directory_removed_before_commit_fails_its_entries_and_the_rest_commits() {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
+    let w = World::bundled();
     let nested = w.dst().join("home/zeta/.config/gh/nested/deeper");
     let out = restore_with_change(&w, || {
         fs::remove_dir_all(&nested).unwrap();

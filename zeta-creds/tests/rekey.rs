@@ -16,13 +16,6 @@ use zeta_creds::envelope::Header;
 const NEW_PASS: &str = "purple monkey dishwasher on a tuesday";
 const NEW_UUID: &str = "FEED-BEEF";
 
-fn bundled() -> World {
-    let w = World::new();
-    w.populate();
-    w.bundle_ok();
-    w
-}
-
 /// (header length, payload bytes) of a blob.
 fn split(blob: &Path) -> (usize, Vec<u8>) {
     let bytes = fs::read(blob).unwrap();
@@ -101,7 +94,7 @@ fn err(o: &std::process::Output) -> String {
 /// refused as a rollback (8) after the rekeyed one was restored.
 #[test]
 fn rekey_to_a_new_passphrase_and_stick_keeps_the_payload_and_retires_the_old_ones() {
-    let w = bundled();
+    let w = World::bundled();
     let (old_header_len, old_payload) = split(&w.blob());
     let old_blob = fs::read(w.blob()).unwrap();
     let npf = file_with(&w, "new-pass", NEW_PASS);
@@ -185,7 +178,7 @@ fn rekey_to_a_new_passphrase_and_stick_keeps_the_payload_and_retires_the_old_one
 /// Moving to a new stick only: --same-passphrase keeps the passphrase.
 #[test]
 fn same_passphrase_moves_to_a_new_stick() {
-    let w = bundled();
+    let w = World::bundled();
     let (_, payload) = split(&w.blob());
     let uuid_file = w.path("new-uuid");
     fs::write(&uuid_file, " FEED-BEEF \n").unwrap();
@@ -212,7 +205,7 @@ fn same_passphrase_moves_to_a_new_stick() {
 /// the header says so and the blob still opens.
 #[test]
 fn new_passphrase_and_work_factor_on_the_same_stick() {
-    let w = bundled();
+    let w = World::bundled();
     let npf = file_with(&w, "new-pass", NEW_PASS);
     let (out, _) = rekey(
         &w,
@@ -246,7 +239,7 @@ fn new_passphrase_and_work_factor_on_the_same_stick() {
 /// and no temporary file, and consumes both passphrase files.
 #[test]
 fn refusals_leave_the_blob_untouched() {
-    let w = bundled();
+    let w = World::bundled();
     let original = fs::read(w.blob()).unwrap();
     let untouched = |w: &World, what: &str| {
         assert_eq!(

@@ -264,6 +264,53 @@ path = "/etc/zeta"
         c
     }
 
+    /// A world with the standard tree ([`World::populate`]) bundled into
+    /// [`World::blob`].
+    pub fn bundled() -> World {
+        let w = World::new();
+        w.populate();
+        w.bundle_ok();
+        w
+    }
+
+    /// `bundle --passphrase-file` with a file holding `pass`, and `extra`
+    /// arguments; the file is consumed on every path.
+    pub fn bundle_with(&self, pass: &str, extra: &[&str]) -> Output {
+        let pf = self.pass_file(pass);
+        let out = self
+            .bundle()
+            .args(extra)
+            .arg("--passphrase-file")
+            .arg(&pf)
+            .output()
+            .unwrap();
+        assert!(
+            !pf.exists(),
+            "the passphrase file is consumed on every path"
+        );
+        out
+    }
+
+    /// `restore --passphrase-file` of the world's blob with `extra`
+    /// arguments, which must succeed and consume the file; its stdout.
+    pub fn restore_ok(&self, extra: &[&str]) -> String {
+        let pf = self.pass_file(PASS);
+        let out = self
+            .restore()
+            .args(extra)
+            .arg("--passphrase-file")
+            .arg(&pf)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restore failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!pf.exists(), "the passphrase file is consumed");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub fn bundle_ok(&self) {
         let pf = self.pass_file(PASS);
         self.bundle()
