@@ -18,9 +18,8 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 use secrecy::SecretString;
-use zeta_creds::envelope::{
-    EntryMeta, EntryReader, Error, ErrorClass, FileKey, Header, HeaderFields, UsbUuid,
-};
+use zeta_creds::envelope::{ErrorClass, FileKey, Header, HeaderFields, UsbUuid};
+use zeta_creds_fuzz::{Stream, read_stream};
 
 const PASS: &str = "correct horse battery staple";
 
@@ -35,27 +34,10 @@ fn fields() -> HeaderFields {
     }
 }
 
-type Parsed = Result<(String, Vec<(EntryMeta, Vec<u8>)>), String>;
+type Parsed = Result<Stream, String>;
 
-fn parse<R: std::io::Read>(input: R) -> Parsed {
-    let run = || -> Result<_, Error> {
-        let mut r = EntryReader::new(input)?;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Some(meta) = r.next_entry()? {
-            let mut body = Vec::new();
-            loop {
-                let n = r.read_body(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&buf[..n]);
-            }
-            out.push((meta, body));
-        }
-        Ok((r.user().to_owned(), out))
-    };
-    run().map_err(|e| {
+fn parse(input: impl std::io::Read) -> Parsed {
+    read_stream(input, 4096).map_err(|e| {
         assert_eq!(e.class(), ErrorClass::Entries, "{e}");
         e.to_string()
     })

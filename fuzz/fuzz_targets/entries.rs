@@ -11,32 +11,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
-use zeta_creds::envelope::{EntryKind, EntryMeta, EntryReader, EntryWriter, Error, ErrorClass};
-
-/// The manifest user and every entry with its body.
-type Stream = (String, Vec<(EntryMeta, Vec<u8>)>);
-
-/// Read a whole stream.
-fn read_all(data: &[u8]) -> Result<Stream, Error> {
-    let mut r = EntryReader::new(data)?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1000];
-    while let Some(meta) = r.next_entry()? {
-        let mut body = Vec::new();
-        loop {
-            let n = r.read_body(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&buf[..n]);
-        }
-        out.push((meta, body));
-    }
-    Ok((r.user().to_owned(), out))
-}
+use zeta_creds::envelope::{EntryKind, EntryWriter, ErrorClass};
+use zeta_creds_fuzz::read_stream;
 
 fuzz_target!(|data: &[u8]| {
-    let (user, entries) = match read_all(data) {
+    let (user, entries) = match read_stream(data, 1000) {
         Ok(x) => x,
         Err(e) => {
             assert_eq!(e.class(), ErrorClass::Entries, "{e}");
