@@ -34,7 +34,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -45,12 +44,13 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use common::World;
 use common::entry_stream::{self, RawEntry, RawStream};
 use common::layout::{Layout, chunk_ranges};
+use common::recipe::Recipe;
 use hkdf::Hkdf;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
-    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, FileKey, Header,
-    HeaderFields, TAG_LEN, UsbUuid,
+    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, Header, HeaderFields,
+    TAG_LEN, UsbUuid,
 };
 
 // ---------------------------------------------------------------------------
@@ -308,16 +308,6 @@ impl Case {
 // Building blobs.
 // ---------------------------------------------------------------------------
 
-/// Everything a blob is made from, apart from its plaintext.
-#[derive(Clone)]
-struct Recipe {
-    fields: HeaderFields,
-    passphrase: String,
-    file_key: [u8; 32],
-    salt: [u8; 16],
-    nonce: [u8; 16],
-}
-
 impl Recipe {
     fn new(seed: u64) -> Recipe {
         let mut rng = Rng(seed);
@@ -339,30 +329,6 @@ impl Recipe {
 
     fn a() -> Recipe {
         Recipe::new(SEED_A)
-    }
-
-    /// A whole blob through the public API: `Header::seal_with`, then
-    /// `plain` (any bytes) through its `StreamWriter`.
-    fn seal(&self, plain: &[u8]) -> Vec<u8> {
-        let mut w = Header::seal_with(
-            Vec::new(),
-            &SecretString::from(self.passphrase.as_str()),
-            &self.fields,
-            FileKey::from_bytes_for_vectors(self.file_key),
-            self.salt,
-            self.nonce,
-        )
-        .unwrap();
-        for piece in plain.chunks(7919) {
-            w.write_all(piece).unwrap();
-        }
-        w.finish().unwrap()
-    }
-
-    /// The header and its MAC.
-    fn header(&self) -> Vec<u8> {
-        let blob = self.seal(b"");
-        blob[..blob.len() - TAG_LEN].to_vec()
     }
 
     /// FORMAT.md §3.7, computed here (not by the crate):

@@ -30,7 +30,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -38,13 +38,14 @@ use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use common::entry_stream::{RawEntry, RawStream, valid_stream};
 use common::layout::{Layout, chunk_ranges};
+use common::recipe::Recipe;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
-    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, FileKey, Header,
-    HeaderFields, StreamReader, TAG_LEN, UsbUuid,
+    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, Header, HeaderFields,
+    StreamReader, TAG_LEN, UsbUuid,
 };
 
 // ---------------------------------------------------------------------------
@@ -253,15 +254,6 @@ impl Vector {
 // Building blobs.
 // ---------------------------------------------------------------------------
 
-/// Everything a blob is made from, apart from its plaintext.
-#[derive(Clone)]
-struct Recipe {
-    fields: HeaderFields,
-    passphrase: String,
-    salt: [u8; 16],
-    nonce: [u8; 16],
-}
-
 impl Recipe {
     fn new() -> Recipe {
         Recipe {
@@ -274,55 +266,15 @@ impl Recipe {
                 persona: String::new(),
             },
             passphrase: PASSPHRASE.into(),
+            file_key: file_key(),
             salt: salt(),
             nonce: payload_nonce(),
         }
     }
 
-    fn secret(&self) -> SecretString {
-        SecretString::from(self.passphrase.as_str())
-    }
-
-    /// The header and its MAC, as `Header::seal_with` writes them.
-    fn header(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let writer = Header::seal_with(
-            &mut out,
-            &self.secret(),
-            &self.fields,
-            FileKey::from_bytes_for_vectors(file_key()),
-            self.salt,
-            self.nonce,
-        )
-        .unwrap();
-        // Dropped without `finish`: nothing of the payload is written.
-        drop(writer);
-        assert_eq!(out.len(), Layout::of(&self.fields).payload());
-        out
-    }
-
-    /// A whole blob through the public API: header, then `plain` through
-    /// the returned `StreamWriter` (which need not be a valid entry stream).
-    fn seal(&self, plain: &[u8]) -> Vec<u8> {
-        let mut writer = Header::seal_with(
-            Vec::new(),
-            &self.secret(),
-            &self.fields,
-            FileKey::from_bytes_for_vectors(file_key()),
-            self.salt,
-            self.nonce,
-        )
-        .unwrap();
-        // Odd-sized writes, to exercise the writer's buffering.
-        for piece in plain.chunks(7919) {
-            writer.write_all(piece).unwrap();
-        }
-        writer.finish().unwrap()
-    }
-
     /// The payload key, derived here from FORMAT.md §3 (not by the crate).
     fn payload_key(&self) -> [u8; 32] {
-        spec::hkdf(&file_key(), &self.nonce, spec::LABEL_PAYLOAD)
+        spec::hkdf(&self.file_key, &self.nonce, spec::LABEL_PAYLOAD)
     }
 }
 

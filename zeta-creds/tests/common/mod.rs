@@ -4,6 +4,7 @@
 
 pub mod entry_stream;
 pub mod layout;
+pub mod recipe;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
