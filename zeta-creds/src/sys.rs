@@ -90,10 +90,12 @@ pub fn lock_memory() -> Result<(), String> {
         .map_err(|e| format!("memory not locked (mlockall: {e}); secrets could reach swap"))
 }
 
-/// Raise the soft limit on open files to the hard limit (systemd starts
-/// services with 1024 soft, 524288 hard). A restore holds at most a few
-/// dozen descriptors whatever the blob (`restore::Dirs`), so this is
-/// headroom, not a requirement. Returns why it could not (never fatal).
+/// Raise the soft limit on open files to the hard limit (systemd, and most
+/// login shells, start with 1024 soft, 524288 hard). A restore holds at
+/// most a few dozen descriptors whatever the blob (`restore::Dirs`), but
+/// bundle's glob expansion holds one for every directory a pattern matches
+/// at one level (`~/.config/*/…`), which has no such bound. Returns why it
+/// could not (never fatal).
 pub fn raise_open_file_limit() -> Result<(), String> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);

@@ -351,9 +351,8 @@ fn work_factor_20_without_its_memory_fails_before_anything_is_written() {
 // ---------------------------------------------------------------------------
 
 /// Restore `blob` with the open-file limit at `nofile`, soft and hard
-/// (`ulimit -n`). The restore raises its soft limit to the hard limit, so
-/// systemd's default (1024 soft, 524288 hard) is enough
-/// (`nofile.rs`); a hard limit of 1024 is not.
+/// (`ulimit -n`): raising the soft limit, as zeta-creds does at start,
+/// gains nothing here.
 fn restore_with_nofile(w: &World, blob: &[u8], nofile: u32) -> Run {
     restore_under(w, blob, &format!("-n {nofile}"), &[])
 }

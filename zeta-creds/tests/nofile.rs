@@ -1,7 +1,7 @@
-//! A restore raises its soft open-file limit to the hard limit, so a blob
-//! spanning many directories restores under systemd's default
-//! `LimitNOFILE=1024:524288`. (It also restores with a *hard* limit of
-//! 1024, holding a bounded number of directories open: tests/bounds.rs.)
+//! A blob spanning many directories restores with a low soft open-file
+//! limit (zeta-creds raises its soft limit to the hard one at start, and a
+//! restore holds a bounded number of directories open; with a *hard* limit
+//! of 1024: tests/bounds.rs).
 
 mod common;
 
