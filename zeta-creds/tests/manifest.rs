@@ -671,6 +671,7 @@ fn shipped_manifests_are_valid() {
         "default.toml",
         "personas/team.toml",
         "personas/reviewer.toml",
+        "personas/service-host.toml",
     ] {
         w.cmd()
             .args(["manifest", "check", "--syntax-only"])
@@ -689,80 +690,125 @@ fn shipped_manifests_are_valid() {
 
 // ---- the default manifest, end to end ----
 
-/// Issue 6: the default manifest bundles and restores a realistic fake
-/// home with the right modes. gh's hosts.yml, a claude config dir whose
-/// cache must stay behind, codex with session history, three SSH host key
-/// pairs whose source modes are wrong (the manifest fixes them), the
-/// operator keys and the sops-nix age key.
+/// A home as the tools leave it after a login on Linux (manifest/README.md,
+/// "Tool logins"): each tool's login files beside the caches, logs,
+/// transcripts and histories it keeps in the same directories. The second
+/// field says whether the default manifest must carry the file.
+const TOOL_HOME: &[(&str, bool, u32, &[u8])] = &[
+    // GitHub CLI without a keyring: the token is in hosts.yml.
+    (
+        ".config/gh/hosts.yml",
+        true,
+        0o600,
+        b"github.com:\n    user: zeta\n    oauth_token: gho_FAKE\n",
+    ),
+    (".config/gh/config.yml", true, 0o644, b"git_protocol: ssh\n"),
+    // Claude Code: the token file, the account state, and what it keeps beside them.
+    (
+        ".claude/.credentials.json",
+        true,
+        0o600,
+        b"{\"claudeAiOauth\":{\"refreshToken\":\"FAKE\"}}",
+    ),
+    (
+        ".claude.json",
+        true,
+        0o600,
+        b"{\"oauthAccount\":{\"emailAddress\":\"z@x\"}}",
+    ),
+    (".claude/settings.json", false, 0o644, b"{}"),
+    (
+        ".claude/history.jsonl",
+        false,
+        0o600,
+        b"{\"display\":\"a prompt\"}\n",
+    ),
+    (
+        ".claude/projects/-home-zeta-src/0b7c.jsonl",
+        false,
+        0o600,
+        b"{}\n",
+    ),
+    (".claude/todos/0b7c.json", false, 0o644, b"[]"),
+    (
+        ".claude/shell-snapshots/snapshot-bash-1.sh",
+        false,
+        0o644,
+        b"x=1\n",
+    ),
+    (
+        ".claude/statsig/statsig.cached.evaluations",
+        false,
+        0o644,
+        b"{}",
+    ),
+    // Gemini CLI after "Login with Google".
+    (
+        ".gemini/oauth_creds.json",
+        true,
+        0o600,
+        b"{\"refresh_token\":\"1//FAKE\"}",
+    ),
+    (
+        ".gemini/google_accounts.json",
+        true,
+        0o600,
+        b"{\"active\":\"z@x\"}",
+    ),
+    (
+        ".gemini/settings.json",
+        true,
+        0o644,
+        b"{\"security\":{\"auth\":{\"selectedType\":\"oauth-personal\"}}}",
+    ),
+    (".gemini/installation_id", false, 0o644, b"5f0e"),
+    (".gemini/tmp/5f0e/chats/session-1.json", false, 0o644, b"{}"),
+    (".gemini/tmp/5f0e/logs.json", false, 0o644, b"[]"),
+    (
+        ".gemini/history/5f0e/.project_root",
+        false,
+        0o644,
+        b"/home/zeta/src",
+    ),
+    // Codex CLI with the default file store.
+    (
+        ".codex/auth.json",
+        true,
+        0o600,
+        b"{\"tokens\":{\"refresh_token\":\"FAKE\"}}",
+    ),
+    (".codex/config.toml", true, 0o644, b"model = \"x\"\n"),
+    (".codex/history.jsonl", false, 0o600, b"{}\n"),
+    (
+        ".codex/sessions/2026/12/05/rollout-1.jsonl",
+        false,
+        0o600,
+        b"{}\n",
+    ),
+    (".codex/log/codex-tui.log", false, 0o644, b"log line\n"),
+    (".codex/models_cache.json", false, 0o644, b"{}"),
+];
+
+/// Issue 17: the default manifest carries every tool's login file and
+/// none of the caches, project histories, sessions or logs beside them
+/// (Claude Code's `~/.claude/.credentials.json` was missing before), and
+/// restores them with their modes: `manifest check` names exactly those
+/// files, the blob holds exactly them, and the restore writes nothing else.
+/// With the host keys (modes fixed by the manifest), the operator keys and
+/// the sops-nix age key.
 #[test]
-fn default_manifest_bundles_and_restores_a_realistic_home() {
+fn default_manifest_carries_exactly_the_tool_logins() {
     let w = World::new();
     let s = source_ids();
     let z = Some((s.zeta_uid, s.zeta_gid));
     let root = Some((0, 0));
     w.mkdir("home/zeta", 0o700, z);
-    w.mkdir("home/zeta/.config", 0o755, z);
-    w.mkdir("home/zeta/.config/gh", 0o700, z);
-    w.put(
-        "home/zeta/.config/gh/hosts.yml",
-        b"github.com:\n    user: zeta\n    oauth_token: gho_FAKEFAKEFAKE\n",
-        0o600,
-        z,
-    );
-    w.put(
-        "home/zeta/.config/gh/config.yml",
-        b"git_protocol: ssh\n",
-        0o644,
-        z,
-    );
-    w.mkdir("home/zeta/.config/claude", 0o700, z);
-    w.put(
-        "home/zeta/.config/claude/.credentials.json",
-        b"{\"claudeAiOauth\":\"FAKE\"}",
-        0o600,
-        z,
-    );
-    w.put("home/zeta/.config/claude/settings.json", b"{}", 0o644, z);
-    w.mkdir("home/zeta/.config/claude/cache", 0o700, z);
-    w.put(
-        "home/zeta/.config/claude/cache/models.bin",
-        &vec![9u8; 300_000],
-        0o600,
-        z,
-    );
-    w.put(
-        "home/zeta/.config/claude/logs/session.log",
-        b"log line\n",
-        0o600,
-        z,
-    );
-    w.put(
-        "home/zeta/.config/claude/projects/x/history.jsonl",
-        b"{}\n",
-        0o600,
-        z,
-    );
-    w.put(
-        "home/zeta/.claude.json",
-        b"{\"oauthAccount\":\"FAKE\"}",
-        0o600,
-        z,
-    );
-    w.mkdir("home/zeta/.codex", 0o700, z);
-    w.put(
-        "home/zeta/.codex/auth.json",
-        b"{\"tokens\":\"FAKE\"}",
-        0o600,
-        z,
-    );
-    w.put("home/zeta/.codex/config.toml", b"model = \"x\"\n", 0o644, z);
-    w.put(
-        "home/zeta/.codex/sessions/2026/rollout.jsonl",
-        b"{}\n",
-        0o600,
-        z,
-    );
-    w.put("home/zeta/.codex/history.jsonl", b"{}\n", 0o600, z);
+    for dir in [".config", ".config/gh", ".claude", ".gemini", ".codex"] {
+        w.mkdir(&format!("home/zeta/{dir}"), 0o700, z);
+    }
+    for (rel, _, mode, bytes) in TOOL_HOME {
+        w.put(&format!("home/zeta/{rel}"), bytes, *mode, z);
+    }
     w.mkdir("etc/ssh", 0o755, root);
     for alg in ["ecdsa", "ed25519", "rsa"] {
         // Wrong modes on purpose: the manifest's overrides set them.
@@ -795,82 +841,125 @@ fn default_manifest_bundles_and_restores_a_realistic_home() {
     let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifest/default.toml");
     fs::copy(&default, w.manifest()).unwrap();
 
+    let carried_home: Vec<String> = TOOL_HOME
+        .iter()
+        .filter(|(_, carried, _, _)| *carried)
+        .map(|(rel, ..)| format!("~/{rel}"))
+        .collect();
+    let system = [
+        "/etc/ssh/ssh_host_ecdsa_key",
+        "/etc/ssh/ssh_host_ed25519_key",
+        "/etc/ssh/ssh_host_rsa_key",
+        "/etc/ssh/ssh_host_ecdsa_key.pub",
+        "/etc/ssh/ssh_host_ed25519_key.pub",
+        "/etc/ssh/ssh_host_rsa_key.pub",
+        "/etc/zeta/operator-authorized-keys",
+        "/var/lib/sops-nix/key.txt",
+    ];
+    let mut expected: Vec<String> = carried_home.clone();
+    expected.extend(system.iter().map(|p| p.to_string()));
+    expected.sort();
+
+    // manifest check: every login file is matched, nothing beside it.
+    let checked = w
+        .cmd()
+        .args(["manifest", "check"])
+        .arg(w.manifest())
+        .arg("--source-root")
+        .arg(w.src())
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let report = stdout(&checked);
+    for (rel, carried, ..) in TOOL_HOME {
+        let shown = report.contains(&format!("~/{rel}"));
+        if *carried {
+            assert!(shown, "manifest check must match ~/{rel}:\n{report}");
+        } else {
+            assert!(!shown, "manifest check must not pick ~/{rel}:\n{report}");
+        }
+    }
+
+    // The blob holds exactly the login files and the system keys.
     let out = w.bundle_with(PASS, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let summary = stdout(&out);
-    assert!(
-        summary.contains("skipped ~/.config/claude/cache: excluded by the manifest (\"cache\")"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("skipped ~/.codex/sessions: excluded"),
-        "{summary}"
-    );
-    let restored = w.restore_ok(&[]);
-    assert!(
-        restored.contains("created       /home/zeta/.config/gh/hosts.yml"),
-        "{restored}"
+    let pf = w.pass_file(PASS);
+    let verified = w
+        .cmd()
+        .args(["verify", "--list", "--json", "--blob"])
+        .arg(w.blob())
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    let json: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let mut in_blob: Vec<String> = json["entries"]
+        .as_array()
+        .expect("verify --list --json lists entries")
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    in_blob.sort();
+    assert_eq!(
+        in_blob, expected,
+        "the blob carries exactly the login files"
     );
 
+    // Restored with their modes and owners; nothing else lands.
+    w.restore_ok(&[]);
     let t = target_ids();
-    let home = |p: &str| w.dst().join("home/zeta").join(p);
-    let want: &[(&str, u32, (u32, u32))] = &[
-        (
-            "home/zeta/.config/gh/hosts.yml",
-            0o600,
-            (t.zeta_uid, t.zeta_gid),
-        ),
-        (
-            "home/zeta/.config/gh/config.yml",
-            0o644,
-            (t.zeta_uid, t.zeta_gid),
-        ),
-        ("home/zeta/.config/gh", 0o700, (t.zeta_uid, t.zeta_gid)),
-        (
-            "home/zeta/.config/claude/.credentials.json",
-            0o600,
-            (t.zeta_uid, t.zeta_gid),
-        ),
-        ("home/zeta/.claude.json", 0o600, (t.zeta_uid, t.zeta_gid)),
-        (
-            "home/zeta/.codex/auth.json",
-            0o600,
-            (t.zeta_uid, t.zeta_gid),
-        ),
-        ("etc/ssh/ssh_host_ecdsa_key", 0o600, (0, 0)),
-        ("etc/ssh/ssh_host_ed25519_key", 0o600, (0, 0)),
-        ("etc/ssh/ssh_host_rsa_key", 0o600, (0, 0)),
-        ("etc/ssh/ssh_host_ecdsa_key.pub", 0o644, (0, 0)),
-        ("etc/ssh/ssh_host_ed25519_key.pub", 0o644, (0, 0)),
-        ("etc/ssh/ssh_host_rsa_key.pub", 0o644, (0, 0)),
-        ("etc/zeta/operator-authorized-keys", 0o644, (0, 0)),
-        ("var/lib/sops-nix/key.txt", 0o600, (0, 0)),
-    ];
-    for (rel, mode, owner) in want {
-        let d = w.dst().join(rel);
-        assert_eq!(mode_of(&d), *mode, "{rel} mode");
-        if d.is_file() {
-            assert_eq!(
-                fs::read(&d).unwrap(),
-                fs::read(w.src().join(rel)).unwrap(),
-                "{rel} bytes"
-            );
+    for (rel, carried, mode, bytes) in TOOL_HOME {
+        let d = w.dst().join("home/zeta").join(rel);
+        if !*carried {
+            assert!(!d.exists(), "~/{rel} must stay behind");
+            continue;
         }
+        assert_eq!(mode_of(&d), *mode, "~/{rel} mode");
+        assert_eq!(fs::read(&d).unwrap(), *bytes, "~/{rel} bytes");
         if is_root() {
             let md = fs::metadata(&d).unwrap();
-            assert_eq!((md.uid(), md.gid()), *owner, "{rel} owner");
+            assert_eq!(
+                (md.uid(), md.gid()),
+                (t.zeta_uid, t.zeta_gid),
+                "~/{rel} owner"
+            );
         }
     }
-    for gone in [
-        ".config/claude/cache",
-        ".config/claude/logs",
-        ".config/claude/projects",
+    for dir in [
+        ".claude/projects",
+        ".gemini/tmp",
         ".codex/sessions",
-        ".codex/history.jsonl",
+        ".codex/log",
     ] {
-        assert!(!home(gone).exists(), "{gone} must stay behind");
+        assert!(
+            !w.dst().join("home/zeta").join(dir).exists(),
+            "{dir} must stay behind"
+        );
     }
-    assert!(home(".config/claude/settings.json").exists());
+    let want: &[(&str, u32)] = &[
+        ("etc/ssh/ssh_host_ecdsa_key", 0o600),
+        ("etc/ssh/ssh_host_ed25519_key", 0o600),
+        ("etc/ssh/ssh_host_rsa_key", 0o600),
+        ("etc/ssh/ssh_host_ecdsa_key.pub", 0o644),
+        ("etc/ssh/ssh_host_ed25519_key.pub", 0o644),
+        ("etc/ssh/ssh_host_rsa_key.pub", 0o644),
+        ("etc/zeta/operator-authorized-keys", 0o644),
+        ("var/lib/sops-nix/key.txt", 0o600),
+    ];
+    for (rel, mode) in want {
+        let d = w.dst().join(rel);
+        assert_eq!(mode_of(&d), *mode, "{rel} mode");
+        assert_eq!(
+            fs::read(&d).unwrap(),
+            fs::read(w.src().join(rel)).unwrap(),
+            "{rel} bytes"
+        );
+        if is_root() {
+            let md = fs::metadata(&d).unwrap();
+            assert_eq!((md.uid(), md.gid()), (0, 0), "{rel} owner");
+        }
+    }
     assert!(
         !w.dst().join("etc/ssh/sshd_config").exists(),
         "only host keys are carried from /etc/ssh"
