@@ -103,8 +103,16 @@ let
             // {
               name = sopsFollowUpName;
               # As sops-nix's own unit: its environment (SOPS_GPG_EXEC, …)
-              # and its age plugins.
-              environment = config.sops.environment or { };
+              # and its age plugins. SOPS_RESTART_UNITS_VIA_SYSTEMCTL: a
+              # unit, not activation, so sops-install-secrets try-restarts
+              # the secrets' restartUnits itself (with --no-block) instead
+              # of writing /run/nixos/activation-restart-list, which no
+              # switch reads at boot (sops-nix main.go says the same of
+              # its own unit). A unit that already started without its
+              # secret is restarted with it.
+              environment = (config.sops.environment or { }) // {
+                SOPS_RESTART_UNITS_VIA_SYSTEMCTL = "1";
+              };
               path = config.sops.age.plugins or [ ];
             }
           )

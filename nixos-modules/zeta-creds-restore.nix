@@ -80,10 +80,11 @@ let
   manifestSource =
     if cfg.manifest == null then
       null
-    else if builtins.isPath cfg.manifest || builtins.isString cfg.manifest then
-      cfg.manifest
+    # Nix attributes (not a path, a string or a derivation): TOML.
+    else if builtins.isAttrs cfg.manifest && !(cfg.manifest ? outPath) then
+      tomlFormat.generate "creds-manifest.toml" cfg.manifest
     else
-      tomlFormat.generate "creds-manifest.toml" cfg.manifest;
+      cfg.manifest;
   checkedManifest =
     pkgs.runCommand "zeta-creds-manifest.toml"
       {

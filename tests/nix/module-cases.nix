@@ -439,75 +439,10 @@ let
     }).merged.zeta-creds-restore;
   fails = x: !(builtins.tryEval (builtins.deepSeq x true)).success;
 
-  # Stand-ins for sops-nix's and agenix's modules: the options the
-  # integration reads, with their types and defaults (sops-nix 56b24064
-  # modules/sops/default.nix, agenix b027ee29 modules/age.nix).
-  sopsModule =
-    { lib, ... }:
-    {
-      options.sops = {
-        secrets = lib.mkOption {
-          type = lib.types.attrsOf lib.types.raw;
-          default = { };
-          description = "(stand-in)";
-        };
-        templates = lib.mkOption {
-          type = lib.types.attrsOf lib.types.raw;
-          default = { };
-          description = "(stand-in)";
-        };
-        useSystemdActivation = lib.mkOption {
-          type = lib.types.bool;
-          default = false;
-          description = "(stand-in)";
-        };
-        package = lib.mkOption {
-          type = lib.types.raw;
-          default = "/nix/store/55555555555555555555555555555555-sops-install-secrets";
-          description = "(stand-in)";
-        };
-        environment = lib.mkOption {
-          type = lib.types.attrsOf lib.types.str;
-          default = { };
-          description = "(stand-in)";
-        };
-        age.keyFile = lib.mkOption {
-          type = lib.types.nullOr lib.types.str;
-          default = null;
-          description = "(stand-in)";
-        };
-        age.sshKeyPaths = lib.mkOption {
-          type = lib.types.listOf lib.types.str;
-          default = [ ];
-          description = "(stand-in)";
-        };
-        age.plugins = lib.mkOption {
-          type = lib.types.listOf lib.types.raw;
-          default = [ ];
-          description = "(stand-in)";
-        };
-        gnupg.sshKeyPaths = lib.mkOption {
-          type = lib.types.listOf lib.types.str;
-          default = [ ];
-          description = "(stand-in)";
-        };
-      };
-      config.system.build.sops-nix-manifest = "/nix/store/66666666666666666666666666666666-manifest.json";
-    };
-  agenixModule =
-    { lib, ... }:
-    {
-      options.age.secrets = lib.mkOption {
-        type = lib.types.attrsOf lib.types.raw;
-        default = { };
-        description = "(stand-in)";
-      };
-      config.system.activationScripts = {
-        agenixNewGeneration.text = "new-generation";
-        agenixInstall.text = "install";
-        agenixChown.text = "chown";
-      };
-    };
+  # Stand-ins for sops-nix's and agenix's modules (standins.nix).
+  standins = import ./standins.nix;
+  sopsModule = standins.sops;
+  agenixModule = standins.agenix;
   withSops =
     settings: sopsCfg:
     evalModule {
@@ -696,7 +631,10 @@ let
           ])
           (eq "before the consumers" f.before [ "nginx.service" ])
           (eq "wanted by multi-user.target" f.wantedBy [ "multi-user.target" ])
-          (eq "sops-nix's environment" f.environment { SOPS_GPG_EXEC = "/bin/gpg"; })
+          (eq "sops-nix's environment, and restarts through systemctl (a unit, not activation)" f.environment {
+            SOPS_GPG_EXEC = "/bin/gpg";
+            SOPS_RESTART_UNITS_VIA_SYSTEMCTL = "1";
+          })
           (eq "oneshot, once" {
             inherit (f.serviceConfig) Type RemainAfterExit;
           } {

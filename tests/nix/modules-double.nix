@@ -147,11 +147,16 @@ let
 
   mergeSubmodule =
     modules: loc: defs:
-    (evalModules {
-      modules = modules ++ map (d: { config = d.value; }) defs;
-      name = if loc == [ ] then "" else builtins.elemAt loc (length loc - 1);
-      prefix = loc;
-    }).config;
+    let
+      ev = evalModules {
+        modules = modules ++ map (d: { config = d.value; }) defs;
+        name = if loc == [ ] then "" else builtins.elemAt loc (length loc - 1);
+        prefix = loc;
+      };
+    in
+    # An undeclared name inside the submodule is refused when the
+    # submodule's value is used.
+    builtins.seq ev.checked ev.config;
 
   # Deep union of option declarations.
   unionOptions =

@@ -706,7 +706,63 @@ let
       (fires "a bad persona" {
         cfg.persona = "Ops!";
       } (esc "persona = \"Ops!\" is not a persona name"))
-    ];
+      {
+      name = "the follow-up unit of a secret manager (mkFollowUp)";
+      checks =
+        let
+          f = u.mkFollowUp {
+            name = "zeta-creds-sops-nix";
+            description = "Install sops-nix secrets";
+            execStart = "/nix/store/55555555555555555555555555555555-sops-install-secrets/bin/sops-install-secrets /nix/store/66666666666666666666666666666666-manifest.json";
+            conditions = [ "!/run/secrets" ];
+            triggers = [
+              "/var/lib/sops-nix/key.txt"
+              "/etc/ssh/ssh_host_ed25519_key"
+            ];
+            consumers = [ "nginx.service" ];
+          };
+        in
+        [
+          (eq "name" f.name "zeta-creds-sops-nix.service")
+          (eq "After: both restore units" f.unit.After [
+            "zeta-creds-restore.service"
+            "zeta-creds-restore-fallback.service"
+          ])
+          (eq "Before: the consumers" f.unit.Before [ "nginx.service" ])
+          (eq "ConditionPathExists: the conditions ANDed, the triggers ORed" f.unit.ConditionPathExists [
+            "!/run/secrets"
+            "|/var/lib/sops-nix/key.txt"
+            "|/etc/ssh/ssh_host_ed25519_key"
+          ])
+          (eq "Type" f.service.Type "oneshot")
+          (eq "RemainAfterExit" f.service.RemainAfterExit true)
+          (eq "WantedBy" f.install.WantedBy [ "multi-user.target" ])
+          (eq "no start limits of its own" (f.nixos ? startLimitBurst) false)
+          (eq "not restarted by a switch" f.nixos.restartIfChanged false)
+          (eq "text" f.text (
+            "# zeta-creds-sops-nix.service, rendered by nixos-modules/unit.nix\n"
+            + "[Unit]\n"
+            + "Description=Install sops-nix secrets\n"
+            + "Documentation=https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md\n"
+            + "After=zeta-creds-restore.service\n"
+            + "After=zeta-creds-restore-fallback.service\n"
+            + "Before=nginx.service\n"
+            + "ConditionPathExists=!/run/secrets\n"
+            + "ConditionPathExists=|/var/lib/sops-nix/key.txt\n"
+            + "ConditionPathExists=|/etc/ssh/ssh_host_ed25519_key\n"
+            + "\n"
+            + "[Service]\n"
+            + "Type=oneshot\n"
+            + "RemainAfterExit=yes\n"
+            + "ExecStart=/nix/store/55555555555555555555555555555555-sops-install-secrets/bin/sops-install-secrets /nix/store/66666666666666666666666666666666-manifest.json\n"
+            + "SyslogIdentifier=zeta-creds-sops-nix\n"
+            + "\n"
+            + "[Install]\n"
+            + "WantedBy=multi-user.target\n"
+          ))
+        ];
+    }
+  ];
 
   all' = cases ++ assertionCases;
   results = concatLists (map (c: map (r: if r == null then null else "${c.name}: ${r}") c.checks) all');
