@@ -5,7 +5,10 @@
 # original system, so existing host configs keep working) and checks them.
 # The unit itself is built by ./unit.nix, a pure function of these options
 # written with builtins only, so that it is tested without nixpkgs
-# (tests/nix) and booted under a real systemd (tests/vm). README.md beside
+# (tests/nix) and booted under a real systemd (tests/vm); ./integrations.nix
+# adds the sops-nix and agenix follow-ups. The module also puts zeta-creds on
+# PATH and, with `manifest`, installs /etc/zeta/creds-manifest.toml, checked
+# at build time by the binary. README.md beside
 # this file is the user documentation: flake input, host configurations for
 # each passphrase mode, what the unit does at boot and why.
 #
