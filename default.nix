@@ -30,6 +30,7 @@ let
       rustPlatform,
       rustc,
       installShellFiles,
+      makeWrapper,
     }:
     let
       crate = builtins.fromTOML (builtins.readFile ./zeta-creds/Cargo.toml);
@@ -55,6 +56,7 @@ let
           ./xtask
           ./man
           ./manifest
+          ./installer/zeta-creds-step.sh
         ];
       };
       cargoLock.lockFile = ./Cargo.lock;
@@ -71,12 +73,24 @@ let
         "--lib"
       ];
 
-      nativeBuildInputs = [ installShellFiles ];
+      nativeBuildInputs = [
+        installShellFiles
+        makeWrapper
+      ];
 
+      # Everything the docs name, where NixOS looks: the binary, the
+      # installer step as `zeta-creds-step` (wrapped so that it finds this
+      # package's zeta-creds first; the live system's blkid and
+      # systemd-creds stay its own), the man pages, the shell completions
+      # (share/{bash-completion,zsh,fish}), and the manifests in
+      # share/zeta-creds/manifest.
       postInstall = ''
         installManPage man/*.1
         install -Dm644 -t "$out/share/zeta-creds/manifest" manifest/*.toml manifest/README.md
         install -Dm644 -t "$out/share/zeta-creds/manifest/personas" manifest/personas/*.toml
+        install -Dm755 installer/zeta-creds-step.sh "$out/libexec/zeta-creds/zeta-creds-step.sh"
+        makeWrapper "$out/libexec/zeta-creds/zeta-creds-step.sh" "$out/bin/zeta-creds-step" \
+          --prefix PATH : "$out/bin"
       ''
       + lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
         installShellCompletion --cmd zeta-creds \
@@ -92,6 +106,7 @@ let
       installCheckPhase = ''
         runHook preInstallCheck
         "$out/bin/zeta-creds" --version
+        "$out/bin/zeta-creds-step" --help >/dev/null
         for manifest in "$out"/share/zeta-creds/manifest/*.toml "$out"/share/zeta-creds/manifest/personas/*.toml; do
           "$out/bin/zeta-creds" manifest check --syntax-only "$manifest"
         done

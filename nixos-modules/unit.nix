@@ -48,9 +48,12 @@ let
   unique = foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];
 
   # The option defaults, shared with the module so the two cannot drift.
+  # `blob`: the module derives it from boot.loader.efi.efiSysMountPoint
+  # (NixOS's ESP, /boot unless the host moved it); this is the same path for
+  # the default mount point, for callers without a NixOS configuration.
   defaults = {
     enable = false;
-    blob = "/esp/zeta-creds.enc";
+    blob = "/boot/zeta-creds.enc";
     usbUuidFile = "/etc/zeta/usb-uuid";
     requireUsbPresent = false;
     usbWait = 10;
@@ -142,6 +145,14 @@ let
   stateDirectories = [
     "zeta-creds"
     "sops-nix"
+  ];
+
+  # The units sops-nix and agenix install secrets with when they run as
+  # systemd units (sops-nix: sops.useSystemdActivation, the default under
+  # systemd-sysusers or userborn; agenix: under sysusers or userborn).
+  secretInstallers = [
+    "sops-install-secrets.service"
+    "agenix-install-secrets.service"
   ];
 
   askPasswordDir = "/run/systemd/ask-password";
@@ -500,8 +511,13 @@ let
           "sshd-keygen.service"
           "sshd.service"
           "systemd-user-sessions.service"
-          "sops-install-secrets.service"
-        ];
+        ]
+        # sops-nix and agenix as systemd units (sops.useSystemdActivation,
+        # or agenix under systemd-sysusers/userborn): they decrypt with
+        # the key the restore puts in place. In activation mode they run
+        # before any unit; see the follow-up units (mkFollowUp) and
+        # README.md, "sops-nix and agenix".
+        ++ secretInstallers;
         # No blob (never bundled) or no UUID file: skip cleanly, boot on.
         ConditionPathExists = [
           c.blob
@@ -514,7 +530,10 @@ let
           ]
           ++ optionals (credentialMode && pp.credential != null) [ (dirOf pp.credential) ]
         );
-        StartLimitIntervalSec = "10min";
+        # Seconds, as NixOS's startLimitIntervalSec writes them: toNixos
+        # hands both to NixOS's own options, so a host can override them
+        # (lib.mkForce) without a conflict on unitConfig.
+        StartLimitIntervalSec = 600;
         StartLimitBurst = 3;
       };
 
@@ -650,11 +669,17 @@ let
     after = unit.After;
     before = unit.Before;
     wantedBy = install.WantedBy or [ ];
+    # NixOS's own startLimitIntervalSec/startLimitBurst, not unitConfig:
+    # NixOS writes those options into unitConfig itself, so a second
+    # definition there conflicts with a host's override even under
+    # lib.mkForce (nixos/lib/systemd-lib.nix, unitConfig).
     unitConfig = removeAttrs unit [
       "Description"
       "Documentation"
       "After"
       "Before"
+      "StartLimitIntervalSec"
+      "StartLimitBurst"
     ];
     serviceConfig = service;
     # Run once per boot: a `nixos-rebuild switch` that changes the unit
@@ -662,7 +687,9 @@ let
     # switch. `systemctl restart zeta-creds-restore` does it by hand.
     restartIfChanged = false;
     stopIfChanged = false;
-  };
+  }
+  // (if unit ? StartLimitIntervalSec then { startLimitIntervalSec = unit.StartLimitIntervalSec; } else { })
+  // (if unit ? StartLimitBurst then { startLimitBurst = unit.StartLimitBurst; } else { });
 
   mainName = "zeta-creds-restore.service";
   fallbackName = "zeta-creds-restore-fallback.service";
@@ -727,6 +754,69 @@ let
     + "for l; do printf '<3>%s\\n' \"$l\"; printf 'zeta-creds-restore: %s\\n' \"$l\" 2>/dev/null >/dev/console || :; done; "
     + (if fallback then ": >${credentialFailedMarker}; " else "")
     + "else rm -f ${credentialFailedMarker}; fi";
+
+  # A follow-up of the restore for a secret manager that decrypts in NixOS
+  # activation (sops-nix without sops.useSystemdActivation; agenix with
+  # scripted users): activation runs before any unit, so on the first boot
+  # after an install it finds no key and installs nothing. This oneshot
+  # runs the manager's own install step again once the restore (or its
+  # fallback) has finished, only when `conditions` say that the activation
+  # failed (e.g. no /run/secrets this boot) and, if `triggers` are given,
+  # when at least one of them holds (e.g. a key file is now there). The
+  # services that read the secrets (`consumers`) are ordered after it.
+  #
+  #   u.mkFollowUp {
+  #     name = "zeta-creds-sops-nix";            # the unit, without .service
+  #     description = "…";
+  #     execStart = "/nix/store/…/bin/sops-install-secrets /nix/store/…-manifest.json";
+  #     conditions = [ "!/run/secrets" ];      # ConditionPathExists=, ANDed
+  #     triggers = [ "/var/lib/sops-nix/key.txt" ];  # ConditionPathExists=|…, ORed
+  #     consumers = [ "myservice.service" ];   # Before=
+  #   } => { name; unit; service; install; text; nixos; }
+  mkFollowUp =
+    {
+      name,
+      description,
+      execStart,
+      conditions ? [ ],
+      triggers ? [ ],
+      consumers ? [ ],
+    }:
+    let
+      unitName = "${name}.service";
+      unit = {
+        Description = description;
+        Documentation = [
+          "https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md"
+        ];
+        # Both restore units: whichever ran has written the key by the
+        # time it is done (ordering against a unit not in the transaction
+        # is a no-op).
+        After = [
+          mainName
+          fallbackName
+        ];
+        Before = consumers;
+        ConditionPathExists = conditions ++ map (p: "|" + p) triggers;
+      };
+      service = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        # The secret manager's own command, run as root unsandboxed as
+        # its activation step is.
+        ExecStart = execStart;
+        SyslogIdentifier = name;
+      };
+      install = {
+        WantedBy = [ "multi-user.target" ];
+      };
+    in
+    {
+      name = unitName;
+      inherit unit service install;
+      text = renderUnit unitName unit service install;
+      nixos = toNixos unit service install;
+    };
 
   mkUnit =
     {
@@ -843,5 +933,7 @@ in
     escapeWord
     escapeArgv
     mkUnit
+    mkFollowUp
+    secretInstallers
     ;
 }

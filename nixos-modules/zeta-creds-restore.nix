@@ -5,7 +5,10 @@
 # original system, so existing host configs keep working) and checks them.
 # The unit itself is built by ./unit.nix, a pure function of these options
 # written with builtins only, so that it is tested without nixpkgs
-# (tests/nix) and booted under a real systemd (tests/vm). README.md beside
+# (tests/nix) and booted under a real systemd (tests/vm); ./integrations.nix
+# adds the sops-nix and agenix follow-ups. The module also puts zeta-creds on
+# PATH and, with `manifest`, installs /etc/zeta/creds-manifest.toml, checked
+# at build time by the binary. README.md beside
 # this file is the user documentation: flake input, host configurations for
 # each passphrase mode, what the unit does at boot and why.
 #
@@ -16,6 +19,7 @@
 # means setting `zeta.credsRestore.package` yourself or applying the overlay.
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -58,6 +62,8 @@ let
       descriptionClass = "noun";
     };
 
+  tomlFormat = pkgs.formats.toml { };
+
   userHome =
     if cfg.user != null && config.users.users ? ${cfg.user} then
       config.users.users.${cfg.user}.home
@@ -69,6 +75,36 @@ let
     binary = lib.getExe cfg.package;
     # The credential-failure hook's shell (ExecStopPost=, credential mode).
     shell = pkgs.runtimeShell or "/bin/sh";
+  };
+  # The manifest as a file, checked by the binary itself (as sops-nix checks
+  # its manifest with sops-install-secrets -check-mode in a checkPhase).
+  # --syntax-only: the build sandbox has no home to look at; the check
+  # proper runs on the host (`zeta-creds manifest check`).
+  manifestSource =
+    if cfg.manifest == null then
+      null
+    # Nix attributes (not a path, a string or a derivation): TOML.
+    else if builtins.isAttrs cfg.manifest && !(cfg.manifest ? outPath) then
+      tomlFormat.generate "creds-manifest.toml" cfg.manifest
+    else
+      cfg.manifest;
+  checkedManifest =
+    pkgs.runCommand "zeta-creds-manifest.toml"
+      {
+        nativeBuildInputs = [ cfg.package ];
+      }
+      ''
+        zeta-creds manifest check --syntax-only ${manifestSource}
+        cp ${manifestSource} "$out"
+      '';
+
+  integrations = import ./integrations.nix {
+    inherit
+      config
+      options
+      pkgs
+      unitLib
+      ;
   };
 in
 {
@@ -117,13 +153,17 @@ in
 
     blob = mkOption {
       type = externalPath;
-      default = d.blob;
-      example = "/boot/zeta-creds.enc";
+      default = "${config.boot.loader.efi.efiSysMountPoint}/zeta-creds.enc";
+      defaultText = literalExpression "\"\${config.boot.loader.efi.efiSysMountPoint}/zeta-creds.enc\"";
+      example = "/efi/zeta-creds.enc";
       description = ''
-        The blob `zeta-creds bundle` wrote at install time, on the ESP. The
-        unit waits for the filesystem holding it (`RequiresMountsFor=`) and
-        is skipped (`ConditionPathExists=`) when it is not there: a host
-        that was never bundled boots on.
+        The blob `zeta-creds bundle` wrote at install time, on the ESP:
+        by default `zeta-creds.enc` at the top of the ESP as NixOS mounts
+        it ({option}`boot.loader.efi.efiSysMountPoint`, `/boot` unless the
+        host moved it), where the installer step puts it. The unit waits
+        for the filesystem holding it (`RequiresMountsFor=`) and is skipped
+        (`ConditionPathExists=`) when it is not there: a host that was
+        never bundled boots on.
       '';
     };
 
@@ -296,6 +336,94 @@ in
       '';
     };
 
+    manifest = mkOption {
+      type = types.nullOr (types.either types.path tomlFormat.type);
+      default = null;
+      example = literalExpression ''
+        {
+          user = "zeta";
+          entries = [ { path = "~/.config/gh/hosts.yml"; } ];
+        }
+      '';
+      description = ''
+        The manifest installed as `/etc/zeta/creds-manifest.toml`, what
+        `zeta-creds bundle`, `diff` and `manifest check` read when they are
+        not given `--manifest`: a TOML file (a path; a manifest lists paths,
+        never secrets, so the Nix store is fine), or its contents as Nix
+        attributes, written with `pkgs.formats.toml`. It is checked at
+        build time with `zeta-creds manifest check --syntax-only`, so a
+        mistake fails `nixos-rebuild` instead of the next bundle. `null`
+        installs nothing; the package's default manifest is in
+        `share/zeta-creds/manifest/default.toml`.
+      '';
+    };
+
+    integrations = {
+      sops = {
+        enable = mkOption {
+          type = types.bool;
+          default = options ? sops && ((config.sops.secrets or { }) != { } || (config.sops.templates or { }) != { });
+          defaultText = literalExpression "options ? sops && (config.sops.secrets != { } || config.sops.templates != { })";
+          example = false;
+          description = ''
+            Make sops-nix decrypt with the key the restore puts in place, in
+            the same boot. With `sops.useSystemdActivation` (the default
+            under systemd-sysusers and userborn), `sops-install-secrets.service`
+            already waits for the restore. Otherwise sops-nix decrypts in
+            NixOS activation, before any unit, and finds no key on the first
+            boot after an install: `zeta-creds-sops-nix.service` then runs
+            sops-install-secrets with sops-nix's manifest again after the
+            restore, only when this boot has no `/run/secrets` (activation
+            failed) and a key sops-nix reads is now there. See
+            {option}`zeta.credsRestore.integrations.sops.services`.
+          '';
+        };
+        services = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "nginx" ];
+          description = ''
+            Services (names under `systemd.services`) that read sops-nix
+            secrets at start: they are ordered after the restore and after
+            whichever of `sops-install-secrets.service` or
+            `zeta-creds-sops-nix.service` installs the secrets. A service
+            that starts early on its own (`DefaultDependencies=no`) or is
+            already running is not held back.
+          '';
+        };
+      };
+      agenix = {
+        enable = mkOption {
+          type = types.bool;
+          default = options ? age && (config.age.secrets or { }) != { };
+          defaultText = literalExpression "options ? age && config.age.secrets != { }";
+          example = false;
+          description = ''
+            Make agenix decrypt with the SSH host key (or other identity)
+            the restore puts in place, in the same boot. Under
+            systemd-sysusers or userborn, `agenix-install-secrets.service`
+            already waits for the restore. Otherwise agenix decrypts in
+            NixOS activation, before any unit, and finds no identity on the
+            first boot after an install: `zeta-creds-agenix.service` then
+            runs agenix's own activation steps (new generation, install,
+            chown) again after the restore, only when one of the secrets is
+            missing. See {option}`zeta.credsRestore.integrations.agenix.services`.
+          '';
+        };
+        services = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "wireguard-wg0" ];
+          description = ''
+            Services (names under `systemd.services`) that read agenix
+            secrets at start: ordered after the restore and after whichever
+            of `agenix-install-secrets.service` or `zeta-creds-agenix.service`
+            installs the secrets.
+          '';
+        };
+      };
+    };
+
     extraWritablePaths = mkOption {
       type = types.listOf externalPath;
       default = d.extraWritablePaths;
@@ -311,13 +439,37 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    assertions = unitLib.assertionsFor {
-      inherit cfg userHome;
-      inherit (builtins) storeDir;
+    assertions =
+      unitLib.assertionsFor {
+        inherit cfg userHome;
+        inherit (builtins) storeDir;
+      }
+      ++ [
+        {
+          assertion = !cfg.integrations.sops.enable || options ? sops;
+          message =
+            "zeta.credsRestore.integrations.sops.enable is set, but sops-nix is not imported "
+            + "(no sops options): import sops-nix's nixosModules.sops, or set integrations.sops.enable = false.";
+        }
+        {
+          assertion = !cfg.integrations.agenix.enable || options ? age;
+          message =
+            "zeta.credsRestore.integrations.agenix.enable is set, but agenix is not imported "
+            + "(no age options): import agenix's nixosModules.default, or set integrations.agenix.enable = false.";
+        }
+      ];
+
+    # The TPM failure message and the README tell the operator to run
+    # `zeta-creds restore`, `bundle` and `diff` on the host.
+    environment.systemPackages = [ cfg.package ];
+
+    environment.etc = lib.mkIf (cfg.manifest != null) {
+      "zeta/creds-manifest.toml".source = checkedManifest;
     };
 
-    # zeta-creds-restore, and zeta-creds-restore-fallback with
-    # passphrase.credentialFallback = "interactive".
-    systemd.services = unit.nixosServices;
+    # zeta-creds-restore, zeta-creds-restore-fallback with
+    # passphrase.credentialFallback = "interactive", the sops-nix and agenix
+    # follow-ups, and the ordering of the services that read their secrets.
+    systemd.services = unit.nixosServices // integrations.services;
   };
 }

@@ -1,22 +1,30 @@
 # Evaluate nixos-modules/zeta-creds-restore.nix against the test double of
-# lib (lib-double.nix): a single module, its own options only.
+# lib (lib-double.nix) and of the NixOS options it touches
+# (nixos-double.nix), with the double's module system (modules-double.nix):
 #
 #   import ./eval-module.nix {
 #     settings = { enable = true; passphrase.mode = "file"; … };   # zeta.credsRestore.*
 #     users = { zeta = { home = "/home/zeta"; }; };                  # users.users
 #     pkgs = { zeta-creds = …; };                                    # what the module sees as pkgs
+#     modules = [ { systemd.services.zeta-creds-restore.startLimitBurst = lib.mkForce 5; } ];
 #   }
-#   => { options; cfg; enabled; assertions; failedAssertions; service; services; }
+#   => { options; cfg; enabled; assertions; failedAssertions;
+#        service; services;     # what the module itself defines (its mkIf's content)
+#        config; merged;        # the whole merged configuration, and its systemd.services
+#        warnings; configKeys; }
 #
 # Settings are checked the way the module system checks definitions: a
 # value that fails its option's type throws "A definition for option `…'
 # is not of type `…'", an unknown setting throws "The option `…' does not
-# exist", and an option with no default and no setting throws "The option
-# `…' is used but not defined." (the texts nixpkgs uses).
+# exist", an option with no default and no setting throws "The option `…'
+# is used but not defined.", and two definitions of one value that differ
+# at the same priority throw "The option `…' has conflicting definition
+# values" (the texts nixpkgs uses).
 {
   settings ? { },
   users ? { },
   pkgs ? { },
+  modules ? [ ],
   module ? ../../nixos-modules/zeta-creds-restore.nix,
 }:
 let
@@ -33,45 +41,27 @@ let
     ;
   lib = import ./lib-double.nix;
 
-  show = v: if isPath v then "path ${toString v}" else if isFunction v then "<function>" else toJSON v;
-
-  evalOptions =
-    path: opts: defs:
-    let
-      unknown = filter (n: !(opts ? ${n})) (attrNames defs);
-      name = n: concatStringsSep "." (path ++ [ n ]);
-    in
-    if unknown != [ ] then
-      throw "The option `${name (builtins.head unknown)}' does not exist."
-    else
-      listToAttrs (
-        map (n: {
-          name = n;
-          value =
-            let
-              o = opts.${n};
-            in
-            if lib.isOption o then
-              if defs ? ${n} then
-                (
-                  if o.type.check defs.${n} then
-                    defs.${n}
-                  else
-                    throw "A definition for option `${name n}' is not of type `${o.type.description}'. Definition value: ${show defs.${n}}"
-                )
-              else if o ? default then
-                o.default
-              else
-                throw "The option `${name n}' is used but not defined."
-            else if isAttrs o then
-              evalOptions (path ++ [ n ]) o (defs.${n} or { })
-            else
-              throw "evalOptions: ${name n} is neither an option nor a set of options";
-        }) (attrNames opts)
-      );
+  # What the module sees as pkgs: the caller's, over stubs of the few
+  # builders it calls (the names of what they would build, no build).
+  stubStore = name: "/nix/store/44444444444444444444444444444444-${name}";
+  pkgs' = {
+    formats.toml = _: {
+      type = lib.mkOptionType {
+        name = "tomlValue";
+        description = "TOML value";
+        check = builtins.isAttrs;
+      };
+      generate = name: _value: stubStore name;
+    };
+    runCommand = name: _env: _script: stubStore name;
+    writeShellScript = name: _text: stubStore name;
+    util-linux = stubStore "util-linux";
+  }
+  // pkgs;
 
   m = import module {
-    inherit lib pkgs config;
+    inherit lib config options;
+    pkgs = pkgs';
   };
 
   # The module's imports: renamed and removed options (see lib-double.nix).
@@ -124,17 +114,29 @@ let
     warnings = [ ];
   } (m.imports or [ ]);
 
-  config = {
-    zeta.credsRestore = evalOptions prefix m.options.zeta.credsRestore imported.settings;
-    users.users = users;
+  ev = lib.evalModules {
+    modules = [
+      ./nixos-double.nix
+      module
+      {
+        zeta.credsRestore = imported.settings;
+        users.users = users;
+      }
+    ]
+    ++ modules;
+    specialArgs.pkgs = pkgs';
   };
+  inherit (ev) options;
+  config = builtins.seq ev.checked ev.config;
 
   body = m.config;
 in
 assert isAttrs body && (body._type or null) == "if";
 {
-  inherit (m) options;
+  options = m.options;
   cfg = config.zeta.credsRestore;
+  inherit config;
+  merged = config.systemd.services;
   enabled = body.condition;
   inherit (body.content) assertions;
   failedAssertions = map (a: a.message) (filter (a: !a.assertion) body.content.assertions);

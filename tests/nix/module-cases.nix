@@ -98,6 +98,11 @@ let
           "blob"
           "enable"
           "extraWritablePaths"
+          "integrations.agenix.enable"
+          "integrations.agenix.services"
+          "integrations.sops.enable"
+          "integrations.sops.services"
+          "manifest"
           "maxWorkFactor"
           "onConflict"
           "package"
@@ -123,7 +128,18 @@ let
         in
         [
           (eq "enable" c.enable false)
-          (eq "blob" c.blob "/esp/zeta-creds.enc")
+          (eq "blob (boot.loader.efi.efiSysMountPoint's default, /boot)" c.blob "/boot/zeta-creds.enc")
+          (eq "manifest" c.manifest null)
+          (eq "integrations (neither sops-nix nor agenix imported)" c.integrations {
+            sops = {
+              enable = false;
+              services = [ ];
+            };
+            agenix = {
+              enable = false;
+              services = [ ];
+            };
+          })
           (eq "usbUuidFile" c.usbUuidFile "/etc/zeta/usb-uuid")
           (eq "requireUsbPresent" c.requireUsbPresent false)
           (eq "usbWait" c.usbWait 10)
@@ -156,8 +172,12 @@ let
           (eq "mkIf condition" r.enabled true)
           (eq "config keys" r.configKeys [
             "assertions"
+            "environment"
             "systemd"
           ])
+          (eq "zeta-creds on PATH" r.config.environment.systemPackages [ stubPackage ])
+          (eq "no manifest in /etc by default" r.config.environment.etc { })
+          (eq "services" (attrNames r.merged) [ "zeta-creds-restore" ])
           (eq "failed assertions" r.failedAssertions [ ])
           (eq "service" r.service
             (u.mkUnit {
@@ -409,11 +429,329 @@ let
     }
   ];
 
-  results = concatLists (map (c: map (r: if r == null then null else "${c.name}: ${r}") c.checks) cases);
+  # A second module over the enabled one: the merged service.
+  over =
+    extra:
+    (evalModule {
+      settings.enable = true;
+      inherit pkgs;
+      modules = [ extra ];
+    }).merged.zeta-creds-restore;
+  fails = x: !(builtins.tryEval (builtins.deepSeq x true)).success;
+
+  # Stand-ins for sops-nix's and agenix's modules (standins.nix).
+  standins = import ./standins.nix;
+  sopsModule = standins.sops;
+  agenixModule = standins.agenix;
+  withSops =
+    settings: sopsCfg:
+    evalModule {
+      settings = {
+        enable = true;
+      }
+      // settings;
+      inherit pkgs;
+      modules = [
+        sopsModule
+        { sops = sopsCfg; }
+      ];
+    };
+  withAgenix =
+    settings: extra:
+    evalModule {
+      settings = {
+        enable = true;
+      }
+      // settings;
+      inherit pkgs;
+      modules = [
+        agenixModule
+        {
+          age.secrets.wg.path = "/run/agenix/wg";
+          age.secrets.token.path = "/run/agenix/token";
+        }
+        extra
+      ];
+    };
+
+  overrideCases = [
+    {
+      name = "the blob follows boot.loader.efi.efiSysMountPoint";
+      checks = [
+        (eq "blob"
+          (evalModule {
+            inherit pkgs;
+            modules = [ { boot.loader.efi.efiSysMountPoint = "/efi"; } ];
+          }).cfg.blob
+          "/efi/zeta-creds.enc"
+        )
+        (eq "ConditionPathExists"
+          (over { boot.loader.efi.efiSysMountPoint = "/efi"; }).unitConfig.ConditionPathExists
+          [
+            "/efi/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+          ]
+        )
+      ];
+    }
+    {
+      name = "the manifest in /etc, checked at build time";
+      checks =
+        let
+          m =
+            v:
+            (evalModule {
+              settings = {
+                enable = true;
+                manifest = v;
+              };
+              inherit pkgs;
+            }).config.environment.etc;
+        in
+        [
+          (eq "attrs" (m {
+            user = "zeta";
+            entries = [ ];
+          }) { "zeta/creds-manifest.toml".source = "/nix/store/44444444444444444444444444444444-zeta-creds-manifest.toml"; })
+          (eq "a path" (m ./golden) {
+            "zeta/creds-manifest.toml".source = "/nix/store/44444444444444444444444444444444-zeta-creds-manifest.toml";
+          })
+          (holds "a number is refused" (fails (m 3)))
+        ];
+    }
+    {
+      name = "NixOS's start limits: our values, overridable";
+      checks = [
+        (eq "unitConfig from startLimitBurst/startLimitIntervalSec" {
+          inherit ((over { }).unitConfig) StartLimitBurst StartLimitIntervalSec;
+        } {
+          StartLimitBurst = "3";
+          StartLimitIntervalSec = "600";
+        })
+        (holds "plain startLimitBurst = 5 conflicts with ours (use mkForce)" (
+          fails (over { systemd.services.zeta-creds-restore.startLimitBurst = 5; }).unitConfig
+        ))
+        (eq "mkDefault: ours wins" (over { systemd.services.zeta-creds-restore.startLimitBurst = lib.mkDefault 5; }).unitConfig.StartLimitBurst "3")
+        (eq "mkForce startLimitBurst" (over { systemd.services.zeta-creds-restore.startLimitBurst = lib.mkForce 5; }).unitConfig.StartLimitBurst "5")
+        (eq "mkForce startLimitIntervalSec" (over {
+          systemd.services.zeta-creds-restore.startLimitIntervalSec = lib.mkForce 60;
+        }).unitConfig.StartLimitIntervalSec "60")
+        # Issue 17's bug, as the module had it: unitConfig.StartLimitBurst
+        # written directly conflicts with NixOS's own definition from
+        # startLimitBurst, even under mkForce. The double must see it.
+        (holds "the old way (unitConfig.StartLimitBurst beside startLimitBurst = mkForce) conflicts" (
+          fails
+            (evalModule {
+              inherit pkgs;
+              modules = [
+                {
+                  systemd.services.old.unitConfig.StartLimitBurst = 3;
+                  systemd.services.old.startLimitBurst = lib.mkForce 5;
+                }
+              ];
+            }).merged.old.unitConfig
+        ))
+      ];
+    }
+    {
+      name = "a second module over the ordering";
+      checks = [
+        (eq "plain: added to ours" (over { systemd.services.zeta-creds-restore.after = [ "network.target" ]; }).after [
+          "local-fs.target"
+          "systemd-sysusers.service"
+          "userborn.service"
+          "network.target"
+        ])
+        (eq "mkDefault: ours only" (over {
+          systemd.services.zeta-creds-restore.before = lib.mkDefault [ "x.service" ];
+        }).before (u.mkUnit { cfg = { }; binary = stubBin; }).unit.Before)
+        (eq "mkForce: theirs only" (over {
+          systemd.services.zeta-creds-restore.before = lib.mkForce [ "sshd.service" ];
+        }).unitConfig.Before "sshd.service")
+      ];
+    }
+    {
+      name = "a second module over the environment";
+      checks = [
+        (eq "plain" (over { systemd.services.zeta-creds-restore.environment.RUST_LOG = "debug"; }).environment {
+          RUST_LOG = "debug";
+        })
+        (holds "two values for one variable conflict" (
+          fails
+            (over {
+              imports = [ { systemd.services.zeta-creds-restore.environment.A = "1"; } ];
+              systemd.services.zeta-creds-restore.environment.A = "2";
+            }).environment
+        ))
+        (eq "mkForce over another" (over {
+          imports = [ { systemd.services.zeta-creds-restore.environment.A = "1"; } ];
+          systemd.services.zeta-creds-restore.environment.A = lib.mkForce "2";
+        }).environment { A = "2"; })
+      ];
+    }
+    {
+      name = "a second module over the restart policy";
+      checks = [
+        (holds "plain Restart = always conflicts with ours (use mkForce)" (
+          fails (over { systemd.services.zeta-creds-restore.serviceConfig.Restart = "always"; }).serviceConfig.Restart
+        ))
+        (eq "mkDefault: ours" (over {
+          systemd.services.zeta-creds-restore.serviceConfig.Restart = lib.mkDefault "always";
+        }).serviceConfig.Restart "on-failure")
+        (eq "mkForce: theirs" (over {
+          systemd.services.zeta-creds-restore.serviceConfig.Restart = lib.mkForce "no";
+        }).serviceConfig.Restart "no")
+        (eq "RestartPreventExitStatus kept" (over {
+          systemd.services.zeta-creds-restore.serviceConfig.Restart = lib.mkForce "no";
+        }).serviceConfig.RestartPreventExitStatus "2 3 4 5 6 7 8 243")
+      ];
+    }
+    {
+      name = "sops-nix in activation mode: the follow-up unit";
+      checks =
+        let
+          r = withSops { integrations.sops.services = [ "nginx" ]; } {
+            secrets.db = { };
+            age.keyFile = "/var/lib/sops-nix/key.txt";
+            environment.SOPS_GPG_EXEC = "/bin/gpg";
+          };
+          f = r.merged.zeta-creds-sops-nix;
+        in
+        [
+          (eq "enabled by default when sops-nix has secrets" r.cfg.integrations.sops.enable true)
+          (eq "failed assertions" r.failedAssertions [ ])
+          (eq "ExecStart" f.serviceConfig.ExecStart "/nix/store/55555555555555555555555555555555-sops-install-secrets/bin/sops-install-secrets /nix/store/66666666666666666666666666666666-manifest.json")
+          (eq "only when activation published nothing and the key is there" f.unitConfig.ConditionPathExists [
+            "!/run/secrets"
+            "|/var/lib/sops-nix/key.txt"
+          ])
+          (eq "after both restore units" f.after [
+            "zeta-creds-restore.service"
+            "zeta-creds-restore-fallback.service"
+          ])
+          (eq "before the consumers" f.before [ "nginx.service" ])
+          (eq "wanted by multi-user.target" f.wantedBy [ "multi-user.target" ])
+          (eq "sops-nix's environment, and restarts through systemctl (a unit, not activation)" f.environment {
+            SOPS_GPG_EXEC = "/bin/gpg";
+            SOPS_RESTART_UNITS_VIA_SYSTEMCTL = "1";
+          })
+          (eq "oneshot, once" {
+            inherit (f.serviceConfig) Type RemainAfterExit;
+          } {
+            Type = "oneshot";
+            RemainAfterExit = true;
+          })
+          (eq "the consumer is after the restore and the follow-up" r.merged.nginx.after [
+            "zeta-creds-restore.service"
+            "zeta-creds-sops-nix.service"
+          ])
+          (eq "the restore is before sops-install-secrets.service"
+            (builtins.elem "sops-install-secrets.service" r.merged.zeta-creds-restore.before)
+            true
+          )
+        ];
+    }
+    {
+      name = "sops-nix in systemd mode: ordering only";
+      checks =
+        let
+          r = withSops { integrations.sops.services = [ "nginx" ]; } {
+            secrets.db = { };
+            useSystemdActivation = true;
+            age.sshKeyPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
+          };
+        in
+        [
+          (eq "no follow-up" (attrNames r.merged) [
+            "nginx"
+            "zeta-creds-restore"
+          ])
+          (eq "the consumer is after sops-install-secrets.service" r.merged.nginx.after [
+            "zeta-creds-restore.service"
+            "sops-install-secrets.service"
+          ])
+        ];
+    }
+    {
+      name = "sops-nix imported without secrets, or switched off";
+      checks = [
+        (eq "off without secrets" (withSops { } { }).cfg.integrations.sops.enable false)
+        (eq "switched off: no follow-up" (attrNames
+          (withSops { integrations.sops.enable = false; } {
+            secrets.db = { };
+          }).merged
+        ) [ "zeta-creds-restore" ])
+      ];
+    }
+    {
+      name = "assertion: the sops-nix integration without sops-nix";
+      checks =
+        let
+          r = ev {
+            enable = true;
+            integrations.sops.enable = true;
+          } { };
+        in
+        [
+          (holds "fires (got ${toJSON r.failedAssertions})" (
+            builtins.any (m: builtins.match ".*sops-nix is not imported.*" m != null) r.failedAssertions
+          ))
+        ];
+    }
+    {
+      name = "agenix in activation mode: the follow-up unit";
+      checks =
+        let
+          r = withAgenix { integrations.agenix.services = [ "wireguard-wg0" ]; } { };
+          f = r.merged.zeta-creds-agenix;
+        in
+        [
+          (eq "enabled by default when agenix has secrets" r.cfg.integrations.agenix.enable true)
+          (eq "failed assertions" r.failedAssertions [ ])
+          (eq "ExecStart: agenix's own steps in a script" f.serviceConfig.ExecStart "/nix/store/44444444444444444444444444444444-zeta-creds-agenix")
+          (eq "only when a secret is missing" f.unitConfig.ConditionPathExists [
+            "|!/run/agenix/token"
+            "|!/run/agenix/wg"
+          ])
+          (eq "mount on its path" f.path [ "/nix/store/44444444444444444444444444444444-util-linux" ])
+          (eq "the consumer" r.merged.wireguard-wg0.after [
+            "zeta-creds-restore.service"
+            "zeta-creds-agenix.service"
+          ])
+        ];
+    }
+    {
+      name = "agenix under systemd-sysusers: ordering only";
+      checks =
+        let
+          r = withAgenix { integrations.agenix.services = [ "wireguard-wg0" ]; } {
+            options.systemd.sysusers.enable = lib.mkOption {
+              type = lib.types.bool;
+              default = false;
+              description = "(stand-in)";
+            };
+            config.systemd.sysusers.enable = true;
+          };
+        in
+        [
+          (eq "no follow-up" (r.merged ? zeta-creds-agenix) false)
+          (eq "the consumer is after agenix-install-secrets.service" r.merged.wireguard-wg0.after [
+            "zeta-creds-restore.service"
+            "agenix-install-secrets.service"
+          ])
+          (holds "the restore is before agenix-install-secrets.service" (
+            builtins.elem "agenix-install-secrets.service" r.merged.zeta-creds-restore.before
+          ))
+        ];
+    }
+  ];
+
+  allCases = cases ++ overrideCases;
+  results = concatLists (map (c: map (r: if r == null then null else "${c.name}: ${r}") c.checks) allCases);
 in
 {
   count = length results;
   failures = filter isString results;
-  cases = map (c: c.name) cases;
+  cases = map (c: c.name) allCases;
   options = map (d: d.name) declared;
 }

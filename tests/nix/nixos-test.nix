@@ -100,9 +100,11 @@ pkgs.testers.runNixOSTest {
     };
 
   testScript = ''
+    # The module's default blob path: the ESP as NixOS mounts it
+    # (boot.loader.efi.efiSysMountPoint, /boot).
     def put_blob(m):
         m.succeed(
-            "install -D -m 0644 ${fixture}/zeta-creds.enc /esp/zeta-creds.enc",
+            "install -D -m 0644 ${fixture}/zeta-creds.enc /boot/zeta-creds.enc",
             "install -D -m 0644 ${fixture}/usb-uuid /etc/zeta/usb-uuid",
         )
 
@@ -110,6 +112,8 @@ pkgs.testers.runNixOSTest {
         credential.start()
         credential.wait_for_unit("multi-user.target")
         credential.succeed("systemctl show -p ConditionResult zeta-creds-restore.service | grep -x ConditionResult=no")
+        # Everything the docs name is installed.
+        credential.succeed("zeta-creds --version", "command -v zeta-creds-step", "man -w zeta-creds-restore")
         put_blob(credential)
         credential.succeed(
             "mkdir -p -m 0700 /etc/credstore.encrypted",

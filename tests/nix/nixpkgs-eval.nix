@@ -12,6 +12,9 @@
 #     without a credential; a user whose home is /), and a store path or a
 #     Nix path literal is refused by the option types;
 #   - the original system's option names still evaluate;
+#   - a host overrides the start limits and Restart= with lib.mkForce (issue
+#     17), the blob follows boot.loader.efi.efiSysMountPoint, zeta-creds is
+#     on PATH and the manifest option installs /etc/zeta/creds-manifest.toml;
 # then runs `systemd-analyze verify` and `systemd-analyze security
 # --offline=true` on the unit file NixOS generated.
 { pkgs, nixosModule }:
@@ -165,10 +168,43 @@ let
     )
   ];
 
+  # Issue 17: the start limits are NixOS's own options, so a host overrides
+  # them with mkForce without a conflict on unitConfig; the blob follows the
+  # ESP; zeta-creds is on PATH; the manifest lands in /etc.
+  issue17Checks =
+    let
+      forced = evalHost {
+        systemd.services.zeta-creds-restore.startLimitBurst = lib.mkForce 5;
+        systemd.services.zeta-creds-restore.startLimitIntervalSec = lib.mkForce 60;
+        systemd.services.zeta-creds-restore.serviceConfig.Restart = lib.mkForce "no";
+      };
+      plain = evalHost { };
+      efi = evalHost { boot.loader.efi.efiSysMountPoint = "/efi"; };
+      withManifest = evalHost {
+        zeta.credsRestore.manifest = {
+          user = "zeta";
+          entries = [ { path = "~/.config/gh/hosts.yml"; } ];
+        };
+      };
+    in
+    [
+      (lib.assertMsg (hasLine forced "StartLimitBurst=5" && hasLine forced "StartLimitIntervalSec=60")
+        "startLimitBurst/startLimitIntervalSec = mkForce …: not in the unit:\n${(unitOf forced).text}"
+      )
+      (lib.assertMsg (hasLine forced "Restart=no") "serviceConfig.Restart = mkForce \"no\": not in the unit")
+      (lib.assertMsg (hasLine plain "StartLimitBurst=3" && hasLine plain "StartLimitIntervalSec=600")
+        "the default start limits are not in the unit:\n${(unitOf plain).text}"
+      )
+      (lib.assertMsg (plain.zeta.credsRestore.blob == "/boot/zeta-creds.enc") "the default blob is not /boot/zeta-creds.enc")
+      (lib.assertMsg (efi.zeta.credsRestore.blob == "/efi/zeta-creds.enc") "the blob does not follow efiSysMountPoint")
+      (lib.assertMsg (lib.elem plain.zeta.credsRestore.package plain.environment.systemPackages) "zeta-creds is not on PATH")
+      (lib.assertMsg (withManifest.environment.etc ? "zeta/creds-manifest.toml") "the manifest is not in /etc")
+    ];
+
   config = evalHost modes.credential;
   unitFile = "${(unitOf config).unit}/zeta-creds-restore.service";
 in
-assert lib.all lib.id (lib.flatten modeChecks ++ assertionChecks);
+assert lib.all lib.id (lib.flatten modeChecks ++ assertionChecks ++ issue17Checks);
 pkgs.runCommand "zeta-creds-module-eval"
   {
     nativeBuildInputs = [ pkgs.systemd ];

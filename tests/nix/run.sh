@@ -14,14 +14,15 @@
 #      typed and documented, hands the right values to the unit function,
 #      and fires its assertions (tests/nix/module-cases.nix);
 #   4. settings the option types must refuse are refused, with the
-#      module system's message: a store path, a Nix path literal (which
+#      module system's message (and two definitions that conflict): a store path, a Nix path literal (which
 #      would copy a secret into the store), a relative path, an unknown
 #      mode, a work factor out of range, an unknown or removed option; an
 #      unset package says how to set it;
 #   5. flake.nix and default.nix have the promised outputs
 #      (tests/nix/flake-cases.nix, with a stub nixpkgs);
 #   6. the rendered unit passes `systemd-analyze verify` with the binary
-#      path pointing at the real zeta-creds, for each passphrase mode, and
+#      path pointing at the real zeta-creds, for each passphrase mode (and
+#      the sops-nix follow-up unit beside it), and
 #      `systemd-analyze security --offline=true` scores it (printed, and
 #      held at or below MAX_EXPOSURE); the default unit matches the golden
 #      file tests/nix/golden/zeta-creds-restore.service
@@ -167,6 +168,12 @@ refused "the original system's home option" \
 refused "no package and none in pkgs" \
     "zeta.credsRestore.package is not set and nixpkgs has no zeta-creds package" \
     '(import ./tests/nix/eval-module.nix { settings = { enable = true; }; pkgs = { }; }).service.serviceConfig.ExecStart'
+refused "a second module's plain Restart= beside ours (nixpkgs' merge: use mkForce)" \
+    "The option \`systemd.services.zeta-creds-restore.serviceConfig.Restart' has conflicting definition values" \
+    "$(module '{ enable = true; }' merged.zeta-creds-restore.serviceConfig.Restart | sed 's/; }).merged/; modules = [ { systemd.services.zeta-creds-restore.serviceConfig.Restart = "always"; } ]; }).merged/')"
+refused "issue 17: unitConfig.StartLimitBurst beside startLimitBurst = mkForce conflicts" \
+    "The option \`systemd.services.old.unitConfig.StartLimitBurst' has conflicting definition values" \
+    '(import ./tests/nix/eval-module.nix { modules = [ { systemd.services.old.unitConfig.StartLimitBurst = 3; systemd.services.old.startLimitBurst = (import ./tests/nix/lib-double.nix).mkForce 5; } ]; }).merged.old.unitConfig'
 refused "rendering a configuration that fails an assertion" \
     "passphrase.mode = \"file\" needs zeta.credsRestore.passphrase.file" \
     'import ./tests/nix/render-unit.nix { cfg = builtins.toJSON { passphrase.mode = "file"; }; binary = "/bin/true"; }'
@@ -231,6 +238,28 @@ if nix_eval --json tests/nix/render-unit.nix --argstr units all --argstr binary 
     fi
 else
     fail "credential fallback: cannot render the units"
+    cat "$work/render.err"
+fi
+# A follow-up unit of the sops-nix integration (unit.nix's mkFollowUp),
+# beside the restore unit it is ordered after; its ExecStart= is the real
+# binary so that verify finds an executable.
+mkdir -p "$work/followup"
+if nix_eval --json -E "(import ./nixos-modules/unit.nix).mkFollowUp {
+        name = \"zeta-creds-sops-nix\"; description = \"Install sops-nix secrets\";
+        execStart = \"$binary --version\"; conditions = [ \"!/run/secrets\" ];
+        triggers = [ \"/var/lib/sops-nix/key.txt\" ]; consumers = [ \"nginx.service\" ]; }" \
+    >"$work/followup/unit.json" 2>"$work/render.err"; then
+    jq -jr .text "$work/followup/unit.json" >"$work/followup/zeta-creds-sops-nix.service"
+    cp "$work/interactive/zeta-creds-restore.service" "$work/followup/"
+    if systemd-analyze verify --man=yes "$work/followup/zeta-creds-restore.service" \
+        "$work/followup/zeta-creds-sops-nix.service" >"$work/verify.out" 2>&1; then
+        ok "sops-nix follow-up: systemd-analyze verify (with the restore unit)"
+    else
+        fail "sops-nix follow-up: systemd-analyze verify:"
+        cat "$work/verify.out"
+    fi
+else
+    fail "sops-nix follow-up: cannot render the unit"
     cat "$work/render.err"
 fi
 [ "$(head -c 2 "$work/interactive/zeta-creds-restore.service")" = "# " ] ||

@@ -57,7 +57,17 @@ let
         "sshd.service"
         "systemd-user-sessions.service"
         "sops-install-secrets.service"
+        "agenix-install-secrets.service"
       ])
+      (eq "start limits, as NixOS's own options" {
+        inherit (x.nixos) startLimitBurst startLimitIntervalSec;
+      } {
+        startLimitBurst = 3;
+        startLimitIntervalSec = 600;
+      })
+      (holds "no StartLimit* in unitConfig (NixOS writes them there from its options)" (
+        !(x.nixos.unitConfig ? StartLimitBurst) && !(x.nixos.unitConfig ? StartLimitIntervalSec)
+      ))
       (eq "WantedBy" x.install.WantedBy [ "multi-user.target" ])
       (eq "Type" s.Type "oneshot")
       (eq "RemainAfterExit: only outside credential mode (systemd releases the unsealed credential when the unit stops)"
@@ -110,7 +120,7 @@ let
             head
             ++ [
               "--blob"
-              "/esp/zeta-creds.enc"
+              "/boot/zeta-creds.enc"
               "--usb-uuid-file"
               "/etc/zeta/usb-uuid"
               "--on-conflict"
@@ -122,13 +132,13 @@ let
               "300"
             ]
           ))
-          (eq "ExecStart" x.service.ExecStart "${bin} restore --blob /esp/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --on-conflict keep-modified --max-work-factor 20 --ask-password --ask-password-timeout 300")
+          (eq "ExecStart" x.service.ExecStart "${bin} restore --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --on-conflict keep-modified --max-work-factor 20 --ask-password --ask-password-timeout 300")
           (eq "ConditionPathExists" x.unit.ConditionPathExists [
-            "/esp/zeta-creds.enc"
+            "/boot/zeta-creds.enc"
             "/etc/zeta/usb-uuid"
           ])
           (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
-            "/esp"
+            "/boot"
             "/etc/zeta"
           ])
           # 3 tries x 300 s + 120 s for scrypt and the writes
@@ -160,7 +170,7 @@ let
             head
             ++ [
               "--blob"
-              "/esp/zeta-creds.enc"
+              "/boot/zeta-creds.enc"
               "--usb-uuid-file"
               "/etc/zeta/usb-uuid"
               "--on-conflict"
@@ -200,7 +210,7 @@ let
             head
             ++ [
               "--blob"
-              "/esp/zeta-creds.enc"
+              "/boot/zeta-creds.enc"
               "--usb-uuid-file"
               "/etc/zeta/usb-uuid"
               "--on-conflict"
@@ -217,7 +227,7 @@ let
             "+/bin/sh -c \"if [ \\\"$$EXIT_CODE\\\" = exited ] && [ \\\"$$EXIT_STATUS\\\" = 243 ]; then set -- "
             + "'the sealed passphrase /etc/credstore.encrypted/zeta-creds.passphrase (LoadCredentialEncrypted=passphrase:/etc/credstore.encrypted/zeta-creds.passphrase) could not be decrypted, so systemd did not start zeta-creds (status 243/CREDENTIALS) and nothing was restored.' "
             + "'likely causes: the file is missing; it was sealed on another machine; or this machine'\\\\''s TPM2 no longer unseals it (the TPM was cleared or reset, or a firmware, Secure Boot or boot loader update changed the PCRs it is bound to).' "
-            + "'to restore now: run `zeta-creds restore --blob /esp/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --on-conflict keep-modified --max-work-factor 20` as root on a terminal (it asks for the passphrase), or boot with zeta.credsRestore.passphrase.mode = \\\"interactive\\\" (or passphrase.credentialFallback = \\\"interactive\\\").' "
+            + "'to restore now: run `zeta-creds restore --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --on-conflict keep-modified --max-work-factor 20` as root on a terminal (it asks for the passphrase), or boot with zeta.credsRestore.passphrase.mode = \\\"interactive\\\" (or passphrase.credentialFallback = \\\"interactive\\\").' "
             + "'then re-seal it on this machine: systemd-ask-password -n \\\"zeta-creds passphrase:\\\" | systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=7 --name=passphrase - /etc/credstore.encrypted/zeta-creds.passphrase (the PCRs you sealed with; installer: zeta-creds-step.sh --seal-tpm2).'; "
             + "for l; do printf '<3>%%s\\\\n' \\\"$$l\\\"; printf 'zeta-creds-restore: %%s\\\\n' \\\"$$l\\\" 2>/dev/null >/dev/console || :; done; "
             + "else rm -f /run/zeta-creds-credential-failed; fi\""
@@ -228,7 +238,7 @@ let
             builtins.match ".*: >/run/zeta-creds-credential-failed.*" x.service.ExecStopPost == null
           ))
           (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
-            "/esp"
+            "/boot"
             "/etc/zeta"
             "/etc/credstore.encrypted"
           ])
@@ -338,7 +348,7 @@ let
             head
             ++ [
               "--blob"
-              "/esp/zeta-creds.enc"
+              "/boot/zeta-creds.enc"
               "--usb-uuid-file"
               "/etc/zeta/usb-uuid"
               "--on-conflict"
@@ -361,7 +371,7 @@ let
           ])
           (eq "fallback Before" f.unit.Before x.unit.Before)
           (eq "fallback ConditionPathExists" f.unit.ConditionPathExists [
-            "/esp/zeta-creds.enc"
+            "/boot/zeta-creds.enc"
             "/etc/zeta/usb-uuid"
             "/run/zeta-creds-credential-failed"
           ])
@@ -446,7 +456,7 @@ let
             head
             ++ [
               "--blob"
-              "/esp/zeta-creds.enc"
+              "/boot/zeta-creds.enc"
               "--usb-uuid-file"
               "/etc/zeta/usb-uuid"
               "--on-conflict"
@@ -528,7 +538,7 @@ let
     {
       name = "ExecStart escaping";
       checks = [
-        (eq "plain" (u.escapeWord "/esp/zeta-creds.enc") "/esp/zeta-creds.enc")
+        (eq "plain" (u.escapeWord "/boot/zeta-creds.enc") "/boot/zeta-creds.enc")
         (eq "space" (u.escapeWord "a b") "\"a b\"")
         (eq "percent" (u.escapeWord "50%") "\"50%%\"")
         (eq "dollar" (u.escapeWord "$HOME") "\"$$HOME\"")
@@ -544,7 +554,7 @@ let
     {
       name = "path checks";
       checks = [
-        (holds "/esp/zeta-creds.enc is external" (u.isExternalPath "/nix/store" "/esp/zeta-creds.enc"))
+        (holds "/boot/zeta-creds.enc is external" (u.isExternalPath "/nix/store" "/boot/zeta-creds.enc"))
         (holds "a store path is not" (!(u.isExternalPath "/nix/store" "/nix/store/abc-passphrase")))
         (holds "the store itself is not" (!(u.isExternalPath "/nix/store" "/nix/store")))
         (holds "/nix/storefront is (only the store is refused)" (u.isExternalPath "/nix/store" "/nix/storefront/x"))
@@ -696,7 +706,63 @@ let
       (fires "a bad persona" {
         cfg.persona = "Ops!";
       } (esc "persona = \"Ops!\" is not a persona name"))
-    ];
+      {
+      name = "the follow-up unit of a secret manager (mkFollowUp)";
+      checks =
+        let
+          f = u.mkFollowUp {
+            name = "zeta-creds-sops-nix";
+            description = "Install sops-nix secrets";
+            execStart = "/nix/store/55555555555555555555555555555555-sops-install-secrets/bin/sops-install-secrets /nix/store/66666666666666666666666666666666-manifest.json";
+            conditions = [ "!/run/secrets" ];
+            triggers = [
+              "/var/lib/sops-nix/key.txt"
+              "/etc/ssh/ssh_host_ed25519_key"
+            ];
+            consumers = [ "nginx.service" ];
+          };
+        in
+        [
+          (eq "name" f.name "zeta-creds-sops-nix.service")
+          (eq "After: both restore units" f.unit.After [
+            "zeta-creds-restore.service"
+            "zeta-creds-restore-fallback.service"
+          ])
+          (eq "Before: the consumers" f.unit.Before [ "nginx.service" ])
+          (eq "ConditionPathExists: the conditions ANDed, the triggers ORed" f.unit.ConditionPathExists [
+            "!/run/secrets"
+            "|/var/lib/sops-nix/key.txt"
+            "|/etc/ssh/ssh_host_ed25519_key"
+          ])
+          (eq "Type" f.service.Type "oneshot")
+          (eq "RemainAfterExit" f.service.RemainAfterExit true)
+          (eq "WantedBy" f.install.WantedBy [ "multi-user.target" ])
+          (eq "no start limits of its own" (f.nixos ? startLimitBurst) false)
+          (eq "not restarted by a switch" f.nixos.restartIfChanged false)
+          (eq "text" f.text (
+            "# zeta-creds-sops-nix.service, rendered by nixos-modules/unit.nix\n"
+            + "[Unit]\n"
+            + "Description=Install sops-nix secrets\n"
+            + "Documentation=https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md\n"
+            + "After=zeta-creds-restore.service\n"
+            + "After=zeta-creds-restore-fallback.service\n"
+            + "Before=nginx.service\n"
+            + "ConditionPathExists=!/run/secrets\n"
+            + "ConditionPathExists=|/var/lib/sops-nix/key.txt\n"
+            + "ConditionPathExists=|/etc/ssh/ssh_host_ed25519_key\n"
+            + "\n"
+            + "[Service]\n"
+            + "Type=oneshot\n"
+            + "RemainAfterExit=yes\n"
+            + "ExecStart=/nix/store/55555555555555555555555555555555-sops-install-secrets/bin/sops-install-secrets /nix/store/66666666666666666666666666666666-manifest.json\n"
+            + "SyslogIdentifier=zeta-creds-sops-nix\n"
+            + "\n"
+            + "[Install]\n"
+            + "WantedBy=multi-user.target\n"
+          ))
+        ];
+    }
+  ];
 
   all' = cases ++ assertionCases;
   results = concatLists (map (c: map (r: if r == null then null else "${c.name}: ${r}") c.checks) all');
