@@ -341,8 +341,12 @@ in
       default = null;
       example = literalExpression ''
         {
+          version = 1;
           user = "zeta";
-          entries = [ { path = "~/.config/gh/hosts.yml"; } ];
+          entry = [
+            { path = "~/.config/gh/hosts.yml"; }
+            { path = "/etc/ssh/ssh_host_*_key"; mode = "0600"; owner = "root"; group = "root"; }
+          ];
         }
       '';
       description = ''

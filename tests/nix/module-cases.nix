@@ -510,8 +510,9 @@ let
         in
         [
           (eq "attrs" (m {
+            version = 1;
             user = "zeta";
-            entries = [ ];
+            entry = [ ];
           }) { "zeta/creds-manifest.toml".source = "/nix/store/44444444444444444444444444444444-zeta-creds-manifest.toml"; })
           (eq "a path" (m ./golden) {
             "zeta/creds-manifest.toml".source = "/nix/store/44444444444444444444444444444444-zeta-creds-manifest.toml";

@@ -182,8 +182,9 @@ let
       efi = evalHost { boot.loader.efi.efiSysMountPoint = "/efi"; };
       withManifest = evalHost {
         zeta.credsRestore.manifest = {
+          version = 1;
           user = "zeta";
-          entries = [ { path = "~/.config/gh/hosts.yml"; } ];
+          entry = [ { path = "~/.config/gh/hosts.yml"; } ];
         };
       };
     in
