@@ -34,8 +34,8 @@ mod keys;
 mod stream;
 
 pub use entries::{
-    Anchor, EntryKind, EntryMeta, EntryReader, EntryWriter, MAX_ENTRIES, MAX_ENTRY_SIZE,
-    MAX_NAME_LEN, MAX_PATH_LEN, validate_name as entries_validate_name,
+    Anchor, EntriesError, EntryKind, EntryMeta, EntryReader, EntryWriter, MAX_ENTRIES, MAX_ENTRY_SIZE,
+    MAX_NAME_LEN, MAX_PATH_LEN, NameError, validate_name as entries_validate_name,
     validate_path as entries_validate_path,
 };
 pub use header::{Header, HeaderFields, UnlockedHeader};
@@ -134,7 +134,7 @@ pub enum Error {
     #[error("payload ends in an empty final chunk after data")]
     PayloadLastChunkEmpty,
     #[error("entry stream is invalid: {0}")]
-    Entries(String),
+    Entries(EntriesError),
     #[error(
         "invalid USB UUID {0:?}: expected 1 to {MAX_UUID_LEN} characters of [0-9a-z-] after trimming and lower-casing"
     )]
