@@ -91,14 +91,17 @@ pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
 /// Everything that can go wrong reading or writing an envelope.
 ///
 /// The variants fall into the failure classes of [`ErrorClass`], which the
-/// test vectors name and the binary maps to exit codes.
+/// test vectors name and the binary maps to exit codes. Messages say what is
+/// wrong with the blob and name no flag, tool or program version: advice of
+/// that kind is the binary's to add (as rage's `DecryptError` leaves it to
+/// the `rage` binary).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error("not a zeta-creds blob (bad magic bytes)")]
     BadMagic,
     #[error(
-        "unsupported envelope version {0} (this zeta-creds reads version {VERSION}); try a newer zeta-creds"
+        "unsupported envelope version {0} (this zeta-creds reads version {VERSION})"
     )]
     UnsupportedVersion(u8),
     #[error("header is truncated")]
@@ -110,12 +113,12 @@ pub enum Error {
     )]
     WorkFactorOutOfRange { log_n: u8 },
     #[error(
-        "work factor {log_n} exceeds the cap {cap} (scrypt would need {} MiB); raise --max-work-factor if you trust this blob",
+        "work factor {log_n} exceeds the cap {cap} (scrypt would need {} MiB)",
         (1u64 << log_n) / 1024
     )]
     WorkFactorTooHigh { log_n: u8, cap: u8 },
     #[error(
-        "work factor {log_n} needs {} MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
+        "work factor {log_n} needs {} MiB of memory for scrypt and this machine would not give it",
         bytes / (1024 * 1024)
     )]
     InsufficientMemory { log_n: u8, bytes: u64 },
