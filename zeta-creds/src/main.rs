@@ -26,6 +26,7 @@ use zeta_creds::envelope::{
 };
 use zeta_creds::manifest::{Manifest, human_size};
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
+use zeta_creds::readahead::ReadAhead;
 use zeta_creds::{bundle, cleanup, diff, manifest, msg, quality, rekey, restore, sys, usb};
 use zeta_creds::{error, notice, warning};
 
@@ -484,9 +485,7 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
             };
             // Decrypt on a second thread while this one hashes and writes
             // (docs/PERFORMANCE.md); the release rules do not change.
-            let payload = unlocked
-                .payload_reader(file)
-                .read_ahead()
+            let payload = ReadAhead::spawn(unlocked.payload_reader(file))
                 .map_err(|e| restore_err(envelope::Error::Io(e).into()))?;
             let mut entries = EntryReader::new(payload).map_err(|e| restore_err(e.into()))?;
             let opts = restore::Options {

@@ -684,7 +684,10 @@ mod tests {
         bytes[n - 1] = 2;
         assert!(matches!(
             read_all(&bytes),
-            Err(Error::Entries(EntriesError::CountMismatch { counted: 2, read: 1 }))
+            Err(Error::Entries(EntriesError::CountMismatch {
+                counted: 2,
+                read: 1
+            }))
         ));
     }
 
@@ -773,7 +776,10 @@ mod tests {
                 E::SourceShort(p()),
                 "etc/x: shorter than its declared size (did it change while bundling?)",
             ),
-            (E::SourceChanged(p()), "etc/x: contents changed while bundling"),
+            (
+                E::SourceChanged(p()),
+                "etc/x: contents changed while bundling",
+            ),
             (E::BodyNotConsumed, "internal: previous body not consumed"),
         ];
         for (e, text) in cases {

@@ -34,8 +34,8 @@ mod keys;
 mod stream;
 
 pub use entries::{
-    Anchor, EntriesError, EntryKind, EntryMeta, EntryReader, EntryWriter, MAX_ENTRIES, MAX_ENTRY_SIZE,
-    MAX_NAME_LEN, MAX_PATH_LEN, NameError, validate_name as entries_validate_name,
+    Anchor, EntriesError, EntryKind, EntryMeta, EntryReader, EntryWriter, MAX_ENTRIES,
+    MAX_ENTRY_SIZE, MAX_NAME_LEN, MAX_PATH_LEN, NameError, validate_name as entries_validate_name,
     validate_path as entries_validate_path,
 };
 pub use header::{Header, HeaderFields, UnlockedHeader};
@@ -100,9 +100,7 @@ pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
 pub enum Error {
     #[error("not a zeta-creds blob (bad magic bytes)")]
     BadMagic,
-    #[error(
-        "unsupported envelope version {0} (this zeta-creds reads version {VERSION})"
-    )]
+    #[error("unsupported envelope version {0} (this zeta-creds reads version {VERSION})")]
     UnsupportedVersion(u8),
     #[error("header is truncated")]
     TruncatedHeader,
@@ -210,7 +208,49 @@ impl Error {
         }
     }
 
-    pub(crate) fn into_io(self) -> std::io::Error {
+    /// A copy of this error, to report it again: a reader that has failed
+    /// fails every later call the same way. (`Error` is not `Clone` because
+    /// `std::io::Error` is not; an I/O error is copied as its kind and
+    /// message.)
+    pub fn replay(&self) -> Error {
+        match self {
+            Error::BadMagic => Error::BadMagic,
+            Error::UnsupportedVersion(v) => Error::UnsupportedVersion(*v),
+            Error::TruncatedHeader => Error::TruncatedHeader,
+            Error::InvalidHeader { field, reason } => Error::InvalidHeader {
+                field,
+                reason: reason.clone(),
+            },
+            Error::WorkFactorOutOfRange { log_n } => Error::WorkFactorOutOfRange { log_n: *log_n },
+            Error::WorkFactorTooHigh { log_n, cap } => Error::WorkFactorTooHigh {
+                log_n: *log_n,
+                cap: *cap,
+            },
+            Error::InsufficientMemory { log_n, bytes } => Error::InsufficientMemory {
+                log_n: *log_n,
+                bytes: *bytes,
+            },
+            Error::UsbUuidMismatch { blob, expected } => Error::UsbUuidMismatch {
+                blob: blob.clone(),
+                expected: expected.clone(),
+            },
+            Error::WrongPassphrase => Error::WrongPassphrase,
+            Error::HeaderMac => Error::HeaderMac,
+            Error::PayloadTruncated => Error::PayloadTruncated,
+            Error::PayloadTrailingData => Error::PayloadTrailingData,
+            Error::PayloadChunk { index } => Error::PayloadChunk { index: *index },
+            Error::PayloadLastChunkEmpty => Error::PayloadLastChunkEmpty,
+            Error::Entries(e) => Error::Entries(e.clone()),
+            Error::InvalidUsbUuid(s) => Error::InvalidUsbUuid(s.clone()),
+            Error::InvalidPersona(s) => Error::InvalidPersona(s.clone()),
+            Error::Random(s) => Error::Random(s.clone()),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    /// Into the `std::io::Error` that carries it through `std::io::Read`
+    /// (an I/O error as itself); [`Error::from_io`] takes it back out.
+    pub fn into_io(self) -> std::io::Error {
         match self {
             Error::Io(e) => e,
             other => std::io::Error::other(other),
