@@ -32,13 +32,49 @@ fn nonce(counter: u128, last: bool) -> Nonce {
     Nonce::from(n)
 }
 
+/// The STREAM nonce state of one payload (after rage's `Nonce`): the chunk
+/// counter, and whether the final chunk has gone by. After the final chunk
+/// there is no nonce at all, so neither direction can seal or open a second
+/// final chunk, nor any chunk after it.
+struct StreamNonce {
+    counter: u128,
+    done: bool,
+}
+
+impl StreamNonce {
+    fn new() -> StreamNonce {
+        StreamNonce {
+            counter: 0,
+            done: false,
+        }
+    }
+
+    /// The current chunk's index, for error messages.
+    fn index(&self) -> u64 {
+        self.counter as u64
+    }
+
+    /// The nonce of the current chunk as a middle chunk (`last == false`)
+    /// or as the final one; `None` after the final chunk, or past the
+    /// largest counter.
+    fn current(&self, last: bool) -> Option<Nonce> {
+        (!self.done && self.counter <= MAX_COUNTER).then(|| nonce(self.counter, last))
+    }
+
+    /// Step past the current chunk, which was the final one if `last`.
+    fn advance(&mut self, last: bool) {
+        self.counter += 1;
+        self.done = last;
+    }
+}
+
 /// Encrypts a payload. Call [`StreamWriter::finish`] to seal the final
 /// chunk; dropping the writer without it leaves a truncated, invalid blob.
 pub struct StreamWriter<W: Write> {
     out: W,
     aead: ChaCha20Poly1305,
     _key: PayloadKey,
-    counter: u128,
+    nonce: StreamNonce,
     buf: Zeroizing<Vec<u8>>,
 }
 
@@ -48,27 +84,25 @@ impl<W: Write> StreamWriter<W> {
             out,
             aead: key.aead(),
             _key: key,
-            counter: 0,
+            nonce: StreamNonce::new(),
             buf: Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + TAG_LEN)),
         }
     }
 
     fn seal_chunk(&mut self, last: bool) -> io::Result<()> {
-        if self.counter > MAX_COUNTER {
-            return Err(io::Error::other("STREAM chunk counter overflow"));
-        }
+        let Some(nonce) = self.nonce.current(last) else {
+            return Err(io::Error::other(
+                "STREAM chunk counter overflow, or a chunk after the final one",
+            ));
+        };
         let tag = self
             .aead
-            .encrypt_inout_detached(
-                &nonce(self.counter, last),
-                b"",
-                self.buf.as_mut_slice().into(),
-            )
+            .encrypt_inout_detached(&nonce, b"", self.buf.as_mut_slice().into())
             .map_err(|_| io::Error::other("chunk encryption failed"))?;
         self.buf.extend_from_slice(&tag);
         self.out.write_all(&self.buf)?;
         self.buf.clear();
-        self.counter += 1;
+        self.nonce.advance(last);
         Ok(())
     }
 
@@ -114,7 +148,7 @@ pub struct StreamReader<R: Read> {
     input: R,
     aead: ChaCha20Poly1305,
     _key: PayloadKey,
-    counter: u128,
+    nonce: StreamNonce,
     /// Ciphertext and tag of the current chunk (not secret).
     sealed: Vec<u8>,
     /// Plaintext of the current chunk: `plain[pos..len]` is not yet handed
@@ -134,7 +168,7 @@ impl<R: Read> StreamReader<R> {
             input,
             aead: key.aead(),
             _key: key,
-            counter: 0,
+            nonce: StreamNonce::new(),
             sealed: vec![0u8; CHUNK_SIZE + TAG_LEN],
             plain: Zeroizing::new(vec![0u8; CHUNK_SIZE]),
             len: 0,
@@ -183,11 +217,12 @@ impl<R: Read> StreamReader<R> {
     /// Open `sealed[..got]` into `out[..got - TAG_LEN]`. The ciphertext is
     /// left as it was, so a failed try can be repeated with the other flag.
     fn open(&self, got: usize, last: bool, out: &mut [u8]) -> Result<(), ()> {
+        let nonce = self.nonce.current(last).ok_or(())?;
         let (msg, tag) = self.sealed[..got].split_at(got - TAG_LEN);
         let tag = Tag::try_from(tag).map_err(|_| ())?;
         let buf = InOutBuf::new(msg, &mut out[..msg.len()]).map_err(|_| ())?;
         self.aead
-            .decrypt_inout_detached(&nonce(self.counter, last), b"", buf, &tag)
+            .decrypt_inout_detached(&nonce, b"", buf, &tag)
             .map_err(|_| ())
     }
 
@@ -195,10 +230,12 @@ impl<R: Read> StreamReader<R> {
     /// least `CHUNK_SIZE` bytes, to skip a copy) or else into `self.plain`.
     /// Returns the plaintext length.
     fn next_chunk(&mut self, direct: Option<&mut [u8]>) -> Result<usize, Error> {
-        if self.counter > MAX_COUNTER {
+        if self.nonce.current(false).is_none() {
+            // Past the largest counter (the reader stops at the final chunk
+            // before it would get here otherwise).
             return Err(Error::PayloadTruncated);
         }
-        let index = self.counter as u64;
+        let index = self.nonce.index();
         self.len = 0;
         self.pos = 0;
         let got = read_full(&mut self.input, &mut self.sealed)?;
@@ -246,7 +283,7 @@ impl<R: Read> StreamReader<R> {
             true
         };
         let plain_len = got - TAG_LEN;
-        self.counter += 1;
+        self.nonce.advance(last);
         if last {
             if plain_len == 0 && index > 0 {
                 return Err(Error::PayloadLastChunkEmpty);
@@ -493,25 +530,52 @@ mod tests {
         assert!(matches!(decrypt(&ct), Err(Error::PayloadLastChunkEmpty)));
     }
 
+    /// One chunk sealed under an explicit counter and flag, for streams the
+    /// writer refuses to produce.
+    fn raw_chunk(counter: u128, last: bool, plain: &[u8]) -> Vec<u8> {
+        let mut out = plain.to_vec();
+        let tag = key()
+            .aead()
+            .encrypt_inout_detached(&nonce(counter, last), b"", out.as_mut_slice().into())
+            .unwrap();
+        out.extend_from_slice(&tag);
+        out
+    }
+
     #[test]
     fn two_final_chunks_are_an_error() {
-        let mut w = StreamWriter::new(Vec::new(), key());
-        w.write_all(b"abc").unwrap();
-        w.seal_chunk(true).unwrap();
-        w.write_all(b"def").unwrap();
-        let ct = w.finish().unwrap();
+        let mut ct = raw_chunk(0, true, b"abc");
+        ct.extend(raw_chunk(1, true, b"def"));
         // The reader sees one 38-byte "chunk" that authenticates as neither.
         assert!(matches!(
             decrypt(&ct),
             Err(Error::PayloadChunk { index: 0 })
         ));
         // Two full final chunks: the second is trailing data.
-        let mut w = StreamWriter::new(Vec::new(), key());
-        w.write_all(&vec![1u8; CHUNK_SIZE]).unwrap();
-        w.seal_chunk(true).unwrap();
-        w.write_all(&vec![2u8; CHUNK_SIZE]).unwrap();
-        let ct = w.finish().unwrap();
+        let mut ct = raw_chunk(0, true, &[1u8; CHUNK_SIZE]);
+        ct.extend(raw_chunk(1, true, &[2u8; CHUNK_SIZE]));
         assert!(matches!(decrypt(&ct), Err(Error::PayloadTrailingData)));
+    }
+
+    /// The nonce state has no nonce after the final chunk: the writer
+    /// cannot seal a second final chunk, or any chunk after it.
+    #[test]
+    fn no_chunk_after_the_final_one() {
+        let mut n = StreamNonce::new();
+        assert!(n.current(true).is_some());
+        n.advance(false);
+        assert_eq!(n.index(), 1);
+        n.advance(true);
+        assert!(n.current(true).is_none() && n.current(false).is_none());
+
+        let mut w = StreamWriter::new(Vec::new(), key());
+        w.write_all(b"abc").unwrap();
+        w.seal_chunk(true).unwrap();
+        assert!(w.seal_chunk(true).is_err());
+        assert!(w.seal_chunk(false).is_err());
+        // The raw chunk helper agrees with the writer.
+        let ct = encrypt(b"abc");
+        assert_eq!(ct, raw_chunk(0, true, b"abc"));
     }
 
     #[test]
