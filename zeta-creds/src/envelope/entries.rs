@@ -59,21 +59,33 @@ pub enum Anchor {
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A regular file, with a body.
     File,
+    /// A directory: no body, size 0, zero digest.
     Dir,
 }
 
 /// One entry's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryMeta {
+    /// Where `path` is rooted at restore time.
     pub anchor: Anchor,
+    /// File or directory.
     pub kind: EntryKind,
+    /// Relative, `/`-separated path ([`validate_path`]).
     pub path: String,
+    /// Permission bits, at most 0o7777.
     pub mode: u32,
+    /// Owner's user name, resolved on the target at restore.
     pub owner: String,
+    /// Group name, resolved on the target at restore.
     pub group: String,
+    /// Modification time, seconds since the Unix epoch (as the caller read
+    /// it; the envelope reads no clock).
     pub mtime: i64,
+    /// Body length in bytes, at most [`MAX_ENTRY_SIZE`]; 0 for a directory.
     pub size: u64,
+    /// SHA-256 of the body; all zero for a directory.
     pub sha256: [u8; 32],
 }
 
