@@ -2,6 +2,7 @@
 //! one authenticated, passphrase-encrypted envelope bound to a USB stick.
 //!
 //! * [`envelope`] — format v1, pure: header, key schedule, STREAM, entries.
+//! * [`readahead`] — the restore's payload decryption on a second thread.
 #![deny(unsafe_code)]
 
 pub mod bundle;
@@ -15,6 +16,7 @@ pub mod msg;
 pub mod passphrase;
 pub mod passwd;
 pub mod quality;
+pub mod readahead;
 pub mod rekey;
 pub mod restore;
 pub mod state;

@@ -26,6 +26,7 @@ use zeta_creds::envelope::{
 };
 use zeta_creds::manifest::{Manifest, human_size};
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
+use zeta_creds::readahead::ReadAhead;
 use zeta_creds::{bundle, cleanup, diff, manifest, msg, quality, rekey, restore, sys, usb};
 use zeta_creds::{error, notice, warning};
 
@@ -227,6 +228,54 @@ fn hint(err: &CliError) -> Option<String> {
     }
 }
 
+/// Advice on flags, limits or versions for the envelope errors that call
+/// for it. The library's messages say only what is wrong with the blob;
+/// what to do about it from this command line is the binary's to say.
+fn envelope_advice(e: &envelope::Error) -> Option<&'static str> {
+    match e {
+        envelope::Error::UnsupportedVersion(_) => Some("try a newer zeta-creds"),
+        envelope::Error::WorkFactorTooHigh { .. } => {
+            Some("raise --max-work-factor if you trust this blob")
+        }
+        envelope::Error::InsufficientMemory { .. } => Some(
+            "restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
+        ),
+        _ => None,
+    }
+}
+
+/// `err` as printed on its `error:` line: its message, with the
+/// [`envelope_advice`] for the envelope error it carries (if any) right
+/// after that error's own text, as `; advice`.
+fn error_message(err: &CliError) -> String {
+    let text = err.to_string();
+    let source = match err {
+        CliError::Blob { source, .. }
+        | CliError::Restore {
+            source: restore::Error::Envelope(source),
+            ..
+        }
+        | CliError::Diff {
+            source: diff::Error::Envelope(source),
+            ..
+        }
+        | CliError::Rekey {
+            source: rekey::Error::Envelope(source),
+            ..
+        }
+        | CliError::Bundle(
+            bundle::Error::ExistingBlob { source, .. } | bundle::Error::Seal { source, .. },
+        ) => source,
+        _ => return text,
+    };
+    let Some(advice) = envelope_advice(source) else {
+        return text;
+    };
+    let inner = source.to_string();
+    let end = text.rfind(&inner).map_or(text.len(), |at| at + inner.len());
+    format!("{}; {advice}{}", &text[..end], &text[end..])
+}
+
 fn main() -> ExitCode {
     // First, before any thread exists: take the passphrase out of the
     // environment so no child process inherits it.
@@ -254,7 +303,7 @@ fn main() -> ExitCode {
     }
     let result = run(cli, env_passphrase);
     if let Err(err) = &result {
-        error!("{err}");
+        error!("{}", error_message(err));
         let mut source = std::error::Error::source(err);
         // thiserror's transparent variants already include their source.
         while let Some(s) = source {
@@ -436,9 +485,7 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
             };
             // Decrypt on a second thread while this one hashes and writes
             // (docs/PERFORMANCE.md); the release rules do not change.
-            let payload = unlocked
-                .payload_reader(file)
-                .read_ahead()
+            let payload = ReadAhead::spawn(unlocked.payload_reader(file))
                 .map_err(|e| restore_err(envelope::Error::Io(e).into()))?;
             let mut entries = EntryReader::new(payload).map_err(|e| restore_err(e.into()))?;
             let opts = restore::Options {
@@ -1426,6 +1473,60 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+    }
+
+    /// The advice the envelope's messages used to carry is on the same
+    /// line, at the same place, word for word.
+    #[test]
+    fn envelope_advice_follows_the_envelope_message() {
+        let blob = PathBuf::from("/esp/zeta-creds.enc");
+        let cases = [
+            (
+                envelope::Error::WorkFactorTooHigh { log_n: 22, cap: 20 },
+                "blob /esp/zeta-creds.enc: work factor 22 exceeds the cap 20 (scrypt would need 4096 MiB); raise --max-work-factor if you trust this blob",
+            ),
+            (
+                envelope::Error::InsufficientMemory {
+                    log_n: 20,
+                    bytes: 1 << 30,
+                },
+                "blob /esp/zeta-creds.enc: work factor 20 needs 1024 MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
+            ),
+            (
+                envelope::Error::UnsupportedVersion(2),
+                "blob /esp/zeta-creds.enc: unsupported envelope version 2 (this zeta-creds reads version 1); try a newer zeta-creds",
+            ),
+            (
+                envelope::Error::HeaderMac,
+                "blob /esp/zeta-creds.enc: header MAC does not match: the blob was tampered with or corrupted",
+            ),
+        ];
+        for (source, text) in cases {
+            let err = CliError::Blob {
+                blob: blob.clone(),
+                source,
+            };
+            assert_eq!(error_message(&err), text);
+        }
+        // In the middle of a message, too.
+        let err = CliError::Bundle(bundle::Error::ExistingBlob {
+            out: blob.clone(),
+            source: envelope::Error::UnsupportedVersion(2),
+        });
+        assert_eq!(
+            error_message(&err),
+            "existing blob /esp/zeta-creds.enc cannot be read (unsupported envelope version 2 (this zeta-creds reads version 1); try a newer zeta-creds); move it away or pass --force to replace it"
+        );
+        let err = CliError::Rekey {
+            blob,
+            source: rekey::Error::Envelope(envelope::Error::InsufficientMemory {
+                log_n: 21,
+                bytes: 1 << 31,
+            }),
+        };
+        assert!(error_message(&err).ends_with(
+            "needs 2048 MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)"
+        ));
     }
 
     #[test]

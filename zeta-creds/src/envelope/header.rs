@@ -105,13 +105,26 @@ impl Header {
         super::os_random(&mut salt)?;
         let mut nonce = [0u8; PAYLOAD_NONCE_LEN];
         super::os_random(&mut nonce)?;
-        Self::seal_with(out, passphrase, fields, file_key, salt, nonce)
+        Self::seal_chosen(out, passphrase, fields, file_key, salt, nonce)
     }
 
     /// [`Header::seal`] with chosen randomness, for known-answer vectors
     /// only. Reusing a file key or nonce across blobs breaks confidentiality.
-    #[doc(hidden)]
+    /// Exists only with the `test-vectors` feature.
+    #[cfg(any(test, feature = "test-vectors"))]
     pub fn seal_with<W: Write>(
+        out: W,
+        passphrase: &SecretString,
+        fields: &HeaderFields,
+        file_key: FileKey,
+        salt: [u8; SALT_LEN],
+        payload_nonce: [u8; PAYLOAD_NONCE_LEN],
+    ) -> Result<StreamWriter<W>, Error> {
+        Self::seal_chosen(out, passphrase, fields, file_key, salt, payload_nonce)
+    }
+
+    /// What [`Header::seal`] does once its randomness is drawn.
+    fn seal_chosen<W: Write>(
         mut out: W,
         passphrase: &SecretString,
         fields: &HeaderFields,
@@ -319,12 +332,23 @@ impl UnlockedHeader<'_> {
     ) -> Result<Vec<u8>, Error> {
         let mut salt = [0u8; SALT_LEN];
         super::os_random(&mut salt)?;
-        self.rewrap_with_salt(new_passphrase, new_fields, salt)
+        self.rewrap_chosen(new_passphrase, new_fields, salt)
     }
 
     /// [`UnlockedHeader::rewrap`] with a chosen salt, for vectors only.
-    #[doc(hidden)]
+    /// Exists only with the `test-vectors` feature.
+    #[cfg(any(test, feature = "test-vectors"))]
     pub fn rewrap_with_salt(
+        &self,
+        new_passphrase: &SecretString,
+        new_fields: &HeaderFields,
+        salt: [u8; SALT_LEN],
+    ) -> Result<Vec<u8>, Error> {
+        self.rewrap_chosen(new_passphrase, new_fields, salt)
+    }
+
+    /// What [`UnlockedHeader::rewrap`] does once its salt is drawn.
+    fn rewrap_chosen(
         &self,
         new_passphrase: &SecretString,
         new_fields: &HeaderFields,

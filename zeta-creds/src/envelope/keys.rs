@@ -32,8 +32,9 @@ impl FileKey {
     }
 
     /// A file key with chosen bytes. Only for known-answer test vectors:
-    /// reusing a file key across blobs reuses the payload keystream.
-    #[doc(hidden)]
+    /// reusing a file key across blobs reuses the payload keystream. Exists
+    /// only with the `test-vectors` feature.
+    #[cfg(any(test, feature = "test-vectors"))]
     pub fn from_bytes_for_vectors(bytes: [u8; FILE_KEY_LEN]) -> FileKey {
         FileKey(bytes)
     }

@@ -1,9 +1,18 @@
 //! Envelope format v1: the sealed blob zeta-creds writes to the ESP.
 //!
 //! This module is *pure*: bytes in, bytes out, through `impl Read` and
-//! `impl Write`. It never touches the filesystem, the environment, a tty or
-//! clap, so that the part an auditor must read is small and all of it is
-//! reachable from the test vectors and the fuzzers. `docs/FORMAT.md` is the
+//! `impl Write`. It never touches the filesystem, the environment, a
+//! process, a thread, a clock, a tty or clap (`tests/envelope_pure.rs`
+//! fails if it names them), so that the part an auditor must read is small
+//! and all of it is reachable from the test vectors and the fuzzers. Times
+//! (`created`) come in from the caller. The one operating-system call is the
+//! random number generator, behind one function (`os_random`), for the file
+//! key, salt and payload nonce; [`Header::seal`] and
+//! [`UnlockedHeader::rewrap`] draw from it. With the `test-vectors` feature
+//! (tests, vectors, benches and fuzzing only), `Header::seal_with`,
+//! `UnlockedHeader::rewrap_with_salt` and `FileKey::from_bytes_for_vectors`
+//! take that randomness from the caller instead. Error messages name no
+//! flag or tool: the binary adds that advice. `docs/FORMAT.md` is the
 //! normative description; every constant below names the section it comes
 //! from.
 //!
@@ -34,8 +43,8 @@ mod keys;
 mod stream;
 
 pub use entries::{
-    Anchor, EntryKind, EntryMeta, EntryReader, EntryWriter, MAX_ENTRIES, MAX_ENTRY_SIZE,
-    MAX_NAME_LEN, MAX_PATH_LEN, validate_name as entries_validate_name,
+    Anchor, EntriesError, EntryKind, EntryMeta, EntryReader, EntryWriter, MAX_ENTRIES,
+    MAX_ENTRY_SIZE, MAX_NAME_LEN, MAX_PATH_LEN, NameError, validate_name as entries_validate_name,
     validate_path as entries_validate_path,
 };
 pub use header::{Header, HeaderFields, UnlockedHeader};
@@ -91,58 +100,107 @@ pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
 /// Everything that can go wrong reading or writing an envelope.
 ///
 /// The variants fall into the failure classes of [`ErrorClass`], which the
-/// test vectors name and the binary maps to exit codes.
+/// test vectors name and the binary maps to exit codes. Messages say what is
+/// wrong with the blob and name no flag, tool or program version: advice of
+/// that kind is the binary's to add (as rage's `DecryptError` leaves it to
+/// the `rage` binary).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The blob does not start with [`MAGIC`].
     #[error("not a zeta-creds blob (bad magic bytes)")]
     BadMagic,
-    #[error(
-        "unsupported envelope version {0} (this zeta-creds reads version {VERSION}); try a newer zeta-creds"
-    )]
+    #[error("unsupported envelope version {0} (this zeta-creds reads version {VERSION})")]
+    /// The version byte is not [`VERSION`] (the binary suggests a newer
+    /// zeta-creds).
     UnsupportedVersion(u8),
+    /// The blob ends inside the header or its MAC.
     #[error("header is truncated")]
     TruncatedHeader,
+    /// A header field breaks a rule of FORMAT.md §2.
     #[error("header field `{field}` is invalid: {reason}")]
-    InvalidHeader { field: &'static str, reason: String },
+    InvalidHeader {
+        /// The field's name in FORMAT.md §2.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     #[error(
         "work factor {log_n} is outside the range this format allows ({MIN_LOG_N}..={MAX_LOG_N})"
     )]
-    WorkFactorOutOfRange { log_n: u8 },
+    /// The work factor is outside [`MIN_LOG_N`]..=[`MAX_LOG_N`].
+    WorkFactorOutOfRange {
+        /// The work factor as read.
+        log_n: u8,
+    },
     #[error(
-        "work factor {log_n} exceeds the cap {cap} (scrypt would need {} MiB); raise --max-work-factor if you trust this blob",
+        "work factor {log_n} exceeds the cap {cap} (scrypt would need {} MiB)",
         (1u64 << log_n) / 1024
     )]
-    WorkFactorTooHigh { log_n: u8, cap: u8 },
+    /// The (unauthenticated) work factor is above the caller's cap; refused
+    /// before any scrypt work (the binary suggests `--max-work-factor`).
+    WorkFactorTooHigh {
+        /// The work factor as read.
+        log_n: u8,
+        /// The caller's cap.
+        cap: u8,
+    },
     #[error(
-        "work factor {log_n} needs {} MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
+        "work factor {log_n} needs {} MiB of memory for scrypt and this machine would not give it",
         bytes / (1024 * 1024)
     )]
-    InsufficientMemory { log_n: u8, bytes: u64 },
+    /// This process could not reserve scrypt's memory for the work factor
+    /// (the binary suggests where to restore, or which limit to lift).
+    InsufficientMemory {
+        /// The work factor.
+        log_n: u8,
+        /// The bytes scrypt needs for it ([`scrypt_memory`]).
+        bytes: u64,
+    },
+    /// The blob is bound to another USB stick than the caller's.
     #[error("blob is bound to USB {blob}, not to {expected}")]
-    UsbUuidMismatch { blob: String, expected: String },
+    UsbUuidMismatch {
+        /// The UUID in the header.
+        blob: String,
+        /// The UUID the caller holds.
+        expected: String,
+    },
+    /// The passphrase (with the UUID) did not unwrap the file key.
     #[error("wrong passphrase")]
     WrongPassphrase,
+    /// The file key unwrapped but the header MAC did not verify.
     #[error("header MAC does not match: the blob was tampered with or corrupted")]
     HeaderMac,
+    /// The payload ends before a final chunk.
     #[error("payload is truncated (no final chunk)")]
     PayloadTruncated,
+    /// Bytes follow the final chunk.
     #[error("payload has trailing data after the final chunk")]
     PayloadTrailingData,
+    /// A chunk did not authenticate as a middle or as the final chunk.
     #[error("payload chunk {index} failed to authenticate")]
-    PayloadChunk { index: u64 },
+    PayloadChunk {
+        /// The chunk's index, from 0.
+        index: u64,
+    },
+    /// The final chunk is empty although chunks came before it.
     #[error("payload ends in an empty final chunk after data")]
     PayloadLastChunkEmpty,
+    /// The authenticated plaintext is not a valid entry stream.
     #[error("entry stream is invalid: {0}")]
-    Entries(String),
+    Entries(EntriesError),
     #[error(
         "invalid USB UUID {0:?}: expected 1 to {MAX_UUID_LEN} characters of [0-9a-z-] after trimming and lower-casing"
     )]
+    /// A USB UUID given by the caller is not one ([`UsbUuid::parse`]).
     InvalidUsbUuid(String),
+    /// A persona name given by the caller is not one ([`validate_persona`]).
     #[error("invalid persona {0:?}: expected up to {MAX_PERSONA_LEN} characters of [a-z0-9_-]")]
     InvalidPersona(String),
+    /// The operating system's random number generator failed.
     #[error("operating system random number generator failed: {0}")]
     Random(String),
+    /// The caller's reader or writer failed.
     #[error(transparent)]
     Io(std::io::Error),
 }
@@ -207,7 +265,49 @@ impl Error {
         }
     }
 
-    pub(crate) fn into_io(self) -> std::io::Error {
+    /// A copy of this error, to report it again: a reader that has failed
+    /// fails every later call the same way. (`Error` is not `Clone` because
+    /// `std::io::Error` is not; an I/O error is copied as its kind and
+    /// message.)
+    pub fn replay(&self) -> Error {
+        match self {
+            Error::BadMagic => Error::BadMagic,
+            Error::UnsupportedVersion(v) => Error::UnsupportedVersion(*v),
+            Error::TruncatedHeader => Error::TruncatedHeader,
+            Error::InvalidHeader { field, reason } => Error::InvalidHeader {
+                field,
+                reason: reason.clone(),
+            },
+            Error::WorkFactorOutOfRange { log_n } => Error::WorkFactorOutOfRange { log_n: *log_n },
+            Error::WorkFactorTooHigh { log_n, cap } => Error::WorkFactorTooHigh {
+                log_n: *log_n,
+                cap: *cap,
+            },
+            Error::InsufficientMemory { log_n, bytes } => Error::InsufficientMemory {
+                log_n: *log_n,
+                bytes: *bytes,
+            },
+            Error::UsbUuidMismatch { blob, expected } => Error::UsbUuidMismatch {
+                blob: blob.clone(),
+                expected: expected.clone(),
+            },
+            Error::WrongPassphrase => Error::WrongPassphrase,
+            Error::HeaderMac => Error::HeaderMac,
+            Error::PayloadTruncated => Error::PayloadTruncated,
+            Error::PayloadTrailingData => Error::PayloadTrailingData,
+            Error::PayloadChunk { index } => Error::PayloadChunk { index: *index },
+            Error::PayloadLastChunkEmpty => Error::PayloadLastChunkEmpty,
+            Error::Entries(e) => Error::Entries(e.clone()),
+            Error::InvalidUsbUuid(s) => Error::InvalidUsbUuid(s.clone()),
+            Error::InvalidPersona(s) => Error::InvalidPersona(s.clone()),
+            Error::Random(s) => Error::Random(s.clone()),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    /// Into the `std::io::Error` that carries it through `std::io::Read`
+    /// (an I/O error as itself); [`Error::from_io`] takes it back out.
+    pub fn into_io(self) -> std::io::Error {
         match self {
             Error::Io(e) => e,
             other => std::io::Error::other(other),
@@ -290,6 +390,10 @@ pub fn validate_persona(persona: &str) -> Result<(), Error> {
 }
 
 /// Fill `buf` from the operating system's random number generator.
+///
+/// The envelope's one call into the operating system, for the file key,
+/// the scrypt salt and the payload nonce: everything else is bytes in,
+/// bytes out. `tests/envelope_pure.rs` holds `getrandom` to this function.
 pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), Error> {
     getrandom::fill(buf).map_err(|e| Error::Random(e.to_string()))
 }

@@ -7,10 +7,11 @@
 //! * the final chunk may be empty only when the whole payload is empty;
 //! * end of input before a final chunk, and any byte after it, are errors.
 //!
-//! Both directions hold at most one chunk in memory.
+//! Both directions hold at most one chunk in memory. Decryption is
+//! synchronous: [`StreamReader::read_chunk`] is the interface for a caller
+//! that wants to run it elsewhere (the restore's `readahead` thread).
 
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
 
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::aead::inout::InOutBuf;
@@ -31,13 +32,49 @@ fn nonce(counter: u128, last: bool) -> Nonce {
     Nonce::from(n)
 }
 
+/// The STREAM nonce state of one payload (after rage's `Nonce`): the chunk
+/// counter, and whether the final chunk has gone by. After the final chunk
+/// there is no nonce at all, so neither direction can seal or open a second
+/// final chunk, nor any chunk after it.
+struct StreamNonce {
+    counter: u128,
+    done: bool,
+}
+
+impl StreamNonce {
+    fn new() -> StreamNonce {
+        StreamNonce {
+            counter: 0,
+            done: false,
+        }
+    }
+
+    /// The current chunk's index, for error messages.
+    fn index(&self) -> u64 {
+        self.counter as u64
+    }
+
+    /// The nonce of the current chunk as a middle chunk (`last == false`)
+    /// or as the final one; `None` after the final chunk, or past the
+    /// largest counter.
+    fn current(&self, last: bool) -> Option<Nonce> {
+        (!self.done && self.counter <= MAX_COUNTER).then(|| nonce(self.counter, last))
+    }
+
+    /// Step past the current chunk, which was the final one if `last`.
+    fn advance(&mut self, last: bool) {
+        self.counter += 1;
+        self.done = last;
+    }
+}
+
 /// Encrypts a payload. Call [`StreamWriter::finish`] to seal the final
 /// chunk; dropping the writer without it leaves a truncated, invalid blob.
 pub struct StreamWriter<W: Write> {
     out: W,
     aead: ChaCha20Poly1305,
     _key: PayloadKey,
-    counter: u128,
+    nonce: StreamNonce,
     buf: Zeroizing<Vec<u8>>,
 }
 
@@ -47,27 +84,25 @@ impl<W: Write> StreamWriter<W> {
             out,
             aead: key.aead(),
             _key: key,
-            counter: 0,
+            nonce: StreamNonce::new(),
             buf: Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + TAG_LEN)),
         }
     }
 
     fn seal_chunk(&mut self, last: bool) -> io::Result<()> {
-        if self.counter > MAX_COUNTER {
-            return Err(io::Error::other("STREAM chunk counter overflow"));
-        }
+        let Some(nonce) = self.nonce.current(last) else {
+            return Err(io::Error::other(
+                "STREAM chunk counter overflow, or a chunk after the final one",
+            ));
+        };
         let tag = self
             .aead
-            .encrypt_inout_detached(
-                &nonce(self.counter, last),
-                b"",
-                self.buf.as_mut_slice().into(),
-            )
+            .encrypt_inout_detached(&nonce, b"", self.buf.as_mut_slice().into())
             .map_err(|_| io::Error::other("chunk encryption failed"))?;
         self.buf.extend_from_slice(&tag);
         self.out.write_all(&self.buf)?;
         self.buf.clear();
-        self.counter += 1;
+        self.nonce.advance(last);
         Ok(())
     }
 
@@ -113,7 +148,7 @@ pub struct StreamReader<R: Read> {
     input: R,
     aead: ChaCha20Poly1305,
     _key: PayloadKey,
-    counter: u128,
+    nonce: StreamNonce,
     /// Ciphertext and tag of the current chunk (not secret).
     sealed: Vec<u8>,
     /// Plaintext of the current chunk: `plain[pos..len]` is not yet handed
@@ -133,7 +168,7 @@ impl<R: Read> StreamReader<R> {
             input,
             aead: key.aead(),
             _key: key,
-            counter: 0,
+            nonce: StreamNonce::new(),
             sealed: vec![0u8; CHUNK_SIZE + TAG_LEN],
             plain: Zeroizing::new(vec![0u8; CHUNK_SIZE]),
             len: 0,
@@ -149,14 +184,45 @@ impl<R: Read> StreamReader<R> {
         self.finished
     }
 
+    /// Decrypt the next chunk straight into `out` and return its plaintext
+    /// length; `Ok(0)` once the stream is complete (the final chunk
+    /// authenticated and end of input confirmed), and only then.
+    ///
+    /// The same rules as [`Read::read`], with the same results: a chunk is
+    /// released only after its tag verifies, the final chunk only once the
+    /// end of input is confirmed, and the first error is returned again by
+    /// every later call (and read). Plaintext that a `read` left half handed
+    /// out comes first. For a caller that decrypts one whole chunk at a time
+    /// into buffers of its own, such as a thread that reads ahead.
+    pub fn read_chunk(&mut self, out: &mut [u8; CHUNK_SIZE]) -> Result<usize, Error> {
+        if let Some(e) = &self.failed {
+            return Err(e.replay());
+        }
+        if self.pos < self.len {
+            let n = self.len - self.pos;
+            out[..n].copy_from_slice(&self.plain[self.pos..self.len]);
+            self.pos = self.len;
+            return Ok(n);
+        }
+        if self.finished {
+            return Ok(0);
+        }
+        self.next_chunk(Some(&mut out[..])).inspect_err(|e| {
+            self.len = 0;
+            self.pos = 0;
+            self.failed = Some(e.replay());
+        })
+    }
+
     /// Open `sealed[..got]` into `out[..got - TAG_LEN]`. The ciphertext is
     /// left as it was, so a failed try can be repeated with the other flag.
     fn open(&self, got: usize, last: bool, out: &mut [u8]) -> Result<(), ()> {
+        let nonce = self.nonce.current(last).ok_or(())?;
         let (msg, tag) = self.sealed[..got].split_at(got - TAG_LEN);
         let tag = Tag::try_from(tag).map_err(|_| ())?;
         let buf = InOutBuf::new(msg, &mut out[..msg.len()]).map_err(|_| ())?;
         self.aead
-            .decrypt_inout_detached(&nonce(self.counter, last), b"", buf, &tag)
+            .decrypt_inout_detached(&nonce, b"", buf, &tag)
             .map_err(|_| ())
     }
 
@@ -164,10 +230,12 @@ impl<R: Read> StreamReader<R> {
     /// least `CHUNK_SIZE` bytes, to skip a copy) or else into `self.plain`.
     /// Returns the plaintext length.
     fn next_chunk(&mut self, direct: Option<&mut [u8]>) -> Result<usize, Error> {
-        if self.counter > MAX_COUNTER {
+        if self.nonce.current(false).is_none() {
+            // Past the largest counter (the reader stops at the final chunk
+            // before it would get here otherwise).
             return Err(Error::PayloadTruncated);
         }
-        let index = self.counter as u64;
+        let index = self.nonce.index();
         self.len = 0;
         self.pos = 0;
         let got = read_full(&mut self.input, &mut self.sealed)?;
@@ -215,7 +283,7 @@ impl<R: Read> StreamReader<R> {
             true
         };
         let plain_len = got - TAG_LEN;
-        self.counter += 1;
+        self.nonce.advance(last);
         if last {
             if plain_len == 0 && index > 0 {
                 return Err(Error::PayloadLastChunkEmpty);
@@ -235,23 +303,11 @@ impl<R: Read> StreamReader<R> {
     }
 }
 
-/// A copy of a payload error, to report it again.
-fn replay(e: &Error) -> Error {
-    match e {
-        Error::PayloadTruncated => Error::PayloadTruncated,
-        Error::PayloadTrailingData => Error::PayloadTrailingData,
-        Error::PayloadLastChunkEmpty => Error::PayloadLastChunkEmpty,
-        Error::PayloadChunk { index } => Error::PayloadChunk { index: *index },
-        Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
-        other => Error::Io(io::Error::other(other.to_string())),
-    }
-}
-
 impl<R: Read> Read for StreamReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.len {
             if let Some(e) = &self.failed {
-                return Err(replay(e).into_io());
+                return Err(e.replay().into_io());
             }
             if self.finished || out.is_empty() {
                 return Ok(0);
@@ -265,7 +321,7 @@ impl<R: Read> Read for StreamReader<R> {
                 Err(e) => {
                     self.len = 0;
                     self.pos = 0;
-                    let again = replay(&e);
+                    let again = e.replay();
                     self.failed = Some(e);
                     return Err(again.into_io());
                 }
@@ -273,124 +329,6 @@ impl<R: Read> Read for StreamReader<R> {
         }
         let n = out.len().min(self.len - self.pos);
         out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Chunks a [`ReadAhead`] decrypts before the consumer asks for them: with
-/// the one being read and the one being decrypted, at most four chunks of
-/// plaintext (256 KiB) exist at once, whatever the payload's size.
-const READ_AHEAD_CHUNKS: usize = 2;
-
-/// What the decryption thread hands over: a verified chunk's plaintext,
-/// the confirmed end of the stream (`None`), or the error that ended it.
-type Handover = Result<Option<Zeroizing<Vec<u8>>>, Error>;
-
-impl<R: Read + Send + 'static> StreamReader<R> {
-    /// Decrypt on a second thread, up to two chunks ahead of the reader,
-    /// so that authenticating and decrypting the payload overlaps with
-    /// whatever the caller does with the plaintext (hashing each body and
-    /// writing it out, for a restore).
-    ///
-    /// Nothing changes in what is released or when: the thread hands over
-    /// exactly the chunks that [`StreamReader`] would, each once its tag has
-    /// verified, the final chunk once the end of input is confirmed, and
-    /// then an explicit end; the first error ends the stream for good, and
-    /// so does a thread that stops without saying either. Plaintext buffers
-    /// travel back to be reused and are wiped when dropped.
-    ///
-    /// Fails only when no thread can be started.
-    pub fn read_ahead(self) -> io::Result<ReadAhead> {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Handover>(READ_AHEAD_CHUNKS);
-        let (empty_tx, empty_rx) = mpsc::channel::<Zeroizing<Vec<u8>>>();
-        let mut reader = self;
-        std::thread::Builder::new()
-            .name("zeta-creds-stream".into())
-            .spawn(move || {
-                loop {
-                    let handover = if reader.finished {
-                        Ok(None)
-                    } else {
-                        let mut buf = empty_rx
-                            .try_recv()
-                            .unwrap_or_else(|_| Zeroizing::new(vec![0u8; CHUNK_SIZE]));
-                        reader.next_chunk(Some(&mut buf[..])).map(|n| {
-                            buf.truncate(n);
-                            Some(buf)
-                        })
-                    };
-                    let last = !matches!(handover, Ok(Some(_)));
-                    // A send fails only when the consumer is gone.
-                    if full_tx.send(handover).is_err() || last {
-                        return;
-                    }
-                }
-            })?;
-        Ok(ReadAhead {
-            full: full_rx,
-            empty: empty_tx,
-            current: Zeroizing::new(Vec::new()),
-            pos: 0,
-            finished: false,
-            failed: None,
-        })
-    }
-}
-
-/// A [`StreamReader`] decrypting on its own thread ([`StreamReader::read_ahead`]).
-pub struct ReadAhead {
-    full: mpsc::Receiver<Handover>,
-    empty: mpsc::Sender<Zeroizing<Vec<u8>>>,
-    current: Zeroizing<Vec<u8>>,
-    pos: usize,
-    finished: bool,
-    failed: Option<Error>,
-}
-
-impl ReadAhead {
-    /// True once the final chunk has been authenticated and end of input
-    /// confirmed.
-    pub fn is_finished(&self) -> bool {
-        self.finished
-    }
-}
-
-impl Read for ReadAhead {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.current.len() {
-            if let Some(e) = &self.failed {
-                return Err(replay(e).into_io());
-            }
-            if self.finished || out.is_empty() {
-                return Ok(0);
-            }
-            let handover = self.full.recv().unwrap_or_else(|_| {
-                Err(Error::Io(io::Error::other(
-                    "the payload decryption thread stopped",
-                )))
-            });
-            match handover {
-                Ok(Some(next)) => {
-                    let mut done = std::mem::replace(&mut self.current, next);
-                    // Back to full length; its bytes are overwritten before
-                    // they are handed out again.
-                    done.resize(CHUNK_SIZE, 0);
-                    // Fails only when the thread is done: then the buffer
-                    // is dropped here, and wiped.
-                    let _ = self.empty.send(done);
-                    self.pos = 0;
-                }
-                Ok(None) => self.finished = true,
-                Err(e) => {
-                    let again = replay(&e);
-                    self.failed = Some(e);
-                    return Err(again.into_io());
-                }
-            }
-        }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
@@ -457,14 +395,28 @@ mod tests {
         }
     }
 
-    /// Odd-sized reads through the read-ahead reader, to cross chunk
-    /// boundaries inside one read.
-    fn decrypt_ahead(ct: &[u8]) -> Result<Vec<u8>, Error> {
-        let mut r = StreamReader::new(io::Cursor::new(ct.to_vec()), key())
-            .read_ahead()
-            .unwrap();
-        let out = read_in_pieces(&mut r, 5000)?;
+    /// Whole chunks through [`StreamReader::read_chunk`], after one odd
+    /// `read` so that the half-handed-out chunk is taken over too; an
+    /// error must stay, through both interfaces.
+    fn decrypt_by_chunks(ct: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut r = StreamReader::new(ct, key());
+        let mut out = vec![0u8; 5000];
+        let n = r.read(&mut out).map_err(Error::from_io)?;
+        out.truncate(n);
+        let mut chunk = Box::new([0u8; CHUNK_SIZE]);
+        loop {
+            match r.read_chunk(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) => {
+                    assert!(r.read_chunk(&mut chunk).is_err(), "the error is not sticky");
+                    assert!(r.read(&mut [0u8; 10]).is_err(), "the error is not sticky");
+                    return Err(e);
+                }
+            }
+        }
         assert!(r.is_finished());
+        assert_eq!(r.read_chunk(&mut chunk).unwrap(), 0, "the end stays");
         Ok(out)
     }
 
@@ -477,10 +429,10 @@ mod tests {
         Ok(out)
     }
 
-    /// The read-ahead reader releases the same bytes and fails the same
-    /// way as the plain one, on every rule of FORMAT.md §4.
+    /// Whole-chunk reads and `read_chunk` release the same bytes and fail
+    /// the same way as odd-sized reads, on every rule of FORMAT.md §4.
     #[test]
-    fn read_ahead_matches_the_plain_reader() {
+    fn chunk_reads_match_the_plain_reader() {
         let mut cases: Vec<Vec<u8>> = Vec::new();
         for len in [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 5] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
@@ -501,7 +453,7 @@ mod tests {
         cases.push(Vec::new());
         for ct in &cases {
             let plain = decrypt(ct);
-            for other in [decrypt_ahead(ct), decrypt_whole_chunks(ct)] {
+            for other in [decrypt_by_chunks(ct), decrypt_whole_chunks(ct)] {
                 match (&plain, &other) {
                     (Ok(a), Ok(b)) => assert_eq!(a, b),
                     (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
@@ -578,25 +530,52 @@ mod tests {
         assert!(matches!(decrypt(&ct), Err(Error::PayloadLastChunkEmpty)));
     }
 
+    /// One chunk sealed under an explicit counter and flag, for streams the
+    /// writer refuses to produce.
+    fn raw_chunk(counter: u128, last: bool, plain: &[u8]) -> Vec<u8> {
+        let mut out = plain.to_vec();
+        let tag = key()
+            .aead()
+            .encrypt_inout_detached(&nonce(counter, last), b"", out.as_mut_slice().into())
+            .unwrap();
+        out.extend_from_slice(&tag);
+        out
+    }
+
     #[test]
     fn two_final_chunks_are_an_error() {
-        let mut w = StreamWriter::new(Vec::new(), key());
-        w.write_all(b"abc").unwrap();
-        w.seal_chunk(true).unwrap();
-        w.write_all(b"def").unwrap();
-        let ct = w.finish().unwrap();
+        let mut ct = raw_chunk(0, true, b"abc");
+        ct.extend(raw_chunk(1, true, b"def"));
         // The reader sees one 38-byte "chunk" that authenticates as neither.
         assert!(matches!(
             decrypt(&ct),
             Err(Error::PayloadChunk { index: 0 })
         ));
         // Two full final chunks: the second is trailing data.
-        let mut w = StreamWriter::new(Vec::new(), key());
-        w.write_all(&vec![1u8; CHUNK_SIZE]).unwrap();
-        w.seal_chunk(true).unwrap();
-        w.write_all(&vec![2u8; CHUNK_SIZE]).unwrap();
-        let ct = w.finish().unwrap();
+        let mut ct = raw_chunk(0, true, &[1u8; CHUNK_SIZE]);
+        ct.extend(raw_chunk(1, true, &[2u8; CHUNK_SIZE]));
         assert!(matches!(decrypt(&ct), Err(Error::PayloadTrailingData)));
+    }
+
+    /// The nonce state has no nonce after the final chunk: the writer
+    /// cannot seal a second final chunk, or any chunk after it.
+    #[test]
+    fn no_chunk_after_the_final_one() {
+        let mut n = StreamNonce::new();
+        assert!(n.current(true).is_some());
+        n.advance(false);
+        assert_eq!(n.index(), 1);
+        n.advance(true);
+        assert!(n.current(true).is_none() && n.current(false).is_none());
+
+        let mut w = StreamWriter::new(Vec::new(), key());
+        w.write_all(b"abc").unwrap();
+        w.seal_chunk(true).unwrap();
+        assert!(w.seal_chunk(true).is_err());
+        assert!(w.seal_chunk(false).is_err());
+        // The raw chunk helper agrees with the writer.
+        let ct = encrypt(b"abc");
+        assert_eq!(ct, raw_chunk(0, true, b"abc"));
     }
 
     #[test]
