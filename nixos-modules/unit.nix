@@ -89,8 +89,9 @@ let
   minWorkFactor = 10;
   maxWorkFactor = 22;
 
-  # Exit statuses of `zeta-creds restore` that a retry cannot fix (DESIGN.md,
-  # "Exit codes"): 2 usage, 3 wrong passphrase, 4 another USB stick, 5 a
+  # Exit statuses of `zeta-creds restore` that a retry cannot fix (the Exit
+  # enum in zeta-creds/src/bin/zeta-creds/exit.rs, `retry_may_help`;
+  # zeta-creds/tests/exit_table.rs fails when this list drifts): 2 usage, 3 wrong passphrase, 4 another USB stick, 5 a
   # corrupt or tampered blob, 6 an input missing (this includes a prompt that
   # timed out), 7 some entries could not be written (the others are in place;
   # a retry would ask the passphrase again for the same result), 8 rollback
