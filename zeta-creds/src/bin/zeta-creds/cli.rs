@@ -178,10 +178,9 @@ pub struct RestoreArgs {
         requires = "require_usb_present"
     )]
     pub usb_device_dir: PathBuf,
-    /// Refuse blobs whose work factor exceeds this, before running scrypt
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
-          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
-    pub max_work_factor: u8,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -213,10 +212,9 @@ pub struct VerifyArgs {
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
-    /// Refuse blobs whose work factor exceeds this, before running scrypt
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
-          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
-    pub max_work_factor: u8,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
     /// Where the passphrase comes from.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
@@ -234,10 +232,9 @@ pub struct DiffArgs {
     /// Root of the system whose credentials are compared
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub source_root: PathBuf,
-    /// Refuse blobs whose work factor exceeds this, before running scrypt
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
-          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
-    pub max_work_factor: u8,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
     /// Where the passphrase comes from.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
@@ -262,10 +259,9 @@ pub struct RekeyArgs {
     #[arg(long, value_name = "LOG_N",
           value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
     pub work_factor: Option<u8>,
-    /// Refuse blobs whose work factor exceeds this, before running scrypt
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
-          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
-    pub max_work_factor: u8,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
     /// Do not keep the old blob as BLOB.prev
     #[arg(long)]
     pub no_backup: bool,
@@ -347,6 +343,15 @@ impl From<OnConflict> for restore::OnConflict {
             OnConflict::Backup => restore::OnConflict::Backup,
         }
     }
+}
+
+/// `--max-work-factor`, for every command that unlocks a blob.
+#[derive(Args)]
+pub struct WorkFactorCap {
+    /// Refuse blobs whose work factor exceeds this, before running scrypt
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
+          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
+    pub max_work_factor: u8,
 }
 
 /// `--usb-uuid` or `--usb-uuid-file`, exactly one.

@@ -54,8 +54,8 @@ fn main() -> ExitCode {
 }
 
 /// Run the command the operator chose; print its report; say how it ended.
-fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Exit, CliError> {
-    let env = env_passphrase;
+/// `env` is the passphrase taken out of the environment, if any.
+fn run(cli: Cli, env: Option<SecretString>) -> Result<Exit, CliError> {
     match cli.command {
         Command::Bundle(args) => text(cmd::bundle::run(&args, env)?),
         Command::Restore(args) => json(cmd::restore::run(&args, env)?, args.json),

@@ -42,11 +42,8 @@ pub struct BundleReport {
 impl Status for BundleReport {}
 
 /// Run `bundle`.
-pub fn run(
-    args: &BundleArgs,
-    env_passphrase: Option<SecretString>,
-) -> Result<BundleReport, CliError> {
-    let sources = unlock::sources(&args.passphrase, env_passphrase);
+pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleReport, CliError> {
+    let sources = unlock::sources(&args.passphrase, env_pass);
     let usb_uuid = read_uuid(&args.uuid)?;
     let persona = args.persona.clone().unwrap_or_default();
     envelope::validate_persona(&persona).map_err(|e| CliError::Usage(e.to_string()))?;

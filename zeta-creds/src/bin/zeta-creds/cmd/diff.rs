@@ -42,8 +42,8 @@ impl Status for DiffReport {
 }
 
 /// Run `diff`.
-pub fn run(args: &DiffArgs, env_passphrase: Option<SecretString>) -> Result<DiffReport, CliError> {
-    let sources = unlock::sources(&args.passphrase, env_passphrase);
+pub fn run(args: &DiffArgs, env_pass: Option<SecretString>) -> Result<DiffReport, CliError> {
+    let sources = unlock::sources(&args.passphrase, env_pass);
     let loaded = Manifest::load(&args.manifest)?;
     let (file, header) = open_blob(&args.blob)?;
     // Picked before the passphrase is asked, so a manifest or source
@@ -52,7 +52,8 @@ pub fn run(args: &DiffArgs, env_passphrase: Option<SecretString>) -> Result<Diff
     let persona = header.unauthenticated_fields().persona.clone();
     let pick = bundle::pick(&loaded, &args.source_root, &persona)?;
     warn_skipped(&pick);
-    let (unlocked, _) = unlock::unlock(&header, &args.blob, None, args.max_work_factor, sources)?;
+    let (unlocked, _) =
+        unlock::unlock(&header, &args.blob, None, args.cap.max_work_factor, sources)?;
     let diff_err = |source: diff::Error| CliError::Diff {
         blob: args.blob.clone(),
         source,

@@ -28,12 +28,9 @@ pub struct RekeyReport {
 impl Status for RekeyReport {}
 
 /// Run `rekey`.
-pub fn run(
-    args: &RekeyArgs,
-    env_passphrase: Option<SecretString>,
-) -> Result<RekeyReport, CliError> {
+pub fn run(args: &RekeyArgs, env_pass: Option<SecretString>) -> Result<RekeyReport, CliError> {
     let blob = &args.blob;
-    let current = unlock::sources(&args.passphrase, env_passphrase);
+    let current = unlock::sources(&args.passphrase, env_pass);
     // Built now, so its guard covers --new-passphrase-file on every exit
     // path.
     let fresh = unlock::new_passphrase_sources(args.new_passphrase_file.as_deref());
@@ -45,7 +42,8 @@ pub fn run(
         warn_test_work_factor(n);
     }
     let (mut file, header) = open_blob(blob)?;
-    let (unlocked, old_pass) = unlock::unlock(&header, blob, None, args.max_work_factor, current)?;
+    let (unlocked, old_pass) =
+        unlock::unlock(&header, blob, None, args.cap.max_work_factor, current)?;
     let old = unlocked.fields().clone();
     let usb_uuid = new_uuid.unwrap_or_else(|| old.usb_uuid.clone());
     let log_n = args.work_factor.unwrap_or(old.log_n);

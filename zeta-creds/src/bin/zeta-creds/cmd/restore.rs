@@ -46,11 +46,8 @@ impl Status for RestoreReport {
 }
 
 /// Run `restore`.
-pub fn run(
-    args: &RestoreArgs,
-    env_passphrase: Option<SecretString>,
-) -> Result<RestoreReport, CliError> {
-    let sources = unlock::sources(&args.passphrase, env_passphrase);
+pub fn run(args: &RestoreArgs, env_pass: Option<SecretString>) -> Result<RestoreReport, CliError> {
+    let sources = unlock::sources(&args.passphrase, env_pass);
     if let Err(why) = sys::lock_memory() {
         warning!("{why}");
     }
@@ -75,7 +72,7 @@ pub fn run(
         &header,
         blob,
         Some(&usb_uuid),
-        args.max_work_factor,
+        args.cap.max_work_factor,
         sources,
     )?;
     if let Some(wanted) = &args.persona

@@ -66,13 +66,11 @@ pub struct VerifyEntry {
 impl Status for VerifyReport {}
 
 /// Run `verify`.
-pub fn run(
-    args: &VerifyArgs,
-    env_passphrase: Option<SecretString>,
-) -> Result<VerifyReport, CliError> {
-    let sources = unlock::sources(&args.passphrase, env_passphrase);
+pub fn run(args: &VerifyArgs, env_pass: Option<SecretString>) -> Result<VerifyReport, CliError> {
+    let sources = unlock::sources(&args.passphrase, env_pass);
     let (file, header) = open_blob(&args.blob)?;
-    let (unlocked, _) = unlock::unlock(&header, &args.blob, None, args.max_work_factor, sources)?;
+    let (unlocked, _) =
+        unlock::unlock(&header, &args.blob, None, args.cap.max_work_factor, sources)?;
     let fields = unlocked.fields().clone();
     let blob_err = |source: envelope::Error| CliError::Blob {
         blob: args.blob.clone(),
