@@ -3,7 +3,7 @@
 //! This file is dispatch only. The options are defined in `cli.rs`; each
 //! command's work is in `cmd/`, returning a typed report that `render/`
 //! prints as text or JSON; passphrases are asked in `unlock.rs`; every
-//! failure is a [`CliError`](error::CliError) whose exit status is decided
+//! failure is an [`error::CliError`] whose exit status is decided
 //! in `error.rs`, from the one table in `exit.rs`.
 #![forbid(unsafe_code)]
 
