@@ -1,6 +1,9 @@
 //! One module per subcommand. Each `run` does the work through the
 //! library and returns a typed report; `main.rs` prints it (`render/`) and
-//! asks it for the exit status ([`Status`]). Nothing here prints results.
+//! asks it for the exit status ([`Status`]). Nothing here formats output:
+//! progress goes to stderr through `zeta_creds::msg`, and the one table
+//! shown mid-run (what `bundle` picked, before the passphrase is asked) is
+//! printed through `render/` too.
 #![forbid(unsafe_code)]
 
 pub mod bundle;
