@@ -92,15 +92,17 @@ let
   minWorkFactor = 10;
   maxWorkFactor = 22;
 
-  # Exit statuses of `zeta-creds restore` that a retry cannot fix (DESIGN.md,
-  # "Exit codes"): 2 usage, 3 wrong passphrase, 4 another USB stick, 5 a
-  # corrupt or tampered blob, 6 an input missing (this includes a prompt that
-  # timed out), 7 some entries could not be written (the others are in place;
-  # a retry would ask the passphrase again for the same result), 8 rollback
-  # refused. And 243, systemd's own CREDENTIALS: LoadCredentialEncrypted=
-  # could not decrypt the passphrase (a missing file, another machine's host
-  # key or TPM), which no retry changes. Only 1 (an unexpected error, e.g.
-  # an I/O error) and death by a signal are retried.
+  # Exit statuses of `zeta-creds restore` that a retry cannot fix (the Exit
+  # enum in zeta-creds/src/bin/zeta-creds/exit.rs, `retry_may_help`;
+  # zeta-creds/tests/exit_table.rs fails when this list drifts): 2 usage,
+  # 3 wrong passphrase, 4 another USB stick, 5 a corrupt or tampered blob,
+  # 6 an input missing (this includes a prompt that timed out), 7 some
+  # entries could not be written (the others are in place; a retry would
+  # ask the passphrase again for the same result), 8 rollback refused. And
+  # 243, systemd's own CREDENTIALS: LoadCredentialEncrypted= could not
+  # decrypt the passphrase (a missing file, another machine's host key or
+  # TPM), which no retry changes. Only 1 (an unexpected error, e.g. an I/O
+  # error) and death by a signal are retried.
   noRestartExitStatuses = [
     2
     3

@@ -3,11 +3,24 @@
 //!
 //! * `cargo xtask man` writes `man/zeta-creds.1` and one page per
 //!   subcommand (`man/zeta-creds-bundle.1`, ...) from the clap definition
-//!   in `zeta_creds::cli`, and removes pages of subcommands that no longer
-//!   exist. The pages are committed, so that packagers and readers of the
-//!   repository have them without building; the test below fails when they
-//!   drift from the code, and says to run this task.
+//!   in the binary's `cli.rs`, and removes pages of subcommands that no
+//!   longer exist. The pages are committed, so that packagers and readers
+//!   of the repository have them without building; the test below fails
+//!   when they drift from the code, and says to run this task.
+//!
+//! The clap definition belongs to the binary, not the library (which has
+//! no clap), and a binary cannot be a dependency. So this crate compiles
+//! the binary's `cli.rs` and `exit.rs` itself, as modules at its root with
+//! the same names (`cli.rs` refers to `crate::exit`): the very source the
+//! binary parses with, not a copy.
 #![forbid(unsafe_code)]
+
+#[path = "../../zeta-creds/src/bin/zeta-creds/cli.rs"]
+mod cli;
+// Only the help epilogue is used here; the rest serves the binary.
+#[allow(dead_code)]
+#[path = "../../zeta-creds/src/bin/zeta-creds/exit.rs"]
+mod exit;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,7 +76,7 @@ fn render() -> std::io::Result<Vec<(String, Vec<u8>)>> {
         out.push((man.get_filename(), bytes));
         Ok(())
     }
-    let mut cmd = zeta_creds::cli::command().disable_help_subcommand(true);
+    let mut cmd = cli::command().disable_help_subcommand(true);
     cmd.build();
     let mut pages = Vec::new();
     walk(cmd, &mut pages)?;

@@ -7,7 +7,6 @@
 
 pub mod bundle;
 pub mod cleanup;
-pub mod cli;
 pub mod diff;
 pub mod envelope;
 pub mod fsx;
@@ -22,3 +21,8 @@ pub mod restore;
 pub mod state;
 pub mod sys;
 pub mod usb;
+
+/// This crate's version, as the blob header's `tool_version` and
+/// `zeta-creds --version` show it (a constant here so that `cargo xtask
+/// man`, which compiles the binary's `cli.rs` itself, prints the same).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

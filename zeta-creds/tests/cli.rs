@@ -718,11 +718,15 @@ fn require_usb_present_needs_the_bound_stick_attached() {
     assert!(w.dst().join("home/zeta/.config/gh/hosts.yml").exists());
 }
 
-/// Found by the boot test (issue 7): a usage error left the passphrase
-/// file in /run. It is consumed on that exit path too, unless kept.
+/// Issue 19, item 13: a usage error deleted whatever followed
+/// `--passphrase-file`, even on `inspect`, which takes no passphrase. Only
+/// a file this run actually read as its passphrase is consumed: clap
+/// refuses the command line before anything is read, so the files stay.
+/// (This replaces issue 7's "a usage error still consumes the passphrase
+/// file", which scanned the refused arguments for files to delete.)
 #[test]
-fn a_usage_error_still_consumes_the_passphrase_file() {
-    let w = World::new();
+fn issue_19_item_13_a_usage_error_leaves_the_passphrase_file() {
+    let w = World::bundled();
     let pf = w.pass_file(PASS);
     let npf = w.path("new-pass");
     fs::write(&npf, "new one\n").unwrap();
@@ -732,32 +736,39 @@ fn a_usage_error_still_consumes_the_passphrase_file() {
         .arg(&pf)
         .assert()
         .code(2);
-    assert!(!pf.exists());
+    assert!(pf.exists(), "a usage error reads no passphrase file");
     w.cmd()
         .args(["rekey", "--blob", "b", "--no-such-flag"])
         .arg(format!("--new-passphrase-file={}", npf.display()))
         .assert()
         .code(2);
-    assert!(!npf.exists());
-    let kept = w.pass_file(PASS);
+    assert!(npf.exists(), "a usage error reads no new passphrase file");
     w.cmd()
-        .args([
-            "restore",
-            "--bogus",
-            "--keep-passphrase-file",
-            "--passphrase-file",
-        ])
-        .arg(&kept)
+        .args(["inspect", "--passphrase-file"])
+        .arg(&pf)
+        .arg(w.blob())
         .assert()
         .code(2);
-    assert!(kept.exists(), "--keep-passphrase-file keeps it");
-    // --help is not an error: nothing is deleted.
+    assert!(
+        pf.exists(),
+        "inspect takes no passphrase: the file is not its"
+    );
+    // --help is not an error: nothing is read or deleted.
     w.cmd()
         .args(["restore", "--help", "--passphrase-file"])
-        .arg(&kept)
+        .arg(&pf)
         .assert()
         .success();
-    assert!(kept.exists());
+    assert!(pf.exists());
+    // The same file, actually read as the passphrase, is consumed.
+    w.cmd()
+        .args(["verify", "--blob"])
+        .arg(w.blob())
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .assert()
+        .success();
+    assert!(!pf.exists(), "a passphrase file that was read is consumed");
 }
 
 /// Work-factor guidance, never calibration (issue 10): bundle reports what

@@ -1,0 +1,412 @@
+//! The command line's definition (clap), the only one: the binary parses
+//! with it, `zeta-creds completions` prints completions from it, and `cargo
+//! xtask man` includes this file (with `exit.rs`, by `#[path]`) to write
+//! the man pages, so all three always describe the same options.
+//!
+//! Only the definition lives here. What each command does is in `cmd/`;
+//! which status it exits with is in `exit.rs` and `error.rs`. This file may
+//! use only `clap`, the library's public constants and `crate::exit`, since
+//! xtask compiles it too.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use zeta_creds::envelope::{DEFAULT_LOG_N, DEFAULT_MAX_LOG_N, MAX_LOG_N, MIN_LOG_N};
+use zeta_creds::{passphrase, restore};
+
+use crate::exit::help_epilogue;
+
+/// `rekey`'s warning, in its --help and man page.
+pub const REKEY_NOTE: &str = "\
+A rekey is not a revocation: the file key stays the same, so anyone who
+knew the old passphrase and kept a copy of the old blob can still read the
+payload. After a passphrase is disclosed, re-bundle (a new blob has a new
+file key); do not merely rekey.";
+
+/// Carry an operator's credentials across NixOS reinstalls in one
+/// authenticated, passphrase-encrypted envelope bound to a USB stick.
+#[derive(Parser)]
+#[command(name = "zeta-creds", version = zeta_creds::VERSION, after_help = help_epilogue(), max_term_width = 100)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Seal the paths of a manifest into a blob bound to a USB stick
+    ///
+    /// Expands the manifest's globs under --source-root (symlinks are never
+    /// followed), applies excludes, personas and overrides, records owners
+    /// by name, prints what it picked, and only then asks for the
+    /// passphrase (twice on a terminal; a weak one is refused). The blob is
+    /// written atomically (temporary file, fsync, rename); a blob it
+    /// replaces is kept as BLOB.prev. Over a blob bound to the same stick
+    /// the new one gets the next generation; a blob bound to another stick
+    /// is replaced only with --force.
+    #[command(after_help = help_epilogue())]
+    Bundle(BundleArgs),
+    /// Decrypt a blob and write its files under a target root
+    ///
+    /// Verifies the whole payload into temporary files beside their
+    /// destinations and puts them into place only after the last chunk
+    /// authenticates. Owners are resolved by name in the target root's
+    /// etc/passwd and etc/group; a user's home comes from there too.
+    #[command(after_help = help_epilogue())]
+    Restore(RestoreArgs),
+    /// Show a blob's header without a passphrase (unauthenticated)
+    #[command(after_help = help_epilogue())]
+    Inspect(InspectArgs),
+    /// Decrypt and authenticate a whole blob; write nothing
+    #[command(after_help = help_epilogue())]
+    Verify(VerifyArgs),
+    /// Show what a re-bundle would change: the blob against the disk
+    ///
+    /// Decrypts the blob (writing nothing) and compares its entries with
+    /// what the manifest picks from --source-root now, for the blob's
+    /// persona: added, removed, changed content (SHA-256), changed mode or
+    /// owner. Exit 0 when they are identical, 10 when they differ.
+    #[command(after_help = help_epilogue())]
+    Diff(DiffArgs),
+    /// Give a blob a new passphrase and/or a new USB stick, same payload
+    ///
+    /// Unlocks the blob with its current passphrase, wraps the same file key
+    /// under the new passphrase and/or the new stick's UUID, raises the
+    /// generation (so a system that restored the rekeyed blob refuses the
+    /// old one), and copies the payload bytes unchanged, verifying them on
+    /// the way. Replaces the blob atomically and keeps the old one as
+    /// BLOB.prev unless --no-backup. The new passphrase comes from
+    /// --new-passphrase-file (consumed) or, on a terminal, is asked twice;
+    /// --same-passphrase keeps the current one (to move to a new stick).
+    #[command(after_help = format!("{REKEY_NOTE}\n\n{}", help_epilogue()))]
+    Rekey(RekeyArgs),
+    /// Work with manifests
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Print a shell completion script on stdout
+    ///
+    /// bash: `zeta-creds completions bash > /etc/bash_completion.d/zeta-creds`;
+    /// zsh: into a directory on $fpath as `_zeta-creds`; fish: into
+    /// ~/.config/fish/completions/zeta-creds.fish.
+    Completions(CompletionsArgs),
+}
+
+/// `zeta-creds bundle`.
+#[derive(Args)]
+pub struct BundleArgs {
+    /// Manifest (TOML) listing what to carry
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Where to write the blob, e.g. /esp/zeta-creds.enc
+    #[arg(long, value_name = "BLOB")]
+    pub out: PathBuf,
+    /// The stick the blob is bound to.
+    #[command(flatten)]
+    pub uuid: UuidArgs,
+    /// Root of the system whose credentials are collected
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub source_root: PathBuf,
+    /// Carry only entries for this persona (and those for every persona)
+    #[arg(long, value_name = "NAME")]
+    pub persona: Option<String>,
+    /// scrypt work factor log2(N), pinned in the blob; below 15 is for tests
+    #[arg(long, value_name = "LOG_N", default_value_t = DEFAULT_LOG_N,
+          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
+    pub work_factor: u8,
+    /// Replace a blob bound to another USB stick, or one that cannot be read
+    #[arg(long)]
+    pub force: bool,
+    /// Do not keep the replaced blob as BLOB.prev
+    #[arg(long)]
+    pub no_backup: bool,
+    /// Accept a passphrase that zxcvbn rates below 3 of 4 (for tests)
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
+    /// Where the new passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `zeta-creds restore`.
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The blob to restore, e.g. /esp/zeta-creds.enc
+    #[arg(long, value_name = "BLOB")]
+    pub blob: PathBuf,
+    /// The stick the blob must be bound to.
+    #[command(flatten)]
+    pub uuid: UuidArgs,
+    /// Root of the system to write into
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub target_root: PathBuf,
+    /// Whose home "~" means, instead of the manifest user in the blob
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Refuse a blob bundled for another persona
+    #[arg(long, value_name = "NAME")]
+    pub persona: Option<String>,
+    /// Decrypt, verify and report what would change; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A file changed locally since the last restore: keep it (default),
+    /// let the blob win, or let the blob win and keep NAME.zeta-creds-bak
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnConflict::KeepModified)]
+    pub on_conflict: OnConflict,
+    /// Restore a blob older than the one last restored on this system
+    #[arg(long)]
+    pub allow_rollback: bool,
+    /// Refuse (exit 4) unless the stick the blob is bound to is attached
+    #[arg(long)]
+    pub require_usb_present: bool,
+    /// With --require-usb-present: how long to wait for the stick to appear
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        requires = "require_usb_present"
+    )]
+    pub usb_wait: u64,
+    /// With --require-usb-present: where attached filesystems are listed
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/dev/disk/by-uuid",
+        requires = "require_usb_present"
+    )]
+    pub usb_device_dir: PathBuf,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `zeta-creds inspect`.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The blob to inspect
+    #[arg(value_name = "BLOB")]
+    pub blob: PathBuf,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `zeta-creds verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The blob to verify
+    #[arg(long, value_name = "BLOB")]
+    pub blob: PathBuf,
+    /// List the entries (paths, modes, owners, sizes)
+    #[arg(long)]
+    pub list: bool,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `zeta-creds diff`.
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The blob to compare, e.g. /esp/zeta-creds.enc
+    #[arg(long, value_name = "BLOB")]
+    pub blob: PathBuf,
+    /// Manifest (TOML) that a re-bundle would use
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Root of the system whose credentials are compared
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub source_root: PathBuf,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
+    /// Where the passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `zeta-creds rekey`.
+#[derive(Args)]
+pub struct RekeyArgs {
+    /// The blob to rekey, in place
+    #[arg(long, value_name = "BLOB")]
+    pub blob: PathBuf,
+    /// Read the new passphrase from FILE, then delete FILE on every exit path
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+    /// Keep the current passphrase (with --new-usb-uuid or --work-factor)
+    #[arg(long, conflicts_with = "new_passphrase_file")]
+    pub same_passphrase: bool,
+    /// The stick to bind to instead, if any.
+    #[command(flatten)]
+    pub new_uuid: NewUuidArgs,
+    /// New scrypt work factor log2(N) (default: keep the blob's)
+    #[arg(long, value_name = "LOG_N",
+          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
+    pub work_factor: Option<u8>,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
+    /// Do not keep the old blob as BLOB.prev
+    #[arg(long)]
+    pub no_backup: bool,
+    /// Accept a new passphrase that zxcvbn rates below 3 of 4 (for tests)
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
+    /// Where the current passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `zeta-creds completions`.
+#[derive(Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// `zeta-creds manifest ...`
+#[derive(Subcommand)]
+pub enum ManifestCommand {
+    /// Validate a manifest and show what each entry matches now
+    ///
+    /// Parses the manifest (every error names its line and the fix), then
+    /// expands each entry under --source-root exactly as bundle would and
+    /// prints what it matches: paths, file count, total size, skipped paths
+    /// and whether a missing entry is required. Reads no file contents and
+    /// asks no passphrase. Exit 6 when a required entry matches nothing.
+    #[command(after_help = help_epilogue())]
+    Check(ManifestCheckArgs),
+}
+
+/// `zeta-creds manifest check`.
+#[derive(Args)]
+pub struct ManifestCheckArgs {
+    /// The manifest to check
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Root of the system to match against
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub source_root: PathBuf,
+    /// Check what a bundle for this persona would pick
+    #[arg(long, value_name = "NAME")]
+    pub persona: Option<String>,
+    /// Only validate the manifest and match nothing (a build-time check,
+    /// e.g. in a NixOS checkPhase, where the system is not there)
+    #[arg(long, conflicts_with_all = ["source_root", "persona"])]
+    pub syntax_only: bool,
+}
+
+/// The shells `completions` knows. (No doc comments on the variants:
+/// clap would show them as per-value help.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// `--on-conflict`: the binary's spelling of [`restore::OnConflict`], so
+/// the library needs no clap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnConflict {
+    /// Keep the local file and report it ("re-bundle to carry it").
+    KeepModified,
+    /// The blob wins.
+    Overwrite,
+    /// The blob wins; the local file is kept as NAME.zeta-creds-bak.
+    Backup,
+}
+
+impl From<OnConflict> for restore::OnConflict {
+    fn from(policy: OnConflict) -> restore::OnConflict {
+        match policy {
+            OnConflict::KeepModified => restore::OnConflict::KeepModified,
+            OnConflict::Overwrite => restore::OnConflict::Overwrite,
+            OnConflict::Backup => restore::OnConflict::Backup,
+        }
+    }
+}
+
+/// `--max-work-factor`, for every command that unlocks a blob.
+#[derive(Args)]
+pub struct WorkFactorCap {
+    /// Refuse blobs whose work factor exceeds this, before running scrypt
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOG_N,
+          value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]
+    pub max_work_factor: u8,
+}
+
+/// `--usb-uuid` or `--usb-uuid-file`, exactly one.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct UuidArgs {
+    /// The USB stick's filesystem UUID, as `blkid -s UUID -o value` prints it
+    #[arg(long, value_name = "UUID")]
+    pub usb_uuid: Option<String>,
+    /// A file holding the UUID, e.g. /etc/zeta/usb-uuid (whitespace trimmed)
+    #[arg(long, value_name = "FILE")]
+    pub usb_uuid_file: Option<PathBuf>,
+}
+
+/// `rekey`'s `--new-usb-uuid` or `--new-usb-uuid-file`, at most one.
+#[derive(Args)]
+#[group(required = false, multiple = false)]
+pub struct NewUuidArgs {
+    /// Bind the blob to this USB stick instead (a new stick's UUID)
+    #[arg(long, value_name = "UUID")]
+    pub new_usb_uuid: Option<String>,
+    /// A file holding the new stick's UUID (whitespace trimmed)
+    #[arg(long, value_name = "FILE")]
+    pub new_usb_uuid_file: Option<PathBuf>,
+}
+
+/// The passphrase sources (README, "Passphrase sources").
+#[derive(Args)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from this inherited file descriptor
+    #[arg(long, value_name = "N")]
+    pub passphrase_fd: Option<i32>,
+    /// Read the passphrase from FILE, then delete FILE on every exit path
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Do not delete the --passphrase-file
+    #[arg(long, requires = "passphrase_file")]
+    pub keep_passphrase_file: bool,
+    /// Ask through systemd-ask-password --no-tty (boot-time agents, console)
+    #[arg(long)]
+    pub ask_password: bool,
+    /// How long --ask-password waits for an answer
+    #[arg(long, value_name = "SECS", default_value_t = passphrase::DEFAULT_ASK_TIMEOUT_SECS)]
+    pub ask_password_timeout: u64,
+}
+
+/// The whole command, for completions and man pages.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::command().debug_assert();
+    }
+}

@@ -1,0 +1,100 @@
+//! `zeta-creds bundle`: pick, show what was picked, ask for a new
+//! passphrase, seal.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use zeta_creds::envelope::{self, UsbUuid};
+use zeta_creds::{bundle, warning};
+
+use super::Status;
+use crate::cli::BundleArgs;
+use crate::error::CliError;
+use crate::input::read_uuid;
+use crate::render::{self, PickSummary, warn_skipped, warn_test_work_factor};
+use crate::unlock;
+
+/// What `bundle` sealed.
+pub struct BundleReport {
+    /// Entries picked.
+    pub entries: usize,
+    /// Regular files among them.
+    pub files: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// The blob written.
+    pub out: PathBuf,
+    /// Its generation.
+    pub generation: u64,
+    /// The stick it is bound to.
+    pub usb_uuid: UsbUuid,
+    /// Its work factor.
+    pub work_factor: u8,
+    /// How long the key derivation took here.
+    pub kdf_time: Duration,
+    /// The generation of the replaced blob, when it was kept as `.prev`.
+    pub kept_previous: Option<u64>,
+}
+
+impl Status for BundleReport {}
+
+/// Run `bundle`.
+pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleReport, CliError> {
+    let sources = unlock::sources(&args.passphrase, env_pass);
+    let usb_uuid = read_uuid(&args.uuid)?;
+    let persona = args.persona.clone().unwrap_or_default();
+    envelope::validate_persona(&persona).map_err(|e| CliError::Usage(e.to_string()))?;
+    warn_test_work_factor(args.work_factor);
+    let opts = bundle::Options {
+        manifest: args.manifest.clone(),
+        source_root: args.source_root.clone(),
+        out: args.out.clone(),
+        usb_uuid: usb_uuid.clone(),
+        persona,
+        log_n: args.work_factor,
+        force: args.force,
+        backup: !args.no_backup,
+    };
+    let plan = bundle::plan(&opts)?;
+    warn_skipped(&plan.pick);
+    // What is about to be sealed, before the passphrase is asked.
+    render::text(&PickSummary(&plan.pick))?;
+    if let Some(bundle::Existing {
+        usb_uuid: Some(old),
+        ..
+    }) = &plan.existing
+        && old != usb_uuid.as_str()
+    {
+        warning!(
+            "replacing {}, bound to USB {old}, with a blob bound to USB {usb_uuid} (--force)",
+            args.out.display()
+        );
+    }
+    let context = [plan.pick.user.as_str(), usb_uuid.as_str()];
+    let pass = unlock::new_passphrase(
+        sources,
+        &args.out,
+        &usb_uuid,
+        &context,
+        args.allow_weak_passphrase,
+    )?;
+    let written = bundle::write(&opts, &plan, &pass)?;
+    Ok(BundleReport {
+        entries: plan.pick.items.len(),
+        files: plan.pick.file_count(),
+        bytes: plan.pick.total_size(),
+        out: args.out.clone(),
+        generation: plan.generation,
+        usb_uuid,
+        work_factor: args.work_factor,
+        kdf_time: written.kdf_time,
+        kept_previous: plan
+            .existing
+            .as_ref()
+            .filter(|_| written.kept_previous)
+            .map(|e| e.generation),
+    })
+}

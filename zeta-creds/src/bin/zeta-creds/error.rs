@@ -1,0 +1,362 @@
+//! Every way a command can fail, the exit status each one gets, and the
+//! one hint that follows the message.
+//!
+//! The library's errors are typed per boundary (`envelope::Error`,
+//! `restore::Error`, ...); this enum wraps them with the file the operator
+//! named, and [`CliError::exit`] is the one place that decides which
+//! [`Exit`] an error ends in.
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::path::PathBuf;
+
+use zeta_creds::envelope::{self, ErrorClass};
+use zeta_creds::{bundle, diff, manifest, msg, passphrase, quality, rekey, restore};
+
+use crate::exit::Exit;
+
+/// Every way a command can fail, with what [`CliError::exit`] needs to know.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `--require-usb-present` and the stick did not appear in time.
+    #[error(
+        "USB stick {uuid} is not attached (no such entry in {} after {waited} s); attach the stick the blob is bound to, or restore without --require-usb-present",
+        dir.display()
+    )]
+    UsbAbsent {
+        /// The stick the blob is bound to.
+        uuid: String,
+        /// Where attached filesystems are listed.
+        dir: PathBuf,
+        /// How long the run waited, in seconds.
+        waited: u64,
+    },
+    /// The envelope refused the blob.
+    #[error("blob {blob}: {source}")]
+    Blob {
+        /// The blob.
+        blob: PathBuf,
+        /// Why.
+        #[source]
+        source: envelope::Error,
+    },
+    /// The blob does not exist.
+    #[error("blob {0} not found")]
+    BlobMissing(PathBuf),
+    /// The blob exists but cannot be read.
+    #[error("cannot read blob {blob}: {source}")]
+    BlobRead {
+        /// The blob.
+        blob: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// No passphrase tried unlocked the blob.
+    #[error("wrong passphrase for blob {blob} (bound to USB {uuid})")]
+    WrongPassphrase {
+        /// The blob.
+        blob: PathBuf,
+        /// The stick it is bound to (unauthenticated header field).
+        uuid: String,
+    },
+    /// `--usb-uuid-file` cannot be read or holds no UUID.
+    #[error("USB UUID file {path}: {reason}")]
+    UuidFile {
+        /// The file.
+        path: PathBuf,
+        /// Why, with the next step.
+        reason: String,
+    },
+    /// A value clap accepted but the command refuses.
+    #[error("{0}")]
+    Usage(String),
+    /// No passphrase could be read.
+    #[error(transparent)]
+    Passphrase(#[from] passphrase::Error),
+    /// zxcvbn rated a new passphrase weak.
+    #[error(transparent)]
+    Weak(#[from] quality::Weak),
+    /// `rekey` without a new passphrase, a terminal or `--same-passphrase`.
+    #[error(
+        "no new passphrase for {blob}: pass --new-passphrase-file FILE, run rekey on a terminal to type it, or pass --same-passphrase to keep the current one"
+    )]
+    NoNewPassphrase {
+        /// The blob.
+        blob: PathBuf,
+    },
+    /// Picking or sealing failed.
+    #[error(transparent)]
+    Bundle(#[from] bundle::Error),
+    /// The restore failed as a whole.
+    #[error("blob {blob}: {source}")]
+    Restore {
+        /// The blob.
+        blob: PathBuf,
+        /// Why.
+        #[source]
+        source: restore::Error,
+    },
+    /// The comparison failed.
+    #[error("blob {blob}: {source}")]
+    Diff {
+        /// The blob.
+        blob: PathBuf,
+        /// Why.
+        #[source]
+        source: diff::Error,
+    },
+    /// The rekey failed.
+    #[error("rekey {blob}: {source}")]
+    Rekey {
+        /// The blob.
+        blob: PathBuf,
+        /// Why.
+        #[source]
+        source: rekey::Error,
+    },
+    /// `restore --persona` and the blob is for another one.
+    #[error("blob {blob} was bundled for persona {found:?}, not {wanted:?}")]
+    PersonaMismatch {
+        /// The blob.
+        blob: PathBuf,
+        /// The blob's persona (authenticated).
+        found: String,
+        /// The one asked for.
+        wanted: String,
+    },
+    /// Some entries of a restore could not be written.
+    #[error("restore incomplete: {failed} of {total} entries could not be written (named above)")]
+    Incomplete {
+        /// How many failed.
+        failed: usize,
+        /// How many the blob holds.
+        total: usize,
+    },
+    /// stdout could not be written.
+    #[error("cannot write output: {0}")]
+    Output(#[source] io::Error),
+}
+
+impl From<manifest::Error> for CliError {
+    fn from(e: manifest::Error) -> CliError {
+        CliError::Bundle(bundle::Error::Manifest(e))
+    }
+}
+
+/// The status an envelope error ends in, wherever it surfaces.
+fn envelope_exit(e: &envelope::Error) -> Exit {
+    match e.class() {
+        ErrorClass::NoMatch => Exit::WrongPassphrase,
+        ErrorClass::Binding => Exit::OtherUsb,
+        ErrorClass::Header | ErrorClass::Hmac | ErrorClass::Payload | ErrorClass::Entries => {
+            Exit::Corrupt
+        }
+        ErrorClass::Other => Exit::Failure,
+    }
+}
+
+/// Advice on flags, limits or versions for the envelope errors that call
+/// for it. The library's messages say only what is wrong with the blob;
+/// what to do about it from this command line is the binary's to say.
+fn envelope_advice(e: &envelope::Error) -> Option<&'static str> {
+    match e {
+        envelope::Error::UnsupportedVersion(_) => Some("try a newer zeta-creds"),
+        envelope::Error::WorkFactorTooHigh { .. } => {
+            Some("raise --max-work-factor if you trust this blob")
+        }
+        envelope::Error::InsufficientMemory { .. } => Some(
+            "restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
+        ),
+        _ => None,
+    }
+}
+
+/// `err` as printed on its `error:` line: its message, with the
+/// [`envelope_advice`] for the envelope error it carries (if any) right
+/// after that error's own text, as `; advice`.
+fn error_message(err: &CliError) -> String {
+    let text = err.to_string();
+    let source = match err {
+        CliError::Blob { source, .. }
+        | CliError::Restore {
+            source: restore::Error::Envelope(source),
+            ..
+        }
+        | CliError::Diff {
+            source: diff::Error::Envelope(source),
+            ..
+        }
+        | CliError::Rekey {
+            source: rekey::Error::Envelope(source),
+            ..
+        }
+        | CliError::Bundle(
+            bundle::Error::ExistingBlob { source, .. } | bundle::Error::Seal { source, .. },
+        ) => source,
+        _ => return text,
+    };
+    let Some(advice) = envelope_advice(source) else {
+        return text;
+    };
+    let inner = source.to_string();
+    let end = text.rfind(&inner).map_or(text.len(), |at| at + inner.len());
+    format!("{}; {advice}{}", &text[..end], &text[end..])
+}
+
+impl CliError {
+    /// The one place an error's exit status is decided (the table is in
+    /// `exit.rs`).
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Blob { source, .. } => envelope_exit(source),
+            CliError::BlobMissing(_) => Exit::InputMissing,
+            CliError::BlobRead { .. } => Exit::Failure,
+            CliError::WrongPassphrase { .. } => Exit::WrongPassphrase,
+            CliError::UuidFile { .. } => Exit::InputMissing,
+            CliError::UsbAbsent { .. } => Exit::OtherUsb,
+            CliError::Usage(_) => Exit::Usage,
+            CliError::Passphrase(passphrase::Error::Mismatch) => Exit::Failure,
+            CliError::Passphrase(_) => Exit::InputMissing,
+            CliError::Weak(_) => Exit::Failure,
+            CliError::NoNewPassphrase { .. } => Exit::InputMissing,
+            CliError::Bundle(e) => match e {
+                bundle::Error::Manifest(manifest::Error::Read { .. })
+                | bundle::Error::SourceRoot { .. }
+                | bundle::Error::RequiredMissing { .. } => Exit::InputMissing,
+                _ => Exit::Failure,
+            },
+            CliError::Restore { source, .. } => match source {
+                restore::Error::Envelope(e) => envelope_exit(e),
+                restore::Error::TargetRoot { .. } => Exit::InputMissing,
+                restore::Error::Accounts { .. } => Exit::Incomplete,
+                restore::Error::Stage { .. } => Exit::Failure,
+                restore::Error::Rollback { .. } => Exit::Rollback,
+            },
+            CliError::Diff { source, .. } => match source {
+                diff::Error::Envelope(e) => envelope_exit(e),
+                diff::Error::Source { .. } => Exit::Failure,
+            },
+            CliError::Rekey { source, .. } => match source {
+                rekey::Error::Envelope(e) => envelope_exit(e),
+                rekey::Error::GenerationExhausted { .. } | rekey::Error::Write { .. } => {
+                    Exit::Failure
+                }
+            },
+            CliError::PersonaMismatch { .. } => Exit::Failure,
+            CliError::Incomplete { .. } => Exit::Incomplete,
+            CliError::Output(_) => Exit::Failure,
+        }
+    }
+
+    /// One hint, for the errors whose message does not already name the
+    /// next step.
+    pub fn hint(&self) -> Option<&'static str> {
+        let envelope_hint = |source: &envelope::Error| match source {
+            envelope::Error::UsbUuidMismatch { .. } => Some(
+                "this blob belongs to another stick: check --usb-uuid / the UUID file, or rekey the blob to this stick",
+            ),
+            e if e.class() == ErrorClass::Hmac || e.class() == ErrorClass::Payload => Some(
+                "the blob was modified or damaged after it was sealed; restore from another copy or re-bundle",
+            ),
+            _ => None,
+        };
+        match self {
+            CliError::Blob { source, .. }
+            | CliError::Diff {
+                source: diff::Error::Envelope(source),
+                ..
+            }
+            | CliError::Rekey {
+                source: rekey::Error::Envelope(source),
+                ..
+            } => envelope_hint(source),
+            CliError::BlobMissing(_) => {
+                Some("nothing to restore: run `zeta-creds bundle` first, or check --blob")
+            }
+            CliError::WrongPassphrase { .. } => {
+                Some("the passphrase is the one given to `zeta-creds bundle` (or the last `rekey`)")
+            }
+            _ => None,
+        }
+    }
+
+    /// Print the error on stderr: the message, each cause the message does
+    /// not already include, then the hint.
+    pub fn report(&self) {
+        zeta_creds::error!("{}", error_message(self));
+        let text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        // thiserror's transparent variants already include their source.
+        while let Some(s) = source {
+            if !text.contains(&s.to_string()) {
+                msg::emit(msg::Level::Error, false, format_args!("  caused by: {s}"));
+            }
+            source = s.source();
+        }
+        if let Some(h) = self.hint() {
+            msg::emit(msg::Level::Error, false, format_args!("hint: {h}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// The advice the envelope's messages used to carry is on the same
+    /// line, at the same place, word for word.
+    #[test]
+    fn envelope_advice_follows_the_envelope_message() {
+        let blob = PathBuf::from("/esp/zeta-creds.enc");
+        let cases = [
+            (
+                envelope::Error::WorkFactorTooHigh { log_n: 22, cap: 20 },
+                "blob /esp/zeta-creds.enc: work factor 22 exceeds the cap 20 (scrypt would need 4096 MiB); raise --max-work-factor if you trust this blob",
+            ),
+            (
+                envelope::Error::InsufficientMemory {
+                    log_n: 20,
+                    bytes: 1 << 30,
+                },
+                "blob /esp/zeta-creds.enc: work factor 20 needs 1024 MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
+            ),
+            (
+                envelope::Error::UnsupportedVersion(2),
+                "blob /esp/zeta-creds.enc: unsupported envelope version 2 (this zeta-creds reads version 1); try a newer zeta-creds",
+            ),
+            (
+                envelope::Error::HeaderMac,
+                "blob /esp/zeta-creds.enc: header MAC does not match: the blob was tampered with or corrupted",
+            ),
+        ];
+        for (source, text) in cases {
+            let err = CliError::Blob {
+                blob: blob.clone(),
+                source,
+            };
+            assert_eq!(error_message(&err), text);
+        }
+        // In the middle of a message, too.
+        let err = CliError::Bundle(bundle::Error::ExistingBlob {
+            out: blob.clone(),
+            source: envelope::Error::UnsupportedVersion(2),
+        });
+        assert_eq!(
+            error_message(&err),
+            "existing blob /esp/zeta-creds.enc cannot be read (unsupported envelope version 2 (this zeta-creds reads version 1); try a newer zeta-creds); move it away or pass --force to replace it"
+        );
+        let err = CliError::Rekey {
+            blob,
+            source: rekey::Error::Envelope(envelope::Error::InsufficientMemory {
+                log_n: 21,
+                bytes: 1 << 31,
+            }),
+        };
+        assert!(error_message(&err).ends_with(
+            "needs 2048 MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)"
+        ));
+    }
+}

@@ -1,0 +1,68 @@
+//! Turning what the operator typed into ready values, shared by the
+//! commands: the USB UUID (from an option or a file) and the opened blob
+//! with its parsed header.
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use zeta_creds::envelope::{Header, UsbUuid};
+
+use crate::cli::{NewUuidArgs, UuidArgs};
+use crate::error::CliError;
+
+/// The USB UUID from `--usb-uuid` or `--usb-uuid-file`, normalized.
+pub fn read_uuid(args: &UuidArgs) -> Result<UsbUuid, CliError> {
+    let path = match (&args.usb_uuid, &args.usb_uuid_file) {
+        (Some(raw), _) => {
+            return UsbUuid::parse(raw).map_err(|e| CliError::Usage(format!("--usb-uuid: {e}")));
+        }
+        (None, Some(path)) => path,
+        (None, None) => unreachable!("clap requires one of the two"),
+    };
+    uuid_from_file(path)
+}
+
+/// `rekey`'s `--new-usb-uuid` or `--new-usb-uuid-file`, if given.
+pub fn read_new_uuid(args: &NewUuidArgs) -> Result<Option<UsbUuid>, CliError> {
+    match (&args.new_usb_uuid, &args.new_usb_uuid_file) {
+        (Some(raw), _) => UsbUuid::parse(raw)
+            .map(Some)
+            .map_err(|e| CliError::Usage(format!("--new-usb-uuid: {e}"))),
+        (None, Some(path)) => uuid_from_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+fn uuid_from_file(path: &Path) -> Result<UsbUuid, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::UuidFile {
+        path: path.to_owned(),
+        reason: format!(
+            "{e}; the installer writes it (blkid -s UUID -o value of the stick), or pass --usb-uuid"
+        ),
+    })?;
+    UsbUuid::parse(&text).map_err(|e| CliError::UuidFile {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Open the blob and parse its header (nothing authenticated yet).
+pub fn open_blob(blob: &Path) -> Result<(File, Header), CliError> {
+    let mut file = File::open(blob).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            CliError::BlobMissing(blob.to_owned())
+        } else {
+            CliError::BlobRead {
+                blob: blob.to_owned(),
+                source,
+            }
+        }
+    })?;
+    let header = Header::read(&mut file).map_err(|source| CliError::Blob {
+        blob: blob.to_owned(),
+        source,
+    })?;
+    Ok((file, header))
+}

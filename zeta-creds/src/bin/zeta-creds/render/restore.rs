@@ -1,0 +1,74 @@
+//! `restore`: one line per entry, then a summary; the notes and each
+//! failed entry on stderr first.
+#![forbid(unsafe_code)]
+
+use std::io::{self, Write};
+
+use zeta_creds::restore::Outcome;
+use zeta_creds::{error, warning};
+
+use super::Text;
+use crate::cmd::restore::RestoreReport;
+
+impl Text for RestoreReport {
+    fn messages_before(&self) {
+        for note in &self.report.notes {
+            warning!("{note}");
+        }
+        for e in self.report.failed() {
+            error!(
+                "{} ({}): {}",
+                e.entry,
+                e.destination,
+                e.reason.as_deref().unwrap_or("failed")
+            );
+        }
+    }
+
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let report = &self.report;
+        let verb = |o: &Outcome| match (o, report.dry_run) {
+            (Outcome::Created, false) => "created",
+            (Outcome::Created, true) => "would create",
+            (Outcome::Updated, false) => "updated",
+            (Outcome::Updated, true) => "would update",
+            (Outcome::Unchanged, _) => "unchanged",
+            (Outcome::Kept, _) => "kept",
+            (Outcome::Failed, _) => "FAILED",
+        };
+        for e in &report.entries {
+            match (&e.outcome, &e.reason) {
+                (Outcome::Kept, Some(why)) => {
+                    writeln!(out, "{:<13} {}  ({why})", verb(&e.outcome), e.destination)?
+                }
+                _ => writeln!(out, "{:<13} {}", verb(&e.outcome), e.destination)?,
+            }
+        }
+        let count = |o: Outcome| report.entries.iter().filter(|e| e.outcome == o).count();
+        if report.changed() == 0 && count(Outcome::Failed) == 0 && count(Outcome::Kept) == 0 {
+            return writeln!(
+                out,
+                "nothing to do: all {} entries of {} are already in place",
+                report.entries.len(),
+                self.blob.display()
+            );
+        }
+        writeln!(
+            out,
+            "{}{} entries from {} (generation {}): {} created, {} updated, {} unchanged, {} kept, {} failed",
+            if report.dry_run {
+                "dry run, nothing written: "
+            } else {
+                ""
+            },
+            report.entries.len(),
+            self.blob.display(),
+            self.generation,
+            count(Outcome::Created),
+            count(Outcome::Updated),
+            count(Outcome::Unchanged),
+            count(Outcome::Kept),
+            count(Outcome::Failed),
+        )
+    }
+}

@@ -1,0 +1,34 @@
+//! `verify`: the optional entry list, then one line saying the blob is
+//! intact.
+#![forbid(unsafe_code)]
+
+use std::io::{self, Write};
+
+use super::{Text, or_none, persona_suffix};
+use crate::cmd::verify::VerifyReport;
+
+impl Text for VerifyReport {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for e in self.entries.iter().flatten() {
+            writeln!(
+                out,
+                "{} {} {:>17} {:>10}  {}",
+                if e.kind == "dir" { 'd' } else { '-' },
+                e.mode,
+                format!("{}:{}", e.owner, e.group),
+                e.size,
+                e.path
+            )?;
+        }
+        writeln!(
+            out,
+            "blob {} is intact: {} entries for user {}, generation {}, bound to USB {}{}",
+            self.blob.display(),
+            self.entry_count,
+            or_none(&self.user),
+            self.generation,
+            self.usb_uuid,
+            persona_suffix(&self.persona)
+        )
+    }
+}
