@@ -29,6 +29,10 @@ use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
 use zeta_creds::{bundle, cleanup, diff, manifest, msg, quality, rekey, restore, sys, usb};
 use zeta_creds::{error, notice, warning};
 
+// The installer step, in the binary's command layout (cmd/<command>).
+#[path = "bin/zeta-creds/cmd/install_step/mod.rs"]
+mod install_step;
+
 /// Work factors below this print a warning: they are for tests.
 const TEST_WORK_FACTOR_BELOW: u8 = 15;
 
@@ -236,6 +240,17 @@ fn main() -> ExitCode {
     }
     if let Err(w) = sys::raise_open_file_limit() {
         warning!("{w}");
+    }
+    // The installer step parses its own options, so that its usage errors
+    // and --help are the step's (installer/zeta-creds-step.sh runs it).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "install-step")
+    {
+        if let Err(e) = cleanup::install_signal_handler() {
+            warning!("cannot handle signals ({e}); an interrupted run may leave temporary files");
+        }
+        return install_step::main(std::env::args_os().skip(2), env_passphrase);
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
