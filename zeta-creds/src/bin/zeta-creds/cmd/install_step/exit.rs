@@ -136,6 +136,30 @@ mod tests {
         );
     }
 
+    /// installer/README.md's "Exit codes" table lists exactly these codes.
+    #[test]
+    fn the_installer_readme_lists_the_same_codes() {
+        let readme =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../installer/README.md");
+        let text = std::fs::read_to_string(&readme).unwrap();
+        let section = text
+            .split("## Exit codes")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("an Exit codes section");
+        let rows: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(' ').next())
+            .filter(|c| *c != "code")
+            .collect();
+        let mut want: Vec<String> = StepExit::TABLE
+            .iter()
+            .map(|e| e.code().to_string())
+            .collect();
+        want.push("other".into());
+        assert_eq!(rows, want, "{}", readme.display());
+    }
+
     #[test]
     fn a_child_status_passes_through_and_is_never_success() {
         assert_eq!(StepExit::of_child(6).code(), 6);
