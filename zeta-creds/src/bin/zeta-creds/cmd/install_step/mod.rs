@@ -20,6 +20,11 @@
 //! 8. the summary and the NixOS lines ([`report`]).
 //!
 //! Exit codes come from [`exit::StepExit`] only.
+//!
+//! Room for what comes next: a `rescue` action is a subcommand of
+//! [`InstallStepArgs`]; more places to find a blob (a rescue directory, a
+//! stash on the stick, `--blob FILE`) are more calls of [`look_at`] in
+//! order, each found blob going through the same [`decide`] table.
 
 mod args;
 mod decide;
@@ -116,7 +121,7 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     let uuid_norm = inputs.stick.uuid.as_str().to_owned();
 
     // 3. What is on the ESP already, and what to do about it.
-    let (found, header) = look_at_esp(&inputs)?;
+    let (found, header) = look_at(&inputs.zc, &inputs.blob, &inputs.stick)?;
     let max_wf =
         decide::max_work_factor(s.work_factor, header.as_ref().and_then(|h| h.work_factor));
     let mut action = choose_action(&s, &inputs, &found, header.as_ref(), interactive)?;
@@ -368,23 +373,27 @@ fn find_manifest(s: &Settings, target: &Path, shim: Option<&Path>) -> Result<Pat
     }
 }
 
-/// `inspect --json` on the blob on the ESP, if there is one (no
-/// passphrase needed).
-fn look_at_esp(i: &Inputs) -> Result<(Found, Option<HeaderJson>), Fail> {
-    if !i.blob.exists() {
+/// `inspect --json` on `blob`, if there is one (no passphrase needed):
+/// nothing, bound to this stick or another, or unreadable (its errors
+/// shown).
+fn look_at(
+    zc: &ZetaCreds,
+    blob: &Path,
+    stick: &stick::StickUuid,
+) -> Result<(Found, Option<HeaderJson>), Fail> {
+    if !blob.exists() {
         return Ok((Found::Nothing, None));
     }
-    let inspect = Args::new("inspect").flag("--json").0;
-    let mut args = inspect;
-    args.push(i.blob.clone().into_os_string());
-    let ran = i.zc.run(&args, None, true, true)?;
+    let mut args = Args::new("inspect").flag("--json").0;
+    args.push(blob.as_os_str().to_owned());
+    let ran = zc.run(&args, None, true, true)?;
     match HeaderJson::parse(&ran.stdout).filter(|_| ran.code == 0) {
-        Some(h) if h.usb_uuid == i.stick.uuid.as_str() => Ok((Found::ThisStick, Some(h))),
+        Some(h) if h.usb_uuid == stick.uuid.as_str() => Ok((Found::ThisStick, Some(h))),
         Some(h) => Ok((Found::OtherStick, Some(h))),
         None => {
             say(format!(
                 "the ESP holds {}, but it is not a blob zeta-creds can read:",
-                i.blob.display()
+                blob.display()
             ));
             for line in String::from_utf8_lossy(&ran.stderr).lines() {
                 eprintln!("    {line}");
