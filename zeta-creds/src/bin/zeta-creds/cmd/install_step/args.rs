@@ -179,9 +179,17 @@ pub fn usage_error(name: &str, message: impl Into<String>) -> Fail {
 /// the step's usage error; `--help` wins over everything after it.
 pub fn parse_argv(argv: Vec<OsString>) -> Result<InstallStepArgs, Fail> {
     let shim_name = shim_name_in(&argv);
-    Standalone::try_parse_from(argv)
-        .map(|s| s.args)
-        .map_err(|e| usage_error(&shim_name, clap_message(&e)))
+    match Standalone::try_parse_from(&argv) {
+        Ok(s) => Ok(s.args),
+        Err(e) => {
+            // Options are taken in order: a --help before the bad one wins.
+            let help = argv.iter().position(|a| a == "-h" || a == "--help");
+            match help.map(|pos| Standalone::try_parse_from(&argv[..=pos])) {
+                Some(Ok(s)) => Ok(s.args),
+                _ => Err(usage_error(&shim_name, clap_message(&e))),
+            }
+        }
+    }
 }
 
 /// The `--shim` value in raw arguments, for the hint of an error clap
@@ -548,6 +556,12 @@ mod tests {
     fn help_wins() {
         let a = args(&["--target", "/t", "--help"]);
         assert!(matches!(resolve(&a, &Env::default()), Ok(Parsed::Help)));
+        // In order, as the script took them: --help first wins over a bad
+        // option after it, not over one before it.
+        let a = args(&["--help", "--bogus"]);
+        assert!(matches!(resolve(&a, &Env::default()), Ok(Parsed::Help)));
+        let e = parse_argv(vec!["--bogus".into(), "--help".into()]).unwrap_err();
+        assert_eq!(e.exit, StepExit::Usage);
         let text = help("zeta-creds-step.sh");
         assert!(text.starts_with("Usage: zeta-creds-step.sh --target DIR --esp DIR"));
         assert!(text.contains("ZETA_CREDS_REBUNDLE=0|1") && text.contains("--seal-tpm2"));
