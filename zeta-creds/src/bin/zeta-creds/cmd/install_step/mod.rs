@@ -13,7 +13,7 @@
 //!    ([`decide`]);
 //! 4. the passphrase, once ([`secret`]): `ZETA_CREDS_PASSPHRASE` or the
 //!    terminal; a new one must pass the library's strength check;
-//! 5. `zeta-creds bundle` / `verify --list` / `rekey` ([`zc`]), then
+//! 5. `zeta-creds bundle` / `verify --list` / `rekey` ([`act`], [`zc`]), then
 //!    `verify --json` on what is on the ESP;
 //! 6. with `--seal-tpm2`, the passphrase sealed to the TPM2 ([`seal`]);
 //! 7. only then `usb-uuid` ([`files`]);
@@ -26,6 +26,7 @@
 //! stash on the stick, `--blob FILE`) are more calls of [`look_at`] in
 //! order, each found blob going through the same [`decide`] table.
 
+mod act;
 mod args;
 mod decide;
 mod exit;
@@ -42,13 +43,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use secrecy::{ExposeSecret, SecretString};
-use zeta_creds::manifest::Manifest;
 
 pub use args::InstallStepArgs;
 pub use exit::StepExit;
 
 use args::{Env, Parsed, Picker, Settings, usage_error};
-use decide::{Action, Decision, DiffSaid, Found, Question, Why};
+use decide::{Action, Decision, Found, Question, Why};
 use exit::Fail;
 use report::BLOB_NAME;
 use secret::Secret;
@@ -94,13 +94,21 @@ pub fn run(args: &InstallStepArgs, env_passphrase: Option<SecretString>) -> Step
 
 /// What the step found out before deciding anything.
 struct Inputs {
+    /// How the step was invoked, for hints.
     name: String,
+    /// `--target`, resolved.
     target: PathBuf,
+    /// `--source-root`, or the target.
     source_root: String,
+    /// `ESP/zeta-creds.enc`.
     blob: PathBuf,
+    /// `--esp`, resolved.
     esp: PathBuf,
+    /// The manifest found.
     manifest: PathBuf,
+    /// The live stick's UUID.
     stick: stick::StickUuid,
+    /// The binary the step runs.
     zc: ZetaCreds,
 }
 
@@ -141,19 +149,19 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     }
     let i = &inputs;
     if action == Action::Rebundle {
-        action = show_diff(&s, i, &mut secret, max_wf, interactive)?;
+        action = act::show_diff(&s, i, &mut secret, max_wf, interactive)?;
     }
     let wf = max_wf.to_string();
     match action {
-        Action::Bundle | Action::Rebundle => bundle(&s, i, &mut secret, interactive, false)?,
-        Action::Replace => bundle(&s, i, &mut secret, interactive, true)?,
+        Action::Bundle | Action::Rebundle => act::bundle(&s, i, &mut secret, interactive, false)?,
+        Action::Replace => act::bundle(&s, i, &mut secret, interactive, true)?,
         Action::Keep => {
             say("checking the blob on the ESP with its passphrase");
             let verify = Args::new("verify")
                 .opt("--blob", &i.blob)
                 .flag("--list")
                 .opt("--max-work-factor", &wf);
-            with_old_passphrase(i, &mut secret, &verify)?;
+            act::with_old_passphrase(i, &mut secret, &verify)?;
         }
         Action::Move => {
             say("moving the blob to this stick (zeta-creds rekey, same passphrase)");
@@ -162,7 +170,7 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
                 .opt("--new-usb-uuid", &i.stick.raw)
                 .flag("--same-passphrase")
                 .opt("--max-work-factor", &wf);
-            with_old_passphrase(i, &mut secret, &rekey)?;
+            act::with_old_passphrase(i, &mut secret, &rekey)?;
         }
     }
 
@@ -510,159 +518,6 @@ fn choose_action(
         Fail::new(StepExit::Unreadable, format!("not replacing the unreadable {blob}"))
             .hint("set ZETA_CREDS_REBUNDLE=1 (or answer yes on a terminal) to replace it with a new bundle")
     })
-}
-
-/// Before a re-bundle: show what it changes (`diff`, with the passphrase
-/// the new blob gets), and on a terminal ask to go on. Returns the action:
-/// re-bundle, or keep if the operator declined.
-fn show_diff(
-    s: &Settings,
-    i: &Inputs,
-    secret: &mut Secret,
-    max_wf: u8,
-    interactive: bool,
-) -> Result<Action, Fail> {
-    let pass = secret.ensure_new(&i.blob, &i.stick.raw)?;
-    say(format!(
-        "what re-bundling from {} would change:",
-        i.source_root
-    ));
-    let diff = Args::new("diff")
-        .opt("--blob", &i.blob)
-        .opt("--manifest", &i.manifest)
-        .opt("--source-root", &i.source_root)
-        .opt("--max-work-factor", max_wf.to_string());
-    let said = DiffSaid::from_status(i.zc.run(&diff.0, Some(pass), false, false)?.code);
-    match said {
-        DiffSaid::Same => say("nothing changed since this blob was bundled"),
-        DiffSaid::Differs => {}
-        DiffSaid::WrongPassphrase => say(
-            "the blob on the ESP does not open with this passphrase, so what changes cannot be shown; the new blob is sealed with it",
-        ),
-        DiffSaid::Failed(code) => say(format!(
-            "zeta-creds diff failed (exit {code}): what changes cannot be shown"
-        )),
-    }
-    if let Some((question, default_yes)) = decide::confirm_after_diff(said, s.rebundle, interactive)
-        && !ui::ask_yes_no(question, default_yes)?
-    {
-        if said == DiffSaid::WrongPassphrase {
-            // Not this blob's passphrase: keeping asks for the right one.
-            secret.forget();
-        }
-        return Ok(Action::Keep);
-    }
-    Ok(Action::Rebundle)
-}
-
-/// Bundle a new blob (`--force` over another stick's blob or an unreadable
-/// file). A new passphrase must pass the strength check `bundle` applies;
-/// on a terminal a weak one is asked again (three tries).
-fn bundle(
-    s: &Settings,
-    i: &Inputs,
-    secret: &mut Secret,
-    interactive: bool,
-    force: bool,
-) -> Result<(), Fail> {
-    let mut args = Args::new("bundle")
-        .opt("--manifest", &i.manifest)
-        .opt("--source-root", &i.source_root)
-        .opt("--out", &i.blob)
-        .opt("--usb-uuid", &i.stick.raw);
-    if let Some(p) = &s.persona {
-        args = args.opt("--persona", p);
-    }
-    if let Some(wf) = s.work_factor {
-        args = args.opt("--work-factor", wf.to_string());
-    }
-    if force {
-        args = args.flag("--force");
-    }
-    // The manifest's user is one of the words bundle rates against; an
-    // unreadable manifest is bundle's to report.
-    let user = Manifest::load(&i.manifest).ok().map(|m| m.user);
-    let context = secret::strength_context(user.as_deref(), i.stick.uuid.as_str());
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let from_env = secret.from_env;
-        let pass = secret.ensure_new(&i.blob, &i.stick.raw)?;
-        if let Err(weak) = secret::check_strength(pass, &context) {
-            say(secret::weak_message(&weak));
-            if from_env || !interactive {
-                return Err(Fail::new(
-                    StepExit::Failed,
-                    "ZETA_CREDS_PASSPHRASE is too weak; nothing was written to the ESP",
-                )
-                .hint("choose a longer passphrase (five or more random words)"));
-            }
-            if tries < 3 {
-                tty_say("choose a stronger passphrase (five or more random words)");
-                secret.forget();
-                continue;
-            }
-            return Err(Fail::new(
-                StepExit::Failed,
-                "the passphrase is too weak after 3 tries; nothing was written to the ESP",
-            )
-            .hint("choose a longer passphrase (five or more random words)"));
-        }
-        say(format!(
-            "running: zeta-creds {} --passphrase-fd 0",
-            args.display()
-        ));
-        let ran = i.zc.run(&args.0, Some(pass), false, false)?;
-        if ran.code == 0 {
-            return Ok(());
-        }
-        return Err(Fail::new(
-            StepExit::of_child(ran.code),
-            format!(
-                "zeta-creds bundle failed (exit {}); no new blob was written to the ESP, {} was not changed",
-                ran.code,
-                i.target.display()
-            ),
-        )
-        .hint(format!(
-            "the message above says why; `{} --help` lists the exit codes",
-            i.name
-        )));
-    }
-}
-
-/// Keep and move need the passphrase of the blob on the ESP: run `args`
-/// with it; on a terminal a wrong one is asked again (three tries).
-fn with_old_passphrase(i: &Inputs, secret: &mut Secret, args: &Args) -> Result<(), Fail> {
-    let sub = args.0[0].to_string_lossy().into_owned();
-    let mut tty = secret::terminal();
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let pass = secret.ensure_old(&mut tty, &i.blob)?;
-        let ran = i.zc.run(&args.0, Some(pass), false, false)?;
-        match ran.code {
-            0 => return Ok(()),
-            3 if !secret.from_env && tries < 3 => secret.forget(),
-            3 => {
-                return Err(Fail::new(
-                    StepExit::WrongPassphrase,
-                    "the blob on the ESP does not open with this passphrase; it was left as it is",
-                )
-                .hint("give the passphrase it was bundled with, or set ZETA_CREDS_REBUNDLE=1 to replace it with a new bundle"));
-            }
-            code => {
-                return Err(Fail::new(
-                    StepExit::of_child(code),
-                    format!(
-                        "zeta-creds {sub} failed (exit {code}) on {}; it was left as it is",
-                        i.blob.display()
-                    ),
-                )
-                .hint("set ZETA_CREDS_REBUNDLE=1 to replace it with a new bundle"));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
