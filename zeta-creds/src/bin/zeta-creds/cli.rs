@@ -93,6 +93,23 @@ pub enum Command {
     /// zsh: into a directory on $fpath as `_zeta-creds`; fish: into
     /// ~/.config/fish/completions/zeta-creds.fish.
     Completions(CompletionsArgs),
+    /// Run the installer step: seal this machine's credentials at install time
+    ///
+    /// What installer/zeta-creds-step.sh runs: find the live stick, seal the
+    /// manifest's credentials into the target's ESP (or keep, move or
+    /// re-bundle the blob already there), write the target's
+    /// /etc/zeta/usb-uuid and print the NixOS lines. It takes its own
+    /// options: `zeta-creds install-step --help` lists them.
+    #[command(disable_help_flag = true)]
+    InstallStep {
+        /// The step's options (`zeta-creds install-step --help`)
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "STEP-OPTIONS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// `zeta-creds bundle`.

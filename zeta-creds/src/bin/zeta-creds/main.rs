@@ -46,36 +46,47 @@ fn main() -> ExitCode {
     if let Err(e) = cleanup::install_signal_handler() {
         warning!("cannot handle signals ({e}); an interrupted run may leave temporary files");
     }
-    let exit = run(cli, env_passphrase).unwrap_or_else(|err| {
-        err.report();
-        err.exit()
-    });
-    exit.into()
+    run(cli, env_passphrase)
 }
 
-/// Run the command the operator chose; print its report; say how it ended.
-/// `env` is the passphrase taken out of the environment, if any.
-fn run(cli: Cli, env: Option<SecretString>) -> Result<Exit, CliError> {
-    match cli.command {
-        Command::Bundle(args) => text(cmd::bundle::run(&args, env)?),
-        Command::Restore(args) => json(cmd::restore::run(&args, env)?, args.json),
-        Command::Inspect(args) => json(cmd::inspect::run(&args)?, args.json),
-        Command::Verify(args) => json(cmd::verify::run(&args, env)?, args.json),
-        Command::Diff(args) => text(cmd::diff::run(&args, env)?),
-        Command::Rekey(args) => text(cmd::rekey::run(&args, env)?),
-        Command::Manifest(ManifestCommand::Check(args)) => text(cmd::manifest_check::run(&args)?),
-        Command::Completions(args) => text(cmd::completions::run(&args)),
-    }
+/// Run the command the operator chose; print its report, or its error;
+/// say how it ended. `env` is the passphrase taken out of the environment,
+/// if any.
+fn run(cli: Cli, env: Option<SecretString>) -> ExitCode {
+    let result = match cli.command {
+        // The installer step parses its own options (clap hands them over
+        // unparsed), so that its usage errors and --help are the step's.
+        Command::InstallStep { args } => return cmd::install_step::main(args, env),
+        Command::Bundle(args) => text(cmd::bundle::run(&args, env)),
+        Command::Restore(args) => json(cmd::restore::run(&args, env), args.json),
+        Command::Inspect(args) => json(cmd::inspect::run(&args), args.json),
+        Command::Verify(args) => json(cmd::verify::run(&args, env), args.json),
+        Command::Diff(args) => text(cmd::diff::run(&args, env)),
+        Command::Rekey(args) => text(cmd::rekey::run(&args, env)),
+        Command::Manifest(ManifestCommand::Check(args)) => text(cmd::manifest_check::run(&args)),
+        Command::Completions(args) => text(Ok(cmd::completions::run(&args))),
+    };
+    result
+        .unwrap_or_else(|err| {
+            err.report();
+            err.exit()
+        })
+        .into()
 }
 
 /// Print a text-only report, then take its status.
-fn text<R: Text + Status>(report: R) -> Result<Exit, CliError> {
+fn text<R: Text + Status>(report: Result<R, CliError>) -> Result<Exit, CliError> {
+    let report = report?;
     render::text(&report)?;
     report.status()
 }
 
 /// Print a report as JSON (`--json`) or text, then take its status.
-fn json<R: Text + Serialize + Status>(report: R, json: bool) -> Result<Exit, CliError> {
+fn json<R: Text + Serialize + Status>(
+    report: Result<R, CliError>,
+    json: bool,
+) -> Result<Exit, CliError> {
+    let report = report?;
     render::text_or_json(&report, json)?;
     report.status()
 }

@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod completions;
 pub mod diff;
 pub mod inspect;
+pub mod install_step;
 pub mod manifest_check;
 pub mod rekey;
 pub mod restore;

@@ -1,0 +1,253 @@
+//! The step's last words on stdout: what it did, and the NixOS lines that
+//! make the installed system restore the blob. Pure text from a
+//! [`Summary`].
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::decide::Action;
+
+/// The blob's file name on the ESP.
+pub const BLOB_NAME: &str = "zeta-creds.enc";
+
+/// Where the restore module looks when `blob` is not set.
+const DEFAULT_NIX_BLOB: &str = "/esp/zeta-creds.enc";
+
+/// The TPM2-sealed passphrase, as the installed system sees it.
+pub const CREDENTIAL_PATH: &str = "/etc/credstore.encrypted/zeta-creds-passphrase";
+
+/// What `verify --json` said about the blob on the ESP; a field it did
+/// not give prints as `?` (or is left out of the NixOS lines).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// `entry_count`.
+    pub entries: Option<u64>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `generation`.
+    pub generation: Option<u64>,
+    /// `persona` (empty: none).
+    pub persona: Option<String>,
+    /// `work_factor`.
+    pub work_factor: Option<u64>,
+}
+
+/// Everything the summary says.
+#[derive(Debug, Clone)]
+pub struct Summary<'a> {
+    /// What the step did.
+    pub action: Action,
+    /// Where the credentials came from (`--source-root`).
+    pub source_root: &'a str,
+    /// The blob on the ESP.
+    pub blob: &'a Path,
+    /// The stick's UUID as blkid printed it.
+    pub uuid: &'a str,
+    /// The same, normalized.
+    pub uuid_norm: &'a str,
+    /// The directory holding `usb-uuid`.
+    pub uuid_dir: &'a Path,
+    /// `verify --json`.
+    pub verified: &'a Verified,
+    /// Sealed to the TPM2: the credential's path and the PCRs.
+    pub sealed: Option<(&'a Path, &'a str)>,
+    /// The blob's path on the installed system, when the ESP is under the target.
+    pub nix_blob: Option<String>,
+}
+
+/// The blob's path as the installed system sees it: the ESP's path below
+/// the target (`/mnt/boot` under `/mnt` is `/boot`), or `None` when the
+/// ESP is mounted elsewhere.
+pub fn nix_blob(target: &str, esp: &str) -> Option<String> {
+    if target == "/" {
+        return Some(format!("{esp}/{BLOB_NAME}"));
+    }
+    let esp_slash = format!("{esp}/");
+    let target_slash = format!("{target}/");
+    esp_slash
+        .starts_with(&target_slash)
+        .then(|| format!("{}/{BLOB_NAME}", &esp[target.len()..]))
+}
+
+fn or_unknown<T: ToString>(v: Option<&T>) -> String {
+    v.map_or_else(|| "?".to_owned(), ToString::to_string)
+}
+
+/// The summary and NixOS lines, as printed to stdout.
+pub fn render(s: &Summary<'_>) -> String {
+    let mut o = String::new();
+    let what = match s.action {
+        Action::Keep => "kept the blob already on the ESP (checked with its passphrase)".to_owned(),
+        Action::Move => {
+            "moved the blob on the ESP to this stick (same credentials, same passphrase)".to_owned()
+        }
+        Action::Bundle | Action::Rebundle | Action::Replace => {
+            format!("sealed the credentials from {}", s.source_root)
+        }
+    };
+    let v = s.verified;
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Done: {what}");
+    let _ = writeln!(
+        o,
+        "  blob        {}: {} entries for user {}, generation {}, bound to USB {}",
+        s.blob.display(),
+        or_unknown(v.entries.as_ref()),
+        or_unknown(v.user.as_ref()),
+        or_unknown(v.generation.as_ref()),
+        s.uuid_norm
+    );
+    let _ = writeln!(
+        o,
+        "  usb uuid    {} (written to {}/usb-uuid)",
+        s.uuid,
+        s.uuid_dir.display()
+    );
+    o.push_str(
+        "\nTo restore them at every boot, add to the installed system's NixOS configuration\n",
+    );
+    o.push_str(
+        "(with the zeta-creds module imported, e.g. inputs.zeta-creds.nixosModules.default):\n\n",
+    );
+    o.push_str("  zeta.credsRestore.enable = true;\n");
+    if s.sealed.is_some() {
+        o.push_str("  zeta.credsRestore.passphrase.mode = \"credential\";\n");
+        let _ = writeln!(
+            o,
+            "  zeta.credsRestore.passphrase.credential = \"{CREDENTIAL_PATH}\";"
+        );
+        o.push_str("  # zeta.credsRestore.passphrase.credentialFallback = \"interactive\";  # ask on the console if the TPM2 no longer unseals it\n");
+    } else {
+        o.push_str("  zeta.credsRestore.passphrase.mode = \"interactive\";\n");
+    }
+    match &s.nix_blob {
+        None => {
+            let _ = writeln!(
+                o,
+                "  # zeta.credsRestore.blob = \"<where this ESP is mounted>/{BLOB_NAME}\";  (default /esp/{BLOB_NAME})"
+            );
+        }
+        Some(path) if path != DEFAULT_NIX_BLOB => {
+            let _ = writeln!(o, "  zeta.credsRestore.blob = \"{path}\";");
+        }
+        Some(_) => {}
+    }
+    if let Some(persona) = v.persona.as_deref().filter(|p| !p.is_empty()) {
+        let _ = writeln!(o, "  zeta.credsRestore.persona = \"{persona}\";");
+    }
+    if let Some(wf) = v.work_factor.filter(|&wf| wf > 20) {
+        let _ = writeln!(o, "  zeta.credsRestore.maxWorkFactor = {wf};");
+    }
+    match s.sealed {
+        Some((cred, pcrs)) => {
+            o.push_str(
+                "\nThe first boot restores them without asking: the passphrase is sealed to this\n",
+            );
+            let pcrs = if pcrs.is_empty() { "none" } else { pcrs };
+            let _ = writeln!(o, "machine's TPM2 in {} (PCRs: {pcrs}).", cred.display());
+        }
+        None => o.push_str("\nThe first boot asks for the passphrase on the console.\n"),
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary<'a>(
+        v: &'a Verified,
+        sealed: Option<(&'a Path, &'a str)>,
+        nix: Option<&str>,
+    ) -> String {
+        render(&Summary {
+            action: Action::Bundle,
+            source_root: "/mnt",
+            blob: Path::new("/mnt/boot/zeta-creds.enc"),
+            uuid: "DEAD-BEEF",
+            uuid_norm: "dead-beef",
+            uuid_dir: Path::new("/mnt/etc/zeta"),
+            verified: v,
+            sealed,
+            nix_blob: nix.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn where_the_installed_system_sees_the_blob() {
+        assert_eq!(
+            nix_blob("/mnt", "/mnt/boot").as_deref(),
+            Some("/boot/zeta-creds.enc")
+        );
+        assert_eq!(
+            nix_blob("/mnt", "/mnt/esp").as_deref(),
+            Some("/esp/zeta-creds.enc")
+        );
+        assert_eq!(
+            nix_blob("/", "/boot").as_deref(),
+            Some("/boot/zeta-creds.enc")
+        );
+        assert_eq!(nix_blob("/mnt", "/mnt").as_deref(), Some("/zeta-creds.enc"));
+        assert_eq!(nix_blob("/mnt", "/mntboot"), None);
+        assert_eq!(nix_blob("/mnt", "/tmp/esp"), None);
+    }
+
+    #[test]
+    fn interactive_lines_with_the_blob_under_boot() {
+        let v = Verified {
+            entries: Some(8),
+            user: Some("zeta".into()),
+            generation: Some(1),
+            persona: Some(String::new()),
+            work_factor: Some(10),
+        };
+        assert_eq!(
+            summary(&v, None, Some("/boot/zeta-creds.enc")),
+            "
+Done: sealed the credentials from /mnt
+  blob        /mnt/boot/zeta-creds.enc: 8 entries for user zeta, generation 1, bound to USB dead-beef
+  usb uuid    DEAD-BEEF (written to /mnt/etc/zeta/usb-uuid)
+
+To restore them at every boot, add to the installed system's NixOS configuration
+(with the zeta-creds module imported, e.g. inputs.zeta-creds.nixosModules.default):
+
+  zeta.credsRestore.enable = true;
+  zeta.credsRestore.passphrase.mode = \"interactive\";
+  zeta.credsRestore.blob = \"/boot/zeta-creds.enc\";
+
+The first boot asks for the passphrase on the console.
+"
+        );
+    }
+
+    #[test]
+    fn credential_lines_persona_work_factor_and_the_default_blob() {
+        let v = Verified {
+            persona: Some("reviewer".into()),
+            work_factor: Some(21),
+            ..Verified::default()
+        };
+        let cred = Path::new("/mnt/etc/credstore.encrypted/zeta-creds-passphrase");
+        let text = summary(&v, Some((cred, "")), Some("/esp/zeta-creds.enc"));
+        assert!(text.contains("? entries for user ?, generation ?"));
+        assert!(text.contains("  zeta.credsRestore.passphrase.mode = \"credential\";\n"));
+        assert!(text.contains(
+            "  zeta.credsRestore.passphrase.credential = \"/etc/credstore.encrypted/zeta-creds-passphrase\";\n"
+        ));
+        assert!(!text.contains("mode = \"interactive\""));
+        assert!(
+            !text.contains("credsRestore.blob"),
+            "the default path needs no line"
+        );
+        assert!(text.contains("  zeta.credsRestore.persona = \"reviewer\";\n"));
+        assert!(text.contains("  zeta.credsRestore.maxWorkFactor = 21;\n"));
+        assert!(text.ends_with(
+            "machine's TPM2 in /mnt/etc/credstore.encrypted/zeta-creds-passphrase (PCRs: none).\n"
+        ));
+        let elsewhere = summary(&Verified::default(), None, None);
+        assert!(elsewhere.contains(
+            "  # zeta.credsRestore.blob = \"<where this ESP is mounted>/zeta-creds.enc\";  (default /esp/zeta-creds.enc)\n"
+        ));
+        assert!(!elsewhere.contains("maxWorkFactor"));
+    }
+}
