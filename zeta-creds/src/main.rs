@@ -32,14 +32,9 @@ use zeta_creds::{error, notice, warning};
 /// Work factors below this print a warning: they are for tests.
 const TEST_WORK_FACTOR_BELOW: u8 = 15;
 
-/// Build the passphrase sources a command's options select. Created first
-/// in every command: its guard deletes a `--passphrase-file` on every exit
-/// path, including errors before the passphrase is needed.
+/// Build the passphrase sources a command's options select. A
+/// `--passphrase-file` is consumed only when it is read as the passphrase.
 fn sources(args: &PassphraseArgs, env_passphrase: Option<SecretString>) -> Passphrases {
-    if let (Some(path), false) = (&args.passphrase_file, args.keep_passphrase_file) {
-        // Deleted by the signal thread too, not only by the drop guard.
-        cleanup::register_passphrase_file(path.clone());
-    }
     let opts = SourceOptions {
         credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
         passphrase_fd: args.passphrase_fd,
@@ -239,14 +234,7 @@ fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            if e.use_stderr() {
-                // A usage error (a typo in a unit's ExecStart, say) must not
-                // leave the passphrase file behind either.
-                consume_passphrase_files_named_in(std::env::args_os().skip(1));
-            }
-            e.exit()
-        }
+        Err(e) => e.exit(),
     };
     // After the environment is clean: this starts a thread.
     if let Err(e) = cleanup::install_signal_handler() {
@@ -268,35 +256,6 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::from(exit_code(&result))
-}
-
-/// Delete every `--passphrase-file F` / `--new-passphrase-file F` named in
-/// arguments clap refused, unless `--keep-passphrase-file` is among them:
-/// the operator handed those files over to be consumed, and a usage error
-/// is an exit path like any other.
-fn consume_passphrase_files_named_in(args: impl Iterator<Item = std::ffi::OsString>) {
-    let args: Vec<std::ffi::OsString> = args.collect();
-    let keep = args.iter().any(|a| a == "--keep-passphrase-file");
-    let mut named = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let Some(text) = arg.to_str() else { continue };
-        for flag in ["--passphrase-file", "--new-passphrase-file"] {
-            if flag == "--passphrase-file" && keep {
-                continue;
-            }
-            if text == flag {
-                if let Some(path) = iter.clone().next() {
-                    named.push(PathBuf::from(path));
-                }
-            } else if let Some(path) = text.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-                named.push(PathBuf::from(path));
-            }
-        }
-    }
-    for path in named {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliError> {
@@ -357,7 +316,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                 &context,
                 allow_weak_passphrase,
             )?;
-            sources.scrub();
             let written = bundle::write(&opts, &plan, &pass)?;
             println!(
                 "sealed {} entries ({} files, {} bytes) into {} (generation {}, bound to USB {usb_uuid}, work factor {work_factor})",
@@ -419,7 +377,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                 max_work_factor,
                 &mut sources,
             )?;
-            sources.scrub();
             if let Some(wanted) = &persona
                 && &unlocked.fields().persona != wanted
             {
@@ -482,7 +439,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
             let mut sources = sources(&passphrase, env_passphrase);
             let (file, header) = open_blob(&blob)?;
             let (unlocked, _) = unlock(&header, &blob, None, max_work_factor, &mut sources)?;
-            sources.scrub();
             let fields = unlocked.fields().clone();
             let blob_err = |source: envelope::Error| CliError::Blob {
                 blob: blob.clone(),
@@ -516,7 +472,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
             let pick = bundle::pick(&loaded, &source_root, &persona)?;
             warn_skipped(&pick);
             let (unlocked, _) = unlock(&header, &blob, None, max_work_factor, &mut sources)?;
-            sources.scrub();
             let diff_err = |source: diff::Error| CliError::Diff {
                 blob: blob.clone(),
                 source,
@@ -543,7 +498,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
             passphrase,
         } => {
             let mut current = sources(&passphrase, env_passphrase);
-            // Its guard consumes --new-passphrase-file on every exit path.
             let mut fresh = new_passphrase_sources(new_passphrase_file.as_deref());
             let new_uuid = read_new_uuid(&new_uuid)?;
             if !same_passphrase && new_passphrase_file.is_none() && !stdin_is_tty() {
@@ -554,7 +508,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
             }
             let (mut file, header) = open_blob(&blob)?;
             let (unlocked, old_pass) = unlock(&header, &blob, None, max_work_factor, &mut current)?;
-            current.scrub();
             let old = unlocked.fields().clone();
             let usb_uuid = new_uuid.unwrap_or_else(|| old.usb_uuid.clone());
             let log_n = work_factor.unwrap_or(old.log_n);
@@ -582,7 +535,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                     &[usb_uuid.as_str()],
                     allow_weak_passphrase,
                 )?;
-                fresh.scrub();
                 pass
             };
             let opts = rekey::Options {
@@ -654,9 +606,6 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
 /// (consumed) or, on a terminal, a prompt. Never the credential, fd,
 /// ask-password or environment sources: those carry the current one.
 fn new_passphrase_sources(file: Option<&Path>) -> Passphrases {
-    if let Some(path) = file {
-        cleanup::register_passphrase_file(path.to_owned());
-    }
     Passphrases::new(
         SourceOptions {
             passphrase_file: file.map(Path::to_owned),

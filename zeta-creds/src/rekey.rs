@@ -25,8 +25,9 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use crate::bundle::{AtomicFile, now};
+use crate::bundle::now;
 use crate::envelope::{self, EntryReader, HeaderFields, UnlockedHeader, UsbUuid};
+use crate::fsx::AtomicFile;
 
 /// Why a rekey failed. Nothing was replaced.
 #[derive(Debug, thiserror::Error)]
