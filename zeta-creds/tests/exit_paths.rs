@@ -2,7 +2,9 @@
 //!
 //! Every row runs the real (debug) binary and checks, whatever the way out:
 //!
-//! * F is gone afterwards (unless `--keep-passphrase-file`);
+//! * F is gone afterwards if the run read it as its passphrase (unless
+//!   `--keep-passphrase-file`), and left exactly as it was if the run ended
+//!   before reading it (a missing blob, another stick);
 //! * no `.zeta-creds-tmp.*` file is left anywhere under the test world;
 //! * except on success, the target root is exactly as it was before.
 //!
@@ -326,14 +328,15 @@ impl Row {
         });
     }
 
-    /// F gone (or kept), no temporary file anywhere in the world, and the
-    /// target unchanged when `before` is given.
+    /// F gone (or kept: `--keep-passphrase-file`, or never read), no
+    /// temporary file anywhere in the world, and the target unchanged when
+    /// `before` is given.
     fn exit_invariants(&mut self, w: &World, pf: &Path, keep: bool, before: Option<&[String]>) {
         let exists = fs::symlink_metadata(pf).is_ok();
         if keep {
             self.check(exists, || {
                 format!(
-                    "--keep-passphrase-file given, but {} was deleted",
+                    "{} was kept (--keep-passphrase-file) or never read, but was deleted",
                     pf.display()
                 )
             });
@@ -444,7 +447,8 @@ fn row_other_usb_uuid() {
     let fin = run(&w, &restore_args(&w, &w.blob(), "DEAD-BEEF", &pf), None);
     let mut row = Row::new("other USB UUID (4)");
     row.exit_code(&fin, 4);
-    row.exit_invariants(&w, &pf, false, Some(&before));
+    // Refused before the passphrase is read: F is not consumed.
+    row.exit_invariants(&w, &pf, true, Some(&before));
     row.done(&fin);
 }
 
@@ -474,7 +478,8 @@ fn row_missing_blob() {
     let fin = run(&w, &restore_args(&w, &w.blob(), UUID, &pf), None);
     let mut row = Row::new("missing blob (6)");
     row.exit_code(&fin, 6);
-    row.exit_invariants(&w, &pf, false, Some(&before));
+    // Refused before the passphrase is read: F is not consumed.
+    row.exit_invariants(&w, &pf, true, Some(&before));
     row.done(&fin);
 }
 
