@@ -534,36 +534,37 @@ impl Walker<'_> {
                 return Ok(true);
             }
         };
-        let owner = match &entry.owner {
-            Some(o) => o.clone(),
-            None => self
-                .accounts
-                .user_name(st.st_uid)
-                .ok_or_else(|| Error::UnnamedOwner {
-                    path: shown.clone(),
-                    what: "uid",
-                    id: st.st_uid,
-                    root: self.root_path.to_owned(),
-                    db: "passwd",
-                    key: "owner",
-                })?
-                .to_owned(),
-        };
-        let group = match &entry.group {
-            Some(g) => g.clone(),
-            None => self
-                .accounts
-                .group_name(st.st_gid)
-                .ok_or_else(|| Error::UnnamedOwner {
-                    path: shown.clone(),
-                    what: "gid",
-                    id: st.st_gid,
-                    root: self.root_path.to_owned(),
-                    db: "group",
-                    key: "group",
-                })?
-                .to_owned(),
-        };
+        // The manifest's override, else the name of the id on the source.
+        let [owner, group] = [
+            (
+                &entry.owner,
+                self.accounts.user_name(st.st_uid),
+                "uid",
+                st.st_uid,
+                "passwd",
+                "owner",
+            ),
+            (
+                &entry.group,
+                self.accounts.group_name(st.st_gid),
+                "gid",
+                st.st_gid,
+                "group",
+                "group",
+            ),
+        ]
+        .map(|(given, found, what, id, db, key)| match given {
+            Some(n) => Ok(n.clone()),
+            None => found.map(str::to_owned).ok_or_else(|| Error::UnnamedOwner {
+                path: shown.clone(),
+                what,
+                id,
+                root: self.root_path.to_owned(),
+                db,
+                key,
+            }),
+        });
+        let (owner, group) = (owner?, group?);
         let mode = match (entry.mode, kind) {
             (Some(m), EntryKind::File) => m,
             (Some(m), EntryKind::Dir) => manifest::Entry::dir_mode(m),

@@ -32,6 +32,39 @@ fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// `--passphrase-file path` fails with a read error.
+fn assert_read_error(path: PathBuf) {
+    let opts = SourceOptions {
+        passphrase_file: Some(path),
+        ..SourceOptions::default()
+    };
+    let mut p = Passphrases::new(opts, None);
+    assert!(matches!(
+        p.next(&PROMPT, false),
+        Err(Error::Read {
+            from: SourceKind::File,
+            ..
+        })
+    ));
+}
+
+/// The next passphrase is `want`, from `from`.
+fn assert_yields(p: &mut Passphrases, want: &str, from: SourceKind) {
+    assert_eq!(expose(&p.next(&PROMPT, false).unwrap().unwrap()), want);
+    assert_eq!(p.source(), Some(from));
+}
+
+/// A `--passphrase-file` holding `bytes`, and the sources reading it.
+fn file_source(bytes: &[u8]) -> (TempDir, PathBuf, Passphrases) {
+    let dir = TempDir::new().unwrap();
+    let file = write(&dir, "pw", bytes);
+    let opts = SourceOptions {
+        passphrase_file: Some(file.clone()),
+        ..SourceOptions::default()
+    };
+    (dir, file, Passphrases::new(opts, None))
+}
+
 fn credentials(dir: &TempDir, bytes: &[u8]) -> PathBuf {
     let creds = dir.path().join("creds");
     fs::create_dir(&creds).unwrap();
@@ -124,9 +157,7 @@ fn credential_beats_fd_file_ask_and_env() {
         ..SourceOptions::default()
     };
     let mut p = Passphrases::new(opts, Some(SecretString::from("from-env")));
-    let got = p.next(&PROMPT, false).unwrap().unwrap();
-    assert_eq!(expose(&got), "from-credential");
-    assert_eq!(p.source(), Some(SourceKind::Credential));
+    assert_yields(&mut p, "from-credential", SourceKind::Credential);
     assert_eq!(p.tries_left(), 0);
     assert!(p.next(&PROMPT, false).unwrap().is_none());
     // Another source won: the file was never read, so it is not consumed.
@@ -147,11 +178,7 @@ fn missing_credential_falls_through() {
         ..SourceOptions::default()
     };
     let mut p = Passphrases::new(opts, None);
-    assert_eq!(
-        expose(&p.next(&PROMPT, false).unwrap().unwrap()),
-        "from-file"
-    );
-    assert_eq!(p.source(), Some(SourceKind::File));
+    assert_yields(&mut p, "from-file", SourceKind::File);
 }
 
 #[test]
@@ -165,8 +192,7 @@ fn fd_beats_file() {
         ..SourceOptions::default()
     };
     let mut p = Passphrases::new(opts, None);
-    assert_eq!(expose(&p.next(&PROMPT, false).unwrap().unwrap()), "from-fd");
-    assert_eq!(p.source(), Some(SourceKind::Fd));
+    assert_yields(&mut p, "from-fd", SourceKind::Fd);
     assert!(p.next(&PROMPT, false).unwrap().is_none());
     drop(p);
     assert!(file.exists(), "a file the fd won over is not consumed");
@@ -183,11 +209,7 @@ fn file_beats_ask_password_and_env() {
         ..SourceOptions::default()
     };
     let mut p = Passphrases::new(opts, Some(SecretString::from("from-env")));
-    assert_eq!(
-        expose(&p.next(&PROMPT, false).unwrap().unwrap()),
-        "from-file"
-    );
-    assert_eq!(p.source(), Some(SourceKind::File));
+    assert_yields(&mut p, "from-file", SourceKind::File);
     assert!(p.next(&PROMPT, false).unwrap().is_none());
 }
 
@@ -196,11 +218,7 @@ fn ask_password_beats_env() {
     let _guard = lock();
     let fake = FakeAsk::new("from-agent\n");
     let mut p = Passphrases::new(fake.options(), Some(SecretString::from("from-env")));
-    assert_eq!(
-        expose(&p.next(&PROMPT, false).unwrap().unwrap()),
-        "from-agent"
-    );
-    assert_eq!(p.source(), Some(SourceKind::AskPassword));
+    assert_yields(&mut p, "from-agent", SourceKind::AskPassword);
 }
 
 #[test]
@@ -245,13 +263,7 @@ fn strips_exactly_one_newline() {
 }
 
 fn from_file(bytes: &[u8]) -> Result<Option<SecretString>, Error> {
-    let dir = TempDir::new().unwrap();
-    let file = write(&dir, "pw", bytes);
-    let opts = SourceOptions {
-        passphrase_file: Some(file),
-        ..SourceOptions::default()
-    };
-    Passphrases::new(opts, None).next(&PROMPT, false)
+    file_source(bytes).2.next(&PROMPT, false)
 }
 
 fn from_fd(bytes: &[u8]) -> Result<Option<SecretString>, Error> {
@@ -346,43 +358,31 @@ fn non_utf8_is_refused() {
 
 #[test]
 fn file_is_unlinked_right_after_reading() {
-    let dir = TempDir::new().unwrap();
-    let file = write(&dir, "pw", b"secret\n");
-    let opts = SourceOptions {
-        passphrase_file: Some(file.clone()),
-        ..SourceOptions::default()
-    };
-    let mut p = Passphrases::new(opts, None);
+    let (_dir, file, mut p) = file_source(b"secret\n");
     assert_eq!(expose(&p.next(&PROMPT, false).unwrap().unwrap()), "secret");
     assert!(!file.exists());
 }
 
 #[test]
 fn file_is_unlinked_after_a_failed_read() {
-    let dir = TempDir::new().unwrap();
-    let file = write(&dir, "pw", b"\n");
-    let opts = SourceOptions {
-        passphrase_file: Some(file.clone()),
-        ..SourceOptions::default()
-    };
-    let mut p = Passphrases::new(opts, None);
+    let (_dir, file, mut p) = file_source(b"\n");
     assert!(matches!(p.next(&PROMPT, false), Err(Error::Empty { .. })));
     assert!(!file.exists());
 }
 
 #[test]
 fn only_a_file_read_as_the_passphrase_is_consumed() {
-    let dir = TempDir::new().unwrap();
-    let file = write(&dir, "pw", b"secret\n");
-    let opts = SourceOptions {
-        passphrase_file: Some(file.clone()),
-        ..SourceOptions::default()
-    };
+    let (_dir, file, p) = file_source(b"secret\n");
     // Set up but never asked (a failure before the passphrase is needed).
-    let p = Passphrases::new(opts.clone(), None);
     drop(p);
     assert!(file.exists(), "a file never read is not consumed");
-    let mut p = Passphrases::new(opts, None);
+    let mut p = Passphrases::new(
+        SourceOptions {
+            passphrase_file: Some(file.clone()),
+            ..SourceOptions::default()
+        },
+        None,
+    );
     assert_eq!(expose(&p.next(&PROMPT, false).unwrap().unwrap()), "secret");
     assert!(!file.exists(), "read as the passphrase: consumed");
 }
@@ -390,18 +390,7 @@ fn only_a_file_read_as_the_passphrase_is_consumed() {
 #[test]
 fn a_missing_file_is_a_read_error() {
     let dir = TempDir::new().unwrap();
-    let opts = SourceOptions {
-        passphrase_file: Some(dir.path().join("never-there")),
-        ..SourceOptions::default()
-    };
-    let mut p = Passphrases::new(opts, None);
-    assert!(matches!(
-        p.next(&PROMPT, false),
-        Err(Error::Read {
-            from: SourceKind::File,
-            ..
-        })
-    ));
+    assert_read_error(dir.path().join("never-there"));
 }
 
 #[test]
@@ -426,18 +415,7 @@ fn a_refused_symlink_passphrase_file_is_not_deleted() {
     let target = write(&dir, "target", b"secret\n");
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let opts = SourceOptions {
-        passphrase_file: Some(link.clone()),
-        ..SourceOptions::default()
-    };
-    let mut p = Passphrases::new(opts, None);
-    assert!(matches!(
-        p.next(&PROMPT, false),
-        Err(Error::Read {
-            from: SourceKind::File,
-            ..
-        })
-    ));
+    assert_read_error(link.clone());
     // Refused by the no-symlink open, so not read: the link and the file
     // it points at both stay (`--passphrase-file /dev/stdin` as root once
     // deleted /dev/stdin).
@@ -484,8 +462,7 @@ fn fd_source_reads_a_pipe() {
         ..SourceOptions::default()
     };
     let mut p = Passphrases::new(opts, None);
-    assert_eq!(expose(&p.next(&PROMPT, false).unwrap().unwrap()), "from-fd");
-    assert_eq!(p.source(), Some(SourceKind::Fd));
+    assert_yields(&mut p, "from-fd", SourceKind::Fd);
     assert_eq!(p.tries_left(), 0);
     assert!(p.next(&PROMPT, false).unwrap().is_none());
 }
@@ -514,8 +491,7 @@ fn ask_password_three_tries() {
     let fake = FakeAsk::new("wrong\nwrong\nright\n");
     let mut p = Passphrases::new(fake.options(), None);
     assert_eq!(p.tries_left(), 0);
-    assert_eq!(expose(&p.next(&PROMPT, false).unwrap().unwrap()), "wrong");
-    assert_eq!(p.source(), Some(SourceKind::AskPassword));
+    assert_yields(&mut p, "wrong", SourceKind::AskPassword);
     assert_eq!(p.tries_left(), 2);
     assert_eq!(expose(&p.next(&PROMPT, false).unwrap().unwrap()), "wrong");
     assert_eq!(p.tries_left(), 1);
