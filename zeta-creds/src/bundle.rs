@@ -38,115 +38,178 @@ use crate::manifest::{self, Manifest, human_size};
 /// Why a bundle (or the pick behind `manifest check` and `diff`) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The manifest cannot be read or is invalid.
     #[error(transparent)]
     Manifest(#[from] manifest::Error),
+    /// The source root cannot be opened.
     #[error("cannot open source root {root}: {source}")]
     SourceRoot {
+        /// The source root as given.
         root: PathBuf,
+        /// Why it cannot be opened.
         #[source]
         source: io::Error,
     },
+    /// The source root's `etc/passwd` or `etc/group` cannot be read.
     #[error(
         "cannot read the accounts of source root {root} ({source}); owners are stored by name, so bundle needs etc/passwd and etc/group there"
     )]
     Accounts {
+        /// The source root as given.
         root: PathBuf,
+        /// Why they cannot be read.
         #[source]
         source: io::Error,
     },
+    /// The manifest's user has no account on the source.
     #[error(
         "manifest user {user:?} is not in {root}/etc/passwd; fix `user` in the manifest or create the account"
     )]
-    UnknownUser { user: String, root: PathBuf },
+    UnknownUser {
+        /// The manifest's user.
+        user: String,
+        /// The source root.
+        root: PathBuf,
+    },
+    /// The user's home on the source is unusable (why).
     #[error("{0}")]
     BadHome(String),
+    /// A required entry matched nothing.
     #[error(
         "required path {path} is missing under {root} (manifest {manifest}, line {line}); log in to that tool first, or mark the entry `required = false`"
     )]
     RequiredMissing {
+        /// The entry as written in the manifest.
         path: String,
+        /// The source root.
         root: PathBuf,
+        /// The manifest.
         manifest: PathBuf,
+        /// Its line in the manifest.
         line: usize,
     },
+    /// An entry picks more than its `max_size`.
     #[error(
         "entry {path} (manifest {manifest}, line {line}) picks {size} bytes, more than its max_size of {limit}; raise max_size for that entry, or add an exclude for what should not travel (caches, logs)",
         limit = human_size(*.limit)
     )]
     TooLarge {
+        /// The entry as written in the manifest.
         path: String,
+        /// The manifest.
         manifest: PathBuf,
+        /// Its line in the manifest.
         line: usize,
+        /// Bytes it picks.
         size: u64,
+        /// Its `max_size`.
         limit: u64,
     },
+    /// Two entries pick the same path.
     #[error(
         "{path} is picked by the entries at lines {first} and {second} of manifest {manifest}; remove one of them, or exclude it from one (a blob holds each path once)"
     )]
     Overlap {
+        /// The path picked twice.
         path: String,
+        /// The manifest.
         manifest: PathBuf,
+        /// Line of the first entry.
         first: usize,
+        /// Line of the second entry.
         second: usize,
     },
+    /// An entry would carry a whole home.
     #[error(
         "entry {} (manifest {}, line {}) matches {}, which is or holds the whole home of user {} ({}); name what to carry inside it, e.g. ~/.config/gh",
         .0.entry, .0.manifest.display(), .0.line, .0.path, .0.user, .0.home
     )]
     WholeHome(Box<WholeHome>),
+    /// A picked path's owner or group has no name on the source.
     #[error(
         "{path} is owned by {what} {id}, which has no name in {root}/etc/{db}; owners are carried by name: chown it, add the account, or set `{key}` on its manifest entry"
     )]
     UnnamedOwner {
+        /// The path, as shown to the operator.
         path: String,
+        /// `uid` or `gid`.
         what: &'static str,
+        /// The numeric id.
         id: u32,
+        /// The source root.
         root: PathBuf,
+        /// `passwd` or `group`.
         db: &'static str,
+        /// The manifest key that would name it (`owner` or `group`).
         key: &'static str,
     },
+    /// A picked file cannot be read.
     #[error("cannot read {path}: {source}")]
     ReadSource {
+        /// The path, as shown to the operator.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: io::Error,
     },
+    /// A picked file changed between the pick and the seal.
     #[error("{path} changed while it was being bundled; run bundle again")]
-    Changed { path: String },
+    Changed {
+        /// The path, as shown to the operator.
+        path: String,
+    },
+    /// The blob at `--out` is bound to another stick (and no `--force`).
     #[error(
         "{out} is bound to USB {found}, not to {wanted}; pass --force to replace it (it is kept as {out}.prev unless --no-backup), or `zeta-creds rekey --new-usb-uuid` to move it to this stick"
     )]
     OtherStick {
+        /// The blob path.
         out: PathBuf,
+        /// The stick it is bound to.
         found: String,
+        /// The stick asked for.
         wanted: String,
     },
+    /// The blob cannot be written.
     #[error("cannot write {out}: {source}")]
     WriteOut {
+        /// The blob path.
         out: PathBuf,
+        /// Why it cannot be written.
         #[source]
         source: io::Error,
     },
+    /// The blob at `--out` cannot be read (and no `--force`).
     #[error(
         "existing blob {out} cannot be read ({source}); move it away or pass --force to replace it"
     )]
     ExistingBlob {
+        /// The blob path.
         out: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: envelope::Error,
     },
+    /// Not enough free space beside `--out`.
     #[error(
         "not enough room for {out}: it needs about {needed} bytes and {dir} has {available} free; free some space there (old kernels on an ESP), or pass --no-backup to skip the {out}.prev copy"
     )]
     NoRoom {
+        /// The blob path.
         out: PathBuf,
+        /// Its directory.
         dir: PathBuf,
+        /// Bytes needed (the blob and its `.prev` copy).
         needed: u64,
+        /// Bytes free.
         available: u64,
     },
+    /// Sealing failed.
     #[error("cannot seal {out}: {source}")]
     Seal {
+        /// The blob path.
         out: PathBuf,
+        /// What the envelope reported.
         #[source]
         source: envelope::Error,
     },
@@ -155,22 +218,34 @@ pub enum Error {
 /// An entry that would carry a whole home ([`Error::WholeHome`]).
 #[derive(Debug)]
 pub struct WholeHome {
+    /// The entry as written in the manifest.
     pub entry: String,
+    /// The manifest.
     pub manifest: PathBuf,
+    /// The entry's line in the manifest.
     pub line: usize,
+    /// The path it matches, as shown to the operator.
     pub path: String,
+    /// The manifest's user.
     pub user: String,
+    /// That user's home on the source.
     pub home: String,
 }
 
 /// What `bundle` was asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The manifest to read.
     pub manifest: PathBuf,
+    /// The root the manifest's paths are taken from (`/` on a running system).
     pub source_root: PathBuf,
+    /// The blob to write (`--out`).
     pub out: PathBuf,
+    /// The USB stick the blob is bound to.
     pub usb_uuid: UsbUuid,
+    /// The persona whose entries are picked (empty: the default).
     pub persona: String,
+    /// The scrypt work factor (log2 N) sealed into the blob.
     pub log_n: u8,
     /// Replace a blob bound to another stick, or one that cannot be read.
     pub force: bool,
@@ -192,8 +267,11 @@ pub struct Existing {
 /// Everything a bundle will contain, found before any passphrase is asked.
 #[derive(Debug)]
 pub struct Plan {
+    /// What is carried.
     pub pick: Pick,
+    /// The generation the new blob gets.
     pub generation: u64,
+    /// The blob being replaced, if any.
     pub existing: Option<Existing>,
     /// The blob's estimated size in bytes.
     pub estimate: u64,
@@ -333,7 +411,7 @@ fn check_room(out: &Path, estimate: u64, prev: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Clone, Copy)]
 pub struct Written {
     /// Whether the previous blob was kept as `BLOB.prev`.

@@ -33,7 +33,9 @@ pub enum Error {
     /// A picked file could not be hashed.
     #[error("cannot read {path}: {source}")]
     Source {
+        /// The path, as shown to the operator.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: io::Error,
     },
@@ -43,9 +45,13 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// On disk, not in the blob.
     Added,
+    /// In the blob, not on disk.
     Removed,
+    /// Different contents.
     Content,
+    /// Same contents, different mode, owner or group.
     Meta,
 }
 
@@ -64,6 +70,7 @@ impl Kind {
 /// One difference.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
+    /// What differs.
     pub kind: Kind,
     /// `~/x` or `/x`.
     pub path: String,

@@ -27,19 +27,24 @@ use crate::passwd::{self, Accounts};
 /// One path to carry, found on disk.
 #[derive(Debug, Clone)]
 pub struct Item {
+    /// Whether `rel` is below the user's home or the root.
     pub anchor: Anchor,
     /// Path inside the blob, relative to its anchor.
     pub rel: String,
     /// Path relative to the source root, as components.
     pub(crate) source: Vec<String>,
+    /// File or directory.
     pub kind: EntryKind,
     /// The mode recorded in the blob (overrides applied).
     pub mode: u32,
     /// Owner and group recorded in the blob: names, or the digits of a
     /// manifest `uid`/`gid`.
     pub owner: String,
+    /// See [`Item::owner`].
     pub group: String,
+    /// Modification time, seconds since the epoch.
     pub mtime: i64,
+    /// Bytes (0 for a directory).
     pub size: u64,
     /// Inode number when picked; the bundle refuses a file that changed.
     pub(crate) ino: u64,
@@ -86,7 +91,9 @@ pub enum SkipKind {
 /// A path that is not carried, and why.
 #[derive(Debug, Clone)]
 pub struct Skipped {
+    /// The path, as shown to the operator.
     pub path: String,
+    /// Why it is not carried.
     pub kind: SkipKind,
     /// Index of the manifest entry.
     pub entry: usize,
@@ -123,21 +130,29 @@ impl Skipped {
 /// What one manifest entry picks now.
 #[derive(Debug, Clone)]
 pub struct EntryReport {
+    /// The entry's line in the manifest.
     pub line: usize,
     /// The path as written in the manifest.
     pub display: String,
+    /// Whether the entry must match something.
     pub required: bool,
+    /// The personas the entry belongs to (empty: every one).
     pub personas: Vec<String>,
     /// Whether the entry applies to the persona being bundled.
     pub picked: bool,
     /// The existing paths its pattern matched (before walking into them).
     pub matches: Vec<String>,
+    /// Files it picks.
     pub files: usize,
+    /// Directories it picks.
     pub dirs: usize,
     /// Bytes of file content it carries.
     pub bytes: u64,
+    /// Paths under it that are not carried.
     pub skipped: usize,
+    /// Its `max_size` in bytes.
     pub max_size: u64,
+    /// The entry's `description`, if any.
     pub description: Option<String>,
 }
 
@@ -156,11 +171,17 @@ impl EntryReport {
 /// What a manifest picks from a source root, for one persona.
 #[derive(Debug)]
 pub struct Pick {
+    /// The manifest it came from.
     pub manifest: PathBuf,
+    /// The source root it was taken from.
     pub source_root: PathBuf,
+    /// The manifest's user.
     pub user: String,
+    /// The persona picked for.
     pub persona: String,
+    /// What is carried, in blob order.
     pub items: Vec<Item>,
+    /// What is not carried, and why.
     pub skipped: Vec<Skipped>,
     /// One per manifest entry, in manifest order.
     pub entries: Vec<EntryReport>,

@@ -44,11 +44,17 @@ pub struct State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRecord {
+    /// Bytes.
     pub size: u64,
+    /// Modification time, seconds.
     pub mtime: i64,
+    /// Modification time, nanoseconds.
     pub mtime_nsec: i64,
+    /// Status-change time, seconds (no user can set it).
     pub ctime: i64,
+    /// Status-change time, nanoseconds.
     pub ctime_nsec: i64,
+    /// Inode number.
     pub ino: u64,
 }
 
@@ -71,6 +77,7 @@ impl FileRecord {
 pub enum Loaded {
     /// No record: the first restore after an install.
     Absent,
+    /// The record as it was saved.
     Present(State),
     /// The record exists but cannot be used; treated as absent, reported.
     Corrupt(String),

@@ -23,7 +23,7 @@
 //!    the read left unread, and one the `O_NOFOLLOW` open refused (a
 //!    symlink such as `/dev/stdin`) stay where they are, and so does
 //!    anything but a regular file or a FIFO. `--keep-passphrase-file` opts
-//!    out. See [`file`].
+//!    out. See [`file`](mod@file).
 //! 4. **`--ask-password`** — `systemd-ask-password --no-tty --id=… --timeout=…`:
 //!    the password-agent protocol, answered on the console by
 //!    `systemd-tty-ask-password-agent`, by Plymouth or remotely. The boot
@@ -292,7 +292,7 @@ pub struct Passphrases {
 impl Passphrases {
     /// Set up the sources. Chooses, reads and consumes nothing yet: a
     /// `--passphrase-file` is consumed only when it is read as the
-    /// passphrase (see [`file`](self)).
+    /// passphrase (see [`file`](mod@file)).
     ///
     /// `env_passphrase` is what [`crate::sys::take_env_passphrase`] returned.
     #[must_use]

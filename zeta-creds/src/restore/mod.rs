@@ -24,11 +24,11 @@
 //! 4. Any fatal error before step 3 removes every temporary file and every
 //!    directory this run created: no unverified byte reaches a destination.
 //!
-//! The work is split three ways: [`plan`] decides, for each entry, what to
+//! The work is split three ways: `plan` decides, for each entry, what to
 //! do (a pure function of the entry, the target's accounts, the state
 //! record and what is at the destination; `--dry-run` stops there);
-//! [`stage`] walks to each destination and writes temporary files;
-//! [`commit`] renames them into place and writes the state record
+//! `stage` walks to each destination and writes temporary files;
+//! `commit` renames them into place and writes the state record
 //! ([`crate::state`]). Every temporary file and created directory is held
 //! by a [`cleanup::Guard`] from the moment it exists: dropped, it is
 //! removed (an error, a panic, a signal); the commit disarms it.
@@ -54,29 +54,45 @@ use stage::{DirId, Dirs};
 /// Why a restore stopped before committing anything.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The target root cannot be opened.
     #[error("cannot open target root {root}: {source}")]
     TargetRoot {
+        /// The target root as given.
         root: PathBuf,
+        /// Why it cannot be opened.
         #[source]
         source: io::Error,
     },
+    /// The target's `etc/passwd` or `etc/group` cannot be read.
     #[error(
         "cannot read the accounts of target root {root} ({source}); owners are resolved by name there, so it needs etc/passwd and etc/group"
     )]
     Accounts {
+        /// The target root as given.
         root: PathBuf,
+        /// Why they cannot be read.
         #[source]
         source: io::Error,
     },
+    /// The payload failed to authenticate or parse.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
+    /// The blob is older than the one last restored here.
     #[error(
         "rollback refused: the blob has generation {blob}, older than generation {recorded} last restored here; an older blob can bring back a revoked key (pass --allow-rollback if you mean it)"
     )]
-    Rollback { blob: u64, recorded: u64 },
+    Rollback {
+        /// The blob's generation.
+        blob: u64,
+        /// The generation last restored here.
+        recorded: u64,
+    },
+    /// Staging failed in a way that is not one entry's (a filesystem error).
     #[error("cannot stage {path}: {source}; nothing was changed")]
     Stage {
+        /// The destination, below the target root.
         path: String,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
@@ -85,6 +101,7 @@ pub enum Error {
 /// How a restore was asked to run.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The root to restore under (`/mnt` at install time, `/` at boot).
     pub target_root: PathBuf,
     /// Overrides the manifest user recorded in the blob.
     pub user: Option<String>,
@@ -119,11 +136,15 @@ pub const BACKUP_SUFFIX: &str = ".zeta-creds-bak";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
+    /// Written where nothing was.
     Created,
+    /// Replaced (a file) or given the blob's mode and owner (a directory).
     Updated,
+    /// Already as the blob has it.
     Unchanged,
     /// Changed locally since the last restore; left alone.
     Kept,
+    /// Refused or not written; see the reason.
     Failed,
 }
 
@@ -134,8 +155,11 @@ pub struct EntryReport {
     pub entry: String,
     /// Where it goes, relative to the target root (`/home/zeta/...`).
     pub destination: String,
+    /// `file`, `dir`, or `state` for the state record.
     pub kind: &'static str,
+    /// What happened.
     pub outcome: Outcome,
+    /// Why, for a failed or kept entry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -143,8 +167,11 @@ pub struct EntryReport {
 /// The summary of a restore.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The user whose home entries were restored.
     pub user: String,
+    /// Whether nothing was written (`--dry-run`).
     pub dry_run: bool,
+    /// One per entry, in blob order.
     pub entries: Vec<EntryReport>,
     /// Things the operator should know that are not entry failures.
     pub notes: Vec<String>,
