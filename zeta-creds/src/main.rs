@@ -526,7 +526,7 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                     blob.display()
                 );
                 let id = format!("zeta-creds:{usb_uuid}");
-                let pass = new_passphrase(
+                new_passphrase(
                     &mut fresh,
                     &Prompt {
                         id: &id,
@@ -534,8 +534,7 @@ fn run(cli: Cli, env_passphrase: Option<SecretString>) -> Result<Outcome, CliErr
                     },
                     &[usb_uuid.as_str()],
                     allow_weak_passphrase,
-                )?;
-                pass
+                )?
             };
             let opts = rekey::Options {
                 blob: blob.clone(),

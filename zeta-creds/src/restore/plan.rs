@@ -148,12 +148,12 @@ pub(super) fn action(
         (
             EntryKind::Dir,
             Found::Present {
-                kind,
+                kind: FileType::Directory,
                 mode,
                 owners: o,
                 ..
             },
-        ) if kind == FileType::Directory => {
+        ) => {
             if mode == meta.mode && o == owners {
                 Action::Unchanged(None)
             } else {
