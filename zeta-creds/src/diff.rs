@@ -1,7 +1,7 @@
 //! `zeta-creds diff`: what a re-bundle would change.
 //!
 //! Compares the entries of an unlocked blob with what the manifest picks
-//! from the source root now ([`crate::bundle::pick`], overrides applied, so
+//! from the source root now ([`crate::pick::pick`], overrides applied, so
 //! a mode override shows as no change), path by path:
 //!
 //! * **added** — picked now, not in the blob (a new login, a new entry);
