@@ -465,6 +465,7 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
         AddError::Envelope(e) => seal_err(e),
     };
     let mut atomic = AtomicFile::create(&opts.out).map_err(out_err)?;
+    crate::msg::test_fault("stall-after-blob-temp");
     // One STREAM chunk per write(2).
     let out = io::BufWriter::with_capacity(CHUNK_SIZE + TAG_LEN, atomic.file());
     let ((stream, kdf_time), first_pass) = std::thread::scope(|scope| {

@@ -241,7 +241,11 @@ pub fn install_signal_handler() -> std::io::Result<()> {
 /// (each newest first, so children go before their parents), then
 /// passphrase files. Safe to call more than once.
 fn remove_everything() {
-    let targets = std::mem::take(&mut registry().targets);
+    remove_targets(std::mem::take(&mut registry().targets));
+}
+
+/// Remove `targets` (taken out of the registry) in that order.
+fn remove_targets(targets: BTreeMap<u64, Target>) {
     let (mut temps, mut dirs, mut files) = (Vec::new(), Vec::new(), Vec::new());
     for target in targets.into_values().rev() {
         match target {
@@ -283,6 +287,36 @@ mod tests {
         let dir = Guard::created_dir(&base, &[], "d");
         drop(dir);
         assert!(t.path().join("d").is_dir(), "a non-empty directory stays");
+    }
+
+    /// What the signal thread does, for these guards only (other tests'
+    /// guards live in the same registry): every temporary file before any
+    /// directory, children before parents, and the passphrase file.
+    #[test]
+    fn a_signal_removes_what_is_registered_children_first() {
+        let t = tempfile::tempdir().unwrap();
+        let base = Arc::new(crate::fsx::open_root(t.path()).unwrap());
+        let pw = t.path().join("pw");
+        std::fs::write(&pw, b"x").unwrap();
+        let mut guards = vec![Guard::passphrase_file(&pw)];
+        std::fs::create_dir(t.path().join("a")).unwrap();
+        guards.push(Guard::created_dir(&base, &[], "a"));
+        std::fs::create_dir(t.path().join("a/b")).unwrap();
+        guards.push(Guard::created_dir(&base, &["a".into()], "b"));
+        std::fs::write(t.path().join("a/b/tmp"), b"x").unwrap();
+        guards.push(Guard::temp_file(&base, &["a".into(), "b".into()], "tmp"));
+        let mine: BTreeMap<u64, Target> = {
+            let mut r = registry();
+            guards
+                .iter()
+                .filter_map(|g| r.targets.remove(&g.id).map(|t| (g.id, t)))
+                .collect()
+        };
+        remove_targets(mine);
+        assert!(!pw.exists());
+        assert!(!t.path().join("a").exists(), "a/b/tmp, a/b and a removed");
+        // The guards find nothing left to do.
+        drop(guards);
     }
 
     #[test]
