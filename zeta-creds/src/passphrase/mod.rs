@@ -67,7 +67,7 @@ mod tty;
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
 
@@ -91,9 +91,10 @@ pub const DEFAULT_ASK_PASSWORD_PROGRAM: &str = "systemd-ask-password";
 /// The credential name looked up in `$CREDENTIALS_DIRECTORY`.
 pub const CREDENTIAL_NAME: &str = "passphrase";
 
-/// The warning printed when the environment source is chosen.
-pub const ENV_WARNING: &str = "zeta-creds: warning: reading the passphrase from \
-    ZETA_CREDS_PASSPHRASE; prefer --passphrase-fd or a systemd credential";
+/// The warning printed (through [`crate::msg`], as `zeta-creds: warning:
+/// ...`) when the environment source is chosen.
+pub const ENV_WARNING: &str = "reading the passphrase from ZETA_CREDS_PASSPHRASE; \
+    prefer --passphrase-fd or a systemd credential";
 
 /// The message of the second prompt when a passphrase must be confirmed.
 pub const CONFIRM_MESSAGE: &str = "Repeat the passphrase:";
@@ -405,11 +406,7 @@ impl Passphrases {
             return Ok(SourceKind::AskPassword);
         }
         if self.env_passphrase.is_some() {
-            let _ = writeln!(
-                io::stderr(),
-                "{}{ENV_WARNING}",
-                crate::msg::prefix(crate::msg::Level::Warning)
-            );
+            crate::warning!("{ENV_WARNING}");
             return Ok(SourceKind::Env);
         }
         if self.opts.stdin_is_tty {
