@@ -21,7 +21,7 @@ use std::io::{self, Read};
 
 use serde::Serialize;
 
-use crate::bundle::{Item, Pick};
+use crate::pick::{Item, Pick};
 use crate::envelope::{self, Anchor, EntryKind, EntryMeta, EntryReader};
 
 /// Why a diff could not be made.
