@@ -75,19 +75,11 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// Owns one thing to remove unless the run commits it: registered with the
 /// signal thread from [`Guard`]'s constructors on, removed on drop, left
 /// alone after [`Guard::disarm`].
+#[derive(Debug)]
 #[must_use = "dropping a guard removes what it guards"]
 pub struct Guard {
     id: u64,
     armed: bool,
-}
-
-impl std::fmt::Debug for Guard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard")
-            .field("id", &self.id)
-            .field("armed", &self.armed)
-            .finish()
-    }
 }
 
 impl Guard {

@@ -21,8 +21,8 @@ use std::io::{self, Read};
 
 use serde::Serialize;
 
-use crate::pick::{Item, Pick};
 use crate::envelope::{self, Anchor, EntryKind, EntryMeta, EntryReader};
+use crate::pick::{Item, Pick};
 
 /// Why a diff could not be made.
 #[derive(Debug, thiserror::Error)]
