@@ -31,6 +31,8 @@ APT_PACKAGES=(
     swtpm           # tests/vm: the software TPM2 of scenarios i-k (QEMU -tpmdev emulator)
     swtpm-tools     # tests/vm: swtpm_setup, for making and inspecting TPM states by hand
     strace          # zeta-creds/tests/durability.rs: the order of the restore's syncs and renames
+    zsh             # zeta-creds/tests/completions.rs: the zsh completion script, TAB in a real zsh
+    fish            # zeta-creds/tests/completions.rs: the fish completion script, complete -C
 )
 
 # rustup components, each with the cargo subcommand that proves it is there.

@@ -26,7 +26,9 @@
 #   b. file mode with a wrong passphrase: the unit fails with exit 3,
 #      nothing is written, no passphrase file is left in /run;
 #   c. requireUsbPresent with another stick attached: exit 4, nothing
-#      written, the passphrase file consumed all the same;
+#      written, and the passphrase file, never read (the stick is checked
+#      first), left where it was staged: only a file a run read as its
+#      passphrase is consumed;
 #   d. a tampered blob (credential mode, right passphrase): exit 5,
 #      nothing written;
 #   e. no blob: the unit is skipped by its condition and the boot reaches
@@ -465,7 +467,15 @@ if wants c; then
         fail "c: the other stick is not in /dev/disk/by-uuid"
     fi
     nothing_written c
-    no_run_passphrase c
+    # Never read, so not consumed: exactly the staged file is left.
+    if have c run.txt; then
+        left=$(cat "$work/c.results/run.txt")
+        if [ "$left" = /run/zeta-creds/passphrase ]; then
+            ok "c: the passphrase file, never read, is left as staged"
+        else
+            fail "c: expected only /run/zeta-creds/passphrase in /run, found: $left"
+        fi
+    fi
     no_passphrase c
 fi
 

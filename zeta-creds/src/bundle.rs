@@ -1,5 +1,4 @@
-//! The picker: collect a manifest's paths from a source root and seal them
-//! into a blob.
+//! Bundle: seal what the picker ([`crate::pick`]) collected into a blob.
 //!
 //! Order of work, so that nothing is asked or written for a bundle that
 //! cannot succeed: parse the manifest; expand its globs and walk the source
@@ -13,141 +12,204 @@
 //!
 //! The same [`pick`] serves `manifest check` (which prints it) and `diff`
 //! (which compares it with a blob), so all three agree on what a manifest
-//! means.
+//! means. It lives in [`crate::pick`] and is re-exported here, as is
+//! [`AtomicFile`] (from [`crate::fsx`]), so the paths `bundle::pick`,
+//! `bundle::Pick`, `bundle::AtomicFile` and `bundle::PREV_SUFFIX` keep
+//! working.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+pub use crate::fsx::{AtomicFile, PREV_SUFFIX};
+pub use crate::pick::{EntryReport, Item, Pick, SkipKind, Skipped, pick};
+
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 
 use crate::envelope::{
-    self, Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryWriter, Header, HeaderFields, TAG_LEN,
-    UsbUuid,
+    self, CHUNK_SIZE, EntryKind, EntryMeta, EntryWriter, Header, HeaderFields, TAG_LEN, UsbUuid,
 };
 use crate::fsx;
-use crate::manifest::{self, Component, Manifest, human_size};
-use crate::passwd::{self, Accounts};
+use crate::manifest::{self, Manifest, human_size};
 
 /// Why a bundle (or the pick behind `manifest check` and `diff`) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The manifest cannot be read or is invalid.
     #[error(transparent)]
     Manifest(#[from] manifest::Error),
+    /// The source root cannot be opened.
     #[error("cannot open source root {root}: {source}")]
     SourceRoot {
+        /// The source root as given.
         root: PathBuf,
+        /// Why it cannot be opened.
         #[source]
         source: io::Error,
     },
+    /// The source root's `etc/passwd` or `etc/group` cannot be read.
     #[error(
         "cannot read the accounts of source root {root} ({source}); owners are stored by name, so bundle needs etc/passwd and etc/group there"
     )]
     Accounts {
+        /// The source root as given.
         root: PathBuf,
+        /// Why they cannot be read.
         #[source]
         source: io::Error,
     },
+    /// The manifest's user has no account on the source.
     #[error(
         "manifest user {user:?} is not in {root}/etc/passwd; fix `user` in the manifest or create the account"
     )]
-    UnknownUser { user: String, root: PathBuf },
+    UnknownUser {
+        /// The manifest's user.
+        user: String,
+        /// The source root.
+        root: PathBuf,
+    },
+    /// The user's home on the source is unusable (why).
     #[error("{0}")]
     BadHome(String),
+    /// A required entry matched nothing.
     #[error(
         "required path {path} is missing under {root} (manifest {manifest}, line {line}); log in to that tool first, or mark the entry `required = false`"
     )]
     RequiredMissing {
+        /// The entry as written in the manifest.
         path: String,
+        /// The source root.
         root: PathBuf,
+        /// The manifest.
         manifest: PathBuf,
+        /// Its line in the manifest.
         line: usize,
     },
+    /// An entry picks more than its `max_size`.
     #[error(
         "entry {path} (manifest {manifest}, line {line}) picks {size} bytes, more than its max_size of {limit}; raise max_size for that entry, or add an exclude for what should not travel (caches, logs)",
         limit = human_size(*.limit)
     )]
     TooLarge {
+        /// The entry as written in the manifest.
         path: String,
+        /// The manifest.
         manifest: PathBuf,
+        /// Its line in the manifest.
         line: usize,
+        /// Bytes it picks.
         size: u64,
+        /// Its `max_size`.
         limit: u64,
     },
+    /// Two entries pick the same path.
     #[error(
         "{path} is picked by the entries at lines {first} and {second} of manifest {manifest}; remove one of them, or exclude it from one (a blob holds each path once)"
     )]
     Overlap {
+        /// The path picked twice.
         path: String,
+        /// The manifest.
         manifest: PathBuf,
+        /// Line of the first entry.
         first: usize,
+        /// Line of the second entry.
         second: usize,
     },
+    /// An entry would carry a whole home.
     #[error(
         "entry {} (manifest {}, line {}) matches {}, which is or holds the whole home of user {} ({}); name what to carry inside it, e.g. ~/.config/gh",
         .0.entry, .0.manifest.display(), .0.line, .0.path, .0.user, .0.home
     )]
     WholeHome(Box<WholeHome>),
+    /// A picked path's owner or group has no name on the source.
     #[error(
         "{path} is owned by {what} {id}, which has no name in {root}/etc/{db}; owners are carried by name: chown it, add the account, or set `{key}` on its manifest entry"
     )]
     UnnamedOwner {
+        /// The path, as shown to the operator.
         path: String,
+        /// `uid` or `gid`.
         what: &'static str,
+        /// The numeric id.
         id: u32,
+        /// The source root.
         root: PathBuf,
+        /// `passwd` or `group`.
         db: &'static str,
+        /// The manifest key that would name it (`owner` or `group`).
         key: &'static str,
     },
+    /// A picked file cannot be read.
     #[error("cannot read {path}: {source}")]
     ReadSource {
+        /// The path, as shown to the operator.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: io::Error,
     },
+    /// A picked file changed between the pick and the seal.
     #[error("{path} changed while it was being bundled; run bundle again")]
-    Changed { path: String },
+    Changed {
+        /// The path, as shown to the operator.
+        path: String,
+    },
+    /// The blob at `--out` is bound to another stick (and no `--force`).
     #[error(
         "{out} is bound to USB {found}, not to {wanted}; pass --force to replace it (it is kept as {out}.prev unless --no-backup), or `zeta-creds rekey --new-usb-uuid` to move it to this stick"
     )]
     OtherStick {
+        /// The blob path.
         out: PathBuf,
+        /// The stick it is bound to.
         found: String,
+        /// The stick asked for.
         wanted: String,
     },
+    /// The blob cannot be written.
     #[error("cannot write {out}: {source}")]
     WriteOut {
+        /// The blob path.
         out: PathBuf,
+        /// Why it cannot be written.
         #[source]
         source: io::Error,
     },
+    /// The blob at `--out` cannot be read (and no `--force`).
     #[error(
         "existing blob {out} cannot be read ({source}); move it away or pass --force to replace it"
     )]
     ExistingBlob {
+        /// The blob path.
         out: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: envelope::Error,
     },
+    /// Not enough free space beside `--out`.
     #[error(
         "not enough room for {out}: it needs about {needed} bytes and {dir} has {available} free; free some space there (old kernels on an ESP), or pass --no-backup to skip the {out}.prev copy"
     )]
     NoRoom {
+        /// The blob path.
         out: PathBuf,
+        /// Its directory.
         dir: PathBuf,
+        /// Bytes needed (the blob and its `.prev` copy).
         needed: u64,
+        /// Bytes free.
         available: u64,
     },
+    /// Sealing failed.
     #[error("cannot seal {out}: {source}")]
     Seal {
+        /// The blob path.
         out: PathBuf,
+        /// What the envelope reported.
         #[source]
         source: envelope::Error,
     },
@@ -156,379 +218,39 @@ pub enum Error {
 /// An entry that would carry a whole home ([`Error::WholeHome`]).
 #[derive(Debug)]
 pub struct WholeHome {
+    /// The entry as written in the manifest.
     pub entry: String,
+    /// The manifest.
     pub manifest: PathBuf,
+    /// The entry's line in the manifest.
     pub line: usize,
+    /// The path it matches, as shown to the operator.
     pub path: String,
+    /// The manifest's user.
     pub user: String,
+    /// That user's home on the source.
     pub home: String,
 }
 
 /// What `bundle` was asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The manifest to read.
     pub manifest: PathBuf,
+    /// The root the manifest's paths are taken from (`/` on a running system).
     pub source_root: PathBuf,
+    /// The blob to write (`--out`).
     pub out: PathBuf,
+    /// The USB stick the blob is bound to.
     pub usb_uuid: UsbUuid,
+    /// The persona whose entries are picked (empty: the default).
     pub persona: String,
+    /// The scrypt work factor (log2 N) sealed into the blob.
     pub log_n: u8,
     /// Replace a blob bound to another stick, or one that cannot be read.
     pub force: bool,
     /// Keep the blob being replaced as `BLOB.prev`.
     pub backup: bool,
-}
-
-/// One path to carry, found on disk.
-#[derive(Debug, Clone)]
-pub struct Item {
-    pub anchor: Anchor,
-    /// Path inside the blob, relative to its anchor.
-    pub rel: String,
-    /// Path relative to the source root, as components.
-    source: Vec<String>,
-    pub kind: EntryKind,
-    /// The mode recorded in the blob (overrides applied).
-    pub mode: u32,
-    /// Owner and group recorded in the blob: names, or the digits of a
-    /// manifest `uid`/`gid`.
-    pub owner: String,
-    pub group: String,
-    pub mtime: i64,
-    pub size: u64,
-    ino: u64,
-    /// Index of the manifest entry that picked it.
-    pub entry: usize,
-}
-
-impl Item {
-    /// `~/x` or `/x`.
-    pub fn display(&self) -> String {
-        display(self.anchor, &self.rel)
-    }
-
-    /// The path under the source root, for messages (`/home/zeta/x`).
-    pub fn source_display(&self) -> String {
-        format!("/{}", self.source.join("/"))
-    }
-}
-
-fn display(anchor: Anchor, rel: &str) -> String {
-    match anchor {
-        Anchor::Root => format!("/{rel}"),
-        Anchor::Home => format!("~/{rel}"),
-    }
-}
-
-/// Why a path was not carried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipKind {
-    /// An optional entry that matched nothing.
-    Missing,
-    /// Matched an `exclude` pattern (the pattern).
-    Excluded(String),
-    /// A symlink: never followed, never carried.
-    Symlink,
-    /// A parent of the entry's path is a symlink or not a directory.
-    ParentNotDir,
-    /// A socket, fifo or device.
-    Special(&'static str),
-    /// A name that is not UTF-8 (the format stores UTF-8 paths).
-    NotUtf8,
-}
-
-/// A path that is not carried, and why.
-#[derive(Debug, Clone)]
-pub struct Skipped {
-    pub path: String,
-    pub kind: SkipKind,
-    /// Index of the manifest entry.
-    pub entry: usize,
-}
-
-impl Skipped {
-    /// Whether the operator should be warned (rather than only told in
-    /// the summary): something on disk that the manifest points at is not
-    /// carried.
-    pub fn is_warning(&self) -> bool {
-        matches!(
-            self.kind,
-            SkipKind::Symlink | SkipKind::ParentNotDir | SkipKind::Special(_) | SkipKind::NotUtf8
-        )
-    }
-
-    /// Why, in words.
-    pub fn reason(&self) -> String {
-        match &self.kind {
-            SkipKind::Missing => "not present (optional)".into(),
-            SkipKind::Excluded(p) => format!("excluded by the manifest ({p:?})"),
-            SkipKind::Symlink => "a symlink; not followed and not carried".into(),
-            SkipKind::ParentNotDir => {
-                "a parent directory is a symlink or not a directory; not followed".into()
-            }
-            SkipKind::Special(kind) => {
-                format!("a {kind} is not a regular file or directory; not carried")
-            }
-            SkipKind::NotUtf8 => "its name is not UTF-8; not carried (rename it)".into(),
-        }
-    }
-}
-
-/// What one manifest entry picks now.
-#[derive(Debug, Clone)]
-pub struct EntryReport {
-    pub line: usize,
-    /// The path as written in the manifest.
-    pub display: String,
-    pub required: bool,
-    pub personas: Vec<String>,
-    /// Whether the entry applies to the persona being bundled.
-    pub picked: bool,
-    /// The existing paths its pattern matched (before walking into them).
-    pub matches: Vec<String>,
-    pub files: usize,
-    pub dirs: usize,
-    /// Bytes of file content it carries.
-    pub bytes: u64,
-    pub skipped: usize,
-    pub max_size: u64,
-    pub description: Option<String>,
-}
-
-impl EntryReport {
-    /// Applies, but matched nothing.
-    pub fn missing(&self) -> bool {
-        self.picked && self.matches.is_empty()
-    }
-
-    /// Carries more than its `max_size`.
-    pub fn too_large(&self) -> bool {
-        self.bytes > self.max_size
-    }
-}
-
-/// What a manifest picks from a source root, for one persona.
-#[derive(Debug)]
-pub struct Pick {
-    pub manifest: PathBuf,
-    pub source_root: PathBuf,
-    pub user: String,
-    pub persona: String,
-    pub items: Vec<Item>,
-    pub skipped: Vec<Skipped>,
-    /// One per manifest entry, in manifest order.
-    pub entries: Vec<EntryReport>,
-    root: OwnedFd,
-}
-
-impl Pick {
-    /// Total bytes of file contents.
-    pub fn total_size(&self) -> u64 {
-        self.items.iter().map(|i| i.size).sum()
-    }
-
-    /// Number of regular files.
-    pub fn file_count(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|i| i.kind == EntryKind::File)
-            .count()
-    }
-
-    /// Refuse what a bundle must not carry: a required entry that matched
-    /// nothing (the first one), then an entry over its `max_size`.
-    pub fn check(&self) -> Result<(), Error> {
-        if let Some(e) = self.entries.iter().find(|e| e.required && e.missing()) {
-            return Err(Error::RequiredMissing {
-                path: e.display.clone(),
-                root: self.source_root.clone(),
-                manifest: self.manifest.clone(),
-                line: e.line,
-            });
-        }
-        if let Some(e) = self.entries.iter().find(|e| e.too_large()) {
-            return Err(Error::TooLarge {
-                path: e.display.clone(),
-                manifest: self.manifest.clone(),
-                line: e.line,
-                size: e.bytes,
-                limit: e.max_size,
-            });
-        }
-        Ok(())
-    }
-
-    /// SHA-256 of a picked file as it is on disk now (no symlink followed).
-    pub fn sha256(&self, item: &Item) -> io::Result<[u8; 32]> {
-        let mut file = self.open(item)?;
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_SIZE]);
-        Ok(hash_reader(&mut file, &mut buf)?.1)
-    }
-
-    fn open(&self, item: &Item) -> io::Result<File> {
-        let (name, parents) = item.source.split_last().expect("non-empty");
-        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
-        let dir = fsx::open_dir_path(&self.root, &parents)?;
-        fsx::open_file(&dir, name)
-    }
-}
-
-/// Size and SHA-256 of what `r` yields, read through `buf` (a caller's
-/// buffer, reused across files: one allocation and one wipe, not one each).
-fn hash_reader(r: &mut impl Read, buf: &mut [u8]) -> io::Result<(u64, [u8; 32])> {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    loop {
-        let n = r.read(buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hasher.finalize().into()))
-}
-
-/// Expand the manifest's entries for `persona` under `source_root` and
-/// walk what they match. Nothing is read but directory entries and
-/// metadata.
-pub fn pick(manifest: &Manifest, source_root: &Path, persona: &str) -> Result<Pick, Error> {
-    let root = fsx::open_root(source_root).map_err(|source| Error::SourceRoot {
-        root: source_root.to_owned(),
-        source,
-    })?;
-    let accounts = Accounts::load(&root).map_err(|source| Error::Accounts {
-        root: source_root.to_owned(),
-        source,
-    })?;
-    let any_home = manifest
-        .entries
-        .iter()
-        .any(|e| e.applies_to(persona) && e.anchor == Anchor::Home);
-    let home = if any_home {
-        let user = accounts
-            .user(&manifest.user)
-            .ok_or_else(|| Error::UnknownUser {
-                user: manifest.user.clone(),
-                root: source_root.to_owned(),
-            })?;
-        passwd::home_components(user).map_err(Error::BadHome)?
-    } else {
-        Vec::new()
-    };
-    // Every account's home, for the whole-home refusal; "/" and odd homes
-    // are left out (a home of "/" is refused where it is used).
-    let homes: Vec<(String, Vec<String>)> = accounts
-        .users()
-        .iter()
-        .filter_map(|u| passwd::home_components(u).ok().map(|h| (u.name.clone(), h)))
-        .collect();
-
-    let mut walker = Walker {
-        root: &root,
-        root_path: source_root,
-        accounts: &accounts,
-        items: Vec::new(),
-        skipped: Vec::new(),
-    };
-    let mut reports = Vec::with_capacity(manifest.entries.len());
-    for (index, entry) in manifest.entries.iter().enumerate() {
-        let mut report = EntryReport {
-            line: entry.line,
-            display: entry.display.clone(),
-            required: entry.required,
-            personas: entry.personas.clone(),
-            picked: entry.applies_to(persona),
-            matches: Vec::new(),
-            files: 0,
-            dirs: 0,
-            bytes: 0,
-            skipped: 0,
-            max_size: entry.max_size,
-            description: entry.description.clone(),
-        };
-        if !report.picked {
-            reports.push(report);
-            continue;
-        }
-        let base = match entry.anchor {
-            Anchor::Root => Vec::new(),
-            Anchor::Home => home.clone(),
-        };
-        let items_before = walker.items.len();
-        let skipped_before = walker.skipped.len();
-        for m in walker.expand(entry, index, &base)? {
-            if let Some((user, h)) = homes.iter().find(|(_, h)| h.starts_with(&m.source)) {
-                return Err(Error::WholeHome(Box::new(WholeHome {
-                    entry: entry.display.clone(),
-                    manifest: manifest.path.clone(),
-                    line: entry.line,
-                    path: format!("/{}", m.source.join("/")),
-                    user: user.clone(),
-                    home: format!("/{}", h.join("/")),
-                })));
-            }
-            let rel = m.source[base.len()..].join("/");
-            if walker.visit(
-                &m.dir,
-                &m.name,
-                m.source.clone(),
-                rel.clone(),
-                entry,
-                index,
-                "",
-            )? {
-                report.matches.push(display(entry.anchor, &rel));
-            }
-        }
-        for item in &walker.items[items_before..] {
-            match item.kind {
-                EntryKind::File => {
-                    report.files += 1;
-                    report.bytes += item.size;
-                }
-                EntryKind::Dir => report.dirs += 1,
-            }
-        }
-        report.skipped = walker.skipped.len() - skipped_before;
-        if report.matches.is_empty() && report.skipped == 0 {
-            walker.skipped.push(Skipped {
-                path: entry.display.clone(),
-                kind: SkipKind::Missing,
-                entry: index,
-            });
-            report.skipped = 1;
-        }
-        reports.push(report);
-    }
-
-    // A blob holds each path once (the reader refuses duplicates): two
-    // entries picking the same file is a manifest error, not a choice.
-    let mut seen: HashMap<&[String], usize> = HashMap::new();
-    for item in &walker.items {
-        if let Some(&first) = seen.get(item.source.as_slice()) {
-            return Err(Error::Overlap {
-                path: item.source_display(),
-                manifest: manifest.path.clone(),
-                first: manifest.entries[first].line,
-                second: manifest.entries[item.entry].line,
-            });
-        }
-        seen.insert(&item.source, item.entry);
-    }
-
-    let items = walker.items;
-    let skipped = walker.skipped;
-    Ok(Pick {
-        manifest: manifest.path.clone(),
-        source_root: source_root.to_owned(),
-        user: manifest.user.clone(),
-        persona: persona.to_owned(),
-        items,
-        skipped,
-        entries: reports,
-        root,
-    })
 }
 
 /// The blob at `--out` before this bundle, if there is one.
@@ -545,8 +267,11 @@ pub struct Existing {
 /// Everything a bundle will contain, found before any passphrase is asked.
 #[derive(Debug)]
 pub struct Plan {
+    /// What is carried.
     pub pick: Pick,
+    /// The generation the new blob gets.
     pub generation: u64,
+    /// The blob being replaced, if any.
     pub existing: Option<Existing>,
     /// The blob's estimated size in bytes.
     pub estimate: u64,
@@ -655,7 +380,7 @@ pub fn estimate_blob_size(user: &str, items: &[Item], uuid_len: usize, persona_l
 /// Refuse to start when the directory of `out` cannot hold the new blob
 /// (and the `.prev` copy): better than failing half-way on a full ESP.
 fn check_room(out: &Path, estimate: u64, prev: u64) -> Result<(), Error> {
-    let dir = parent_of(out);
+    let dir = fsx::parent_of(out);
     let fd = fsx::open_root(dir).map_err(|source| Error::WriteOut {
         out: out.to_owned(),
         source,
@@ -686,306 +411,7 @@ fn check_room(out: &Path, estimate: u64, prev: u64) -> Result<(), Error> {
     Ok(())
 }
 
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// A match of an entry's path pattern: `name` in `dir`.
-struct Match {
-    dir: Arc<OwnedFd>,
-    name: String,
-    /// Components below the source root, `name` last.
-    source: Vec<String>,
-}
-
-struct Walker<'a> {
-    root: &'a OwnedFd,
-    root_path: &'a Path,
-    accounts: &'a Accounts,
-    items: Vec<Item>,
-    skipped: Vec<Skipped>,
-}
-
-impl Walker<'_> {
-    /// Expand an entry's path below `base`, one component at a time, never
-    /// following a symlink. Returns the candidates for the last component
-    /// (a literal last component is returned whether or not it exists; the
-    /// caller's `lstat` decides).
-    fn expand(
-        &mut self,
-        entry: &manifest::Entry,
-        index: usize,
-        base: &[String],
-    ) -> Result<Vec<Match>, Error> {
-        let base_refs: Vec<&str> = base.iter().map(String::as_str).collect();
-        let start = match fsx::open_dir_path(self.root, &base_refs) {
-            Ok(d) => d,
-            Err(e) if is_errno(&e, rustix::io::Errno::NOENT) => return Ok(Vec::new()),
-            Err(e) if is_not_dir(&e) => {
-                self.skip(entry.display.clone(), SkipKind::ParentNotDir, index);
-                return Ok(Vec::new());
-            }
-            Err(source) => {
-                return Err(Error::ReadSource {
-                    path: entry.display.clone(),
-                    source,
-                });
-            }
-        };
-        let mut frontier: Vec<(Arc<OwnedFd>, Vec<String>)> = vec![(Arc::new(start), base.to_vec())];
-        let last = entry.components.len() - 1;
-        for (i, component) in entry.components.iter().enumerate() {
-            let mut next = Vec::new();
-            let mut matches = Vec::new();
-            for (dir, prefix) in frontier {
-                let names: Vec<String> = match component {
-                    Component::Literal(name) => vec![name.clone()],
-                    Component::Glob(pattern) => {
-                        let shown = show(entry.anchor, base, &prefix, "");
-                        let (names, odd) = list_dir(&dir).map_err(|source| Error::ReadSource {
-                            path: shown.clone(),
-                            source,
-                        })?;
-                        for o in odd {
-                            if pattern.matches(&o) {
-                                self.skip(format!("{shown}{o}"), SkipKind::NotUtf8, index);
-                            }
-                        }
-                        let mut names: Vec<String> =
-                            names.into_iter().filter(|n| pattern.matches(n)).collect();
-                        names.sort();
-                        names
-                    }
-                };
-                for name in names {
-                    let mut source = prefix.clone();
-                    source.push(name.clone());
-                    if i == last {
-                        matches.push(Match {
-                            dir: Arc::clone(&dir),
-                            name,
-                            source,
-                        });
-                        continue;
-                    }
-                    let shown = show(entry.anchor, base, &source, "");
-                    let shown = shown.trim_end_matches('/').to_owned();
-                    match fsx::lstat(&*dir, &name).map_err(|source| Error::ReadSource {
-                        path: shown.clone(),
-                        source,
-                    })? {
-                        None => {}
-                        Some(st) if fsx::file_type(&st) == FileType::Directory => {
-                            let sub = fsx::open_dir(&*dir, &name).map_err(|source| {
-                                Error::ReadSource {
-                                    path: shown.clone(),
-                                    source,
-                                }
-                            })?;
-                            next.push((Arc::new(sub), source));
-                        }
-                        Some(st) if fsx::file_type(&st) == FileType::Symlink => {
-                            self.skip(shown, SkipKind::ParentNotDir, index);
-                        }
-                        // A file where a directory is needed: nothing
-                        // below it can match.
-                        Some(_) => {}
-                    }
-                }
-            }
-            if i == last {
-                return Ok(matches);
-            }
-            frontier = next;
-        }
-        Ok(Vec::new())
-    }
-
-    fn skip(&mut self, path: String, kind: SkipKind, entry: usize) {
-        self.skipped.push(Skipped { path, kind, entry });
-    }
-
-    /// Visit `name` in `dir`: record it (and, for a directory, everything
-    /// below it that is not excluded). `sub` is the path relative to the
-    /// entry's match, for `exclude`. False if it does not exist.
-    #[allow(clippy::too_many_arguments)]
-    fn visit(
-        &mut self,
-        dir: &OwnedFd,
-        name: &str,
-        source: Vec<String>,
-        rel: String,
-        entry: &manifest::Entry,
-        index: usize,
-        sub: &str,
-    ) -> Result<bool, Error> {
-        let shown = display(entry.anchor, &rel);
-        if !sub.is_empty()
-            && let Some(pattern) = entry.exclude.matching(sub)
-        {
-            self.skip(shown, SkipKind::Excluded(pattern.to_owned()), index);
-            return Ok(true);
-        }
-        let Some(st) = fsx::lstat(dir, name).map_err(|source| Error::ReadSource {
-            path: shown.clone(),
-            source,
-        })?
-        else {
-            return Ok(false);
-        };
-        let kind = match fsx::file_type(&st) {
-            FileType::RegularFile => EntryKind::File,
-            FileType::Directory => EntryKind::Dir,
-            FileType::Symlink => {
-                self.skip(shown, SkipKind::Symlink, index);
-                return Ok(true);
-            }
-            other => {
-                self.skip(shown, SkipKind::Special(kind_name(other)), index);
-                return Ok(true);
-            }
-        };
-        let owner = match &entry.owner {
-            Some(o) => o.clone(),
-            None => self
-                .accounts
-                .user_name(st.st_uid)
-                .ok_or_else(|| Error::UnnamedOwner {
-                    path: shown.clone(),
-                    what: "uid",
-                    id: st.st_uid,
-                    root: self.root_path.to_owned(),
-                    db: "passwd",
-                    key: "owner",
-                })?
-                .to_owned(),
-        };
-        let group = match &entry.group {
-            Some(g) => g.clone(),
-            None => self
-                .accounts
-                .group_name(st.st_gid)
-                .ok_or_else(|| Error::UnnamedOwner {
-                    path: shown.clone(),
-                    what: "gid",
-                    id: st.st_gid,
-                    root: self.root_path.to_owned(),
-                    db: "group",
-                    key: "group",
-                })?
-                .to_owned(),
-        };
-        let mode = match (entry.mode, kind) {
-            (Some(m), EntryKind::File) => m,
-            (Some(m), EntryKind::Dir) => manifest::Entry::dir_mode(m),
-            (None, _) => st.st_mode & 0o7777,
-        };
-        self.items.push(Item {
-            anchor: entry.anchor,
-            rel: rel.clone(),
-            source: source.clone(),
-            kind,
-            mode,
-            owner,
-            group,
-            mtime: st.st_mtime,
-            size: if kind == EntryKind::File {
-                st.st_size as u64
-            } else {
-                0
-            },
-            ino: st.st_ino,
-            entry: index,
-        });
-        if kind == EntryKind::Dir {
-            let sub_dir = fsx::open_dir(dir, name).map_err(|source| Error::ReadSource {
-                path: shown.clone(),
-                source,
-            })?;
-            let (mut names, odd) = list_dir(&sub_dir).map_err(|source| Error::ReadSource {
-                path: shown.clone(),
-                source,
-            })?;
-            for o in odd {
-                self.skip(format!("{shown}/{o}"), SkipKind::NotUtf8, index);
-            }
-            names.sort();
-            for child in names {
-                let mut child_source = source.clone();
-                child_source.push(child.clone());
-                let child_sub = if sub.is_empty() {
-                    child.clone()
-                } else {
-                    format!("{sub}/{child}")
-                };
-                self.visit(
-                    &sub_dir,
-                    &child,
-                    child_source,
-                    format!("{rel}/{child}"),
-                    entry,
-                    index,
-                    &child_sub,
-                )?;
-            }
-        }
-        Ok(true)
-    }
-}
-
-/// `~/` or `/` plus the components after the home (for messages).
-fn show(anchor: Anchor, base: &[String], source: &[String], tail: &str) -> String {
-    let rel = source[base.len().min(source.len())..].join("/");
-    let mut s = display(anchor, &rel);
-    if !rel.is_empty() {
-        s.push('/');
-    }
-    s.push_str(tail);
-    s
-}
-
-fn is_errno(e: &io::Error, errno: rustix::io::Errno) -> bool {
-    e.raw_os_error() == Some(errno.raw_os_error())
-}
-
-fn is_not_dir(e: &io::Error) -> bool {
-    is_errno(e, rustix::io::Errno::LOOP) || is_errno(e, rustix::io::Errno::NOTDIR)
-}
-
-fn kind_name(t: FileType) -> &'static str {
-    match t {
-        FileType::Fifo => "fifo",
-        FileType::Socket => "socket",
-        FileType::CharacterDevice => "character device",
-        FileType::BlockDevice => "block device",
-        _ => "special file",
-    }
-}
-
-/// Names in a directory, without `.` and `..`; names that are not UTF-8
-/// are returned apart (lossily), since the format stores UTF-8 paths.
-fn list_dir(dir: &OwnedFd) -> io::Result<(Vec<String>, Vec<String>)> {
-    let mut names = Vec::new();
-    let mut odd = Vec::new();
-    let mut d = rustix::fs::Dir::read_from(dir)?;
-    while let Some(entry) = d.read() {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        match String::from_utf8(name.to_vec()) {
-            Ok(n) => names.push(n),
-            Err(e) => odd.push(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        }
-    }
-    Ok((names, odd))
-}
-
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Clone, Copy)]
 pub struct Written {
     /// Whether the previous blob was kept as `BLOB.prev`.
@@ -1039,6 +465,7 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
         AddError::Envelope(e) => seal_err(e),
     };
     let mut atomic = AtomicFile::create(&opts.out).map_err(out_err)?;
+    crate::msg::test_fault("stall-after-blob-temp");
     // One STREAM chunk per write(2).
     let out = io::BufWriter::with_capacity(CHUNK_SIZE + TAG_LEN, atomic.file());
     let ((stream, kdf_time), first_pass) = std::thread::scope(|scope| {
@@ -1122,7 +549,7 @@ fn hash_item(pick: &Pick, item: &Item, buf: &mut [u8]) -> Result<Option<Hashed>,
         return Ok(None);
     }
     let (mut file, ino, ctime, _) = open_item(pick, item)?;
-    let (size, sha256) = hash_reader(&mut file, buf).map_err(AddError::Source)?;
+    let (size, sha256) = crate::pick::hash_reader(&mut file, buf).map_err(AddError::Source)?;
     Ok(Some(Hashed {
         ino,
         ctime,
@@ -1169,124 +596,11 @@ fn add_item<W: Write>(
     }
 }
 
-/// A file written beside its destination under a temporary name and
-/// renamed into place only by [`AtomicFile::commit`]; dropped uncommitted,
-/// the temporary file is removed.
-pub struct AtomicFile {
-    dir: Arc<OwnedFd>,
-    tmp_name: String,
-    final_name: String,
-    file: Option<File>,
-}
-
-/// Suffix of the copy of the blob a bundle or rekey replaced.
-pub const PREV_SUFFIX: &str = ".prev";
-
-impl AtomicFile {
-    /// Create `.zeta-creds-tmp.<random>` (mode 0600, exclusive) in the
-    /// directory of `path`.
-    pub fn create(path: &Path) -> io::Result<AtomicFile> {
-        let final_name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "output path has no UTF-8 file name",
-                )
-            })?
-            .to_owned();
-        let dir = Arc::new(fsx::open_root(parent_of(path))?);
-        AtomicFile::create_in(dir, final_name)
-    }
-
-    fn create_in(dir: Arc<OwnedFd>, final_name: String) -> io::Result<AtomicFile> {
-        let (tmp_name, fd) = fsx::create_temp(&*dir)?;
-        // Removed by the signal thread too, not only by Drop.
-        crate::cleanup::register_temp_file(&dir, &tmp_name);
-        Ok(AtomicFile {
-            dir,
-            tmp_name,
-            final_name,
-            file: Some(File::from(fd)),
-        })
-    }
-
-    /// The temporary file to write.
-    pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("not committed")
-    }
-
-    /// fsync, rename over the destination, fsync the directory.
-    ///
-    /// On FAT (the ESP) rename is not atomic against power loss: a crash at
-    /// the wrong moment can still leave a damaged directory entry. The blob's
-    /// MAC then makes the damage visible instead of silent.
-    pub fn commit(self) -> io::Result<()> {
-        self.commit_keeping_previous(false).map(|_| ())
-    }
-
-    /// [`AtomicFile::commit`], first copying the file being replaced (if
-    /// `keep` and there is one) to `NAME.prev` the same way: temporary
-    /// file, fsync, rename. A copy, not a hard link, because FAT (the ESP)
-    /// has none; so the destination never stops existing. Returns whether
-    /// a `.prev` was written.
-    pub fn commit_keeping_previous(mut self, keep: bool) -> io::Result<bool> {
-        let file = self.file.take().expect("not committed");
-        file.sync_all()?;
-        drop(file);
-        let prev = if keep { self.copy_previous()? } else { None };
-        let kept = prev.is_some();
-        crate::cleanup::commit_section(|| {
-            if let Some(mut prev) = prev {
-                rustix::fs::renameat(&*prev.dir, &prev.tmp_name, &*prev.dir, &prev.final_name)?;
-                prev.tmp_name.clear();
-            }
-            rustix::fs::renameat(&*self.dir, &self.tmp_name, &*self.dir, &self.final_name)?;
-            self.tmp_name.clear();
-            crate::cleanup::forget_staging();
-            rustix::fs::fsync(&*self.dir)
-        })?;
-        Ok(kept)
-    }
-
-    /// Copy the current destination, if it is a regular file, into a
-    /// synced temporary file that will become `NAME.prev`.
-    fn copy_previous(&self) -> io::Result<Option<AtomicFile>> {
-        let old = match rustix::fs::openat(
-            &*self.dir,
-            self.final_name.as_str(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        if fsx::file_type(&rustix::fs::fstat(&old)?) != FileType::RegularFile {
-            return Ok(None);
-        }
-        let mut prev = AtomicFile::create_in(
-            Arc::clone(&self.dir),
-            format!("{}{PREV_SUFFIX}", self.final_name),
-        )?;
-        io::copy(&mut File::from(old), prev.file())?;
-        prev.file().sync_all()?;
-        Ok(Some(prev))
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if !self.tmp_name.is_empty() {
-            let _ = rustix::fs::unlinkat(&*self.dir, &self.tmp_name, AtFlags::empty());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::Anchor;
+    use sha2::{Digest, Sha256};
 
     /// The estimate is never below what `write` produces: a real blob of
     /// these items, sealed in memory, is at most the estimate.

@@ -1,7 +1,7 @@
 //! `zeta-creds diff`: what a re-bundle would change.
 //!
 //! Compares the entries of an unlocked blob with what the manifest picks
-//! from the source root now ([`crate::bundle::pick`], overrides applied, so
+//! from the source root now ([`crate::pick::pick`], overrides applied, so
 //! a mode override shows as no change), path by path:
 //!
 //! * **added** — picked now, not in the blob (a new login, a new entry);
@@ -21,8 +21,8 @@ use std::io::{self, Read};
 
 use serde::Serialize;
 
-use crate::bundle::{Item, Pick};
 use crate::envelope::{self, Anchor, EntryKind, EntryMeta, EntryReader};
+use crate::pick::{Item, Pick};
 
 /// Why a diff could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,9 @@ pub enum Error {
     /// A picked file could not be hashed.
     #[error("cannot read {path}: {source}")]
     Source {
+        /// The path, as shown to the operator.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: io::Error,
     },
@@ -43,9 +45,13 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// On disk, not in the blob.
     Added,
+    /// In the blob, not on disk.
     Removed,
+    /// Different contents.
     Content,
+    /// Same contents, different mode, owner or group.
     Meta,
 }
 
@@ -64,6 +70,7 @@ impl Kind {
 /// One difference.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
+    /// What differs.
     pub kind: Kind,
     /// `~/x` or `/x`.
     pub path: String,

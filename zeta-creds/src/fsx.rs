@@ -12,6 +12,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::cleanup::Guard;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
@@ -73,6 +76,20 @@ pub fn lstat(dir: impl AsFd, name: &str) -> io::Result<Option<Stat>> {
 /// The kind of an `lstat` result.
 pub fn file_type(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
+}
+
+/// The word for a file type in messages ("symlink", "fifo", ...).
+pub fn kind_name(t: FileType) -> &'static str {
+    match t {
+        FileType::RegularFile => "file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        _ => "special file",
+    }
 }
 
 /// Read a whole small file at `components` below `root`, at most `limit`
@@ -168,6 +185,131 @@ pub fn remove_stale_temps(dir: &OwnedFd) -> usize {
 /// Split a relative `a/b/c` path into components (validated elsewhere).
 pub fn components(path: &str) -> Vec<&str> {
     path.split('/').filter(|c| !c.is_empty()).collect()
+}
+
+/// The directory of `path` (`.` for a bare file name).
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A file written beside its destination under a temporary name and
+/// renamed into place only by [`AtomicFile::commit`]; dropped uncommitted,
+/// the temporary file is removed.
+///
+/// The temporary file is held by a [`Guard`]: removed on drop and on a
+/// signal, disarmed by the commit once it has its final name.
+pub struct AtomicFile {
+    dir: Arc<OwnedFd>,
+    tmp_name: String,
+    final_name: String,
+    file: Option<File>,
+    guard: Option<Guard>,
+}
+
+/// Suffix of the copy of the blob a bundle or rekey replaced.
+pub const PREV_SUFFIX: &str = ".prev";
+
+impl AtomicFile {
+    /// Create `.zeta-creds-tmp.<random>` (mode 0600, exclusive) in the
+    /// directory of `path`.
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let final_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "output path has no UTF-8 file name",
+                )
+            })?
+            .to_owned();
+        let dir = Arc::new(open_root(parent_of(path))?);
+        AtomicFile::create_in(dir, final_name)
+    }
+
+    fn create_in(dir: Arc<OwnedFd>, final_name: String) -> io::Result<AtomicFile> {
+        let (tmp_name, fd) = create_temp(&*dir)?;
+        let guard = Some(Guard::temp_file(&dir, &[], &tmp_name));
+        Ok(AtomicFile {
+            dir,
+            tmp_name,
+            final_name,
+            file: Some(File::from(fd)),
+            guard,
+        })
+    }
+
+    /// The temporary file to write.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("not committed")
+    }
+
+    /// fsync, rename over the destination, fsync the directory.
+    ///
+    /// On FAT (the ESP) rename is not atomic against power loss: a crash at
+    /// the wrong moment can still leave a damaged directory entry. The blob's
+    /// MAC then makes the damage visible instead of silent.
+    pub fn commit(self) -> io::Result<()> {
+        self.commit_keeping_previous(false).map(|_| ())
+    }
+
+    /// [`AtomicFile::commit`], first copying the file being replaced (if
+    /// `keep` and there is one) to `NAME.prev` the same way: temporary
+    /// file, fsync, rename. A copy, not a hard link, because FAT (the ESP)
+    /// has none; so the destination never stops existing. Returns whether
+    /// a `.prev` was written.
+    pub fn commit_keeping_previous(mut self, keep: bool) -> io::Result<bool> {
+        let file = self.file.take().expect("not committed");
+        file.sync_all()?;
+        drop(file);
+        let prev = if keep { self.copy_previous()? } else { None };
+        let kept = prev.is_some();
+        crate::cleanup::commit_section(|| {
+            if let Some(mut prev) = prev {
+                prev.rename()?;
+            }
+            self.rename()?;
+            Ok::<(), io::Error>(rustix::fs::fsync(&*self.dir)?)
+        })?;
+        Ok(kept)
+    }
+
+    /// Give the temporary file its final name; its guard is disarmed.
+    fn rename(&mut self) -> io::Result<()> {
+        rustix::fs::renameat(&*self.dir, &self.tmp_name, &*self.dir, &self.final_name)?;
+        if let Some(guard) = self.guard.take() {
+            guard.disarm();
+        }
+        Ok(())
+    }
+
+    /// Copy the current destination, if it is a regular file, into a
+    /// synced temporary file that will become `NAME.prev`.
+    fn copy_previous(&self) -> io::Result<Option<AtomicFile>> {
+        let old = match rustix::fs::openat(
+            &*self.dir,
+            self.final_name.as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if file_type(&rustix::fs::fstat(&old)?) != FileType::RegularFile {
+            return Ok(None);
+        }
+        let mut prev = AtomicFile::create_in(
+            Arc::clone(&self.dir),
+            format!("{}{PREV_SUFFIX}", self.final_name),
+        )?;
+        io::copy(&mut File::from(old), prev.file())?;
+        prev.file().sync_all()?;
+        Ok(Some(prev))
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod msg;
 pub mod passphrase;
 pub mod passwd;
+pub mod pick;
 pub mod quality;
 pub mod readahead;
 pub mod rekey;

@@ -61,7 +61,14 @@ pub fn emit(level: Level, label: bool, args: Arguments<'_>) {
         (true, Level::Warning) => "warning: ",
         _ => "",
     };
-    eprintln!("{}zeta-creds: {label}{args}", prefix(level));
+    // Never panics: a closed stderr must not turn a message into an abort
+    // that skips the cleanup guards (a warning is printed from a `Drop`).
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}zeta-creds: {label}{args}",
+        prefix(level)
+    );
 }
 
 /// `error!("...")`: a failure line, `zeta-creds: error: ...`.

@@ -25,8 +25,9 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use crate::bundle::{AtomicFile, now};
+use crate::bundle::now;
 use crate::envelope::{self, EntryReader, HeaderFields, UnlockedHeader, UsbUuid};
+use crate::fsx::AtomicFile;
 
 /// Why a rekey failed. Nothing was replaced.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +35,20 @@ pub enum Error {
     /// The payload did not verify, or the new header could not be made.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
+    /// The generation cannot be raised any further.
     #[error(
         "generation of {blob} is at its maximum; re-bundle instead (a new blob starts at generation 1 on a new stick)"
     )]
-    GenerationExhausted { blob: PathBuf },
+    GenerationExhausted {
+        /// The blob path.
+        blob: PathBuf,
+    },
+    /// The new blob cannot be written.
     #[error("cannot write {blob}: {source}; the old blob is unchanged")]
     Write {
+        /// The blob path.
         blob: PathBuf,
+        /// Why it cannot be written.
         #[source]
         source: io::Error,
     },
@@ -49,6 +57,7 @@ pub enum Error {
 /// What to change.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The blob to rewrite in place.
     pub blob: PathBuf,
     /// The stick the rekeyed blob is bound to (the old one to keep it).
     pub usb_uuid: UsbUuid,
@@ -61,7 +70,9 @@ pub struct Options {
 /// What a rekey did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The header before.
     pub old: HeaderFields,
+    /// The header after.
     pub new: HeaderFields,
     /// Whether the old blob was kept as `BLOB.prev`.
     pub kept_previous: bool,

@@ -15,10 +15,12 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use rustix::fs::{Mode, Stat};
 use serde::{Deserialize, Serialize};
 
+use crate::cleanup::Guard;
 use crate::fsx;
 
 /// Where the record lives, as components below the root.
@@ -44,11 +46,17 @@ pub struct State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRecord {
+    /// Bytes.
     pub size: u64,
+    /// Modification time, seconds.
     pub mtime: i64,
+    /// Modification time, nanoseconds.
     pub mtime_nsec: i64,
+    /// Status-change time, seconds (no user can set it).
     pub ctime: i64,
+    /// Status-change time, nanoseconds.
     pub ctime_nsec: i64,
+    /// Inode number.
     pub ino: u64,
 }
 
@@ -71,6 +79,7 @@ impl FileRecord {
 pub enum Loaded {
     /// No record: the first restore after an install.
     Absent,
+    /// The record as it was saved.
     Present(State),
     /// The record exists but cannot be used; treated as absent, reported.
     Corrupt(String),
@@ -91,10 +100,11 @@ pub fn load(root: &OwnedFd) -> Loaded {
     }
 }
 
-/// Write the record atomically: temporary file (0600), fsync, rename,
-/// fsync the directory. Creates `var/lib/zeta-creds` (0700) if needed.
-pub fn save(root: &OwnedFd, state: &State) -> io::Result<()> {
-    let mut dir = rustix::io::dup(root)?;
+/// Write the record atomically: temporary file (0600, held by a
+/// [`Guard`] until renamed), fsync, rename, fsync the directory. Creates
+/// `var/lib/zeta-creds` (0700) if needed.
+pub fn save(root: &Arc<OwnedFd>, state: &State) -> io::Result<()> {
+    let mut dir = rustix::io::dup(&**root)?;
     for (i, name) in STATE_DIR.iter().enumerate() {
         match fsx::open_dir(&dir, name) {
             Ok(d) => dir = d,
@@ -115,21 +125,18 @@ pub fn save(root: &OwnedFd, state: &State) -> io::Result<()> {
     // in a directory no entry leads to: sweep it now.
     fsx::remove_stale_temps(&dir);
     let (tmp, fd) = fsx::create_temp(&dir)?;
-    let result = (|| {
-        let mut file = std::fs::File::from(fd);
-        let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
-        json.push(b'\n');
-        file.write_all(&json)?;
-        file.sync_all()?;
-        drop(file);
-        rustix::fs::renameat(&dir, tmp.as_str(), &dir, STATE_FILE)?;
-        rustix::fs::fsync(&dir)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), rustix::fs::AtFlags::empty());
-    }
-    result
+    let components = STATE_DIR.map(str::to_owned);
+    let guard = Guard::temp_file(root, &components, &tmp);
+    let mut file = std::fs::File::from(fd);
+    let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    json.push(b'\n');
+    file.write_all(&json)?;
+    file.sync_all()?;
+    drop(file);
+    rustix::fs::renameat(&dir, tmp.as_str(), &dir, STATE_FILE)?;
+    guard.disarm();
+    rustix::fs::fsync(&dir)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -139,7 +146,7 @@ mod tests {
     #[test]
     fn save_then_load_round_trips_and_is_private() {
         let t = tempfile::tempdir().unwrap();
-        let root = fsx::open_root(t.path()).unwrap();
+        let root = Arc::new(fsx::open_root(t.path()).unwrap());
         assert!(matches!(load(&root), Loaded::Absent));
         let mut s = State {
             version: 1,

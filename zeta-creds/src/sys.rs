@@ -92,7 +92,7 @@ pub fn lock_memory() -> Result<(), String> {
 
 /// Raise the soft limit on open files to the hard limit (systemd, and most
 /// login shells, start with 1024 soft, 524288 hard). A restore holds at
-/// most a few dozen descriptors whatever the blob (`restore::Dirs`), but
+/// most a few dozen descriptors whatever the blob (`restore::stage::Dirs`), but
 /// bundle's glob expansion holds one for every directory a pattern matches
 /// at one level (`~/.config/*/…`), which has no such bound. Returns why it
 /// could not (never fatal).

@@ -145,8 +145,17 @@ fn restore_under(w: &World, blob: &[u8], limit: &str, extra: &[&str]) -> Run {
 }
 
 /// Restore under the limit; expect exit 5 with `error` on the error line,
-/// within `within`, and an unchanged target root.
-fn assert_refused(blob: &[u8], limit_kib: u64, extra: &[&str], error: &str, within: Duration) {
+/// within `within`, and an unchanged target root. The passphrase file is
+/// consumed if the refusal came after it was read (`read`), and left as it
+/// was if it came before (only a file read as the passphrase is consumed).
+fn assert_refused(
+    blob: &[u8],
+    limit_kib: u64,
+    extra: &[&str],
+    error: &str,
+    within: Duration,
+    read: bool,
+) {
     let w = World::new();
     let before = snapshot(&w.dst());
     let run = restore_limited(&w, blob, limit_kib, extra);
@@ -160,7 +169,14 @@ fn assert_refused(blob: &[u8], limit_kib: u64, extra: &[&str], error: &str, with
     );
     assert!(run.elapsed < within, "took too long; {}", run.show());
     assert_eq!(before, snapshot(&w.dst()), "the target root changed");
-    assert!(!w.path("passphrase").exists(), "passphrase file left");
+    if read {
+        assert!(!w.path("passphrase").exists(), "passphrase file left");
+    } else {
+        assert!(
+            w.path("passphrase").exists(),
+            "a passphrase file refused before it was read was deleted"
+        );
+    }
 }
 
 /// The baseline the limits are built on: a plain restore fits in 64 MiB.
@@ -207,7 +223,14 @@ fn huge_declared_sizes_are_refused_or_streamed_under_64_mib() {
     for (size, body, error) in cases {
         let bad = record(0, 0, "etc/b/huge", size, [0x42; 32], body);
         let blob = seal(10, &stream(&[ok.clone(), bad], 2));
-        assert_refused(&blob, SMALL_LIMIT_KIB, &[], &error, Duration::from_secs(30));
+        assert_refused(
+            &blob,
+            SMALL_LIMIT_KIB,
+            &[],
+            &error,
+            Duration::from_secs(30),
+            true,
+        );
     }
 }
 
@@ -227,6 +250,7 @@ fn a_million_entries_are_refused_under_64_mib() {
         &[],
         "end marker counts 1000000 entries, stream had 2",
         Duration::from_secs(30),
+        true,
     );
 
     // MAX_ENTRIES + 1 real entries. Their owner "ghost" is unknown on the
@@ -300,6 +324,7 @@ fn work_factors_above_the_cap_are_refused_before_scrypt_under_64_mib() {
             extra,
             error,
             Duration::from_secs(10),
+            false,
         );
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! Every one of the 2 × len blobs must be refused, with exit 3 (no match),
 //! 4 (binding failure) or 5 (header, HMAC, payload or entries failure),
-//! and leave the target root exactly as it was. The sweep predicts the
+//! and leave the target root exactly as it was. The passphrase file is
+//! consumed exactly when the run read it: always for 3 and for a damaged
+//! payload, never for 4 (the binding is checked before the passphrase is
+//! read); a header refused before the read leaves it as it was. The sweep
+//! predicts the
 //! exact code from the position (FORMAT.md §2, §6):
 //!
 //! * a byte of `uuid`: 4 if the flipped byte is still in `[0-9a-z-]` (the
@@ -166,8 +170,12 @@ fn every_byte_flipped_is_refused_and_writes_nothing() {
                     if !stderr.lines().any(|l| l.starts_with("zeta-creds: error: ")) {
                         problems.push("no error line".into());
                     }
-                    if pass_left {
+                    let read_first = code == Some(3) || pos >= Layout::of(&fields()).payload();
+                    if pass_left && read_first {
                         problems.push("passphrase file not consumed".into());
+                    }
+                    if !pass_left && code == Some(4) {
+                        problems.push("passphrase file consumed though never read".into());
                     }
                     if snapshot(&w.dst()) != baseline {
                         problems.push("the target root changed".into());

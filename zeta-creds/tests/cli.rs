@@ -291,7 +291,7 @@ fn bundle_replaces_a_blob_of_the_same_stick_and_needs_force_for_another() {
             "{} is bound to USB abcd-1234, not to feed-0001; pass --force to replace it",
             w.blob().display()
         )));
-    assert!(!pf.exists());
+    assert!(pf.exists(), "refused before the passphrase was read: kept");
     assert_eq!(fs::read(w.blob()).unwrap(), before);
     let pf = w.pass_file(PASS);
     other
@@ -323,7 +323,7 @@ fn required_entry_missing_is_exit_6_and_writes_no_blob() {
             "required path ~/.config/gh is missing",
         ));
     assert!(!w.blob().exists());
-    assert!(!pf.exists());
+    assert!(pf.exists(), "refused before the passphrase was read: kept");
     assert_eq!(
         fs::read_dir(w.path("esp")).unwrap().count(),
         0,
@@ -331,9 +331,10 @@ fn required_entry_missing_is_exit_6_and_writes_no_blob() {
     );
 }
 
-// ---- exit codes 3, 4, 5, 6: the passphrase file is gone, nothing written ----
+// ---- exit codes 3, 4, 5, 6: nothing written; the passphrase file is gone
+// ---- if it was read, and untouched if the refusal came first
 
-fn assert_refused(w: &World, code: i32, stderr: &str, extra: &[&str]) {
+fn assert_refused(w: &World, code: i32, stderr: &str, extra: &[&str], read: bool) {
     let before = snapshot(&w.dst());
     let pf = w.pass_file(PASS);
     w.restore()
@@ -343,10 +344,18 @@ fn assert_refused(w: &World, code: i32, stderr: &str, extra: &[&str]) {
         .assert()
         .code(code)
         .stderr(predicate::str::contains(stderr));
-    assert!(
-        !pf.exists(),
-        "passphrase file must be gone after exit {code}"
-    );
+    if read {
+        assert!(
+            !pf.exists(),
+            "passphrase file must be gone after exit {code}"
+        );
+    } else {
+        assert_eq!(
+            fs::read(&pf).unwrap(),
+            format!("{PASS}\n").into_bytes(),
+            "a passphrase file never read must be left as it was after exit {code}"
+        );
+    }
     assert_eq!(
         before,
         snapshot(&w.dst()),
@@ -386,7 +395,7 @@ fn exit_4_other_stick() {
         .stderr(predicate::str::contains(
             "blob is bound to USB abcd-1234, not to dead-beef",
         ));
-    assert!(!pf.exists());
+    assert!(pf.exists(), "refused before the passphrase was read: kept");
     assert_eq!(before, snapshot(&w.dst()));
 }
 
@@ -412,7 +421,7 @@ fn exit_5_tampered_blob() {
     let n = bytes.len();
     bytes[n - 20] ^= 0x01; // inside the last chunk
     fs::write(w.blob(), &bytes).unwrap();
-    assert_refused(&w, 5, "payload chunk", &[]);
+    assert_refused(&w, 5, "payload chunk", &[], true);
 }
 
 #[test]
@@ -422,7 +431,7 @@ fn exit_5_tampered_header_field() {
     // generation: after magic(10) version(1) uuid_len(1) uuid(9) log_n(1) salt(16) wrapped(48)
     bytes[10 + 1 + 1 + 9 + 1 + 16 + 48 + 7] ^= 0x01;
     fs::write(w.blob(), &bytes).unwrap();
-    assert_refused(&w, 5, "header MAC does not match", &[]);
+    assert_refused(&w, 5, "header MAC does not match", &[], true);
 }
 
 #[test]
@@ -430,7 +439,7 @@ fn exit_5_truncated_blob() {
     let w = World::bundled();
     let bytes = fs::read(w.blob()).unwrap();
     fs::write(w.blob(), &bytes[..bytes.len() - 1]).unwrap();
-    assert_refused(&w, 5, "payload", &[]);
+    assert_refused(&w, 5, "payload", &[], true);
 }
 
 #[test]
@@ -461,13 +470,14 @@ fn exit_5_work_factor_above_the_cap_before_any_scrypt() {
         5,
         "work factor 12 exceeds the cap 11",
         &["--max-work-factor", "11"],
+        false,
     );
 }
 
 #[test]
 fn exit_6_missing_blob() {
     let w = World::new();
-    assert_refused(&w, 6, "not found", &[]);
+    assert_refused(&w, 6, "not found", &[], false);
 }
 
 #[test]
@@ -483,7 +493,7 @@ fn exit_6_missing_uuid_file() {
         .assert()
         .code(6)
         .stderr(predicate::str::contains("no-such-uuid-file"));
-    assert!(!pf.exists());
+    assert!(pf.exists(), "refused before the passphrase was read: kept");
     assert_eq!(before, snapshot(&w.dst()));
 }
 
@@ -537,6 +547,36 @@ fn exit_2_usage_errors() {
 
 // ---- passphrase sources ----
 
+/// Issue 19 #13: `--passphrase-file /dev/stdin` as root deleted /dev/stdin.
+/// A symlink is refused by the no-symlink open, so it is never read, and
+/// neither it nor what it points at is deleted.
+#[test]
+fn a_refused_symlink_passphrase_file_is_not_deleted() {
+    let w = World::bundled();
+    let before = snapshot(&w.dst());
+    let target = w.pass_file(PASS);
+    let link = w.path("passphrase-link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = w
+        .restore()
+        .arg("--passphrase-file")
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("symlinks are refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        fs::symlink_metadata(&link).is_ok(),
+        "the symlink was deleted"
+    );
+    assert!(target.exists(), "its target was deleted");
+    assert_eq!(before, snapshot(&w.dst()));
+}
+
 #[test]
 fn source_credentials_directory_wins() {
     let w = World::bundled();
@@ -544,7 +584,7 @@ fn source_credentials_directory_wins() {
     fs::create_dir(&creds).unwrap();
     fs::write(creds.join("passphrase"), format!("{PASS}\n")).unwrap();
     // A wrong passphrase file is present too: the credential takes
-    // precedence, and the file is still consumed.
+    // precedence, and the file, never read, is not consumed.
     let pf = w.pass_file("wrong");
     w.restore()
         .env("CREDENTIALS_DIRECTORY", &creds)
@@ -552,7 +592,7 @@ fn source_credentials_directory_wins() {
         .arg(&pf)
         .assert()
         .success();
-    assert!(!pf.exists());
+    assert!(pf.exists());
     assert!(
         creds.join("passphrase").exists(),
         "systemd owns the credential"
@@ -698,7 +738,7 @@ fn require_usb_present_needs_the_bound_stick_attached() {
         start.elapsed() >= std::time::Duration::from_secs(1),
         "it waited"
     );
-    assert!(!pf.exists());
+    assert!(pf.exists(), "refused before the passphrase was read: kept");
     assert_eq!(before, snapshot(&w.dst()));
 
     fs::write(by_uuid.join("ABCD-1234"), "").unwrap();
@@ -743,6 +783,17 @@ fn issue_19_item_13_a_usage_error_leaves_the_passphrase_file() {
         .assert()
         .code(2);
     assert!(npf.exists(), "a usage error reads no new passphrase file");
+    let named = w.path("named");
+    fs::write(&named, "not a passphrase\n").unwrap();
+    w.cmd()
+        .args(["inspect", "--bogus", "--passphrase-file"])
+        .arg(&named)
+        .assert()
+        .code(2);
+    assert!(
+        named.exists(),
+        "inspect takes no passphrase; nothing is deleted"
+    );
     w.cmd()
         .args(["inspect", "--passphrase-file"])
         .arg(&pf)

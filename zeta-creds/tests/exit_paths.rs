@@ -2,7 +2,9 @@
 //!
 //! Every row runs the real (debug) binary and checks, whatever the way out:
 //!
-//! * F is gone afterwards (unless `--keep-passphrase-file`);
+//! * F is gone afterwards if the run read it as its passphrase (unless
+//!   `--keep-passphrase-file`), and left exactly as it was if the run ended
+//!   before reading it (a missing blob, another stick);
 //! * no `.zeta-creds-tmp.*` file is left anywhere under the test world;
 //! * except on success, the target root is exactly as it was before.
 //!
@@ -10,7 +12,8 @@
 //! the passphrase file (a FIFO) is still being read, SIGTERM, SIGINT and
 //! SIGHUP while scrypt would run (`stall-before-kdf`), a signal while staged
 //! files exist (`stall-after-staging`), a panic between staging and commit
-//! (`panic-after-staging`), and `--keep-passphrase-file` on two error paths. The fault hooks are selected with `ZETA_CREDS_TEST_FAULT` and only
+//! (`panic-after-staging`), SIGTERM while bundle's temporary blob exists
+//! (`stall-after-blob-temp`), and `--keep-passphrase-file` on two error paths. The fault hooks are selected with `ZETA_CREDS_TEST_FAULT` and only
 //! exist in debug builds, which is what `cargo test` runs.
 //!
 //! A row collects every broken invariant before it fails, so one run shows
@@ -41,6 +44,7 @@ const FAULT_ENV: &str = "ZETA_CREDS_TEST_FAULT";
 const STALL_BEFORE_KDF: &str = "zeta-creds: test fault: stall-before-kdf";
 const STALL_AFTER_STAGING: &str = "zeta-creds: test fault: stall-after-staging";
 const PANIC_AFTER_STAGING: &str = "test fault: panic-after-staging";
+const STALL_AFTER_BLOB_TEMP: &str = "zeta-creds: test fault: stall-after-blob-temp";
 
 // ---------------------------------------------------------------------------
 // Running the binary.
@@ -326,14 +330,15 @@ impl Row {
         });
     }
 
-    /// F gone (or kept), no temporary file anywhere in the world, and the
-    /// target unchanged when `before` is given.
+    /// F gone (or kept: `--keep-passphrase-file`, or never read), no
+    /// temporary file anywhere in the world, and the target unchanged when
+    /// `before` is given.
     fn exit_invariants(&mut self, w: &World, pf: &Path, keep: bool, before: Option<&[String]>) {
         let exists = fs::symlink_metadata(pf).is_ok();
         if keep {
             self.check(exists, || {
                 format!(
-                    "--keep-passphrase-file given, but {} was deleted",
+                    "{} was kept (--keep-passphrase-file) or never read, but was deleted",
                     pf.display()
                 )
             });
@@ -444,7 +449,8 @@ fn row_other_usb_uuid() {
     let fin = run(&w, &restore_args(&w, &w.blob(), "DEAD-BEEF", &pf), None);
     let mut row = Row::new("other USB UUID (4)");
     row.exit_code(&fin, 4);
-    row.exit_invariants(&w, &pf, false, Some(&before));
+    // Refused before the passphrase is read: F is not consumed.
+    row.exit_invariants(&w, &pf, true, Some(&before));
     row.done(&fin);
 }
 
@@ -474,7 +480,8 @@ fn row_missing_blob() {
     let fin = run(&w, &restore_args(&w, &w.blob(), UUID, &pf), None);
     let mut row = Row::new("missing blob (6)");
     row.exit_code(&fin, 6);
-    row.exit_invariants(&w, &pf, false, Some(&before));
+    // Refused before the passphrase is read: F is not consumed.
+    row.exit_invariants(&w, &pf, true, Some(&before));
     row.done(&fin);
 }
 
@@ -780,6 +787,49 @@ fn signal_while_writing(name: &'static str, sig: Signal, signo: i32) {
     row.exit_code(&fin, 128 + signo);
     row.interrupted_message(&fin, signo);
     row.exit_invariants(&w, &pf, false, Some(&before));
+    row.done(&fin);
+}
+
+/// The same owner for bundle's temporary blob: a signal while it exists
+/// removes it (its guard is registered with the signal thread when it is
+/// created), no blob appears, and the passphrase file, already read, is
+/// gone.
+#[test]
+fn row_sigterm_while_bundling() {
+    let name = "SIGTERM while bundling (143)";
+    let w = World::new();
+    w.populate();
+    let pf = w.pass_file(PASS);
+    let args = [
+        os("bundle"),
+        os("--manifest"),
+        os(w.manifest()),
+        os("--source-root"),
+        os(w.src()),
+        os("--out"),
+        os(w.blob()),
+        os("--usb-uuid"),
+        os(UUID),
+        os("--work-factor"),
+        os("10"),
+        os("--passphrase-file"),
+        os(&pf),
+    ];
+    let mut r = spawn(&w, &args, Some("stall-after-blob-temp"));
+    if let Err(why) = expect_marker(name, &mut r, STALL_AFTER_BLOB_TEMP) {
+        fail_without_marker(why, r);
+    }
+    let temps = temp_files_under(&w.path("esp"));
+    r.signal(Signal::TERM);
+    let fin = r.finish();
+    let mut row = Row::new(name);
+    row.check(temps.len() == 1, || {
+        format!("expected the temporary blob beside --out, found {temps:?}")
+    });
+    row.exit_code(&fin, 143);
+    row.interrupted_message(&fin, 15);
+    row.check(!w.blob().exists(), || "a blob was written".into());
+    row.exit_invariants(&w, &pf, false, None);
     row.done(&fin);
 }
 

@@ -344,7 +344,7 @@ pub enum Shell {
 /// the library needs no clap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnConflict {
-    /// Keep the local file and report it ("re-bundle to carry it").
+    /// Keep the local file and report it, to be carried by a re-bundle
     KeepModified,
     /// The blob wins.
     Overwrite,

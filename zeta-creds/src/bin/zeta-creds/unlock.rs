@@ -14,7 +14,7 @@ use secrecy::SecretString;
 
 use zeta_creds::envelope::{self, Header, UnlockedHeader, UsbUuid};
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
-use zeta_creds::{cleanup, msg, notice, quality, warning};
+use zeta_creds::{msg, notice, quality, warning};
 
 use crate::cli::PassphraseArgs;
 use crate::error::CliError;
@@ -25,22 +25,9 @@ pub fn stdin_is_tty() -> bool {
     rustix::termios::isatty(rustix::stdio::stdin())
 }
 
-/// Until the library's consumed-file guard registers itself with the
-/// signal thread (issue 15, item 5), a `--passphrase-file` the run may
-/// block reading (a FIFO) is registered here, so a SIGTERM during that read
-/// still deletes it (`exit_paths.rs`, "SIGTERM while reading the
-/// passphrase file"). This is the binary's only cleanup call; it goes when
-/// the guard does it.
-fn register_until_the_guard_does(file: Option<&Path>, keep: bool) {
-    if let (Some(path), false) = (file, keep) {
-        cleanup::register_passphrase_file(path.to_owned());
-    }
-}
-
-/// The passphrase sources a command's options select. Built first in every
-/// command that takes a passphrase, so its guard covers every exit path.
+/// The passphrase sources a command's options select. A `--passphrase-file`
+/// is consumed by the library when, and only when, it is read.
 pub fn sources(args: &PassphraseArgs, env_passphrase: Option<SecretString>) -> Passphrases {
-    register_until_the_guard_does(args.passphrase_file.as_deref(), args.keep_passphrase_file);
     let opts = SourceOptions {
         credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
         passphrase_fd: args.passphrase_fd,
@@ -58,7 +45,6 @@ pub fn sources(args: &PassphraseArgs, env_passphrase: Option<SecretString>) -> P
 /// (consumed) or, on a terminal, a prompt. Never the credential, fd,
 /// ask-password or environment sources: those carry the current one.
 pub fn new_passphrase_sources(file: Option<&Path>) -> Passphrases {
-    register_until_the_guard_does(file, false);
     Passphrases::new(
         SourceOptions {
             passphrase_file: file.map(Path::to_owned),

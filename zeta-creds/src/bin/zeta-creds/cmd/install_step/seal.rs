@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use secrecy::{ExposeSecret, SecretString};
 use zeta_creds::{cleanup, fsx};
 
@@ -44,10 +44,12 @@ fn fallback(why: &str, hint: &str) {
     say(format!("hint: {hint}"));
 }
 
-/// A temporary file in the credential directory, removed unless renamed.
+/// A temporary file in the credential directory, removed unless renamed
+/// (its guard removes it on drop and on a signal).
 struct Temp {
     dir: Arc<OwnedFd>,
     name: String,
+    guard: cleanup::Guard,
 }
 
 impl Temp {
@@ -68,10 +70,11 @@ impl Temp {
                 Mode::from_raw_mode(0o600),
             ) {
                 Ok(_) => {
-                    cleanup::register_temp_file(dir, &name);
+                    let guard = cleanup::Guard::temp_file(dir, &[], &name);
                     return Ok(Temp {
                         dir: Arc::clone(dir),
                         name,
+                        guard,
                     });
                 }
                 Err(rustix::io::Errno::EXIST) => {}
@@ -86,7 +89,7 @@ impl Temp {
 
     /// Mode 0600, root's, synced, renamed to `final_name`; the directory
     /// synced. Refuses an empty file (systemd-creds wrote nothing).
-    fn commit(mut self, final_name: &str, cred_file: &Path) -> io::Result<bool> {
+    fn commit(self, final_name: &str, cred_file: &Path) -> io::Result<bool> {
         let fd = rustix::fs::openat(
             &*self.dir,
             self.name.as_str(),
@@ -106,21 +109,13 @@ impl Temp {
             )?;
         }
         rustix::fs::fsync(&fd)?;
+        let Temp { dir, name, guard } = self;
         cleanup::commit_section(|| {
-            rustix::fs::renameat(&*self.dir, self.name.as_str(), &*self.dir, final_name)?;
-            self.name.clear();
-            cleanup::forget_staging();
-            rustix::fs::fsync(&*self.dir)
+            rustix::fs::renameat(&*dir, name.as_str(), &*dir, final_name)?;
+            guard.disarm();
+            rustix::fs::fsync(&*dir)
         })?;
         Ok(true)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        if !self.name.is_empty() {
-            let _ = rustix::fs::unlinkat(&*self.dir, self.name.as_str(), AtFlags::empty());
-        }
     }
 }
 
