@@ -2,6 +2,7 @@
 //! credentials, a target root with other uids, and command builders.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod entry_stream;
 pub mod layout;
 pub mod recipe;
