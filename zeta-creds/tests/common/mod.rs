@@ -23,6 +23,19 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// For a test, or the part of one, that proves what only root can set up
+/// (uids that differ between source and target, chown, `chattr +i`): it
+/// fails as a normal user instead of passing unchecked. CI runs the suite
+/// as root (`.ci/run`); such tests are named `root_*`, so a normal user
+/// leaves them out with `cargo test -- --skip root_`.
+pub fn require_root(what: &str) {
+    assert!(
+        is_root(),
+        "needs root: {what}. CI runs the tests as root; as a normal user, \
+         leave the root-only tests out with `cargo test -- --skip root_`"
+    );
+}
+
 pub fn uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
