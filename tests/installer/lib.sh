@@ -9,12 +9,15 @@
 ## Scenarios ################################################################
 # A scenarios.sh file is a list of blocks, each `scenario ID TITLE` and
 # then `scenario_ID() { ... }`; run_scenarios runs them in that order.
+# (tests/vm/lib.sh has the same list, for tests/e2e, which sources both.)
 scenario_ids=()
-declare -A scenario_titles=()
-# scenario ID TITLE: register scenario_ID, printed as "--- ID. TITLE".
+declare -A scenario_titles=() scenario_flags=()
+# scenario ID TITLE [FLAG]: register scenario_ID, printed as "--- ID. TITLE".
+# shellcheck disable=SC2034 # the lists are read by the caller
 scenario() {
     scenario_ids+=("$1")
     scenario_titles[$1]=$2
+    scenario_flags[$1]=${3:-}
 }
 # run_scenarios: every registered scenario, in the order written.
 run_scenarios() {
