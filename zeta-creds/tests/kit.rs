@@ -21,15 +21,17 @@
 //! it shares with `vectors.rs`), one test case per kit file, so a failure
 //! names the file:
 //!
-//! * `library::<case>`: the library gives the class and error text the
-//!   case states (a case that does not test what it says is never
-//!   written: regeneration checks this first).
-//! * `kat::<file>` is the reproducibility check: the on-disk corpus must be
-//!   what the generator produces now, byte for byte, and a file the
-//!   generator does not know fails too. With `ZETA_CREDS_REGEN_KIT=1` the
-//!   files are (re)written first, and the fuzz seeds under `fuzz/seeds/`
-//!   with them; `fuzz_seeds_match_generator` checks those.
-//! * `cli::<file>` reads the file alone (not the generator) and runs it as
+//! * `generator_agrees_with_library::<case>`: the library gives the class
+//!   and error text the case states (a case that does not test what it
+//!   says is never written: regeneration checks this first).
+//! * `kit_matches_generator::<file>` is the reproducibility check: the
+//!   on-disk file must be what the generator produces now, byte for byte,
+//!   and a file the generator does not know fails too. With
+//!   `ZETA_CREDS_REGEN_KIT=1` the files are (re)written first, and the fuzz
+//!   seeds under `fuzz/seeds/` with them; `fuzz_seeds_match_generator`
+//!   checks those.
+//! * `every_kit_case_through_the_cli::<file>` reads the file alone (not the
+//!   generator) and runs it as
 //!   `zeta-creds restore --passphrase-file` into a fresh target root (a
 //!   `common::World`), asserting the exit code, the error text on stderr,
 //!   that a failure left the target root exactly as it was (and consumed
@@ -2631,13 +2633,16 @@ fn main() {
     let mut trials: Vec<Trial> = generated()
         .iter()
         .map(|c| {
-            Trial::test(format!("library::{}", c.name), move || {
-                Ok(check_against_library(c)?)
-            })
+            Trial::test(
+                format!("generator_agrees_with_library::{}", c.name),
+                move || Ok(check_against_library(c)?),
+            )
         })
         .collect();
     trials.extend(
         corpus.kat_trials(
+            "kit_matches_generator",
+            "kit_matches_generator",
             generated()
                 .iter()
                 .map(|c| (c.name.clone(), c.encode()))
@@ -2647,9 +2652,11 @@ fn main() {
     );
     trials.push(corpus.count_trial(80));
     // Issue 9: every case of `tests/kit/`, through `zeta-creds restore`.
-    trials.extend(corpus.file_trials("cli", parse_case, |case: &KitFile| {
-        run_case(case).map_err(|e| format!("({}) {e}", case.expect.as_str()))
-    }));
+    trials.extend(corpus.file_trials(
+        "every_kit_case_through_the_cli",
+        parse_case,
+        |case: &KitFile| run_case(case).map_err(|e| format!("({}) {e}", case.expect.as_str())),
+    ));
     trials.push(Trial::test("fuzz_seeds_match_generator", || {
         fuzz_seeds_match_generator();
         Ok(())

@@ -14,18 +14,21 @@
 //! it shares with `kit.rs`), one test case per vector file, so a failure
 //! names the file:
 //!
-//! * `kat::<file>` is the known-answer test: the code must reproduce the
-//!   file byte for byte, and a file the generator does not know fails too.
-//!   With `ZETA_CREDS_REGEN_VECTORS=1` the files are (re)written first. A
-//!   diff after regenerating means the format changed, which needs a new
-//!   version (FORMAT.md §12).
-//! * `api::<file>` reads the file without the generator and decrypts it
-//!   with the public API.
-//! * `spec::<file>` decrypts the file again with a small decoder written
-//!   from FORMAT.md alone (no zeta-creds code), so the spec, the code and
-//!   the vectors are checked against each other.
-//! * `encoder::<file>` does the same in the encrypting direction, for each
-//!   success vector, and `encoder::covers_8_success_vectors` counts them.
+//! * `vectors_match_generator::<file>` is the known-answer test: the code
+//!   must reproduce the file byte for byte. With
+//!   `ZETA_CREDS_REGEN_VECTORS=1` the files are (re)written first. A diff
+//!   after regenerating means the format changed, which needs a new version
+//!   (FORMAT.md §12). `no_stale_vector_files::<file>` fails for a file the
+//!   generator does not know.
+//! * `every_vector_gives_its_expectation::<file>` reads the file without
+//!   the generator and decrypts it with the public API.
+//! * `spec_decoder_agrees_with_every_vector::<file>` decrypts the file
+//!   again with a small decoder written from FORMAT.md alone (no zeta-creds
+//!   code), so the spec, the code and the vectors are checked against each
+//!   other.
+//! * `spec_encoder_reproduces_success_vectors::<file>` does the same in the
+//!   encrypting direction, for each success vector (`::at_least_8` counts
+//!   them).
 //! * `vector_set_covers_every_class`, `at_least_40_files`, and
 //!   `format_md_worked_example_is_current`, which keeps the hex
 //!   walk-through in FORMAT.md §11 in step with its vector.
@@ -1447,24 +1450,23 @@ fn vectors() -> &'static [Vector] {
     VECTORS.get_or_init(all_vectors)
 }
 
+const ENCODER: &str = "spec_encoder_reproduces_success_vectors";
+
 /// The encoder of `mod spec` writes a success vector's blob byte for byte
 /// from its recipe.
 fn spec_encoder_trials() -> Vec<Trial> {
     let with_recipe: Vec<&'static Vector> =
         vectors().iter().filter(|v| v.recipe.is_some()).collect();
     let checked = with_recipe.len();
-    let mut trials = vec![Trial::test(
-        "encoder::covers_8_success_vectors",
-        move || {
-            assert!(
-                checked >= 8,
-                "only {checked} success vectors carry a recipe"
-            );
-            Ok(())
-        },
-    )];
+    let mut trials = vec![Trial::test(format!("{ENCODER}::at_least_8"), move || {
+        assert!(
+            checked >= 8,
+            "only {checked} success vectors carry a recipe"
+        );
+        Ok(())
+    })];
     for v in with_recipe {
-        trials.push(Trial::test(format!("encoder::{}", v.name), move || {
+        trials.push(Trial::test(format!("{ENCODER}::{}", v.name), move || {
             let (recipe, plain) = v.recipe.as_ref().unwrap();
             assert_eq!(
                 spec::encrypt(recipe, &file_key(), plain),
@@ -1490,13 +1492,23 @@ fn main() {
         corpus.regenerate(&generated());
     }
     let mut trials = corpus.kat_trials(
+        "vectors_match_generator",
+        "no_stale_vector_files",
         generated(),
         "the code no longer reproduces the vectors byte for byte; \
          if the format changed on purpose it needs a new version (FORMAT.md §12)",
     );
     trials.push(corpus.count_trial(40));
-    trials.extend(corpus.file_trials("api", parse_vector, check_vector));
-    trials.extend(corpus.file_trials("spec", parse_vector, check_with_spec_decoder));
+    trials.extend(corpus.file_trials(
+        "every_vector_gives_its_expectation",
+        parse_vector,
+        check_vector,
+    ));
+    trials.extend(corpus.file_trials(
+        "spec_decoder_agrees_with_every_vector",
+        parse_vector,
+        check_with_spec_decoder,
+    ));
     trials.extend(spec_encoder_trials());
     trials.push(Trial::test("vector_set_covers_every_class", || {
         vector_set_covers_every_class(vectors());

@@ -6,11 +6,16 @@
 //! as a `harness = false` test binary over [`libtest_mimic`], with one test
 //! case per corpus file so that a failure names the file:
 //!
-//! * `kat::<file>`: the committed file is byte for byte what the generator
-//!   writes now (or a file the generator does not know, or a generated case
-//!   with no file, fails under its own name);
+//! * `<kat>::<file>`: the committed file is byte for byte what the
+//!   generator writes now (a generated case with no file fails too), and
+//!   `<stale>::<file>` fails for a file the generator does not write;
 //! * one or more checks per file that read the file alone, not the
-//!   generator (`api::`, `spec::`, `cli::`, ...).
+//!   generator.
+//!
+//! A case is named `<what it proves>::<file>`, the prefix being the name
+//! the check had when it was one test over the whole corpus, so that
+//! `cargo test -p zeta-creds --test vectors spec_decoder_agrees_with_every_vector`
+//! still runs it.
 //!
 //! With the suite's regeneration variable set to `1`, [`Corpus::regenerate`]
 //! rewrites the directory before any case runs.
@@ -87,10 +92,17 @@ impl Corpus {
         }
     }
 
-    /// The known-answer cases: one `kat::<name>` per name generated or on
-    /// disk, each passing only when the file exists, is generated and is
-    /// byte for byte what the generator writes now.
-    pub fn kat_trials(&self, generated: BTreeMap<String, Vec<u8>>, why: &str) -> Vec<Trial> {
+    /// The known-answer cases: one `<kat>::<name>` per generated name,
+    /// passing only when the file exists and is byte for byte what the
+    /// generator writes now, and one `<stale>::<name>` per file on disk the
+    /// generator does not write, which fails.
+    pub fn kat_trials(
+        &self,
+        kat: &str,
+        stale: &str,
+        generated: BTreeMap<String, Vec<u8>>,
+        why: &str,
+    ) -> Vec<Trial> {
         let on_disk = self.files();
         let names: BTreeSet<String> = generated.keys().chain(on_disk.keys()).cloned().collect();
         let mut on_disk = on_disk;
@@ -101,7 +113,8 @@ impl Corpus {
                 let got = on_disk.remove(&name);
                 let want = generated.remove(&name);
                 let hint = format!("{why}; {}", self.regen_hint());
-                Trial::test(format!("kat::{name}"), move || match (got, want) {
+                let prefix = if want.is_some() { kat } else { stale };
+                Trial::test(format!("{prefix}::{name}"), move || match (got, want) {
                     (None, _) => Err(format!("{name}: generated but not on disk; {hint}").into()),
                     (Some(_), None) => {
                         Err(format!("{name}: on disk but not generated (remove it); {hint}").into())
