@@ -220,7 +220,7 @@ tpm_sealed_disk() {
         fail "the byte scan does not find a planted passphrase: its checks below prove nothing"
     fi
     rm -f "$work/planted.bin"
-    echo "== i. TPM2: a first boot seals the passphrase inside the guest (no blob yet: restore skipped)"
+    echo "== i-seal. TPM2: a first boot seals the passphrase inside the guest (no blob yet: restore skipped); i, j and k start from its disk"
     mapfile -t cmds < <(printf '7\n' >"$work/pcrs" && put "$work/pcrs" /var/lib/zeta-vm/seal-tpm2 644)
     root_for sealed "$tpm_cfg" "${cmds[@]}"
     boot i-seal "$work/sealed.img" "$work/esp-empty.img" "$work/usb-bound.img" "answer=$SEAL_PROMPT" "$work/tpm-i"
