@@ -1,9 +1,34 @@
 #!/usr/bin/env bash
-# Helpers for tests/installer/run.sh (and for tests/e2e, which drives the
-# same step): checks that count failures, a fake target tree, a scripted
-# terminal, and an argv sampler. Sourced, never run; the caller sets
-# `set -euo pipefail` and $work (a mktemp -d directory it removes).
+# Helpers for tests/installer/run.sh and its scenarios.sh (and for
+# tests/e2e, which drives the same step): the scenario list, checks that
+# count failures, a fake target tree, a scripted terminal, an argv
+# sampler, and the step's runs and checks. Sourced, never run; the caller
+# sets `set -euo pipefail` and $work (a mktemp -d directory it removes).
 # shellcheck disable=SC2154 # $work is the caller's
+
+## Scenarios ################################################################
+# A scenarios.sh file is a list of blocks, each `scenario ID TITLE` and
+# then `scenario_ID() { ... }`; run_scenarios runs them in that order.
+# (tests/vm/lib.sh has the same list, for tests/e2e, which sources both.)
+scenario_ids=()
+declare -A scenario_titles=() scenario_flags=()
+# scenario ID TITLE [FLAG]: register scenario_ID, printed as "--- ID. TITLE".
+# shellcheck disable=SC2034 # the lists are read by the caller
+scenario() {
+    scenario_ids+=("$1")
+    scenario_titles[$1]=$2
+    scenario_flags[$1]=${3:-}
+}
+# run_scenarios: every registered scenario, in the order written.
+run_scenarios() {
+    local id
+    for id in "${scenario_ids[@]}"; do
+        echo "--- $id. ${scenario_titles[$id]}"
+        "scenario_$id"
+    done
+}
+
+## Checks ###################################################################
 
 failures=0
 
@@ -68,8 +93,11 @@ show_log() {
 
 # make_target DIR [creds]: a fake root of the system being installed: users
 # root and zeta (uid 1000, group users), and with `creds` the logins, host
-# keys, operator keys and age key the default manifest carries (8 entries:
-# two directories, six files).
+# keys, operator keys and age key the default manifest carries: the
+# $CREDS_ENTRIES files below (gh's hosts.yml, Codex's auth.json, an SSH
+# host key pair, the operator keys, the sops-nix age key), each its own
+# entry of the blob.
+CREDS_ENTRIES=6
 make_target() {
     local root=$1
     mkdir -p "$root/etc" "$root/home/zeta" "$root/root"
@@ -205,4 +233,100 @@ sampler_stop() {
         wait "$sampler_pid" 2>/dev/null || true
         sampler_pid=""
     fi
+}
+
+## The step and its checks (tests/installer/run.sh sets $step, $zcw,
+## $real_zc) #################################################################
+# run_step LOG ARGS...: the step without a terminal (a new session, stdin
+# /dev/null), the test binary, work factor 10. Exit status in $rc.
+rc=0
+run_step() {
+    local log=$1
+    shift
+    : >"$work/calls"
+    rc=0
+    TMPDIR=$work/tmp setsid -w "$step" --zeta-creds "$zcw" --work-factor 10 "$@" \
+        </dev/null >"$log" 2>&1 || rc=$?
+}
+
+# tty_step LOG TIMEOUT ARGS -- [EXPECT ANSWER]...: the step on a scripted
+# terminal. Exit status in $rc.
+tty_step() {
+    local log=$1 args=() cmd
+    shift
+    while [ "$1" != -- ]; do
+        args+=("$1")
+        shift
+    done
+    shift
+    : >"$work/calls"
+    cmd=$(printf '%q ' env "TMPDIR=$work/tmp" "$step" --zeta-creds "$zcw" --work-factor 10 "${args[@]}")
+    rc=0
+    tty_drive "$log" 30 "$cmd" "$@" || rc=$?
+}
+
+# header BLOB FIELD: one field of `zeta-creds inspect --json`.
+header() {
+    "$real_zc" inspect --json "$1" | sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p"
+}
+# entry_count BLOB PASSPHRASE: entries, as `zeta-creds verify --json` counts.
+entry_count() {
+    "$real_zc" verify --blob "$1" --json --passphrase-fd 3 3< <(printf '%s' "$2") 2>/dev/null |
+        sed -n 's/^ *"entry_count": *\([0-9]*\),\{0,1\}$/\1/p'
+}
+
+# check_uuid_file TARGET WANT
+check_uuid_file() {
+    local f=$1/etc/zeta/usb-uuid
+    if [ ! -f "$f" ]; then
+        bad "$f was not written"
+        return
+    fi
+    expect_eq "usb-uuid content" "$(cat "$f")" "$2"
+    expect_eq "usb-uuid mode and owner" "$(stat -c '%a %U:%G' "$f")" "644 root:root"
+    local leftovers
+    leftovers=$(find "$1/etc/zeta" -name '.usb-uuid.*' | wc -l)
+    expect_eq "temporary usb-uuid files left" "$leftovers" 0
+}
+
+# nothing_written TARGET ESP: the skip and failure paths leave no trace.
+nothing_written() {
+    expect_missing "no usb-uuid file" "$1/etc/zeta/usb-uuid"
+    expect_missing "no blob on the ESP" "$2/zeta-creds.enc"
+    local n
+    n=$(find "$2" -mindepth 1 | wc -l)
+    expect_eq "files on the ESP" "$n" 0
+}
+
+# sealed_ok NAME ROOT PCRS-ARG PASSPHRASE: what a successful seal leaves.
+sealed_ok() {
+    local name=$1 root=$2 pcrs=$3 pp=$4 cred=$2/etc/credstore.encrypted/zeta-creds-passphrase argv want_sha
+    argv=$(sed '$d' "$work/creds-argv" 2>/dev/null | tr '\n' ' ')
+    expect_eq "$name: systemd-creds argv" "$argv" "encrypt --with-key=tpm2 $pcrs --name=passphrase - "
+    case $(tail -n 1 "$work/creds-argv" 2>/dev/null) in
+    "$root"/etc/credstore.encrypted/.zeta-creds-passphrase.*) ok "$name: encrypted into a temporary file beside the credential" ;;
+    *) bad "$name: encrypt's output is $(tail -n 1 "$work/creds-argv" 2>/dev/null)" ;;
+    esac
+    want_sha=$(printf '%s' "$pp" | sha256sum | cut -d ' ' -f 1)
+    expect_eq "$name: systemd-creds read the passphrase on stdin (sha256)" "$(cat "$work/creds-stdin-sha" 2>/dev/null)" "$want_sha"
+    if [ -f "$cred" ]; then
+        expect_eq "$name: credential mode and owner" "$(stat -c '%a %U:%G' "$cred")" "600 root:root"
+        expect_eq "$name: credential directory mode and owner" "$(stat -c '%a %U:%G' "$root/etc/credstore.encrypted")" "700 root:root"
+        expect_eq "$name: credential content (what systemd-creds wrote)" "$(cat "$cred")" "FAKE-SEALED $want_sha"
+        expect_eq "$name: temporary files left" "$(find "$root/etc/credstore.encrypted" -name '.zeta-creds-passphrase.*' | wc -l)" 0
+    else
+        bad "$name: $cred was not written"
+    fi
+}
+# not_sealed NAME ROOT LOG WHY: the fallback to the console prompt.
+not_sealed() {
+    expect_eq "$1: exit status (the blob is sealed all the same)" "$rc" 0
+    expect_grep "$1: says the passphrase was not sealed" "$3" "the passphrase was NOT sealed to the TPM2: $4"
+    expect_grep "$1: says the system asks on the console" "$3" "will ask for the passphrase on the console instead"
+    expect_grep "$1: NixOS line: interactive" "$3" 'zeta.credsRestore.passphrase.mode = "interactive";'
+    expect_missing "$1: no credential" "$2/etc/credstore.encrypted/zeta-creds-passphrase"
+    if [ -d "$2/etc/credstore.encrypted" ]; then
+        expect_eq "$1: nothing left in the credential directory" "$(find "$2/etc/credstore.encrypted" -mindepth 1 | wc -l)" 0
+    fi
+    check_uuid_file "$2" DEAD-BEEF
 }

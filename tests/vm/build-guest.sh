@@ -6,7 +6,8 @@
 #
 #   - user zeta, uid/gid 1500 (the host's fake source tree has 1000, so a
 #     restore that copied numbers instead of resolving names would show);
-#   - fstab: the ESP (FAT serial E5B0-0001) read-only at /esp, the results
+#   - fstab: the ESP (FAT serial E5B0-0001) read-only at /boot, as NixOS
+#     mounts it (boot.loader.efi.efiSysMountPoint), the results
 #     disk (FAT serial 5E5E-0001) at /mnt/results;
 #   - zeta-vm-stage.service, before the restore unit: moves
 #     /var/lib/zeta-vm/stage-passphrase to /run/zeta-creds/passphrase
@@ -132,10 +133,10 @@ echo 5a6574612d637265647320766d000001 >"$root/etc/machine-id"
 cat >"$root/etc/fstab" <<EOF
 # tests/vm guest: the root is mounted rw by the initramfs.
 /dev/vda / ext4 rw,noatime 0 0
-UUID=$ESP_SERIAL /esp vfat ro,umask=0077,nofail,x-systemd.device-timeout=20s 0 0
+UUID=$ESP_SERIAL /boot vfat ro,umask=0077,nofail,x-systemd.device-timeout=20s 0 0
 UUID=$RESULTS_SERIAL /mnt/results vfat rw,nofail,x-systemd.device-timeout=20s 0 0
 EOF
-mkdir -p "$root/esp" "$root/mnt/results" "$root/etc/zeta" "$root/var/lib/zeta-vm"
+mkdir -p "$root/boot" "$root/mnt/results" "$root/etc/zeta" "$root/var/lib/zeta-vm"
 
 # The console is the password agent's: no gettys. Nothing else the test
 # does not need runs either: every unit and generator less is a fraction of

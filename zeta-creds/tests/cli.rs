@@ -13,7 +13,7 @@ use predicates::prelude::*;
 /// 0600/0644/0640/0700/0755, home and /etc entries, restored into a target
 /// whose accounts map the same names to other uids.
 #[test]
-fn round_trip_restores_bytes_modes_and_owners_by_name() {
+fn root_round_trip_restores_bytes_modes_and_owners_by_name() {
     let w = World::bundled();
 
     let pf = w.pass_file(PASS);
@@ -118,9 +118,7 @@ fn round_trip_restores_bytes_modes_and_owners_by_name() {
         let md = fs::metadata(w.dst().join("etc/ssh")).unwrap();
         assert_eq!((md.uid(), md.mode() & 0o7777), (0, 0o755));
     } else {
-        eprintln!(
-            "SKIPPED: owner remapping checks need root (uids differ between source and target only as root)"
-        );
+        require_root("owner remapping checks (uids differ between source and target only as root)");
     }
     // No temporary file is left anywhere.
     assert!(

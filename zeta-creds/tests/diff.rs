@@ -143,11 +143,8 @@ fn changed_mode_is_detected() {
 }
 
 #[test]
-fn changed_owner_is_detected() {
-    if !is_root() {
-        eprintln!("SKIPPED: changing a file's owner needs root");
-        return;
-    }
+fn root_changed_owner_is_detected() {
+    require_root("changing a file's owner");
     let w = World::bundled();
     let s = source_ids();
     std::os::unix::fs::chown(

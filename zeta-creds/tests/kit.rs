@@ -16,17 +16,29 @@
 //!   and chunk sealer written from FORMAT.md §5 and §4. The generator checks every expectation
 //!   against the library before it writes a file, so a case that does not
 //!   test what its comment says cannot be written.
-//! * `kit_matches_generator` is the reproducibility check: the on-disk
-//!   corpus must be what the generator produces now, byte for byte. With
-//!   `ZETA_CREDS_REGEN_KIT=1` it (re)writes the files instead, and the
-//!   fuzz seeds under `fuzz/seeds/` with them.
-//! * `every_kit_case_through_the_cli` reads the files alone (not the
-//!   generator) and runs each as `zeta-creds restore --passphrase-file`
-//!   into a fresh target root (a `common::World`), asserting the exit code,
-//!   the error text on stderr, that a failure left the target root exactly
-//!   as it was (and consumed the passphrase file if it got as far as
-//!   reading it: not for a header or binding failure), and that an `ok` case
-//!   wrote exactly its entries, with their digests, modes and owners.
+//!
+//! It runs as a `harness = false` binary (`common/corpus.rs`, the parser
+//! it shares with `vectors.rs`), one test case per kit file, so a failure
+//! names the file:
+//!
+//! * `generator_agrees_with_library::<case>`: the library gives the class
+//!   and error text the case states (a case that does not test what it
+//!   says is never written: regeneration checks this first).
+//! * `kit_matches_generator::<file>` is the reproducibility check: the
+//!   on-disk file must be what the generator produces now, byte for byte,
+//!   and a file the generator does not know fails too. With
+//!   `ZETA_CREDS_REGEN_KIT=1` the files are (re)written first, and the fuzz
+//!   seeds under `fuzz/seeds/` with them; `fuzz_seeds_match_generator`
+//!   checks those.
+//! * `every_kit_case_through_the_cli::<file>` reads the file alone (not the
+//!   generator) and runs it as
+//!   `zeta-creds restore --passphrase-file` into a fresh target root (a
+//!   `common::World`), asserting the exit code, the error text on stderr,
+//!   that a failure left the target root exactly as it was (and consumed
+//!   the passphrase file if the run got as far as reading it: not for a
+//!   header or binding failure), and that an `ok` case wrote exactly its
+//!   entries, with their digests, modes and owners.
+//! * `kit_covers_what_issue_9_asks` and `at_least_80_files`.
 //!
 //! Everything is sealed at work factor 10 (1 MiB of scrypt memory) except
 //! the cases about the work factor, so the whole kit runs in seconds.
@@ -36,17 +48,18 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use common::World;
+use common::corpus::{self, Corpus, Schema};
 use common::entry_stream::{self, RawEntry, RawStream};
 use common::layout::{Layout, chunk_ranges};
 use common::recipe::Recipe;
 use hkdf::Hkdf;
+use libtest_mimic::Trial;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
@@ -80,13 +93,23 @@ const SEED_B: u64 = 0x7a65_7461_6b69_7402;
 /// Seed of the file bodies.
 const SEED_BODIES: u64 = 0x7a65_7461_6b69_7403;
 
-const ENV_REGEN: &str = "ZETA_CREDS_REGEN_KIT";
-
-fn kit_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("kit")
+fn corpus() -> Corpus {
+    Corpus::new("kit", "ZETA_CREDS_REGEN_KIT")
 }
+
+/// The keys of a kit file (tests/kit/README.md); `entry` repeats.
+const SCHEMA: Schema = Schema {
+    single: &[
+        "expect",
+        "exit code",
+        "error",
+        "passphrase",
+        "usb uuid",
+        "max work factor",
+        "comment",
+    ],
+    repeated: &["entry"],
+};
 
 fn fuzz_seeds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -244,7 +267,7 @@ impl Written {
             .ok_or_else(|| format!("entry {s:?}: owner:group"))?;
         let sha256 = match next()? {
             "-" => None,
-            h => Some(hex32(h)?),
+            h => Some(corpus::hex32(h)?),
         };
         let shown = next()?.to_string();
         Ok(Written {
@@ -274,34 +297,27 @@ struct Case {
 
 impl Case {
     fn encode(&self) -> Vec<u8> {
-        assert!(
-            !self.comment.contains('\n'),
-            "{}: one-line comment",
-            self.name
-        );
         assert_eq!(
             self.error.is_empty(),
             self.expect == Expect::Ok,
             "{}: `error` is given exactly for failures",
             self.name
         );
-        let mut out = String::new();
-        out += &format!("expect: {}\n", self.expect.as_str());
-        out += &format!("exit code: {}\n", self.expect.exit_code());
+        let mut lines = vec![
+            ("expect", self.expect.as_str().to_string()),
+            ("exit code", self.expect.exit_code().to_string()),
+        ];
         if !self.error.is_empty() {
-            out += &format!("error: {}\n", self.error);
+            lines.push(("error", self.error.clone()));
         }
-        out += &format!("passphrase: {}\n", self.passphrase);
-        out += &format!("usb uuid: {}\n", self.usb_uuid);
-        out += &format!("max work factor: {}\n", self.max_work_factor);
+        lines.push(("passphrase", self.passphrase.clone()));
+        lines.push(("usb uuid", self.usb_uuid.clone()));
+        lines.push(("max work factor", self.max_work_factor.to_string()));
         for w in &self.written {
-            out += &format!("entry: {}\n", w.encode());
+            lines.push(("entry", w.encode()));
         }
-        out += &format!("comment: {}\n", self.comment);
-        out += "\n";
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.blob);
-        bytes
+        lines.push(("comment", self.comment.clone()));
+        corpus::encode(&self.name, &lines, &self.blob)
     }
 }
 
@@ -2096,22 +2112,29 @@ fn library_outcome(c: &Case) -> (Expect, String) {
     }
 }
 
-fn check_against_library(cases: &[Case]) {
-    let mut problems = Vec::new();
-    for c in cases {
-        let (got, message) = library_outcome(c);
-        // The CLI says "wrong passphrase for blob ..."; the library error is
-        // "wrong passphrase". Everything else is the library's text.
-        if got != c.expect || !message.contains(&c.error) {
-            problems.push(format!(
-                "{}: states {} / {:?}, the library gives {} / {message:?}",
-                c.name,
-                c.expect.as_str(),
-                c.error,
-                got.as_str()
-            ));
-        }
+/// The library gives the class and the error text the case states.
+fn check_against_library(c: &Case) -> Result<(), String> {
+    let (got, message) = library_outcome(c);
+    // The CLI says "wrong passphrase for blob ..."; the library error is
+    // "wrong passphrase". Everything else is the library's text.
+    if got != c.expect || !message.contains(&c.error) {
+        return Err(format!(
+            "{}: states {} / {:?}, the library gives {} / {message:?}",
+            c.name,
+            c.expect.as_str(),
+            c.error,
+            got.as_str()
+        ));
     }
+    Ok(())
+}
+
+/// Before anything is written: every case agrees with the library.
+fn check_all_against_library(cases: &[Case]) {
+    let problems: Vec<String> = cases
+        .iter()
+        .filter_map(|c| check_against_library(c).err())
+        .collect();
     assert!(
         problems.is_empty(),
         "generator cases disagree with the library:\n  {}",
@@ -2243,114 +2266,34 @@ group = "100"
 // Regeneration and the reproducibility check.
 // ---------------------------------------------------------------------------
 
-fn regen_requested() -> bool {
-    std::env::var_os(ENV_REGEN).is_some_and(|v| v == "1")
-}
-
-/// Every case, generated once per test process and checked against the
-/// library.
+/// Every case, generated once per test process.
 fn generated() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
-    CASES.get_or_init(|| {
-        let cases = all_cases();
-        check_against_library(&cases);
-        cases
-    })
+    CASES.get_or_init(all_cases)
 }
 
-/// With `ZETA_CREDS_REGEN_KIT=1`, write every case and every fuzz seed
-/// (once per test process, before any test reads them) and remove the
-/// files the generator no longer knows.
-fn ensure_regenerated() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    if !regen_requested() {
-        return;
+/// With `ZETA_CREDS_REGEN_KIT=1`, before any case runs: check every case
+/// against the library, then write every case and every fuzz seed and
+/// remove the files the generator no longer knows.
+fn regenerate(corpus: &Corpus) {
+    let cases = generated();
+    check_all_against_library(cases);
+    corpus.regenerate(&cases.iter().map(|c| (c.name.clone(), c.encode())).collect());
+    let seeds = fuzz_seeds(cases);
+    let targets: BTreeSet<&str> = seeds.iter().map(|s| s.0).collect();
+    for t in targets {
+        let d = fuzz_seeds_dir().join(t);
+        if d.exists() {
+            fs::remove_dir_all(&d).unwrap();
+        }
+        fs::create_dir_all(&d).unwrap();
     }
-    DONE.get_or_init(|| {
-        let cases = generated();
-        let dir = kit_dir();
-        fs::create_dir_all(&dir).unwrap();
-        let names: BTreeSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
-        for entry in fs::read_dir(&dir).unwrap() {
-            let name = entry.unwrap().file_name().into_string().unwrap();
-            if name != "README.md" && !names.contains(name.as_str()) {
-                fs::remove_file(dir.join(&name)).unwrap();
-            }
-        }
-        for c in cases {
-            fs::write(dir.join(&c.name), c.encode()).unwrap();
-        }
-        let seeds = fuzz_seeds(cases);
-        let targets: BTreeSet<&str> = seeds.iter().map(|s| s.0).collect();
-        for t in targets {
-            let d = fuzz_seeds_dir().join(t);
-            if d.exists() {
-                fs::remove_dir_all(&d).unwrap();
-            }
-            fs::create_dir_all(&d).unwrap();
-        }
-        for (t, name, bytes) in seeds {
-            fs::write(fuzz_seeds_dir().join(t).join(name), bytes).unwrap();
-        }
-    });
-}
-
-/// The case files on disk, by name (README.md excluded).
-fn kit_files() -> BTreeMap<String, Vec<u8>> {
-    ensure_regenerated();
-    let mut out = BTreeMap::new();
-    for entry in fs::read_dir(kit_dir()).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        if name != "README.md" {
-            out.insert(name, fs::read(entry.path()).unwrap());
-        }
+    for (t, name, bytes) in seeds {
+        fs::write(fuzz_seeds_dir().join(t).join(name), bytes).unwrap();
     }
-    out
 }
 
-fn regen_hint() -> String {
-    format!("regenerate with {ENV_REGEN}=1 cargo test -p zeta-creds --test kit")
-}
-
-#[test]
-fn kit_matches_generator() {
-    let files = kit_files();
-    let mut problems = Vec::new();
-    for c in generated() {
-        let want = c.encode();
-        match files.get(&c.name) {
-            None => problems.push(format!("{}: missing", c.name)),
-            Some(got) if *got != want => {
-                let at = got.iter().zip(&want).position(|(a, b)| a != b);
-                problems.push(format!(
-                    "{}: differs at byte {} ({} bytes on disk, {} generated)",
-                    c.name,
-                    at.unwrap_or(got.len().min(want.len())),
-                    got.len(),
-                    want.len()
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    let known: BTreeSet<&str> = generated().iter().map(|c| c.name.as_str()).collect();
-    for name in files.keys() {
-        if !known.contains(name.as_str()) {
-            problems.push(format!("{name}: on disk but not generated"));
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "tests/kit/ is not what the generator produces:\n  {}\n{}",
-        problems.join("\n  "),
-        regen_hint()
-    );
-}
-
-#[test]
 fn fuzz_seeds_match_generator() {
-    ensure_regenerated();
     let mut problems = Vec::new();
     let seeds = fuzz_seeds(generated());
     for (t, name, bytes) in &seeds {
@@ -2365,11 +2308,10 @@ fn fuzz_seeds_match_generator() {
         problems.is_empty(),
         "{}\n{}",
         problems.join("\n"),
-        regen_hint()
+        corpus().regen_hint()
     );
 }
 
-#[test]
 fn kit_covers_what_issue_9_asks() {
     let cases = generated();
     assert!(cases.len() >= 80, "only {} cases", cases.len());
@@ -2422,7 +2364,6 @@ fn kit_covers_what_issue_9_asks() {
 // ---------------------------------------------------------------------------
 
 struct KitFile {
-    name: String,
     expect: Expect,
     exit_code: i32,
     error: Option<String>,
@@ -2433,47 +2374,24 @@ struct KitFile {
     blob: Vec<u8>,
 }
 
-fn hex32(s: &str) -> Result<[u8; 32], String> {
-    hex::decode(s)
-        .map_err(|e| e.to_string())?
-        .try_into()
-        .map_err(|_| "expected 32 bytes of hex".to_string())
-}
-
-fn parse_case(name: &str, bytes: &[u8]) -> Result<KitFile, String> {
-    let split = bytes
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .ok_or("no blank line after the header")?;
-    let text = std::str::from_utf8(&bytes[..split]).map_err(|_| "header is not UTF-8")?;
-    let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut written = Vec::new();
-    for line in text.lines() {
-        let (k, v) = line
-            .split_once(": ")
-            .ok_or_else(|| format!("line {line:?} is not `key: value`"))?;
-        match k {
-            "entry" => written.push(Written::parse(v)?),
-            "expect" | "exit code" | "error" | "passphrase" | "usb uuid" | "max work factor"
-            | "comment" => {
-                if keys.insert(k, v).is_some() {
-                    return Err(format!("key {k:?} given twice"));
-                }
-            }
-            _ => return Err(format!("unknown key {k:?}")),
-        }
-    }
-    let need = |k: &str| keys.get(k).copied().ok_or_else(|| format!("missing `{k}`"));
-    need("comment")?;
-    let expect = Expect::parse(need("expect")?).ok_or("unknown `expect`")?;
-    let exit_code: i32 = need("exit code")?.parse().map_err(|_| "bad `exit code`")?;
+fn parse_case(_name: &str, bytes: &[u8]) -> Result<KitFile, String> {
+    let f = corpus::parse(&SCHEMA, bytes)?;
+    let written = f
+        .all("entry")
+        .map(Written::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let expect = Expect::parse(f.need("expect")?).ok_or("unknown `expect`")?;
+    let exit_code: i32 = f
+        .need("exit code")?
+        .parse()
+        .map_err(|_| "bad `exit code`")?;
     if exit_code != expect.exit_code() {
         return Err(format!(
             "exit code {exit_code} does not go with expect {:?}",
             expect.as_str()
         ));
     }
-    let error = keys.get("error").map(|s| s.to_string());
+    let error = f.get("error").map(|s| s.to_string());
     if error.is_some() == (expect == Expect::Ok) {
         return Err("`error` must be given exactly for failures".into());
     }
@@ -2481,32 +2399,18 @@ fn parse_case(name: &str, bytes: &[u8]) -> Result<KitFile, String> {
         return Err("`entry` lines belong to ok cases only".into());
     }
     Ok(KitFile {
-        name: name.into(),
         expect,
         exit_code,
         error,
-        passphrase: need("passphrase")?.into(),
-        usb_uuid: need("usb uuid")?.into(),
-        max_work_factor: need("max work factor")?
+        passphrase: f.need("passphrase")?.into(),
+        usb_uuid: f.need("usb uuid")?.into(),
+        max_work_factor: f
+            .need("max work factor")?
             .parse()
             .map_err(|_| "bad `max work factor`")?,
         written,
-        blob: bytes[split + 2..].to_vec(),
+        blob: f.blob,
     })
-}
-
-fn read_kit() -> Vec<KitFile> {
-    let files = kit_files();
-    assert!(
-        files.len() >= 80,
-        "only {} kit files; {}",
-        files.len(),
-        regen_hint()
-    );
-    files
-        .iter()
-        .map(|(n, b)| parse_case(n, b).unwrap_or_else(|e| panic!("{n}: {e}")))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -2623,12 +2527,11 @@ fn changed(before: &BTreeMap<String, Node>, after: &BTreeMap<String, Node>) -> V
         .collect()
 }
 
-fn run_case(case: &KitFile) -> Result<Duration, String> {
+fn run_case(case: &KitFile) -> Result<(), String> {
     let w = World::new();
     fs::write(w.blob(), &case.blob).unwrap();
     let before = tree(&w.dst());
     let pf = w.pass_file(&case.passphrase);
-    let start = Instant::now();
     let out = w
         .restore_blob(&w.blob())
         .args(["--usb-uuid", &case.usb_uuid])
@@ -2638,7 +2541,6 @@ fn run_case(case: &KitFile) -> Result<Duration, String> {
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
-    let elapsed = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let show = || {
         format!(
@@ -2651,7 +2553,7 @@ fn run_case(case: &KitFile) -> Result<Duration, String> {
         return Err(format!("expected exit {}; {}", case.exit_code, show()));
     }
     // A header or binding failure is found before the passphrase is read,
-    // and only a passphrase file the run read is consumed.
+    // and only a passphrase file the run read is consumed (issue 19 #13).
     let read = !matches!(case.expect, Expect::Header | Expect::Binding);
     if read && pf.exists() {
         return Err(format!("the passphrase file was not consumed; {}", show()));
@@ -2677,7 +2579,7 @@ fn run_case(case: &KitFile) -> Result<Duration, String> {
         if !diff.is_empty() {
             return Err(format!("the target root changed at {diff:?}; {}", show()));
         }
-        return Ok(elapsed);
+        return Ok(());
     }
     // ok: every entry is in place with its kind, mode, owner and digest ...
     let users = ids(&w.dst().join("etc/passwd"));
@@ -2730,54 +2632,48 @@ fn run_case(case: &KitFile) -> Result<Duration, String> {
             show()
         ));
     }
-    Ok(elapsed)
+    Ok(())
 }
 
-/// Issue 9: every case of `tests/kit/`, through `zeta-creds restore`, on a
-/// few threads.
-#[test]
-fn every_kit_case_through_the_cli() {
-    let cases = read_kit();
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    let timings = Mutex::new(Vec::new());
-    let start = Instant::now();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 4);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(case) = cases.get(i) else { break };
-                    match run_case(case) {
-                        Ok(t) => timings.lock().unwrap().push((t, case.name.clone())),
-                        Err(e) => failures.lock().unwrap().push(format!(
-                            "{} ({}): {e}",
-                            case.name,
-                            case.expect.as_str()
-                        )),
-                    }
-                }
-            });
-        }
-    });
-    let mut timings = timings.into_inner().unwrap();
-    timings.sort();
-    eprintln!(
-        "kit: {} cases in {:.1} s on {threads} threads; slowest: {:?}",
-        cases.len(),
-        start.elapsed().as_secs_f64(),
-        timings.iter().rev().take(3).collect::<Vec<_>>()
+fn main() {
+    let corpus = corpus();
+    if corpus.regen_requested() {
+        regenerate(&corpus);
+    }
+    let mut trials: Vec<Trial> = generated()
+        .iter()
+        .map(|c| {
+            Trial::test(
+                format!("generator_agrees_with_library::{}", c.name),
+                move || Ok(check_against_library(c)?),
+            )
+        })
+        .collect();
+    trials.extend(
+        corpus.kat_trials(
+            "kit_matches_generator",
+            "kit_matches_generator",
+            generated()
+                .iter()
+                .map(|c| (c.name.clone(), c.encode()))
+                .collect(),
+            "tests/kit/ is not what the generator produces",
+        ),
     );
-    let failures = failures.into_inner().unwrap();
-    assert!(
-        failures.is_empty(),
-        "{} of {} kit cases failed:\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
-    );
+    trials.push(corpus.count_trial(80));
+    // Issue 9: every case of `tests/kit/`, through `zeta-creds restore`.
+    trials.extend(corpus.file_trials(
+        "every_kit_case_through_the_cli",
+        parse_case,
+        |case: &KitFile| run_case(case).map_err(|e| format!("({}) {e}", case.expect.as_str())),
+    ));
+    trials.push(Trial::test("fuzz_seeds_match_generator", || {
+        fuzz_seeds_match_generator();
+        Ok(())
+    }));
+    trials.push(Trial::test("kit_covers_what_issue_9_asks", || {
+        kit_covers_what_issue_9_asks();
+        Ok(())
+    }));
+    corpus::run(trials);
 }

@@ -615,7 +615,7 @@ fn missing_optional_is_reported_and_missing_required_is_exit_6() {
 /// source); `uid`/`gid` travel as digits and are applied as is; `mode`
 /// gives files the mode and directories the mode plus search bits.
 #[test]
-fn overrides_travel_in_the_blob_and_numeric_ids_apply_as_is() {
+fn root_overrides_travel_in_the_blob_and_numeric_ids_apply_as_is() {
     let w = World::new();
     w.populate();
     let z = Some((source_ids().zeta_uid, source_ids().zeta_gid));
@@ -641,10 +641,7 @@ fn overrides_travel_in_the_blob_and_numeric_ids_apply_as_is() {
         "{list}"
     );
     assert!(list.contains("root:onlyontarget"), "{list}");
-    if !is_root() {
-        eprintln!("SKIPPED: applying numeric ids at restore needs root");
-        return;
-    }
+    require_root("applying numeric ids at restore");
     fs::write(
         w.manifest(),
         text.replace("\n[[entry]]\npath = \"~/.config/gh/hosts.yml\"\nowner = \"root\"\ngroup = \"onlyontarget\"\n", ""),

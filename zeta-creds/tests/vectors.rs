@@ -9,38 +9,49 @@
 //!   public API (`Header::seal_with`, `UnlockedHeader::rewrap_with_salt`,
 //!   `EntryWriter`) and, for STREAM faults the API cannot produce, through a
 //!   test-only chunk sealer written from FORMAT.md §3 and §4.
-//! * `vectors_match_generator` is the known-answer test: the code must
-//!   reproduce every file byte for byte. With `ZETA_CREDS_REGEN_VECTORS=1`
-//!   it (re)writes the files instead. A diff after regenerating means the
-//!   format changed, which needs a new version (FORMAT.md §12).
-//! * `every_vector_gives_its_expectation` reads each file without the
-//!   generator and decrypts it with the public API.
-//! * `spec_decoder_agrees_with_every_vector` decrypts each file again with a
-//!   small decoder written from FORMAT.md alone (no zeta-creds code), so the
-//!   spec, the code and the vectors are checked against each other.
-//! * `spec_encoder_reproduces_success_vectors` does the same in the
-//!   encrypting direction.
-//! * `no_stale_vector_files` refuses files the generator does not know, and
-//!   `format_md_worked_example_is_current` keeps the hex walk-through in
-//!   FORMAT.md §11 in step with its vector.
+//!
+//! It runs as a `harness = false` binary (`common/corpus.rs`, the parser
+//! it shares with `kit.rs`), one test case per vector file, so a failure
+//! names the file:
+//!
+//! * `vectors_match_generator::<file>` is the known-answer test: the code
+//!   must reproduce the file byte for byte. With
+//!   `ZETA_CREDS_REGEN_VECTORS=1` the files are (re)written first. A diff
+//!   after regenerating means the format changed, which needs a new version
+//!   (FORMAT.md §12). `no_stale_vector_files::<file>` fails for a file the
+//!   generator does not know.
+//! * `every_vector_gives_its_expectation::<file>` reads the file without
+//!   the generator and decrypts it with the public API.
+//! * `spec_decoder_agrees_with_every_vector::<file>` decrypts the file
+//!   again with a small decoder written from FORMAT.md alone (no zeta-creds
+//!   code), so the spec, the code and the vectors are checked against each
+//!   other.
+//! * `spec_encoder_reproduces_success_vectors::<file>` does the same in the
+//!   encrypting direction, for each success vector (`::at_least_8` counts
+//!   them).
+//! * `vector_set_covers_every_class`, `at_least_40_files`, and
+//!   `format_md_worked_example_is_current`, which keeps the hex
+//!   walk-through in FORMAT.md §11 in step with its vector.
 //!
 //! Everything runs at work factor 10 (1 MiB of scrypt memory); the whole
 //! file takes a few seconds in a debug build.
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+use common::corpus::{self, Corpus, Schema};
 use common::entry_stream::{RawEntry, RawStream, valid_stream};
 use common::layout::{Layout, chunk_ranges};
 use common::recipe::Recipe;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use libtest_mimic::Trial;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
@@ -84,13 +95,23 @@ fn rekey_salt() -> [u8; 16] {
     std::array::from_fn(|i| 0x40 + i as u8)
 }
 
-const ENV_REGEN: &str = "ZETA_CREDS_REGEN_VECTORS";
-
-fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("vectors")
+fn corpus() -> Corpus {
+    Corpus::new("vectors", "ZETA_CREDS_REGEN_VECTORS")
 }
+
+/// The keys of a vector file (tests/vectors/README.md).
+const SCHEMA: Schema = Schema {
+    single: &[
+        "expect",
+        "passphrase",
+        "usb uuid",
+        "max log_n",
+        "file key",
+        "payload",
+        "comment",
+    ],
+    repeated: &[],
+};
 
 // ---------------------------------------------------------------------------
 // The vector file format.
@@ -226,27 +247,20 @@ impl Vector {
             "{}: `payload` must be given exactly when plaintext can be released",
             self.name
         );
-        assert!(
-            !self.comment.contains('\n'),
-            "{}: one-line comment",
-            self.name
-        );
-        let mut out = String::new();
-        out += &format!("expect: {}\n", self.expect.as_str());
-        out += &format!("passphrase: {}\n", self.passphrase);
-        out += &format!("usb uuid: {}\n", self.usb_uuid);
-        out += &format!("max log_n: {}\n", self.max_log_n);
+        let mut lines = vec![
+            ("expect", self.expect.as_str().to_string()),
+            ("passphrase", self.passphrase.clone()),
+            ("usb uuid", self.usb_uuid.clone()),
+            ("max log_n", self.max_log_n.to_string()),
+        ];
         if self.expect.unwraps() {
-            out += &format!("file key: {}\n", hex::encode(file_key()));
+            lines.push(("file key", hex::encode(file_key())));
         }
         if let Some(released) = &self.released {
-            out += &format!("payload: {}\n", hex::encode(Sha256::digest(released)));
+            lines.push(("payload", hex::encode(Sha256::digest(released))));
         }
-        out += &format!("comment: {}\n", self.comment);
-        out += "\n";
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.blob);
-        bytes
+        lines.push(("comment", self.comment.clone()));
+        corpus::encode(self.name, &lines, &self.blob)
     }
 }
 
@@ -1190,100 +1204,7 @@ fn entries_vectors(v: &mut Vec<Vector>) {
     ));
 }
 
-// ---------------------------------------------------------------------------
-// Regeneration and the known-answer comparison.
-// ---------------------------------------------------------------------------
-
-fn regen_requested() -> bool {
-    std::env::var_os(ENV_REGEN).is_some_and(|v| v == "1")
-}
-
-/// With `ZETA_CREDS_REGEN_VECTORS=1`, write every vector (once per test
-/// process, before any test reads the directory) and remove files the
-/// generator no longer knows.
-fn ensure_regenerated() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    if !regen_requested() {
-        return;
-    }
-    DONE.get_or_init(|| {
-        let dir = vectors_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        let vectors = all_vectors();
-        let names: BTreeSet<&str> = vectors.iter().map(|v| v.name).collect();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            if name != "README.md" && !names.contains(name.as_str()) {
-                std::fs::remove_file(entry.path()).unwrap();
-            }
-        }
-        for v in &vectors {
-            std::fs::write(dir.join(v.name), v.encode()).unwrap();
-        }
-    });
-}
-
-/// The files in the vectors directory, by name (README.md excluded).
-fn vector_files() -> BTreeMap<String, Vec<u8>> {
-    ensure_regenerated();
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(vectors_dir()).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        if name != "README.md" {
-            out.insert(name, std::fs::read(entry.path()).unwrap());
-        }
-    }
-    out
-}
-
-#[test]
-fn vectors_match_generator() {
-    let files = vector_files();
-    let mut problems = Vec::new();
-    for v in all_vectors() {
-        let want = v.encode();
-        match files.get(v.name) {
-            None => problems.push(format!("{}: missing", v.name)),
-            Some(got) if *got != want => {
-                let at = got.iter().zip(&want).position(|(a, b)| a != b);
-                problems.push(format!(
-                    "{}: differs (first difference at byte {}, {} bytes on disk, {} generated)",
-                    v.name,
-                    at.unwrap_or(got.len().min(want.len())),
-                    got.len(),
-                    want.len()
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "the code no longer reproduces the vectors byte for byte:\n  {}\n\
-         If the format changed on purpose it needs a new version (FORMAT.md §12); \
-         regenerate with {ENV_REGEN}=1 cargo test -p zeta-creds --test vectors",
-        problems.join("\n  ")
-    );
-}
-
-#[test]
-fn no_stale_vector_files() {
-    let known: BTreeSet<&str> = all_vectors().iter().map(|v| v.name).collect();
-    let stale: Vec<String> = vector_files()
-        .into_keys()
-        .filter(|name| !known.contains(name.as_str()))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "files the generator does not know (remove them, or regenerate with {ENV_REGEN}=1): {stale:?}"
-    );
-}
-
-#[test]
-fn vector_set_covers_every_class() {
-    let vectors = all_vectors();
+fn vector_set_covers_every_class(vectors: &[Vector]) {
     for expect in Expect::ALL {
         assert!(
             vectors.iter().any(|v| v.expect == expect),
@@ -1308,59 +1229,21 @@ struct VectorFile {
     blob: Vec<u8>,
 }
 
-fn hex32(s: &str) -> Result<[u8; 32], String> {
-    hex::decode(s)
-        .map_err(|e| e.to_string())?
-        .try_into()
-        .map_err(|_| "expected 32 bytes of hex".to_string())
-}
-
 fn parse_vector(name: &str, bytes: &[u8]) -> Result<VectorFile, String> {
-    let split = bytes
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .ok_or("no blank line after the header")?;
-    let text = std::str::from_utf8(&bytes[..split]).map_err(|_| "header is not UTF-8")?;
-    let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
-    for line in text.lines() {
-        let (k, val) = line
-            .split_once(": ")
-            .ok_or_else(|| format!("line {line:?} is not `key: value`"))?;
-        if !matches!(
-            k,
-            "expect" | "passphrase" | "usb uuid" | "max log_n" | "file key" | "payload" | "comment"
-        ) {
-            return Err(format!("unknown key {k:?}"));
-        }
-        if keys.insert(k, val).is_some() {
-            return Err(format!("key {k:?} given twice"));
-        }
-    }
-    let need = |k: &str| keys.get(k).copied().ok_or_else(|| format!("missing `{k}`"));
-    need("comment")?;
+    let f = corpus::parse(&SCHEMA, bytes)?;
     Ok(VectorFile {
         name: name.to_string(),
-        expect: Expect::parse(need("expect")?).ok_or("unknown `expect` value")?,
-        passphrase: need("passphrase")?.to_string(),
-        usb_uuid: need("usb uuid")?.to_string(),
-        max_log_n: need("max log_n")?.parse().map_err(|_| "bad `max log_n`")?,
-        file_key: keys.get("file key").map(|s| hex32(s)).transpose()?,
-        payload: keys.get("payload").map(|s| hex32(s)).transpose()?,
-        blob: bytes[split + 2..].to_vec(),
+        expect: Expect::parse(f.need("expect")?).ok_or("unknown `expect` value")?,
+        passphrase: f.need("passphrase")?.to_string(),
+        usb_uuid: f.need("usb uuid")?.to_string(),
+        max_log_n: f
+            .need("max log_n")?
+            .parse()
+            .map_err(|_| "bad `max log_n`")?,
+        file_key: f.get("file key").map(corpus::hex32).transpose()?,
+        payload: f.get("payload").map(corpus::hex32).transpose()?,
+        blob: f.blob,
     })
-}
-
-fn read_vector_files() -> Vec<VectorFile> {
-    let files = vector_files();
-    assert!(
-        files.len() >= 40,
-        "only {} vector files; generate them with {ENV_REGEN}=1 cargo test -p zeta-creds --test vectors",
-        files.len()
-    );
-    files
-        .iter()
-        .map(|(name, bytes)| parse_vector(name, bytes).unwrap_or_else(|e| panic!("{name}: {e}")))
-        .collect()
 }
 
 /// What decrypting a vector with the crate's public API did.
@@ -1542,67 +1425,107 @@ fn check_vector(v: &VectorFile) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn every_vector_gives_its_expectation() {
-    let vectors = read_vector_files();
-    let failures: Vec<String> = vectors
-        .iter()
-        .filter_map(|v| check_vector(v).err().map(|e| format!("{}: {e}", v.name)))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} vectors failed:\n  {}",
-        failures.len(),
-        vectors.len(),
-        failures.join("\n  ")
-    );
-}
-
-#[test]
-fn spec_decoder_agrees_with_every_vector() {
-    let vectors = read_vector_files();
-    let mut failures = Vec::new();
-    for v in &vectors {
-        let (got, released) = spec::decrypt(v);
-        if got != v.expect {
-            failures.push(format!(
-                "{}: spec decoder says {}, file expects {}",
-                v.name,
-                got.as_str(),
-                v.expect.as_str()
-            ));
-        } else if let Some(want) = v.payload
-            && <[u8; 32]>::from(Sha256::digest(&released)) != want
-        {
-            failures.push(format!("{}: spec decoder released other plaintext", v.name));
-        }
+/// The spec decoder of `mod spec` gives the file's outcome and, where it
+/// states one, the same released plaintext.
+fn check_with_spec_decoder(v: &VectorFile) -> Result<(), String> {
+    let (got, released) = spec::decrypt(v);
+    if got != v.expect {
+        return Err(format!(
+            "spec decoder says {}, file expects {}",
+            got.as_str(),
+            v.expect.as_str()
+        ));
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    if let Some(want) = v.payload
+        && <[u8; 32]>::from(Sha256::digest(&released)) != want
+    {
+        return Err("spec decoder released other plaintext".into());
+    }
+    Ok(())
 }
 
-#[test]
-fn spec_encoder_reproduces_success_vectors() {
-    let mut checked = 0;
-    for v in all_vectors() {
-        if let Some((recipe, plain)) = &v.recipe {
+/// Every vector, generated once per test process.
+fn vectors() -> &'static [Vector] {
+    static VECTORS: OnceLock<Vec<Vector>> = OnceLock::new();
+    VECTORS.get_or_init(all_vectors)
+}
+
+const ENCODER: &str = "spec_encoder_reproduces_success_vectors";
+
+/// The encoder of `mod spec` writes a success vector's blob byte for byte
+/// from its recipe.
+fn spec_encoder_trials() -> Vec<Trial> {
+    let with_recipe: Vec<&'static Vector> =
+        vectors().iter().filter(|v| v.recipe.is_some()).collect();
+    let checked = with_recipe.len();
+    let mut trials = vec![Trial::test(format!("{ENCODER}::at_least_8"), move || {
+        assert!(
+            checked >= 8,
+            "only {checked} success vectors carry a recipe"
+        );
+        Ok(())
+    })];
+    for v in with_recipe {
+        trials.push(Trial::test(format!("{ENCODER}::{}", v.name), move || {
+            let (recipe, plain) = v.recipe.as_ref().unwrap();
             assert_eq!(
                 spec::encrypt(recipe, &file_key(), plain),
                 v.blob,
                 "{}: FORMAT.md and the code disagree",
                 v.name
             );
-            checked += 1;
-        }
+            Ok(())
+        }));
     }
-    assert!(checked >= 8);
+    trials
+}
+
+fn main() {
+    let corpus = corpus();
+    let generated = || -> BTreeMap<String, Vec<u8>> {
+        vectors()
+            .iter()
+            .map(|v| (v.name.to_string(), v.encode()))
+            .collect()
+    };
+    if corpus.regen_requested() {
+        corpus.regenerate(&generated());
+    }
+    let mut trials = corpus.kat_trials(
+        "vectors_match_generator",
+        "no_stale_vector_files",
+        generated(),
+        "the code no longer reproduces the vectors byte for byte; \
+         if the format changed on purpose it needs a new version (FORMAT.md §12)",
+    );
+    trials.push(corpus.count_trial(40));
+    trials.extend(corpus.file_trials(
+        "every_vector_gives_its_expectation",
+        parse_vector,
+        check_vector,
+    ));
+    trials.extend(corpus.file_trials(
+        "spec_decoder_agrees_with_every_vector",
+        parse_vector,
+        check_with_spec_decoder,
+    ));
+    trials.extend(spec_encoder_trials());
+    trials.push(Trial::test("vector_set_covers_every_class", || {
+        vector_set_covers_every_class(vectors());
+        Ok(())
+    }));
+    trials.push(Trial::test("format_md_worked_example_is_current", || {
+        format_md_worked_example_is_current();
+        Ok(())
+    }));
+    corpus::run(trials);
 }
 
 /// FORMAT.md §11 walks through `success_no_entries` field by field, with
 /// every intermediate value. Keep that text in step with the vector.
-#[test]
 fn format_md_worked_example_is_current() {
-    let v = all_vectors()
-        .into_iter()
+    let v = vectors()
+        .iter()
         .find(|v| v.name == "success_no_entries")
         .unwrap();
     let b = &v.blob;

@@ -2,6 +2,7 @@
 //! credentials, a target root with other uids, and command builders.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod entry_stream;
 pub mod layout;
 pub mod recipe;
@@ -20,6 +21,19 @@ pub const UUID: &str = "ABCD-1234";
 
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+/// For a test, or the part of one, that proves what only root can set up
+/// (uids that differ between source and target, chown, `chattr +i`): it
+/// fails as a normal user instead of passing unchecked. CI runs the suite
+/// as root (`.ci/run`); such tests are named `root_*`, so a normal user
+/// leaves them out with `cargo test -- --skip root_`.
+pub fn require_root(what: &str) {
+    assert!(
+        is_root(),
+        "needs root: {what}. CI runs the tests as root; as a normal user, \
+         leave the root-only tests out with `cargo test -- --skip root_`"
+    );
 }
 
 pub fn uid() -> u32 {

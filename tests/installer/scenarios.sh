@@ -1,0 +1,506 @@
+#!/usr/bin/env bash
+# The scenarios of tests/installer, one block each: a comment saying what
+# it proves, `scenario ID TITLE`, then `scenario_ID() { ... }`, the setup,
+# the step run and every check. tests/installer/run.sh sources this file,
+# then runs the blocks in the order they are written; to add a scenario,
+# add a block. The helpers (run_step, tty_step, header, entry_count,
+# check_uuid_file, nothing_written, sealed_ok, not_sealed, make_target,
+# tty_drive, expect_*) are in tests/installer/lib.sh; the fixtures ($pass,
+# $pass2, $wrong, $weak, $zcw, $real_zc, $step, $fake_creds, the stick
+# images under $work) are set by run.sh. Sourced, never run.
+#
+# Scenarios D to J reinstall over scenario A's ESP ($work/A/esp, $blobA):
+# they run after it.
+# shellcheck disable=SC2154 # $work, $pass, ... are run.sh's
+
+# ---------------------------------------------------------------------------
+# Fresh install, ZETA_CREDS_PICKER=1 and ZETA_CREDS_PASSPHRASE, no
+# terminal, under `bash -x`: usb-uuid file (content, 0644, root, no
+# temporary left), the blob's header (UUID, persona, generation), its
+# entry count (verify), the NixOS lines, and no passphrase in the trace.
+scenario A "fresh install: ZETA_CREDS_PICKER=1, ZETA_CREDS_PASSPHRASE, no terminal, bash -x"
+scenario_A() {
+    make_target "$work/A/root" creds
+    mkdir -p "$work/A/esp"
+    : >"$work/calls"
+    rc=0
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp setsid -w bash -x "$step" \
+        --target "$work/A/root" --esp "$work/A/esp" --usb-device "$work/stick.img" \
+        --zeta-creds "$zcw" --work-factor 10 </dev/null >"$work/A.log" 2>&1 || rc=$?
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/A.log"
+    check_uuid_file "$work/A/root" DEAD-BEEF
+    blobA=$work/A/esp/zeta-creds.enc
+    expect_eq "header usb_uuid" "$(header "$blobA" usb_uuid)" dead-beef
+    expect_eq "header persona" "$(header "$blobA" persona)" ""
+    expect_eq "header generation" "$(header "$blobA" generation)" 1
+    expect_eq "header work factor" "$(header "$blobA" work_factor)" 10
+    expect_eq "entries (verify)" "$(entry_count "$blobA" "$pass")" "$CREDS_ENTRIES"
+    expect_eq "zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "bundle verify "
+    expect_grep "NixOS line: enable" "$work/A.log" "zeta.credsRestore.enable = true;"
+    expect_grep "NixOS line: mode" "$work/A.log" 'zeta.credsRestore.passphrase.mode = "interactive";'
+    expect_grep "the trace is there (bash -x)" "$work/A.log" "+ secret_begin"
+    expect_no_secret "no passphrase in the bash -x trace" "$work/A.log"
+    expect_no_grep "the ESP path is not under the target: blob line is a hint" "$work/A.log" \
+        'zeta.credsRestore.blob = "/'
+
+    # The ESP inside the target: the blob line names the installed path.
+    make_target "$work/A2/root" creds
+    mkdir -p "$work/A2/root/boot"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/A2.log" \
+        --target "$work/A2/root" --esp "$work/A2/root/boot" --usb-device "$work/stick.img"
+    expect_eq "ESP at TARGET/boot: exit status" "$rc" 0
+    expect_grep "NixOS line: blob under /boot" "$work/A2.log" 'zeta.credsRestore.blob = "/boot/zeta-creds.enc";'
+}
+
+# ---------------------------------------------------------------------------
+# Fresh install on a scripted terminal: asked whether to run, a weak
+# passphrase refused and asked again, two that differ asked again, the
+# persona in the header, the passphrase never echoed.
+scenario B "fresh install on a terminal: asked to run, weak and mismatched passphrases asked again"
+scenario_B() {
+    make_target "$work/B/root" creds
+    mkdir -p "$work/B/esp"
+    tty_step "$work/B.log" --target "$work/B/root" --esp "$work/B/esp" \
+        --usb-device "$work/stick.img" --persona reviewer -- \
+        "Seal your credentials now? [Y/n]" "" \
+        "New passphrase for" "$weak" \
+        "Repeat the passphrase:" "$weak" \
+        "New passphrase for" "$pass2" \
+        "Repeat the passphrase:" "$pass" \
+        "New passphrase for" "$pass2" \
+        "Repeat the passphrase:" "$pass2"
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/B.log"
+    expect_grep "the weak passphrase was refused" "$work/B.log" "too weak"
+    expect_grep "and asked again" "$work/B.log" "choose a stronger passphrase"
+    expect_grep "passphrases that differ are asked again" "$work/B.log" "the two passphrases differ"
+    check_uuid_file "$work/B/root" DEAD-BEEF
+    expect_eq "header persona" "$(header "$work/B/esp/zeta-creds.enc" persona)" reviewer
+    expect_eq "header generation" "$(header "$work/B/esp/zeta-creds.enc" generation)" 1
+    expect_eq "entries (verify)" "$(entry_count "$work/B/esp/zeta-creds.enc" "$pass2")" "$CREDS_ENTRIES"
+    expect_grep "NixOS line: persona" "$work/B.log" 'zeta.credsRestore.persona = "reviewer";'
+    expect_no_secret "no passphrase echoed on the terminal" "$work/B.log"
+}
+
+# ---------------------------------------------------------------------------
+# The opt-outs: ZETA_CREDS_PICKER=0; unset with no terminal; unset and
+# "n" on the terminal; =1 with no passphrase source (exit 6): nothing
+# written, zeta-creds never run on a skip.
+scenario C "opt-outs"
+scenario_C() {
+    make_target "$work/C/root" creds
+    mkdir -p "$work/C/esp"
+    Cargs=(--target "$work/C/root" --esp "$work/C/esp" --usb-device "$work/stick.img")
+    ZETA_CREDS_PICKER=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/C1.log" "${Cargs[@]}"
+    expect_eq "ZETA_CREDS_PICKER=0: exit status" "$rc" 0
+    expect_grep "ZETA_CREDS_PICKER=0: says it skipped" "$work/C1.log" "skipped: ZETA_CREDS_PICKER=0"
+    expect_eq "ZETA_CREDS_PICKER=0: zeta-creds calls" "$(cat "$work/calls")" ""
+    nothing_written "$work/C/root" "$work/C/esp"
+
+    ZETA_CREDS_PASSPHRASE=$pass run_step "$work/C2.log" "${Cargs[@]}"
+    expect_eq "unset, no terminal: exit status" "$rc" 0
+    expect_grep "unset, no terminal: says it skipped" "$work/C2.log" "there is no terminal to ask on"
+    expect_eq "unset, no terminal: zeta-creds calls" "$(cat "$work/calls")" ""
+    nothing_written "$work/C/root" "$work/C/esp"
+
+    tty_step "$work/C3.log" "${Cargs[@]}" -- "Seal your credentials now? [Y/n]" "n"
+    expect_eq "unset, 'n' on the terminal: exit status" "$rc" 0
+    expect_grep "unset, 'n' on the terminal: says it skipped" "$work/C3.log" "skipped: you chose not to"
+    expect_eq "unset, 'n' on the terminal: zeta-creds calls" "$(cat "$work/calls")" ""
+    nothing_written "$work/C/root" "$work/C/esp"
+
+    ZETA_CREDS_PICKER=1 run_step "$work/C4.log" "${Cargs[@]}"
+    expect_eq "=1, no passphrase, no terminal: exit status" "$rc" 6
+    expect_grep "=1, no passphrase, no terminal: says why" "$work/C4.log" "no passphrase: ZETA_CREDS_PASSPHRASE is not set"
+    nothing_written "$work/C/root" "$work/C/esp"
+}
+
+# ---------------------------------------------------------------------------
+# Reinstall, keep (ZETA_CREDS_REBUNDLE=0, and unset without a
+# terminal): a fresh target gets the usb-uuid file, the blob is left
+# byte for byte, no bundle runs.
+scenario D "reinstall, keep (ZETA_CREDS_REBUNDLE=0, and unset without a terminal)"
+scenario_D() {
+    cp "$blobA" "$work/blobA.orig"
+    for variant in 0 unset; do
+        rm -rf "$work/D"
+        make_target "$work/D/root" # a fresh system: none of the credentials yet
+        if [ "$variant" = 0 ]; then
+            ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/D.log" \
+                --target "$work/D/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+        else
+            ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/D.log" \
+                --target "$work/D/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+        fi
+        expect_eq "REBUNDLE=$variant: exit status" "$rc" 0
+        [ "$rc" -eq 0 ] || show_log "$work/D.log"
+        expect_grep "REBUNDLE=$variant: says the blob is bound to this stick" "$work/D.log" \
+            "already holds a blob bound to this stick"
+        expect_grep "REBUNDLE=$variant: kept" "$work/D.log" "kept the blob already on the ESP"
+        check_uuid_file "$work/D/root" DEAD-BEEF
+        if cmp -s "$blobA" "$work/blobA.orig"; then ok "REBUNDLE=$variant: blob unchanged, byte for byte"; else bad "REBUNDLE=$variant: the blob changed"; fi
+        expect_eq "REBUNDLE=$variant: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect verify verify "
+    done
+}
+
+# ---------------------------------------------------------------------------
+# Reinstall, keep on the terminal, a wrong passphrase asked again.
+scenario E "reinstall, keep on the terminal, a wrong passphrase asked again"
+scenario_E() {
+    make_target "$work/E/root"
+    tty_step "$work/E.log" --target "$work/E/root" --esp "$work/A/esp" --usb-device "$work/stick.img" -- \
+        "Seal your credentials now? [Y/n]" "y" \
+        "Keep or re-bundle? [K/r]" "" \
+        "Passphrase of the blob on the ESP" "$wrong" \
+        "Passphrase of the blob on the ESP" "$pass"
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/E.log"
+    expect_grep "the wrong passphrase was refused" "$work/E.log" "wrong passphrase"
+    check_uuid_file "$work/E/root" DEAD-BEEF
+    expect_grep "the list of what the first boot restores" "$work/E.log" ".config/gh/hosts.yml"
+    if cmp -s "$blobA" "$work/blobA.orig"; then ok "blob unchanged"; else bad "the blob changed"; fi
+    expect_no_secret "no passphrase echoed on the terminal" "$work/E.log"
+}
+
+# ---------------------------------------------------------------------------
+# Reinstall, re-bundle (ZETA_CREDS_REBUNDLE=1): the diff is shown, the
+# generation rises, the old blob is kept as .prev.
+scenario F "reinstall, re-bundle (ZETA_CREDS_REBUNDLE=1): diff shown, generation rises"
+scenario_F() {
+    printf 'github.com:\n    oauth_token: gho_rotated0002\n' >"$work/A/root/home/zeta/.config/gh/hosts.yml"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/F.log" \
+        --target "$work/A/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/F.log"
+    expect_grep "the diff names the rotated login" "$work/F.log" ".config/gh/hosts.yml"
+    expect_eq "zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect diff bundle verify "
+    expect_eq "header generation" "$(header "$blobA" generation)" 2
+    expect_eq "old blob kept as .prev (generation)" "$(header "$blobA.prev" generation)" 1
+    expect_eq "entries (verify)" "$(entry_count "$blobA" "$pass")" "$CREDS_ENTRIES"
+    check_uuid_file "$work/A/root" DEAD-BEEF
+}
+
+# ---------------------------------------------------------------------------
+# Reinstall, re-bundle on the terminal, confirmed after the diff.
+scenario G "reinstall, re-bundle on the terminal, confirmed after the diff"
+scenario_G() {
+    printf '{"tokens":{"access_token":"codex-rotated"}}\n' >"$work/A/root/home/zeta/.codex/auth.json"
+    tty_step "$work/G.log" --target "$work/A/root" --esp "$work/A/esp" --usb-device "$work/stick.img" -- \
+        "Seal your credentials now? [Y/n]" "y" \
+        "Keep or re-bundle? [K/r]" "r" \
+        "New passphrase for" "$pass" \
+        "Repeat the passphrase:" "$pass" \
+        "Re-bundle with these changes? [Y/n]" "y"
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/G.log"
+    expect_grep "the diff names the rotated login" "$work/G.log" ".codex/auth.json"
+    expect_eq "header generation" "$(header "$blobA" generation)" 3
+    expect_no_secret "no passphrase echoed on the terminal" "$work/G.log"
+}
+
+# ---------------------------------------------------------------------------
+# Reinstall, keep with the wrong passphrase: exit 3, nothing changed.
+scenario H "reinstall, keep with the wrong passphrase"
+scenario_H() {
+    cp "$blobA" "$work/blobA.gen3"
+    make_target "$work/H/root"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$wrong run_step "$work/H.log" \
+        --target "$work/H/root" --esp "$work/A/esp" --usb-device "$work/stick.img"
+    expect_eq "exit status" "$rc" 3
+    expect_grep "says the blob does not open" "$work/H.log" "does not open with this passphrase"
+    expect_missing "no usb-uuid file" "$work/H/root/etc/zeta/usb-uuid"
+    if cmp -s "$blobA" "$work/blobA.gen3"; then ok "blob unchanged"; else bad "the blob changed"; fi
+}
+
+# ---------------------------------------------------------------------------
+# The blob is bound to another stick: moved with rekey (same entries,
+# new UUID, generation rises), or re-bundled with ZETA_CREDS_REBUNDLE=1.
+scenario I "the blob is bound to another stick: moved (rekey), or re-bundled"
+scenario_I() {
+    make_target "$work/I/root"
+    mkdir -p "$work/I/esp"
+    cp "$blobA" "$work/I/esp/zeta-creds.enc"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/I1.log" \
+        --target "$work/I/root" --esp "$work/I/esp" --usb-device "$work/other.img"
+    expect_eq "move: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/I1.log"
+    expect_grep "move: says it is bound to another stick" "$work/I1.log" "bound to another USB stick (dead-beef)"
+    expect_eq "move: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect rekey verify "
+    expect_eq "move: header usb_uuid" "$(header "$work/I/esp/zeta-creds.enc" usb_uuid)" cafe-f00d
+    expect_eq "move: header generation" "$(header "$work/I/esp/zeta-creds.enc" generation)" 4
+    expect_eq "move: entries (the fresh target had none)" "$(entry_count "$work/I/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+    check_uuid_file "$work/I/root" CAFE-F00D
+
+    make_target "$work/I2/root" creds
+    mkdir -p "$work/I2/esp"
+    cp "$blobA" "$work/I2/esp/zeta-creds.enc"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass2 run_step "$work/I2.log" \
+        --target "$work/I2/root" --esp "$work/I2/esp" --usb-device "$work/other.img"
+    expect_eq "re-bundle for this stick: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/I2.log"
+    expect_eq "re-bundle for this stick: header usb_uuid" "$(header "$work/I2/esp/zeta-creds.enc" usb_uuid)" cafe-f00d
+    expect_eq "re-bundle for this stick: generation" "$(header "$work/I2/esp/zeta-creds.enc" generation)" 4
+    expect_eq "re-bundle for this stick: opens with the new passphrase" \
+        "$(entry_count "$work/I2/esp/zeta-creds.enc" "$pass2")" "$CREDS_ENTRIES"
+    check_uuid_file "$work/I2/root" CAFE-F00D
+}
+
+# ---------------------------------------------------------------------------
+# An unreadable blob on the ESP: exit 5 and left alone, or replaced
+# with ZETA_CREDS_REBUNDLE=1.
+scenario J "an unreadable blob on the ESP"
+scenario_J() {
+    make_target "$work/J/root" creds
+    mkdir -p "$work/J/esp"
+    printf 'not a zeta-creds blob\n' >"$work/J/esp/zeta-creds.enc"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/J1.log" \
+        --target "$work/J/root" --esp "$work/J/esp" --usb-device "$work/stick.img"
+    expect_eq "left alone: exit status" "$rc" 5
+    expect_grep "left alone: says how to replace it" "$work/J1.log" "ZETA_CREDS_REBUNDLE=1"
+    expect_eq "left alone: content" "$(cat "$work/J/esp/zeta-creds.enc")" "not a zeta-creds blob"
+    expect_missing "left alone: no usb-uuid file" "$work/J/root/etc/zeta/usb-uuid"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/J2.log" \
+        --target "$work/J/root" --esp "$work/J/esp" --usb-device "$work/stick.img"
+    expect_eq "replaced: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/J2.log"
+    expect_eq "replaced: header usb_uuid" "$(header "$work/J/esp/zeta-creds.enc" usb_uuid)" dead-beef
+    expect_eq "replaced: the old file kept as .prev" "$(cat "$work/J/esp/zeta-creds.enc.prev")" "not a zeta-creds blob"
+}
+
+# ---------------------------------------------------------------------------
+# Failures leave no half-written blob and no usb-uuid file: a required
+# manifest entry missing, a full ESP (a tiny tmpfs in a private mount
+# namespace).
+scenario K "failures leave no half-written blob and no usb-uuid file"
+scenario_K() {
+    make_target "$work/K/root" creds
+    mkdir -p "$work/K/esp"
+    cat >"$work/required.toml" <<'EOF'
+version = 1
+user = "zeta"
+
+[[entry]]
+path = "~/.config/gh"
+
+[[entry]]
+path = "~/.ssh/id_ed25519"
+required = true
+EOF
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/K1.log" \
+        --target "$work/K/root" --esp "$work/K/esp" --usb-device "$work/stick.img" \
+        --manifest "$work/required.toml"
+    expect_eq "required entry missing: exit status (zeta-creds's 6)" "$rc" 6
+    expect_grep "required entry missing: says the bundle failed" "$work/K1.log" "zeta-creds bundle failed (exit 6)"
+    nothing_written "$work/K/root" "$work/K/esp"
+
+    if unshare -m true 2>/dev/null; then
+        # A 64 KiB tmpfs, filled up, as the ESP, in a private mount namespace.
+        : >"$work/calls"
+        rc=0
+        # shellcheck disable=SC2016 # the inner script expands its own arguments
+        ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp unshare -m -- bash -c '
+            esp=$1
+            shift
+            mount -t tmpfs -o size=64k zeta-test-esp "$esp" || exit 99
+            cat /dev/zero >"$esp/filler" 2>/dev/null
+            status=0
+            "$@" || status=$?
+            find "$esp" -mindepth 1 -not -name filler >"$esp.left"
+            exit "$status"' _ "$work/K/esp" \
+            "$step" --zeta-creds "$zcw" --work-factor 10 --target "$work/K/root" \
+            --esp "$work/K/esp" --usb-device "$work/stick.img" </dev/null >"$work/K2.log" 2>&1 || rc=$?
+        if [ "$rc" -eq 99 ]; then
+            bad "a full ESP was not checked: tmpfs cannot be mounted here"
+        else
+            expect_eq "full ESP: exit status" "$rc" 1
+            expect_grep "full ESP: zeta-creds says why" "$work/K2.log" "not enough room"
+            expect_grep "full ESP: the step says nothing was written" "$work/K2.log" "no new blob was written to the ESP"
+            expect_eq "full ESP: files left on it" "$(wc -l <"$work/K/esp.left")" 0
+            expect_missing "full ESP: no usb-uuid file" "$work/K/root/etc/zeta/usb-uuid"
+        fi
+    else
+        bad "a full ESP was not checked: unshare -m is not allowed here"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# The stick found with findmnt: an ext4 image loop-mounted at
+# /run/live/medium in a private mount namespace (its UUID has the
+# ext4 form); and mounted at /run/initramfs/live by a symlink that is
+# gone afterwards, as NixOS's stage 1 mounts /iso from /dev/root.
+scenario L "the live stick found with findmnt (ext4 image at /run/live/medium)"
+scenario_L() {
+    make_target "$work/L/root" creds
+    mkdir -p "$work/L/esp"
+    truncate -s 8M "$work/stick-ext4.img"
+    mkfs.ext4 -q -U 0f0e0d0c-1111-2222-3333-444455556666 "$work/stick-ext4.img"
+    rc=0
+    # shellcheck disable=SC2016 # the inner script expands its own arguments
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp unshare -m -- bash -c '
+        mount -t tmpfs zeta-test-run /run && mkdir -p /run/live/medium &&
+            mount -o loop,ro "$1" /run/live/medium || exit 99
+        shift
+        exec "$@"' _ "$work/stick-ext4.img" \
+        "$step" --zeta-creds "$zcw" --work-factor 10 --target "$work/L/root" --esp "$work/L/esp" \
+        </dev/null >"$work/L.log" 2>&1 || rc=$?
+    if [ "$rc" -eq 99 ]; then
+        bad "detection was not checked: cannot loop-mount an image here"
+    else
+        expect_eq "exit status" "$rc" 0
+        [ "$rc" -eq 0 ] || show_log "$work/L.log"
+        expect_grep "says where it found the stick" "$work/L.log" "(mounted at /run/live/medium)"
+        check_uuid_file "$work/L/root" 0f0e0d0c-1111-2222-3333-444455556666
+        expect_eq "header usb_uuid" "$(header "$work/L/esp/zeta-creds.enc" usb_uuid)" \
+            0f0e0d0c-1111-2222-3333-444455556666
+    fi
+
+    # The name the stick was mounted by is gone (as NixOS's /iso, mounted from
+    # a /dev/root symlink in stage 1): the step asks the kernel (MAJ:MIN).
+    make_target "$work/L2/root" creds
+    mkdir -p "$work/L2/esp"
+    rc=0
+    # shellcheck disable=SC2016 # the inner script expands its own arguments
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass TMPDIR=$work/tmp unshare -m -- bash -c '
+        img=$1 link=$2
+        shift 2
+        mount -t tmpfs zeta-test-run /run && mkdir -p /run/initramfs/live || exit 99
+        loop=$(losetup -f --show -r "$img") || exit 99
+        ln -s "$loop" "$link"
+        if ! mount --no-canonicalize -o ro "$link" /run/initramfs/live; then
+            losetup -d "$loop"
+            exit 99
+        fi
+        losetup -d "$loop" # detached once unmounted, when this namespace ends
+        rm -f "$link"
+        exec "$@"' _ "$work/stick-ext4.img" "$work/devroot" \
+        "$step" --zeta-creds "$zcw" --work-factor 10 --target "$work/L2/root" --esp "$work/L2/esp" \
+        </dev/null >"$work/L2.log" 2>&1 || rc=$?
+    if [ "$rc" -eq 99 ]; then
+        bad "detection by MAJ:MIN was not checked: cannot set up a loop device here"
+    else
+        expect_eq "mounted by a name that is gone: exit status" "$rc" 0
+        [ "$rc" -eq 0 ] || show_log "$work/L2.log"
+        expect_grep "mounted by a name that is gone: found by MAJ:MIN" "$work/L2.log" \
+            "(mounted at /run/initramfs/live)"
+        check_uuid_file "$work/L2/root" 0f0e0d0c-1111-2222-3333-444455556666
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# Usage errors, --help, a missing device, a device with no filesystem.
+scenario M "usage errors and missing inputs"
+scenario_M() {
+    make_target "$work/M/root" creds
+    mkdir -p "$work/M/esp"
+    rc=0
+    "$step" --help >"$work/M0.log" 2>&1 || rc=$?
+    expect_eq "--help: exit status" "$rc" 0
+    expect_grep "--help: lists ZETA_CREDS_REBUNDLE" "$work/M0.log" "ZETA_CREDS_REBUNDLE=0|1"
+    ZETA_CREDS_PICKER=1 run_step "$work/M1.log" --esp "$work/M/esp"
+    expect_eq "no --target: exit status" "$rc" 2
+    ZETA_CREDS_PICKER=yes run_step "$work/M2.log" --target "$work/M/root" --esp "$work/M/esp"
+    expect_eq "ZETA_CREDS_PICKER=yes: exit status" "$rc" 2
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/M3.log" \
+        --target "$work/M/root" --esp "$work/M/esp" --usb-device "$work/no-such-stick"
+    expect_eq "missing device: exit status" "$rc" 6
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/M4.log" \
+        --target "$work/M/root" --esp "$work/M/esp" --usb-device "$work/blank.img"
+    expect_eq "device with no filesystem: exit status" "$rc" 6
+    expect_grep "device with no filesystem: says so" "$work/M4.log" "blkid found no filesystem UUID"
+    nothing_written "$work/M/root" "$work/M/esp"
+}
+
+# ---------------------------------------------------------------------------
+# --seal-tpm2 / ZETA_CREDS_SEAL=tpm2, with a fake systemd-creds (the
+# real sealing is booted in tests/vm, scenarios i to k): its exact argv
+# (--with-key=tpm2, never host or auto; --name=passphrase; the PCRs;
+# `-` for stdin), the passphrase on its stdin (compared by hash), the
+# sealed file 0600 root in a 0700 directory with no temporary left,
+# the NixOS lines for credential mode; --tpm2-pcrs "" and 0+7; on a
+# terminal; and the fallbacks to the console prompt, each saying why:
+# no TPM2, no systemd-creds, encrypt failing; bad values refused.
+scenario N "--seal-tpm2: the passphrase sealed to the TPM2 (a fake systemd-creds)"
+scenario_N() {
+    : >"$work/fake-tpm"
+    make_target "$work/N1/root" creds
+    mkdir -p "$work/N1/esp"
+    rm -f "$work/creds-argv" "$work/creds-stdin-sha"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N1.log" --seal-tpm2 --systemd-creds "$fake_creds" \
+        --target "$work/N1/root" --esp "$work/N1/esp" --usb-device "$work/stick.img"
+    expect_eq "--seal-tpm2: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/N1.log"
+    sealed_ok "--seal-tpm2" "$work/N1/root" --tpm2-pcrs=7 "$pass"
+    check_uuid_file "$work/N1/root" DEAD-BEEF
+    expect_eq "--seal-tpm2: entries (verify)" "$(entry_count "$work/N1/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+    expect_grep "--seal-tpm2: NixOS line: credential mode" "$work/N1.log" 'zeta.credsRestore.passphrase.mode = "credential";'
+    expect_grep "--seal-tpm2: NixOS line: the credential" "$work/N1.log" \
+        'zeta.credsRestore.passphrase.credential = "/etc/credstore.encrypted/zeta-creds-passphrase";'
+    expect_grep "--seal-tpm2: says the first boot does not ask" "$work/N1.log" "The first boot restores them without asking"
+    expect_no_grep "--seal-tpm2: no interactive line" "$work/N1.log" 'passphrase.mode = "interactive";'
+
+    make_target "$work/N2/root" creds
+    mkdir -p "$work/N2/esp"
+    rm -f "$work/creds-argv" "$work/creds-stdin-sha"
+    ZETA_CREDS_SEAL=tpm2 ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass2 run_step "$work/N2.log" --tpm2-pcrs= \
+        --systemd-creds "$fake_creds" --target "$work/N2/root" --esp "$work/N2/esp" --usb-device "$work/stick.img"
+    expect_eq "ZETA_CREDS_SEAL=tpm2 --tpm2-pcrs=: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/N2.log"
+    sealed_ok "ZETA_CREDS_SEAL=tpm2, no PCRs" "$work/N2/root" --tpm2-pcrs= "$pass2"
+    expect_grep "no PCRs: says so" "$work/N2.log" "(PCRs: none)"
+
+    rm -rf "$work/N2/root/etc/credstore.encrypted" "$work/N2/root/etc/zeta/usb-uuid"
+    rm -f "$work/creds-argv" "$work/creds-stdin-sha"
+    tty_step "$work/N3.log" --seal-tpm2 --tpm2-pcrs 0+7 --systemd-creds "$fake_creds" \
+        --target "$work/N2/root" --esp "$work/N2/esp" --usb-device "$work/stick.img" -- \
+        "Seal your credentials now? [Y/n]" "y" \
+        "Keep or re-bundle? [K/r]" "k" \
+        "Passphrase of the blob on the ESP" "$pass2"
+    expect_eq "on a terminal, PCRs 0+7: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/N3.log"
+    sealed_ok "on a terminal, PCRs 0+7" "$work/N2/root" --tpm2-pcrs=0+7 "$pass2"
+    expect_no_secret "on a terminal: no passphrase echoed" "$work/N3.log"
+
+    # A live system booted in BIOS mode: has-tpm2 says "partial" (-firmware),
+    # but the driver and systemd's support are there: it seals.
+    rm -f "$work/fake-tpm" "$work/creds-argv" "$work/creds-stdin-sha"
+    : >"$work/fake-tpm-bios"
+    rm -rf "$work/N2/root/etc/credstore.encrypted" "$work/N2/root/etc/zeta/usb-uuid"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass2 run_step "$work/N3b.log" --seal-tpm2 \
+        --systemd-creds "$fake_creds" --target "$work/N2/root" --esp "$work/N2/esp" --usb-device "$work/stick.img"
+    expect_eq "a partial TPM2 with its driver (BIOS boot): exit status" "$rc" 0
+    sealed_ok "a partial TPM2 with its driver (BIOS boot)" "$work/N2/root" --tpm2-pcrs=7 "$pass2"
+    rm -f "$work/fake-tpm-bios"
+
+    rm -f "$work/creds-argv"
+    make_target "$work/N4/root" creds
+    mkdir -p "$work/N4/esp"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N4.log" --seal-tpm2 --systemd-creds "$fake_creds" \
+        --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+    not_sealed "no TPM2" "$work/N4/root" "$work/N4.log" "this machine has no usable TPM2 (systemd-creds has-tpm2 says: partial -firmware -driver"
+    expect_missing "no TPM2: encrypt was not run" "$work/creds-argv"
+
+    rm -rf "$work/N4/root/etc/zeta/usb-uuid"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N5.log" --seal-tpm2 \
+        --systemd-creds "$work/no-such-systemd-creds" --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+    not_sealed "no systemd-creds" "$work/N4/root" "$work/N5.log" "systemd-creds not found"
+
+    : >"$work/fake-tpm"
+    : >"$work/fake-encrypt-fails"
+    rm -rf "$work/N4/root/etc/zeta/usb-uuid"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/N6.log" --seal-tpm2 \
+        --systemd-creds "$fake_creds" --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+    not_sealed "encrypt fails" "$work/N4/root" "$work/N6.log" "systemd-creds encrypt failed (exit 1)"
+    expect_grep "encrypt fails: its error is shown" "$work/N6.log" "Failed to seal to TPM2: fake failure"
+    rm -f "$work/fake-encrypt-fails"
+
+    for bad_pcrs in 24 7+ +7 "7 8" pcr7; do
+        ZETA_CREDS_PICKER=1 run_step "$work/N7.log" --seal-tpm2 --tpm2-pcrs "$bad_pcrs" \
+            --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+        expect_eq "--tpm2-pcrs '$bad_pcrs': exit status (usage)" "$rc" 2
+    done
+    ZETA_CREDS_SEAL=yes ZETA_CREDS_PICKER=1 run_step "$work/N8.log" \
+        --target "$work/N4/root" --esp "$work/N4/esp" --usb-device "$work/stick.img"
+    expect_eq "ZETA_CREDS_SEAL=yes: exit status (usage)" "$rc" 2
+    expect_grep "--help: lists --seal-tpm2" "$work/M0.log" "--seal-tpm2"
+}

@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# The scenarios of tests/vm, one block each, one fresh boot each: a
+# comment saying what it proves, `scenario ID TITLE [tpm]`, then
+# `scenario_ID() { ... }`: the guest's setup (its unit configuration and
+# disks), the boot, and the checks of its journal, exit status and files,
+# from the guest's own view. tests/vm/run.sh runs the blocks in the order
+# written (or those named in ZETA_VM_SCENARIOS); to add a scenario, add a
+# block. A `tpm` scenario attaches a software TPM2 (swtpm) and is reported
+# SKIPPED, never passed, where swtpm is missing.
+#
+# Over tests/vm/lib.sh (boot, root_for, stage_cmds, the checks) and the
+# fixtures run.sh sets up: the blobs, the disks ($work/esp.img,
+# esp-tampered.img, esp-empty.img, usb-bound.img, usb-other.img), the
+# passphrases ($work/passphrase, wrong-passphrase) and $credential_cmds.
+# In every scenario neither passphrase appears in any field of any journal
+# entry of the boot (`journalctl -b -o verbose`), nor on the console.
+# Sourced, never run.
+# shellcheck disable=SC2154 # $work, $guest, ... are run.sh's and lib.sh's
+
+## Unit configurations (as the NixOS module's options, rendered by
+## nixos-modules/unit.nix) ##################################################
+interactive_cfg=$(jq -cn --argjson t "$ASK_TIMEOUT" '{user: "zeta", passphrase: {mode: "interactive", timeout: $t}}')
+file_cfg='{"passphrase":{"mode":"file","file":"/run/zeta-creds/passphrase"}}'
+credential_cfg='{"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds.passphrase"}}'
+unanswered_cfg='{"passphrase":{"mode":"interactive","timeout":5}}'
+usb_file_cfg='{"requireUsbPresent":true,"usbWait":5,"passphrase":{"mode":"file","file":"/run/zeta-creds/passphrase"}}'
+tpm_cfg=$(jq -cn --arg c "$TPM_CREDENTIAL" '{user: "zeta", passphrase: {mode: "credential", credential: $c}}')
+tpm_fallback_cfg=$(jq -cn --arg c "$TPM_CREDENTIAL" --argjson t "$ASK_TIMEOUT" \
+    '{user: "zeta", passphrase: {mode: "credential", credential: $c, credentialFallback: "interactive", timeout: $t}}')
+usb_credential_cfg='{"requireUsbPresent":true,"usbWait":10,"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds.passphrase"}}'
+
+# a_disk: the disk a, f and g boot in turn (f and g see what a restored),
+# made by the first of them that runs; run.sh discards it at the end.
+a_disk() {
+    [ -f "$work/a.img" ] || root_for a "$interactive_cfg"
+}
+
+# ---------------------------------------------------------------------------
+# Interactive: the harness answers the systemd-ask-password prompt on the
+# serial console; the files land at the right paths with the guest's uid/gid
+# and exact modes, the unit is "active (exited)" with status 0.
+scenario a "interactive: the harness answers the console prompt"
+scenario_a() {
+    a_disk
+    boot a "$work/a.img" "$work/esp.img" "$work/usb-bound.img" answer
+    expect_prop a ActiveState active
+    expect_prop a SubState exited
+    expect_prop a Result success
+    expect_prop a ExecMainStatus 0
+    if grep -q 'Active: active (exited)' "$work/a.results/status.txt" 2>/dev/null; then
+        ok "a: systemctl status says active (exited)"
+    else
+        fail "a: systemctl status does not say active (exited):"
+        cat "$work/a.results/status.txt" 2>/dev/null || true
+    fi
+    expect_prompts a 1
+    restored a
+    expect_unit_journal a "created"
+    no_run_passphrase a
+    no_passphrase a
+}
+
+# ---------------------------------------------------------------------------
+# A second boot of a's disk, answered again: "nothing to do".
+scenario f "second boot, same blob: nothing to do"
+scenario_f() {
+    a_disk
+    boot f "$work/a.img" "$work/esp.img" "$work/usb-bound.img" answer
+    expect_prompts f 1
+    expect_prop f Result success
+    expect_prop f ExecMainStatus 0
+    expect_unit_journal f "nothing to do"
+    restored f
+    no_passphrase f
+}
+
+# ---------------------------------------------------------------------------
+# A third boot of a's disk in credential mode (the passphrase sealed by the
+# guest with systemd-creds, LoadCredentialEncrypted=) with requireUsbPresent
+# and the bound stick attached: "nothing to do", and the unit stops when the
+# restore exits, so systemd releases the decrypted credential (no
+# RemainAfterExit= in credential mode).
+scenario g "credential mode, requireUsbPresent with the bound stick attached"
+scenario_g() {
+    a_disk
+    unit_for g "$usb_credential_cfg"
+    mapfile -t cmds < <(put "$work/g.service" /etc/systemd/system/zeta-creds-restore.service 644)
+    debugfs_write "$work/a.img" "rm /etc/systemd/system/zeta-creds-restore.service" "${cmds[@]}" "${credential_cmds[@]}"
+    boot g "$work/a.img" "$work/esp.img" "$work/usb-bound.img" no
+    expect_prop g Result success
+    expect_prop g ExecMainStatus 0
+    credential_released g
+    expect_unit_journal g "nothing to do"
+    expect_prompts g 0
+    restored g
+    no_passphrase g
+}
+
+# ---------------------------------------------------------------------------
+# File mode with a wrong passphrase: the unit fails with exit 3, nothing is
+# written, no passphrase file is left in /run.
+scenario b "file mode, wrong passphrase"
+scenario_b() {
+    mapfile -t cmds < <(stage_cmds "$work/wrong-passphrase")
+    root_for b "$file_cfg" "${cmds[@]}"
+    boot b "$work/b.img" "$work/esp.img" "$work/usb-bound.img" no
+    discard "$work/b.img"
+    expect_prop b ActiveState failed
+    expect_prop b Result exit-code
+    expect_prop b ExecMainStatus 3
+    expect_prop b NRestarts 0
+    expect_unit_journal b "wrong passphrase"
+    nothing_written b
+    no_run_passphrase b
+    no_passphrase b
+}
+
+# ---------------------------------------------------------------------------
+# RequireUsbPresent with another stick attached: exit 4, nothing written,
+# and the passphrase file, never read (the stick is checked first), left
+# where it was staged: only a file a run read as its passphrase is consumed
+# (issue 19 #13).
+scenario c "requireUsbPresent, another stick attached"
+scenario_c() {
+    [ "$usb_flag" = yes ] || log "c: expected to fail until restore --require-usb-present lands"
+    mapfile -t cmds < <(stage_cmds "$work/passphrase")
+    root_for c "$usb_file_cfg" "${cmds[@]}"
+    boot c "$work/c.img" "$work/esp.img" "$work/usb-other.img" no
+    discard "$work/c.img"
+    expect_prop c ActiveState failed
+    expect_prop c ExecMainStatus 4
+    expect_prop c NRestarts 0
+    expect_unit_journal c "is not attached"
+    if grep -q 'CAFE-F00D' "$work/c.results/by-uuid.txt" 2>/dev/null; then
+        ok "c: the other stick (CAFE-F00D) was attached"
+    else
+        fail "c: the other stick is not in /dev/disk/by-uuid"
+    fi
+    nothing_written c
+    # Never read, so not consumed: exactly the staged file is left.
+    if have c run.txt; then
+        local left
+        left=$(cat "$work/c.results/run.txt")
+        if [ "$left" = /run/zeta-creds/passphrase ]; then
+            ok "c: the passphrase file, never read, is left as staged"
+        else
+            fail "c: expected only /run/zeta-creds/passphrase in /run, found: $left"
+        fi
+    fi
+    no_passphrase c
+}
+
+# ---------------------------------------------------------------------------
+# A tampered blob (credential mode, right passphrase): exit 5, nothing
+# written.
+scenario d "a tampered blob"
+scenario_d() {
+    root_for d "$credential_cfg" "${credential_cmds[@]}"
+    boot d "$work/d.img" "$work/esp-tampered.img" "$work/usb-bound.img" no
+    discard "$work/d.img"
+    expect_prop d ActiveState failed
+    expect_prop d ExecMainStatus 5
+    expect_prop d NRestarts 0
+    nothing_written d
+    no_passphrase d
+}
+
+# ---------------------------------------------------------------------------
+# No blob: the unit is skipped by its condition and the boot reaches
+# multi-user.target; no prompt is shown.
+scenario e "no blob: skipped, the boot goes on"
+scenario_e() {
+    root_for e "$interactive_cfg"
+    boot e "$work/e.img" "$work/esp-empty.img" "$work/usb-bound.img" no
+    discard "$work/e.img"
+    expect_prop e ConditionResult no
+    expect_prop e ActiveState inactive
+    if grep -qx 'ActiveState=active' "$work/e.results/target.txt" 2>/dev/null; then
+        ok "e: multi-user.target reached"
+    else
+        fail "e: multi-user.target not reached: $(cat "$work/e.results/target.txt" 2>/dev/null)"
+    fi
+    expect_prompts e 0
+    nothing_written e
+    no_passphrase e
+}
+
+# ---------------------------------------------------------------------------
+# Interactive, nobody answers (a 5 s prompt timeout): the unit fails with
+# exit 6 and is not restarted, nothing is written, and the boot still
+# reaches multi-user.target (nixos-modules/README.md, "A prompt nobody
+# answers").
+scenario h "interactive, nobody answers the prompt"
+scenario_h() {
+    root_for h "$unanswered_cfg"
+    boot h "$work/h.img" "$work/esp.img" "$work/usb-bound.img" no
+    discard "$work/h.img"
+    expect_prompts h 1
+    expect_prop h ActiveState failed
+    expect_prop h ExecMainStatus 6
+    expect_prop h NRestarts 0
+    expect_unit_journal h "no answer within 5 s"
+    if grep -qx 'ActiveState=active' "$work/h.results/target.txt" 2>/dev/null; then
+        ok "h: multi-user.target reached all the same"
+    else
+        fail "h: multi-user.target not reached: $(cat "$work/h.results/target.txt" 2>/dev/null)"
+    fi
+    nothing_written h
+    no_passphrase h
+}
+
+## The TPM2 scenarios ######################################################
+# With a software TPM2 (swtpm, attached with -tpmdev emulator and -device
+# tpm-tis; a state directory per TPM):
+# For i, j and k the passphrase is also in no byte of the guest's disks (raw
+# images, so deleted files count) nor of the TPM state: it only ever existed
+# on the console, in RAM and sealed.
+#
+# tpm_sealed_disk: the disk i, j and k start from, made once by the first
+# of them that runs: a first boot seals the passphrase inside the guest
+# (the restore is skipped: no blob yet), checked; $work/sealed.img is
+# that disk for i to boot on, $work/sealed-only.img a copy for j and k.
+tpm_sealed_disk() {
+    [ ! -f "$work/sealed-only.img" ] || return 0
+    # The byte scan must be able to fail: a passphrase planted between
+    # binary bytes is found.
+    { head -c 4096 /dev/urandom && cat "$work/passphrase" && head -c 4096 /dev/urandom; } >"$work/planted.bin"
+    if grep -qaF -f "$work/passphrase" -- "$work/planted.bin"; then
+        ok "the byte scan finds a passphrase planted in binary data"
+    else
+        fail "the byte scan does not find a planted passphrase: its checks below prove nothing"
+    fi
+    rm -f "$work/planted.bin"
+    echo "== i-seal. TPM2: a first boot seals the passphrase inside the guest (no blob yet: restore skipped); i, j and k start from its disk"
+    mapfile -t cmds < <(printf '7\n' >"$work/pcrs" && put "$work/pcrs" /var/lib/zeta-vm/seal-tpm2 644)
+    root_for sealed "$tpm_cfg" "${cmds[@]}"
+    boot i-seal "$work/sealed.img" "$work/esp-empty.img" "$work/usb-bound.img" "answer=$SEAL_PROMPT" "$work/tpm-i"
+    if grep -qx 'Result=success' "$work/i-seal.results/seal.txt" 2>/dev/null; then
+        ok "i-seal: systemd-creds encrypt --with-key=tpm2 succeeded in the guest"
+    else
+        fail "i-seal: sealing to the TPM2 failed: $(cat "$work/i-seal.results/seal.txt" 2>/dev/null)"
+        grep -a 'zeta-vm-seal\|systemd-creds\|tpm' "$work/i-seal.results/journal.txt" 2>/dev/null | tail -n 15 || true
+    fi
+    in_file i-seal tpm.txt /dev/tpmrm0
+    expect_prop i-seal ConditionResult no
+    expect_prompts i-seal 0
+    if [ "$(cat "$work/i-seal.results/credstore.txt" 2>/dev/null)" = "/etc/credstore.encrypted 0 0 700 d
+$TPM_CREDENTIAL 0 0 600 f" ]; then
+        ok "i-seal: $TPM_CREDENTIAL is 0600 root in a 0700 root directory"
+    else
+        fail "i-seal: the credential store is not as expected: $(cat "$work/i-seal.results/credstore.txt" 2>/dev/null)"
+    fi
+    no_passphrase i-seal
+    # j and k boot this disk as it is now: sealed, nothing restored.
+    cp --sparse=always "$work/sealed.img" "$work/sealed-only.img"
+}
+
+# ---------------------------------------------------------------------------
+# Headless unlock: a first boot seals the passphrase inside the guest (typed
+# at a console prompt, piped into `systemd-creds encrypt --with-key=tpm2
+# --tpm2-pcrs=7`, as the installer's --seal-tpm2 does; the restore is
+# skipped, no blob yet); the next boot, credential mode, restores with the
+# harness sending nothing to the console: no prompt, every file, owner and
+# mode, the sealed file 0600 root in a 0700 directory, and nothing of the
+# unsealed passphrase left in /run/credentials once the restore is done.
+scenario i "TPM2: the next boot restores headless (the harness sends nothing)" tpm
+scenario_i() {
+    tpm_sealed_disk
+    boot i "$work/sealed.img" "$work/esp.img" "$work/usb-bound.img" no "$work/tpm-i"
+    expect_prop i Result success
+    expect_prop i ExecMainStatus 0
+    expect_prompts i 0
+    if grep -qF "zeta-vm:" "$work/i.results/console.log" 2>/dev/null; then
+        fail "i: a seal prompt showed on the console"
+    else
+        ok "i: no prompt of any kind on the console"
+    fi
+    restored i
+    expect_unit_journal i "created"
+    credential_released i
+    no_passphrase i
+    no_passphrase_bytes i "$work/sealed.img" "$work/results.img" "$work/tpm-i"/*
+    discard "$work/sealed.img"
+}
+
+# ---------------------------------------------------------------------------
+# The same sealed disk on another TPM (a fresh state): the unit fails with
+# 243/CREDENTIALS, not restarted, the journal and the console name the
+# credential and the recovery, nothing is written.
+scenario j "TPM2: the sealed disk on another TPM: the unit fails with the credential message" tpm
+scenario_j() {
+    tpm_sealed_disk
+    cp --sparse=always "$work/sealed-only.img" "$work/j.img"
+    boot j "$work/j.img" "$work/esp.img" "$work/usb-bound.img" no "$work/tpm-j"
+    expect_prop j ActiveState failed
+    expect_prop j Result exit-code
+    expect_prop j ExecMainStatus 243
+    expect_prop j NRestarts 0
+    expect_unit_journal j "the sealed passphrase $TPM_CREDENTIAL (LoadCredentialEncrypted=passphrase:$TPM_CREDENTIAL) could not be decrypted"
+    expect_unit_journal j "to restore now: run \`zeta-creds restore --blob /boot/zeta-creds.enc"
+    expect_unit_journal j "passphrase.mode = \"interactive\""
+    expect_unit_journal j "systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=7 --name=passphrase - $TPM_CREDENTIAL"
+    in_file j console.log "zeta-creds-restore: the sealed passphrase $TPM_CREDENTIAL"
+    # The journal entry (verbose: one unindented line, then its fields)
+    # whose MESSAGE is the first line of the report has PRIORITY=3.
+    if awk '/^[^ \t]/ { if (m && p) found = 1; m = 0; p = 0; next }
+            /^ *MESSAGE=the sealed passphrase / { m = 1 }
+            /^ *PRIORITY=3$/ { p = 1 }
+            END { if (m && p) found = 1; exit !found }' "$work/j.results/journal-verbose.txt" 2>/dev/null; then
+        ok "j: the message is logged at error priority"
+    else
+        fail "j: the message is not logged at error priority (PRIORITY=3)"
+    fi
+    expect_prompts j 0
+    nothing_written j
+    no_passphrase j
+    no_passphrase_bytes j "$work/j.img" "$work/results.img" "$work/tpm-j"/*
+    discard "$work/j.img"
+}
+
+# ---------------------------------------------------------------------------
+# The same, with passphrase.credentialFallback = "interactive": the message,
+# then the fallback unit's console prompt (answered), the restore, and
+# logins (systemd-user-sessions) allowed only after it.
+scenario k "TPM2: another TPM with credentialFallback = \"interactive\": asked on the console instead" tpm
+scenario_k() {
+    tpm_sealed_disk
+    cp --sparse=always "$work/sealed-only.img" "$work/k.img"
+    unit_for k "$tpm_fallback_cfg"
+    mapfile -t cmds < <(unit_cmds k relink)
+    debugfs_write "$work/k.img" "${cmds[@]}"
+    boot k "$work/k.img" "$work/esp.img" "$work/usb-bound.img" answer "$work/tpm-k"
+    expect_prop k ActiveState failed
+    expect_prop k ExecMainStatus 243
+    expect_unit_journal k "asking for the passphrase on the console instead"
+    in_file k console.log "zeta-creds-restore: the sealed passphrase $TPM_CREDENTIAL"
+    if [ "$(fprop k ActiveState) $(fprop k Result) $(fprop k ExecMainStatus)" = "active success 0" ]; then
+        ok "k: zeta-creds-restore-fallback.service is active, status 0"
+    else
+        fail "k: the fallback unit: $(tr '\n' ' ' <"$work/k.results/fallback-unit.txt" 2>/dev/null)"
+        cat "$work/k.results/fallback-journal.txt" 2>/dev/null || true
+    fi
+    in_file k fallback-journal.txt "created"
+    expect_prompts k 1
+    restored k
+    after_fallback k
+    no_passphrase k
+    no_passphrase_bytes k "$work/k.img" "$work/tpm-k"/*
+    discard "$work/k.img"
+}
