@@ -97,6 +97,7 @@ show_log() {
 # $CREDS_ENTRIES files below (gh's hosts.yml, Codex's auth.json, an SSH
 # host key pair, the operator keys, the sops-nix age key), each its own
 # entry of the blob.
+# shellcheck disable=SC2034 # read by scenarios.sh
 CREDS_ENTRIES=6
 make_target() {
     local root=$1
