@@ -7,14 +7,13 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use sha2::{Digest, Sha256};
 
 use super::{BlobInfo, Error, Outcome};
 use crate::envelope::{self, CHUNK_SIZE, Header, TAG_LEN};
-use crate::{cleanup, fsx};
+use crate::fsx;
 
 /// `statfs` magic of tmpfs (linux/magic.h).
 pub const TMPFS_MAGIC: u32 = 0x0102_1994;
@@ -26,7 +25,7 @@ pub const RAMFS_MAGIC: u32 = 0x8584_58f6;
 #[derive(Debug)]
 pub struct RescueDir {
     path: PathBuf,
-    fd: Arc<OwnedFd>,
+    fd: OwnedFd,
 }
 
 impl RescueDir {
@@ -77,7 +76,7 @@ impl RescueDir {
         fsx::remove_stale_temps(&fd);
         Ok(RescueDir {
             path: path.to_owned(),
-            fd: Arc::new(fd),
+            fd,
         })
     }
 
@@ -209,9 +208,11 @@ fn open_source(dir: impl AsFd, name: &str) -> Result<Option<(File, u64)>, String
 }
 
 /// Copy the file `name` in `src_dir` into the rescue directory if it is a
-/// blob. `Ok(None)` when there is no such file. Never leaves a partial
-/// file in the rescue directory: the copy is a temporary file (recorded
-/// with `cleanup` for signals) until the final rename.
+/// blob. `None` when there is no such file. Never leaves a partial file
+/// in the rescue directory: the copy is a temporary file until the final
+/// rename, unlinked on every error. The caller holds signals off meanwhile
+/// (`rescue::run`); after a `kill -9`, the next run removes the temporary
+/// file ([`RescueDir::prepare`]).
 pub(super) fn copy_blob(
     rescue: &RescueDir,
     src_dir: impl AsFd,
@@ -231,12 +232,11 @@ pub(super) fn copy_blob(
 }
 
 fn copy_open(rescue: &RescueDir, src: File, limit: u64, seen: &mut Seen) -> Outcome {
-    let dir = &*rescue.fd;
+    let dir = &rescue.fd;
     let (tmp_name, tmp_fd) = match fsx::create_temp(dir) {
         Ok(t) => t,
         Err(e) => return write_failure(e),
     };
-    cleanup::register_temp_file(&rescue.fd, &tmp_name);
     let mut tmp = Temp {
         dir,
         name: Some(tmp_name),

@@ -306,8 +306,9 @@ impl Outcome {
 pub struct SourceReport {
     /// Where from.
     pub source: Source,
-    /// The file's name in the source (`zeta-creds.enc`, a `--from` file's
-    /// name), when a file was looked at.
+    /// The file's name in a source directory or filesystem
+    /// (`zeta-creds.enc`, `zeta-creds.enc.prev`); `None` for a `--from`
+    /// file (its path says it) and for a source without a file.
     pub file: Option<String>,
     /// Where the device was mounted already, when it was read there.
     pub mounted_at: Option<PathBuf>,
@@ -437,9 +438,11 @@ impl Report {
 /// unusable or, for the default scan, when the disks cannot be listed;
 /// everything else is a line of the report.
 ///
-/// Each mount lasts while one device is read, inside
-/// [`cleanup::commit_section`]: a SIGINT, SIGTERM or SIGHUP that arrives
-/// meanwhile takes effect after the device is unmounted again.
+/// Each source is read inside [`cleanup::commit_section`]: a SIGINT,
+/// SIGTERM or SIGHUP that arrives meanwhile takes effect once the source
+/// is done (its copies renamed or removed, its mount undone), so a signal
+/// never leaves a mount or a partial copy behind. That wait is bounded by
+/// one mount, a copy of at most `max_blob_bytes` and one unmount.
 pub fn run(req: &Request, mounter: &dyn Mounter) -> Result<Report, Error> {
     let dir = RescueDir::prepare(&req.rescue_dir, req.allow_disk)?;
     let mut run = Run {
@@ -469,15 +472,13 @@ pub fn run(req: &Request, mounter: &dyn Mounter) -> Result<Report, Error> {
         }
     }
     for device in &req.devices {
-        run.device(
-            Source::Device {
-                device: device.clone(),
-            },
-            device,
-        );
+        let source = Source::Device {
+            device: device.clone(),
+        };
+        run.device(source, device);
     }
     for path in &req.from {
-        run.path(path);
+        cleanup::commit_section(|| run.path(path));
     }
     let same_stick = same_stick(&run.sources);
     Ok(Report {
@@ -543,8 +544,12 @@ impl Run<'_> {
         }
     }
 
-    /// A partition or image file.
+    /// A partition or image file, with signals held off.
     fn device(&mut self, source: Source, device: &Path) {
+        cleanup::commit_section(|| self.device_now(source, device));
+    }
+
+    fn device_now(&mut self, source: Source, device: &Path) {
         if let Err(reason) = probe_device(device) {
             return self.push(source, None, None, Outcome::Unreadable { reason });
         }
@@ -562,31 +567,25 @@ impl Run<'_> {
             }
             return;
         }
-        cleanup::commit_section(|| {
-            let mounted = match mount::Mounted::mount(self.mounter, &self.req.mount_base, device) {
-                Ok(m) => m,
-                Err(reason) => {
-                    return self.push(source, None, None, Outcome::MountFailed { reason });
-                }
-            };
-            match fsx::open_root(mounted.path()) {
-                Ok(root) => {
-                    self.tree(&source, &root, None);
-                    drop(root);
-                }
-                Err(e) => self.push(
-                    source.clone(),
-                    None,
-                    None,
-                    Outcome::Unreadable {
-                        reason: format!("cannot open the mounted filesystem: {e}"),
-                    },
-                ),
-            }
-            if let Err(e) = mounted.release() {
-                self.warnings.push(format!("{source}: {e}"));
-            }
-        });
+        let mounted = match mount::Mounted::mount(self.mounter, &self.req.mount_base, device) {
+            Ok(m) => m,
+            Err(reason) => return self.push(source, None, None, Outcome::MountFailed { reason }),
+        };
+        match fsx::open_root(mounted.path()) {
+            // The directory is closed before the unmount.
+            Ok(root) => self.tree(&source, &root, None),
+            Err(e) => self.push(
+                source.clone(),
+                None,
+                None,
+                Outcome::Unreadable {
+                    reason: format!("cannot open the mounted filesystem: {e}"),
+                },
+            ),
+        }
+        if let Err(e) = mounted.release() {
+            self.warnings.push(format!("{source}: {e}"));
+        }
     }
 
     /// A `--from` directory or file.
@@ -643,7 +642,8 @@ impl Run<'_> {
                 reason: e.to_string(),
             },
         };
-        self.push(source, Some(name.to_owned()), None, outcome);
+        // The source's path names the file already.
+        self.push(source, None, None, outcome);
     }
 }
 
