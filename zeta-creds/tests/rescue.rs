@@ -595,3 +595,76 @@ fn root_a_full_rescue_dir_keeps_what_fits_and_no_partial_file() {
     let mode = std::fs::metadata(&ram).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
 }
+
+/// The real mounter, checking after each mount that the filesystem sits on
+/// a read-only loop device (what makes "changes nothing" hold for any
+/// filesystem type).
+struct CheckReadOnly(std::cell::RefCell<Vec<String>>);
+
+impl rescue::Mounter for CheckReadOnly {
+    fn block_devices(&self) -> Result<String, String> {
+        SystemMounter.block_devices()
+    }
+    fn mounted_at(&self, device: &Path) -> Option<PathBuf> {
+        SystemMounter.mounted_at(device)
+    }
+    fn mount_ro(&self, source: &Path, dir: &Path) -> Result<(), String> {
+        SystemMounter.mount_ro(source, dir)?;
+        let dev = sh("findmnt", &["-n", "-o", "SOURCE", dir.to_str().unwrap()]);
+        let ro = sh("blockdev", &["--getro", dev.trim()]);
+        let opts = sh("findmnt", &["-n", "-o", "OPTIONS", dir.to_str().unwrap()]);
+        self.0.borrow_mut().push(format!(
+            "{} getro={} {}",
+            &dev.trim()[..9],
+            ro.trim(),
+            opts.trim()
+        ));
+        Ok(())
+    }
+    fn unmount(&self, dir: &Path) -> Result<(), String> {
+        SystemMounter.unmount(dir)
+    }
+}
+
+#[test]
+fn root_an_unmounted_partition_is_mounted_on_a_read_only_loop_and_released() {
+    require_root();
+    let w = World::new();
+    let b = blob("abcd-1234", 3, 10);
+    std::fs::write(w.p("src/zeta-creds.enc"), &b).unwrap();
+    ext4_image(&w.p("src"), &w.p("part.img"));
+    let before = sha(&w.p("part.img"));
+    // A block device standing in for a partition.
+    let part = sh(
+        "losetup",
+        &["-f", "--show", w.p("part.img").to_str().unwrap()],
+    );
+    let part = PathBuf::from(part.trim());
+    struct Detach(PathBuf);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+        }
+    }
+    let _detach = Detach(part.clone());
+    let spy = CheckReadOnly(Default::default());
+    let req = Request {
+        devices: vec![part.clone()],
+        ..w.request(&[])
+    };
+    let report = rescue::run(&req, &spy).unwrap();
+    assert!(
+        matches!(report.sources[0].outcome, Outcome::Copied { .. }),
+        "{report:?}"
+    );
+    assert_eq!(
+        *spy.0.borrow(),
+        vec!["/dev/loop getro=1 ro,nosuid,nodev,noexec,relatime".to_owned()]
+    );
+    assert!(mounts_mentioning(&w.p("mnt")).is_empty());
+    assert!(listing(&w.p("mnt")).is_empty());
+    // The mount's loop device over the partition is released.
+    assert_eq!(sh("losetup", &["-j", part.to_str().unwrap()]), "");
+    drop(_detach);
+    assert_eq!(sha(&w.p("part.img")), before);
+}

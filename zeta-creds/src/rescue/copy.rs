@@ -167,7 +167,7 @@ pub(super) fn kind_name(kind: FileType) -> &'static str {
         FileType::Fifo => "a FIFO",
         FileType::Socket => "a socket",
         FileType::CharacterDevice => "a character device",
-        FileType::BlockDevice => "a block device (use --device for one)",
+        FileType::BlockDevice => "a block device: name it with --device",
         _ => "of an unknown kind",
     }
 }
