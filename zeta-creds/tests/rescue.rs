@@ -249,11 +249,11 @@ fn what_is_not_a_whole_blob_is_reported_and_nothing_is_left_in_the_rescue_dir() 
                 d("v9.enc")
             ),
             format!(
-                "{}: cannot be read (it is a symbolic link, which the rescue does not follow); nothing copied from it; check the name (lsblk) and that the device is attached",
+                "{}: cannot be read (it is a symbolic link, which the rescue does not follow); nothing copied from it; check the path",
                 d("link.enc")
             ),
             format!(
-                "{}: cannot be read (No such file or directory (os error 2)); nothing copied from it; check the name (lsblk) and that the device is attached",
+                "{}: cannot be read (No such file or directory (os error 2)); nothing copied from it; check the path",
                 d("missing.enc")
             ),
             format!(

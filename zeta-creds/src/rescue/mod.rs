@@ -19,6 +19,8 @@
 //! mounted in a private directory and unmounted after ([`mount::Mounted`]).
 //! The result is a typed [`Report`] (one [`SourceReport`] per file looked
 //! at) that the binary prints; its `Display` impls are the messages.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod copy;
 pub mod mount;
@@ -59,7 +61,9 @@ pub const MAX_BLOB_BYTES: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct Request {
     /// `--device`: partitions or image files. With `from`, replaces the
-    /// default scan of the machine's ESPs; both empty means scan.
+    /// default scan of the machine's ESPs; both empty means scan. A
+    /// partition mounted already is read where it is mounted; an image file
+    /// is always mounted anew (read-only, on its own loop device).
     pub devices: Vec<PathBuf>,
     /// `--from`: directories holding a blob, or blob files.
     pub from: Vec<PathBuf>,
@@ -348,10 +352,16 @@ impl fmt::Display for SourceReport {
                 f,
                 ": {size} bytes, more than the {limit} bytes a rescue copies; not copied, check it with `zeta-creds inspect` and copy it by hand if it is a blob"
             ),
-            Outcome::Unreadable { reason } => write!(
-                f,
-                ": cannot be read ({reason}); nothing copied from it; check the name (lsblk) and that the device is attached"
-            ),
+            Outcome::Unreadable { reason } => match self.source {
+                Source::Path { .. } => write!(
+                    f,
+                    ": cannot be read ({reason}); nothing copied from it; check the path"
+                ),
+                _ => write!(
+                    f,
+                    ": cannot be read ({reason}); nothing copied from it; check the device name (lsblk) and that it is attached"
+                ),
+            },
             Outcome::MountFailed { reason } => write!(
                 f,
                 ": cannot be mounted read-only ({reason}); nothing copied from it; if it holds a blob, mount it by hand and rescue with --from DIR"
@@ -416,6 +426,50 @@ pub struct Report {
     pub same_stick: Vec<SameStick>,
     /// Problems that did not stop the rescue (a mount left behind).
     pub warnings: Vec<String>,
+}
+
+/// Every line of the report, then the sticks with several blobs, the
+/// warnings, and a summary: what the binary prints.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.sources {
+            writeln!(f, "{s}")?;
+        }
+        for s in &self.same_stick {
+            writeln!(f, "{s}")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        let copied = self.copied().count();
+        let already = self
+            .sources
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Duplicate { .. }))
+            .count();
+        if copied + already == 0 {
+            write!(
+                f,
+                "no blob rescued; if one exists, name where with --device DEV or --from PATH"
+            )?;
+        } else {
+            write!(
+                f,
+                "{copied} blob(s) copied to {}",
+                self.rescue_dir.display()
+            )?;
+            if already > 0 {
+                write!(f, ", {already} found again and stored once")?;
+            }
+        }
+        if self.has_failures() {
+            write!(
+                f,
+                "; some sources could not be rescued (see above): look at them before wiping a disk"
+            )?;
+        }
+        writeln!(f)
+    }
 }
 
 impl Report {
@@ -934,6 +988,16 @@ mod tests {
             dir.join(&name_new).display()
         )));
         assert!(!report.has_failures());
+        let text = report.to_string();
+        assert_eq!(text.lines().count(), 4 + 1 + 1, "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "the newest is {}\n2 blob(s) copied to {}, 1 found again and stored once\n",
+                dir.join(&name_new).display(),
+                dir.display()
+            )),
+            "{text}"
+        );
     }
 
     fn blob_name(bytes: &[u8], generation: u64) -> String {
@@ -987,6 +1051,9 @@ mod tests {
             ]
         );
         assert!(report.has_failures());
+        assert!(report.to_string().ends_with(
+            "\nno blob rescued; if one exists, name where with --device DEV or --from PATH; some sources could not be rescued (see above): look at them before wiping a disk\n"
+        ));
         assert_eq!(
             report.sources[1].to_string(),
             format!(
