@@ -1081,6 +1081,56 @@ mod tests {
         );
     }
 
+    /// Stands in for the signal thread: it takes `commit_section` while a
+    /// device is mounted, and must get it only after the unmount.
+    struct SignalDuringMount {
+        log: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+        signal: RefCell<Option<std::thread::JoinHandle<()>>>,
+    }
+
+    impl Mounter for SignalDuringMount {
+        fn block_devices(&self) -> Result<String, String> {
+            Err("not used".into())
+        }
+        fn mounted_at(&self, _: &Path) -> Option<PathBuf> {
+            None
+        }
+        fn mount_ro(&self, _: &Path, _: &Path) -> Result<(), String> {
+            self.log.lock().unwrap().push("mount");
+            let log = std::sync::Arc::clone(&self.log);
+            *self.signal.borrow_mut() = Some(std::thread::spawn(move || {
+                cleanup::commit_section(|| log.lock().unwrap().push("signal handled"));
+            }));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Ok(())
+        }
+        fn unmount(&self, _: &Path) -> Result<(), String> {
+            self.log.lock().unwrap().push("umount");
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_signal_during_a_mount_is_handled_after_the_unmount() {
+        let w = World::new();
+        let device = w.device("esp.img");
+        let m = SignalDuringMount {
+            log: Default::default(),
+            signal: RefCell::default(),
+        };
+        let req = Request {
+            devices: vec![device],
+            ..w.request()
+        };
+        run(&req, &m).unwrap();
+        m.signal.borrow_mut().take().unwrap().join().unwrap();
+        assert_eq!(
+            *m.log.lock().unwrap(),
+            vec!["mount", "umount", "signal handled"]
+        );
+        assert!(w.mount_base_is_empty());
+    }
+
     #[test]
     fn dates_are_utc() {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
