@@ -197,7 +197,9 @@ pub struct BlobInfo {
 
 impl BlobInfo {
     /// The copy's name: `<usb-uuid>-g<generation>-<8 hex of sha256>.enc`,
-    /// so that blobs of several sticks, generations and hosts coexist.
+    /// so that blobs of several sticks, generations and hosts coexist. The
+    /// UUID comes from an unauthenticated header, but `Header::read`
+    /// admits only `[0-9a-z-]`, so it cannot hold `/` or `..`.
     pub fn file_name(&self) -> String {
         format!(
             "{}-g{}-{}.enc",
