@@ -18,6 +18,7 @@ pub mod pick;
 pub mod quality;
 pub mod readahead;
 pub mod rekey;
+pub mod rescue;
 pub mod restore;
 pub mod state;
 pub mod sys;
