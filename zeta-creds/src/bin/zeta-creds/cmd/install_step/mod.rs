@@ -32,6 +32,7 @@ mod decide;
 mod exit;
 mod files;
 mod report;
+mod rescue;
 mod seal;
 mod secret;
 mod stick;
@@ -61,7 +62,11 @@ pub fn main(
     argv: impl IntoIterator<Item = OsString>,
     env_passphrase: Option<SecretString>,
 ) -> ExitCode {
-    let exit = match args::parse_argv(argv.into_iter().collect()) {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    if let Some(rest) = rescue::requested(&argv) {
+        return ExitCode::from(rescue::main(rest).code());
+    }
+    let exit = match args::parse_argv(argv) {
         Ok(args) => run(&args, env_passphrase),
         Err(fail) => {
             ui::report(&fail);
