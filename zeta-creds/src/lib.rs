@@ -4,6 +4,7 @@
 //! * [`envelope`] — format v1, pure: header, key schedule, STREAM, entries.
 //! * [`readahead`] — the restore's payload decryption on a second thread.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bundle;
 pub mod cleanup;

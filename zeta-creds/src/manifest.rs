@@ -52,17 +52,23 @@ const REFERENCE: &str = "manifest/README.md";
 /// Problems with a manifest file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The file cannot be read.
     #[error("cannot read manifest {path}: {source}")]
     Read {
+        /// The manifest.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     /// `message` says what is wrong and how to fix it.
     #[error("manifest {path}, line {line}: {message}")]
     Invalid {
+        /// The manifest.
         path: PathBuf,
+        /// The line the mistake is on (1-based).
         line: usize,
+        /// What is wrong and the fix.
         message: String,
     },
 }
@@ -104,7 +110,9 @@ pub struct Manifest {
     pub path: PathBuf,
     /// Whose home `~` means.
     pub user: String,
+    /// The manifest's `description`, free text.
     pub description: Option<String>,
+    /// Its `[[entry]]` tables, in file order.
     pub entries: Vec<Entry>,
 }
 
@@ -115,11 +123,14 @@ pub struct Entry {
     pub line: usize,
     /// The path as written in the manifest (`~/.config/gh`).
     pub display: String,
+    /// Whether the path is absolute or in the user's home.
     pub anchor: Anchor,
     /// The path's components below the root or the home, each a literal
     /// name or a glob.
     pub components: Vec<Component>,
+    /// `required = true`: a bundle fails when the entry matches nothing.
     pub required: bool,
+    /// What not to carry from inside a matched directory.
     pub exclude: Exclude,
     /// Empty: every persona.
     pub personas: Vec<String>,
@@ -132,6 +143,7 @@ pub struct Entry {
     /// Most bytes of file content this entry may carry, all matches
     /// together.
     pub max_size: u64,
+    /// The entry's `description`, shown by `manifest check`.
     pub description: Option<String>,
 }
 
@@ -161,7 +173,9 @@ impl Entry {
 /// One component of an entry's path.
 #[derive(Debug, Clone)]
 pub enum Component {
+    /// A name matched as it is.
     Literal(String),
+    /// A glob matched against each name in the directory.
     Glob(Pattern),
 }
 

@@ -14,9 +14,13 @@ use std::sync::OnceLock;
 /// syslog priorities used by zeta-creds.
 #[derive(Debug, Clone, Copy)]
 pub enum Level {
+    /// `LOG_ERR`: a failure.
     Error = 3,
+    /// `LOG_WARNING`: something the operator should know.
     Warning = 4,
+    /// `LOG_NOTICE`: progress worth a line.
     Notice = 5,
+    /// `LOG_INFO`: detail.
     Info = 6,
 }
 
@@ -121,3 +125,39 @@ pub fn test_fault(point: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn test_fault(_point: &str) {}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic
+/// Gregorian; Howard Hinnant's days-to-civil algorithm).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(1_780_000_000), "2026-05-28 20:26:40 UTC");
+        assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+    }
+}

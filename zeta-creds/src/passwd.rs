@@ -17,9 +17,13 @@ const MAX_DB_SIZE: u64 = 16 << 20;
 /// One line of `etc/passwd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The login name (first field).
     pub name: String,
+    /// The numeric user id (third field).
     pub uid: u32,
+    /// The primary group's id (fourth field).
     pub gid: u32,
+    /// The home directory, as written (sixth field).
     pub home: String,
 }
 

@@ -18,7 +18,7 @@ use std::sync::mpsc;
 
 use zeroize::Zeroizing;
 
-use crate::envelope::{CHUNK_SIZE, Error, StreamReader};
+use crate::envelope::{CHUNK_SIZE, Error, FirstError, StreamReader, hand_out};
 
 /// Chunks the thread decrypts before the consumer asks for them: with the
 /// one being read and the one being decrypted, at most four chunks of
@@ -36,7 +36,7 @@ pub struct ReadAhead {
     current: Zeroizing<Vec<u8>>,
     pos: usize,
     finished: bool,
-    failed: Option<Error>,
+    failed: FirstError,
 }
 
 impl ReadAhead {
@@ -83,7 +83,7 @@ impl ReadAhead {
             current: Zeroizing::new(Vec::new()),
             pos: 0,
             finished: false,
-            failed: None,
+            failed: FirstError::default(),
         })
     }
 
@@ -97,8 +97,8 @@ impl ReadAhead {
 impl Read for ReadAhead {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
-            if let Some(e) = &self.failed {
-                return Err(e.replay().into_io());
+            if let Some(e) = self.failed.again() {
+                return Err(e.into_io());
             }
             if self.finished || out.is_empty() {
                 return Ok(0);
@@ -120,24 +120,17 @@ impl Read for ReadAhead {
                     self.pos = 0;
                 }
                 Ok(None) => self.finished = true,
-                Err(e) => {
-                    let again = e.replay();
-                    self.failed = Some(e);
-                    return Err(again.into_io());
-                }
+                Err(e) => return Err(self.failed.keep(e).into_io()),
             }
         }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(hand_out(out, &self.current, &mut self.pos))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{FileKey, Header, HeaderFields, TAG_LEN, UsbUuid};
+    use crate::envelope::{FileKey, Header, HeaderFields, TAG_LEN, UsbUuid, read_in_pieces};
     use secrecy::SecretString;
     use std::io::Write;
 
@@ -185,22 +178,7 @@ mod tests {
         read(unlocked.payload_reader(io::Cursor::new(ct.to_vec())))
     }
 
-    /// Read `r` to its end in reads of `piece` bytes; an error must stay.
-    fn read_in_pieces(r: &mut impl Read, piece: usize) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; piece];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => return Ok(out),
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) => {
-                    assert!(r.read(&mut buf).is_err(), "the error is not sticky");
-                    return Err(Error::from_io(e));
-                }
-            }
-        }
-    }
-
+    /// The plain reader, to its end.
     fn decrypt(header: &[u8], ct: &[u8]) -> Result<Vec<u8>, Error> {
         open(header, ct, |mut r| {
             let mut out = Vec::new();

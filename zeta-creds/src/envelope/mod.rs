@@ -49,7 +49,10 @@ pub use entries::{
 };
 pub use header::{Header, HeaderFields, UnlockedHeader};
 pub use keys::{FileKey, scrypt_memory};
-pub use stream::{StreamReader, StreamWriter};
+/// The stream tests' reader, for the read-ahead's tests.
+#[cfg(test)]
+pub(crate) use stream::tests::read_in_pieces;
+pub use stream::{FirstError, StreamReader, StreamWriter, hand_out};
 
 use std::fmt;
 

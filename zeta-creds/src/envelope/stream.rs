@@ -159,7 +159,35 @@ pub struct StreamReader<R: Read> {
     finished: bool,
     /// Set by the first error: every later read fails the same way, so a
     /// caller that retries cannot skip past a bad chunk.
-    failed: Option<Error>,
+    failed: FirstError,
+}
+
+/// The first error of a payload stream, kept: every later read returns it
+/// again, so a caller that retries cannot skip past a bad chunk (shared by
+/// [`StreamReader`] and the restore's read-ahead).
+#[derive(Debug, Default)]
+pub struct FirstError(Option<Error>);
+
+impl FirstError {
+    /// The kept error, again, if there is one.
+    pub fn again(&self) -> Option<Error> {
+        self.0.as_ref().map(Error::replay)
+    }
+
+    /// Keep `e` (unless an error is kept already) and return it to report.
+    pub fn keep(&mut self, e: Error) -> Error {
+        let again = e.replay();
+        self.0.get_or_insert(e);
+        again
+    }
+}
+
+/// Hand out as much of `buf[*pos..]` as fits in `out`; advance `*pos`.
+pub fn hand_out(out: &mut [u8], buf: &[u8], pos: &mut usize) -> usize {
+    let n = out.len().min(buf.len() - *pos);
+    out[..n].copy_from_slice(&buf[*pos..*pos + n]);
+    *pos += n;
+    n
 }
 
 impl<R: Read> StreamReader<R> {
@@ -174,7 +202,7 @@ impl<R: Read> StreamReader<R> {
             len: 0,
             pos: 0,
             finished: false,
-            failed: None,
+            failed: FirstError::default(),
         }
     }
 
@@ -195,22 +223,19 @@ impl<R: Read> StreamReader<R> {
     /// out comes first. For a caller that decrypts one whole chunk at a time
     /// into buffers of its own, such as a thread that reads ahead.
     pub fn read_chunk(&mut self, out: &mut [u8; CHUNK_SIZE]) -> Result<usize, Error> {
-        if let Some(e) = &self.failed {
-            return Err(e.replay());
+        if let Some(e) = self.failed.again() {
+            return Err(e);
         }
         if self.pos < self.len {
-            let n = self.len - self.pos;
-            out[..n].copy_from_slice(&self.plain[self.pos..self.len]);
-            self.pos = self.len;
-            return Ok(n);
+            return Ok(hand_out(out, &self.plain[..self.len], &mut self.pos));
         }
         if self.finished {
             return Ok(0);
         }
-        self.next_chunk(Some(&mut out[..])).inspect_err(|e| {
+        self.next_chunk(Some(&mut out[..])).map_err(|e| {
             self.len = 0;
             self.pos = 0;
-            self.failed = Some(e.replay());
+            self.failed.keep(e)
         })
     }
 
@@ -306,8 +331,8 @@ impl<R: Read> StreamReader<R> {
 impl<R: Read> Read for StreamReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.len {
-            if let Some(e) = &self.failed {
-                return Err(e.replay().into_io());
+            if let Some(e) = self.failed.again() {
+                return Err(e.into_io());
             }
             if self.finished || out.is_empty() {
                 return Ok(0);
@@ -321,21 +346,16 @@ impl<R: Read> Read for StreamReader<R> {
                 Err(e) => {
                     self.len = 0;
                     self.pos = 0;
-                    let again = e.replay();
-                    self.failed = Some(e);
-                    return Err(again.into_io());
+                    return Err(self.failed.keep(e).into_io());
                 }
             }
         }
-        let n = out.len().min(self.len - self.pos);
-        out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(hand_out(out, &self.plain[..self.len], &mut self.pos))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::envelope::FileKey;
 
@@ -380,7 +400,7 @@ mod tests {
     }
 
     /// Read `r` to its end in reads of `piece` bytes; an error must stay.
-    fn read_in_pieces(r: &mut impl Read, piece: usize) -> Result<Vec<u8>, Error> {
+    pub(crate) fn read_in_pieces(r: &mut impl Read, piece: usize) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; piece];
         loop {
