@@ -88,7 +88,7 @@ let
     "overwrite"
     "backup"
   ];
-  # The work factors a blob may carry (DESIGN.md, "Work factor").
+  # The work factors a blob may carry (docs/FORMAT.md, §3.2).
   minWorkFactor = 10;
   maxWorkFactor = 22;
 
@@ -281,7 +281,7 @@ let
         message =
           "zeta.credsRestore.user = \"${toString c.user}\" has users.users.${toString c.user}.home = \"/\": "
           + "zeta-creds refuses to restore into a home of / (it would write the user's files, owned by them, "
-          + "at the top of the filesystem; ../shared/seeds/000 is the server that was locked out that way). "
+          + "at the top of the filesystem, where a server was once locked out that way). "
           + "Give the user a real home (users.users.${toString c.user}.home = \"/home/${toString c.user}\"; createHome = true;) "
           + "or set zeta.credsRestore.user to another user.";
       }

@@ -285,7 +285,7 @@ pub fn plan(opts: &Options) -> Result<Plan, Error> {
     let existing = existing_blob(opts)?;
     // 1 + the highest of the blob being replaced and the state record of
     // the system being re-bundled, so a re-bundle is never refused as a
-    // rollback (DESIGN.md "Rollback refused").
+    // rollback (docs/THREAT-MODEL.md, rollback).
     let recorded = match crate::state::load(&pick.root) {
         crate::state::Loaded::Present(s) => s.generation,
         _ => 0,

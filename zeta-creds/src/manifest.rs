@@ -1,6 +1,5 @@
 //! Manifest v1: which paths a bundle carries, for whom, with which
-//! overrides (DESIGN.md "Manifest v1"; `manifest/README.md` is the
-//! operator's reference).
+//! overrides (`manifest/README.md` is the operator's reference).
 //!
 //! ```toml
 //! version = 1

@@ -1,4 +1,4 @@
-//! Local changes are not clobbered (DESIGN.md "Restore rules"; issue 5):
+//! Local changes are not clobbered (README.md, restore; issue 5):
 //! the five per-entry cases, each --on-conflict policy, idempotence, the
 //! state record, and rollback refusal.
 

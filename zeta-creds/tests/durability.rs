@@ -1,5 +1,4 @@
-//! The order in which a restore makes its writes durable (DESIGN.md
-//! "Restore rules"), read off the system calls it makes (`strace`): every
+//! The order in which a restore makes its writes durable, read off the system calls it makes (`strace`): every
 //! staged file reaches the disk before the first rename exposes one of
 //! them, so a power loss can never leave an empty or partial credential at
 //! its destination; the renames, owners and modes reach it after; and the

@@ -230,7 +230,7 @@ fn run(w: &World, args: &[OsString], fault: Option<&str>) -> Finished {
     spawn(w, args, fault).finish()
 }
 
-/// Bundle the standard manifest into `out` (generation: see DESIGN.md).
+/// Bundle the standard manifest into `out` (a generation above any existing blob's).
 fn bundle_to(w: &World, out: &Path, force: bool) {
     let pf = w.pass_file(PASS);
     let mut args = vec![
@@ -596,7 +596,7 @@ fn row_unwritable_target() {
     // Each entry that could not be written is named.
     row.stderr_has(&fin, "/etc/ssh/ssh_host_ed25519_key ");
     row.stderr_has(&fin, "/etc/ssh/ssh_host_ed25519_key.pub ");
-    // Exit 7 is "some entries could not be written" (DESIGN.md): the other
+    // Exit 7 is "some entries could not be written" (README.md): the other
     // entries may be in place, so the target is not compared whole. What
     // must hold: nothing that was there changed or went away, nothing at all
     // appeared in the unwritable directory, and every entry written is

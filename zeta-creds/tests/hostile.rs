@@ -290,7 +290,7 @@ fn finish(out: std::process::Output, elapsed: Duration) -> Run {
 
 /// Paths under the target root that appeared, disappeared or changed
 /// (type, mode, owner, size, content) between two `snapshot`s. The state
-/// record (`var/lib/zeta-creds/...`, DESIGN.md) is left out: a partial
+/// record (`var/lib/zeta-creds/...`) is left out: a partial
 /// restore may legitimately write it.
 fn changed_paths(before: &[String], after: &[String]) -> Vec<String> {
     let path = |l: &String| l.split(' ').next().unwrap().to_owned();
@@ -525,8 +525,8 @@ fn stream_duplicate_path_is_exit_5_and_rolls_back() {
     assert_stream_rejected(&w, second.raw(), "duplicate entry /etc/zeta/keys", None);
 }
 
-/// Issue 5 "a 4 GiB declared size with a short body"; DESIGN.md "Memory
-/// stays bounded by one chunk". The entry declares 4 GiB, carries 5 bytes,
+/// Issue 5 "a 4 GiB declared size with a short body"; memory
+/// stays bounded by one chunk. The entry declares 4 GiB, carries 5 bytes,
 /// and the stream ends (end marker, then the final chunk). The restore runs
 /// with its address space capped at 1 GiB and a 30 s timeout: allocating
 /// the declared size, or waiting for bytes that never come, fails the test.

@@ -3,8 +3,8 @@
 //! `zeta-creds restore` usually runs as a systemd oneshot early in boot. Such
 //! a unit has no terminal, no operator at a shell and a journal that keeps
 //! whatever is printed, so the usual "prompt on the tty" is the last resort
-//! here, not the default. The sources, in the order DESIGN.md ("CLI
-//! contract", PASSPHRASE SOURCE) fixes, first match wins:
+//! here, not the default. The sources, in the order README.md
+//! ("Passphrase sources") documents, first match wins:
 //!
 //! 1. **`$CREDENTIALS_DIRECTORY/passphrase`** — a systemd credential
 //!    (`LoadCredential=`, `LoadCredentialEncrypted=`, `ImportCredential=`).
@@ -82,7 +82,7 @@ pub const MAX_PASSPHRASE_LEN: usize = 4096;
 
 /// Default `--timeout=` handed to `systemd-ask-password`, in seconds. Longer
 /// than systemd's own 90 s default, which drops a slow operator into the
-/// emergency shell (USER-ASKS.md, item 13). `0` waits forever.
+/// emergency shell. `0` waits forever.
 pub const DEFAULT_ASK_TIMEOUT_SECS: u64 = 300;
 
 /// The program `--ask-password` runs by default, looked up on `PATH`.

@@ -1,7 +1,7 @@
 //! Restore: write a blob's entries under a target root, confined, staged,
 //! and committed only after the whole payload has authenticated.
 //!
-//! The order (DESIGN.md "Restore rules"):
+//! The order:
 //!
 //! 1. Load the target root's `etc/passwd` and `etc/group`; resolve the
 //!    user's home there (a home of `/` or an unknown user is refused for
