@@ -137,15 +137,24 @@ pub struct BundleArgs {
     /// Replace a blob bound to another USB stick, or one that cannot be read
     #[arg(long)]
     pub force: bool,
-    /// Do not keep the replaced blob as BLOB.prev
-    #[arg(long)]
-    pub no_backup: bool,
-    /// Accept a passphrase that zxcvbn rates below 3 of 4 (for tests)
-    #[arg(long)]
-    pub allow_weak_passphrase: bool,
+    /// `--no-backup`, `--allow-weak-passphrase`.
+    #[command(flatten)]
+    pub new_blob: NewBlobArgs,
     /// Where the new passphrase comes from.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+}
+
+/// What `bundle` and `rekey` share: they replace a blob, under a
+/// passphrase that may be new.
+#[derive(Args)]
+pub struct NewBlobArgs {
+    /// Do not keep the blob being replaced as BLOB.prev
+    #[arg(long)]
+    pub no_backup: bool,
+    /// Accept a new passphrase that zxcvbn rates below 3 of 4 (for tests)
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
 }
 
 /// `zeta-creds restore`.
@@ -279,12 +288,9 @@ pub struct RekeyArgs {
     /// The work-factor cap.
     #[command(flatten)]
     pub cap: WorkFactorCap,
-    /// Do not keep the old blob as BLOB.prev
-    #[arg(long)]
-    pub no_backup: bool,
-    /// Accept a new passphrase that zxcvbn rates below 3 of 4 (for tests)
-    #[arg(long)]
-    pub allow_weak_passphrase: bool,
+    /// `--no-backup`, `--allow-weak-passphrase`.
+    #[command(flatten)]
+    pub new_blob: NewBlobArgs,
     /// Where the current passphrase comes from.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,

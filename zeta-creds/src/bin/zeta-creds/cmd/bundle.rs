@@ -56,7 +56,7 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         persona,
         log_n: args.work_factor,
         force: args.force,
-        backup: !args.no_backup,
+        backup: !args.new_blob.no_backup,
     };
     let plan = bundle::plan(&opts)?;
     warn_skipped(&plan.pick);
@@ -79,7 +79,7 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         &args.out,
         &usb_uuid,
         &context,
-        args.allow_weak_passphrase,
+        args.new_blob.allow_weak_passphrase,
     )?;
     let written = bundle::write(&opts, &plan, &pass)?;
     Ok(BundleReport {

@@ -62,14 +62,14 @@ pub fn run(args: &RekeyArgs, env_pass: Option<SecretString>) -> Result<RekeyRepo
             blob,
             &usb_uuid,
             &[usb_uuid.as_str()],
-            args.allow_weak_passphrase,
+            args.new_blob.allow_weak_passphrase,
         )?
     };
     let opts = rekey::Options {
         blob: blob.clone(),
         usb_uuid,
         log_n,
-        backup: !args.no_backup,
+        backup: !args.new_blob.no_backup,
     };
     let outcome =
         rekey::rekey(unlocked, &mut file, &new_pass, &opts).map_err(|source| CliError::Rekey {
