@@ -22,6 +22,7 @@ pub mod rekey;
 pub mod rescue;
 pub mod restore;
 pub mod state;
+pub mod status;
 pub mod sys;
 pub mod usb;
 
