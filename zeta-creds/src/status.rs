@@ -158,10 +158,10 @@ pub struct Counts {
 /// Every recorded file, then every new one, each with its state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// In path order: the recorded files and the new ones together.
-    pub files: Vec<FileStatus>,
     /// How many of each.
     pub counts: Counts,
+    /// In path order: the recorded files and the new ones together.
+    pub files: Vec<FileStatus>,
 }
 
 impl Report {
@@ -253,7 +253,7 @@ pub fn report(
             FileState::Unreadable { .. } => &mut counts.unreadable,
         } += 1;
     }
-    Report { files, counts }
+    Report { counts, files }
 }
 
 /// What is at `path` (absolute, as the record keys it) below `root` now:

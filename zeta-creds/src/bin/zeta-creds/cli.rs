@@ -72,6 +72,19 @@ pub enum Command {
     /// owner. Exit 0 when they are identical, 10 when they differ.
     #[command(after_help = help_epilogue())]
     Diff(DiffArgs),
+    /// Show whether the blob is still fresh: what changed on disk since it was restored
+    ///
+    /// Needs no passphrase and no blob. Compares each file the last restore
+    /// recorded in TARGET-ROOT/var/lib/zeta-creds/state.json with what is on
+    /// disk now, by metadata only (size, mtime, inode, ctime; no contents,
+    /// no symlink followed): unchanged, changed (and what), vanished. With a
+    /// manifest (--manifest, or TARGET-ROOT/etc/zeta/creds-manifest.toml when
+    /// it exists), files it picks that the record does not know are listed
+    /// as new. Exit 0 when everything is as the blob carries it, 10 when the
+    /// disk changed (re-bundle to carry it), 6 when the state record is
+    /// missing or unusable.
+    #[command(after_help = help_epilogue())]
+    Status(StatusArgs),
     /// Give a blob a new passphrase and/or a new USB stick, same payload
     ///
     /// Unlocks the blob with its current passphrase, wraps the same file key
@@ -264,6 +277,25 @@ pub struct DiffArgs {
     /// Where the passphrase comes from.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
+}
+
+/// `zeta-creds status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Root of the system whose state record and files are checked
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub target_root: PathBuf,
+    /// Manifest (TOML) whose picks not in the record are listed as new
+    /// [default: TARGET-ROOT/etc/zeta/creds-manifest.toml, when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// With the manifest: look for new files as a bundle for this persona
+    /// would pick them
+    #[arg(long, value_name = "NAME")]
+    pub persona: Option<String>,
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `zeta-creds rekey`.

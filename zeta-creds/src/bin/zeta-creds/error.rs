@@ -133,6 +133,44 @@ pub enum CliError {
         /// How many the blob holds.
         total: usize,
     },
+    /// `status`: the target root cannot be opened.
+    #[error("cannot open target root {}: {source}", root.display())]
+    TargetRoot {
+        /// The target root as given.
+        root: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `status`: there is no state record under the target root.
+    #[error(
+        "no state record at {}: nothing was restored on this system yet; run `zeta-creds restore` first",
+        path.display()
+    )]
+    NoStateRecord {
+        /// Where it would be.
+        path: PathBuf,
+    },
+    /// `status`: the state record cannot be read or parsed.
+    #[error(
+        "state record {} cannot be used ({reason}): status cannot tell what changed since the blob was restored",
+        path.display()
+    )]
+    StateRecordUnusable {
+        /// The record.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `status`: nothing changed, but some recorded files could not be
+    /// checked.
+    #[error(
+        "{count} recorded file(s) could not be checked (named above): whether the blob is fresh is unknown"
+    )]
+    StatusUnknown {
+        /// How many.
+        count: usize,
+    },
     /// stdout could not be written.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -245,6 +283,10 @@ impl CliError {
             },
             CliError::PersonaMismatch { .. } => Exit::Failure,
             CliError::Incomplete { .. } => Exit::Incomplete,
+            CliError::TargetRoot { .. }
+            | CliError::NoStateRecord { .. }
+            | CliError::StateRecordUnusable { .. } => Exit::InputMissing,
+            CliError::StatusUnknown { .. } => Exit::Failure,
             CliError::Output(_) => Exit::Failure,
         }
     }
@@ -277,6 +319,15 @@ impl CliError {
             CliError::WrongPassphrase { .. } => {
                 Some("the passphrase is the one given to `zeta-creds bundle` (or the last `rekey`)")
             }
+            // The record is root's (0600, in a 0700 directory).
+            CliError::StateRecordUnusable { .. } | CliError::StatusUnknown { .. }
+                if !rustix::process::geteuid().is_root() =>
+            {
+                Some("the state record and many carried files are root's: run status as root")
+            }
+            CliError::StateRecordUnusable { .. } => Some(
+                "the next restore treats an unusable record as absent (the blob's version wins everywhere): re-bundle first if you rotated a login since",
+            ),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ pub mod install_step;
 pub mod manifest_check;
 pub mod rekey;
 pub mod restore;
+pub mod status;
 pub mod verify;
 
 use crate::error::CliError;

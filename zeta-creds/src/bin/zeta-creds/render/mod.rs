@@ -14,6 +14,7 @@ mod inspect;
 mod manifest;
 mod rekey;
 mod restore;
+mod status;
 mod verify;
 
 use std::io::{self, Write};
