@@ -79,7 +79,11 @@ fn bash_completes_subcommand_flags_values_and_nested_subcommands() {
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["zeta-creds", ""],
-            &["bundle", "restore", "manifest", "inspect"],
+            &["bundle", "restore", "manifest", "inspect", "status"],
+        ),
+        (
+            &["zeta-creds", "status", "--"],
+            &["--target-root", "--manifest", "--persona", "--json"],
         ),
         (
             &["zeta-creds", "restore", "--"],
@@ -149,6 +153,11 @@ fn fish_completes_subcommand_flags_values_and_nested_subcommands() {
         "restore --on-conflict",
     );
     has_all(&ask("zeta-creds manifest "), &["check"], "manifest");
+    has_all(
+        &ask("zeta-creds status --"),
+        &["--target-root", "--manifest", "--json"],
+        "status --",
+    );
     has_all(
         &ask("zeta-creds manifest check --"),
         &["--source-root", "--syntax-only"],

@@ -72,7 +72,7 @@ pub enum Command {
     /// owner. Exit 0 when they are identical, 10 when they differ.
     #[command(after_help = help_epilogue())]
     Diff(DiffArgs),
-    /// Show whether the blob is still fresh: what changed on disk since it was restored
+    /// Show what changed on disk since the blob was restored (no passphrase)
     ///
     /// Needs no passphrase and no blob. Compares each file the last restore
     /// recorded in TARGET-ROOT/var/lib/zeta-creds/state.json with what is on

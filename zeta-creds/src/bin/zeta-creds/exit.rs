@@ -28,7 +28,7 @@ pub enum Exit {
     Incomplete,
     /// A restore refused a blob older than the last one restored.
     Rollback,
-    /// `diff` found the blob and the disk differ.
+    /// `diff` or `status` found the blob and the disk differ.
     Differs,
 }
 
@@ -86,14 +86,14 @@ impl Exit {
     /// What the status means, one line, as `--help` and the README show it.
     pub const fn meaning(self) -> &'static str {
         match self {
-            Exit::Success => "success (also: nothing to do; diff: no difference)",
+            Exit::Success => "success (also: nothing to do; diff, status: no difference)",
             Exit::Failure => "other/internal error",
             Exit::Usage => "usage error",
             Exit::WrongPassphrase => "wrong passphrase",
             Exit::OtherUsb => "blob is bound to another USB UUID",
             Exit::Corrupt => "blob corrupt, tampered, truncated or unsupported version/parameters",
             Exit::InputMissing => {
-                "required input missing (blob, UUID file, passphrase source, manifest path)"
+                "required input missing (blob, UUID file, passphrase source, manifest path, state record)"
             }
             Exit::Incomplete => {
                 "restore incomplete: some entries could not be written (each one named)"
@@ -101,7 +101,7 @@ impl Exit {
             Exit::Rollback => {
                 "rollback refused: blob older than the one last restored on this system"
             }
-            Exit::Differs => "diff: the blob and the disk differ",
+            Exit::Differs => "status, diff: the blob and the disk differ",
         }
     }
 
