@@ -50,7 +50,29 @@ fn restored() -> World {
     w
 }
 
-const SUMMARY_TAIL: &str = "since the blob was sealed (blob generation 1, sealed date not recorded); run `zeta-creds bundle` to carry them";
+/// The summary's `blob generation G, sealed DATE`, from the record itself:
+/// a record that names the blob it was restored from (with its sealed
+/// date) must have that date shown.
+fn blob(w: &World) -> String {
+    let record = fs::read(w.dst().join("var/lib/zeta-creds/state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    let generation = v["generation"].as_u64().unwrap();
+    match v["restored_blob"]["sealed"].as_u64() {
+        Some(sealed) => format!(
+            "blob generation {generation}, sealed {}",
+            zeta_creds::msg::utc(sealed)
+        ),
+        None => format!("blob generation {generation}, sealed date not recorded"),
+    }
+}
+
+/// The end of a stale summary.
+fn stale_tail(w: &World) -> String {
+    format!(
+        "since the blob was sealed ({}); run `zeta-creds bundle` to carry them",
+        blob(w)
+    )
+}
 
 #[test]
 fn a_fresh_restore_is_exit_0() {
@@ -59,7 +81,10 @@ fn a_fresh_restore_is_exit_0() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "fresh: 8 carried files unchanged since the blob was sealed (blob generation 1, sealed date not recorded); nothing to re-bundle\n"
+        format!(
+            "fresh: 8 carried files unchanged since the blob was sealed ({}); nothing to re-bundle\n",
+            blob(&w)
+        )
     );
     assert_eq!(stderr(&out), "");
 }
@@ -79,13 +104,14 @@ fn changed_vanished_and_new_are_named_and_exit_10() {
     fs::write(w.dst().join("home/zeta/.claude.json"), "{}").unwrap();
     let out = status_with_manifest(&w, &[]);
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let tail = stale_tail(&w);
     assert_eq!(
         stdout(&out),
         format!(
             "new        /home/zeta/.claude.json\n\
              vanished   /home/zeta/.codex/auth.json\n\
              changed    /home/zeta/.config/gh/hosts.yml  (size {before} -> {after} bytes, mtime, ctime)\n\
-             stale: 1 changed, 1 vanished, 1 new, 6 unchanged {SUMMARY_TAIL}\n"
+             stale: 1 changed, 1 vanished, 1 new, 6 unchanged {tail}\n"
         )
     );
     assert_eq!(stderr(&out), "");
@@ -111,11 +137,12 @@ fn a_file_replaced_by_rename_with_the_same_size_and_mtime_is_changed() {
     fs::rename(&tmp, &hosts).unwrap();
     let out = status(&w, &[]);
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let tail = stale_tail(&w);
     assert_eq!(
         stdout(&out),
         format!(
             "changed    /home/zeta/.config/gh/hosts.yml  (inode, ctime)\n\
-             stale: 1 changed, 7 unchanged {SUMMARY_TAIL}\n"
+             stale: 1 changed, 7 unchanged {tail}\n"
         )
     );
     // Without a manifest it says that new files were not looked for.
@@ -146,12 +173,13 @@ fn a_symlink_over_a_recorded_file_or_its_directory_is_changed_not_followed() {
     std::os::unix::fs::symlink(&codex_moved, &codex).unwrap();
     let out = status(&w, &[]);
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let tail = stale_tail(&w);
     assert_eq!(
         stdout(&out),
         format!(
             "changed    /home/zeta/.codex/auth.json  (a directory above it is now a symlink or not a directory, not followed)\n\
              changed    /home/zeta/.config/gh/hosts.yml  (now a symlink, not followed)\n\
-             stale: 2 changed, 6 unchanged {SUMMARY_TAIL}\n"
+             stale: 2 changed, 6 unchanged {tail}\n"
         )
     );
 }
@@ -167,7 +195,13 @@ fn json_has_the_counts_and_one_object_per_file() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["fresh"], false);
     assert_eq!(v["generation"], 1);
-    assert_eq!(v["sealed"], serde_json::Value::Null);
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(w.dst().join("var/lib/zeta-creds/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        v["sealed"], record["restored_blob"]["sealed"],
+        "null when not recorded"
+    );
     assert_eq!(
         v["state_record"],
         w.dst()
@@ -209,11 +243,10 @@ fn the_hosts_manifest_is_the_default() {
     fs::copy(w.manifest(), w.dst().join("etc/zeta/creds-manifest.toml")).unwrap();
     let out = status(&w, &[]);
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let tail = stale_tail(&w);
     assert_eq!(
         stdout(&out),
-        format!(
-            "new        /etc/zeta/creds-manifest.toml\nstale: 1 new, 8 unchanged {SUMMARY_TAIL}\n"
-        )
+        format!("new        /etc/zeta/creds-manifest.toml\nstale: 1 new, 8 unchanged {tail}\n")
     );
     assert_eq!(stderr(&out), "", "no warning: a manifest was found");
 }
@@ -285,8 +318,11 @@ fn a_record_path_with_dot_dot_is_not_followed_out_of_the_root() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "unreadable /../src/etc/passwd  (a path with . or .. in the state record)\n\
-         unknown: 1 unreadable, 8 unchanged (blob generation 1, sealed date not recorded)\n"
+        format!(
+            "unreadable /../src/etc/passwd  (a path with . or .. in the state record)\n\
+             unknown: 1 unreadable, 8 unchanged ({})\n",
+            blob(&w)
+        )
     );
     assert!(
         stderr(&out).contains(

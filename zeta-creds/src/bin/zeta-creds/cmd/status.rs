@@ -96,7 +96,9 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport, CliError> {
         None => BTreeSet::new(),
     };
     let report = status::report(&record.files, |p| status::observe(&root, p), &picked);
-    // Where a record names the blob it was written from, its sealed date.
+    // The record holds no sealed date yet. When it names the blob it was
+    // restored from, with that blob's sealed date, take it from there; the
+    // text, the JSON and tests/status.rs already show it when present.
     let sealed: Option<u64> = None;
     Ok(StatusReport {
         target_root: root_path.clone(),
