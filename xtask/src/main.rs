@@ -147,6 +147,8 @@ mod tests {
             "manifest",
             "manifest-check",
             "completions",
+            "status",
+            "install-step",
         ] {
             assert!(
                 names.contains(&format!("zeta-creds-{sub}.1")),
