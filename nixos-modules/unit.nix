@@ -15,6 +15,8 @@
 #   }
 #   => { name; argv; unit; service; install; nixos; text;
 #        fallback;        # null, or the same for zeta-creds-restore-fallback.service
+#        check;           # null (restoreOn = "every-boot"), or the same for
+#                         # zeta-creds-restore-check.service
 #        units;           # { "<unit name>" = text; } for every unit
 #        nixosServices; } # the same as NixOS's systemd.services
 #
@@ -66,6 +68,7 @@ let
       credentialFallback = "fail";
       timeout = 300;
     };
+    restoreOn = "new-blob";
     onConflict = "keep-modified";
     maxWorkFactor = 20;
     extraWritablePaths = [ ];
@@ -87,6 +90,14 @@ let
     "keep-modified"
     "overwrite"
     "backup"
+  ];
+  # When the restore runs: only for a blob that is not the one last
+  # restored on this host (zeta-creds-restore-check.service decides, see
+  # mkCheck), or at every boot (impermanent roots: tmpfs /,
+  # erase-your-darlings, where nothing restored survives a reboot).
+  restoreOns = [
+    "new-blob"
+    "every-boot"
   ];
   # The work factors a blob may carry (docs/FORMAT.md, §3.2).
   minWorkFactor = 10;
@@ -257,6 +268,12 @@ let
         message = "zeta.credsRestore.passphrase.timeout must be a number of seconds (0 waits forever), not ${toString pp.timeout}.";
       }
       {
+        assertion = elem c.restoreOn restoreOns;
+        message =
+          "zeta.credsRestore.restoreOn must be \"new-blob\" (restore, and ask, only when the blob is not the one last restored here) "
+          + "or \"every-boot\" (for a root that forgets what was restored: tmpfs /, erase-your-darlings), not \"${toString c.restoreOn}\".";
+      }
+      {
         assertion = elem c.onConflict conflictPolicies;
         message = "zeta.credsRestore.onConflict must be one of ${concatStringsSep ", " conflictPolicies}, not \"${toString c.onConflict}\".";
       }
@@ -354,6 +371,7 @@ let
   unitKeys = [
     "Description"
     "Documentation"
+    "Wants"
     "After"
     "Before"
     "OnFailure"
@@ -366,6 +384,7 @@ let
     "Type"
     "RemainAfterExit"
     "ExecStart"
+    "SuccessExitStatus"
     "ExecStopPost"
     "Restart"
     "RestartSec"
@@ -670,6 +689,7 @@ let
     documentation = unit.Documentation;
     after = unit.After;
     before = unit.Before;
+    wants = unit.Wants or [ ];
     wantedBy = install.WantedBy or [ ];
     # NixOS's own startLimitIntervalSec/startLimitBurst, not unitConfig:
     # NixOS writes those options into unitConfig itself, so a second
@@ -678,6 +698,7 @@ let
     unitConfig = removeAttrs unit [
       "Description"
       "Documentation"
+      "Wants"
       "After"
       "Before"
       "StartLimitIntervalSec"
@@ -695,6 +716,113 @@ let
 
   mainName = "zeta-creds-restore.service";
   fallbackName = "zeta-creds-restore-fallback.service";
+  checkName = "zeta-creds-restore-check.service";
+  # Created by the check unit's ExecStopPost= when `restore --if-new
+  # --check` said the blob is the one last restored (exit 0), removed on
+  # any other outcome: the restore unit's negated condition. /run: gone at
+  # reboot, so every boot checks afresh.
+  alreadyRestoredMarker = "/run/zeta-creds-already-restored";
+
+  # restoreOn = "new-blob": decide, before the restore unit starts, whether
+  # it has anything to do, without unsealing or asking anything.
+  #
+  # Why a unit of its own and not ExecCondition= in the restore unit:
+  # systemd sets a unit's credentials up (LoadCredentialEncrypted=: the TPM
+  # unseals the passphrase) when it spawns the unit's first process, and
+  # ExecCondition= is such a process. A condition inside the restore unit
+  # would unseal the passphrase at every boot just to decide not to use
+  # it. This unit has no credential and no passphrase source; it reads the
+  # blob's header and the state record (`zeta-creds restore --if-new
+  # --check`: exit 0 already restored, 10 a restore is needed), and its
+  # ExecStopPost= turns the answer into the marker the restore unit's
+  # ConditionPathExists=! reads. Any other outcome (an unreadable header,
+  # no record, the check failing or not running at all) leaves no marker,
+  # so the restore runs and decides as it always did: the check can only
+  # ever skip a blob byte for byte identical to the one restored last.
+  mkCheck =
+    {
+      cfg,
+      binary,
+      shell,
+      core,
+    }:
+    let
+      c = withDefaults cfg;
+      argv = [
+        binary
+        "restore"
+        "--blob"
+        c.blob
+        "--usb-uuid-file"
+        c.usbUuidFile
+        "--if-new"
+        "--check"
+      ];
+      unit = {
+        Description = "Check whether the zeta-creds blob is new (asks nothing, unseals nothing)";
+        inherit (core.unit) Documentation After ConditionPathExists;
+        Before = [ mainName ];
+        # The state record, which the restore unit has as StateDirectory=.
+        RequiresMountsFor = core.unit.RequiresMountsFor ++ [ "/var/lib/zeta-creds" ];
+      };
+      service = {
+        Type = "oneshot";
+        # Inactive again once it has run, so that a later start of the
+        # restore unit (Wants=) checks again: after a re-bundle on the
+        # running system, `systemctl start zeta-creds-restore` restores.
+        RemainAfterExit = false;
+        ExecStart = escapeArgv argv;
+        # 10: "a restore is needed" is an answer, not a failure.
+        SuccessExitStatus = "10";
+        # "+": outside the sandbox, to write /run. It reads only
+        # $EXIT_CODE and $EXIT_STATUS.
+        ExecStopPost = "+" + escapeArgv [
+          shell
+          "-c"
+          (
+            "if [ \"$EXIT_CODE\" = exited ] && [ \"$EXIT_STATUS\" = 0 ]; then : >${alreadyRestoredMarker}; "
+            + "else rm -f ${alreadyRestoredMarker}; fi"
+          )
+        ];
+        TimeoutStartSec = "60";
+        SyslogIdentifier = "zeta-creds";
+        LimitCORE = 0;
+        UMask = "0077";
+        # The restore's sandbox, read-only: it writes nothing, needs no
+        # capability but reading root's files, and has no credential.
+        ProtectSystem = "strict";
+        CapabilityBoundingSet = "CAP_DAC_READ_SEARCH";
+      }
+      // removeAttrs core.service [
+        "Type"
+        "RemainAfterExit"
+        "ExecStart"
+        "ExecStopPost"
+        "Restart"
+        "RestartSec"
+        "RestartPreventExitStatus"
+        "TimeoutStartSec"
+        "SyslogIdentifier"
+        "LoadCredentialEncrypted"
+        "LimitMEMLOCK"
+        "LimitCORE"
+        "UMask"
+        "ProtectSystem"
+        "ReadWritePaths"
+        "StateDirectory"
+        "StateDirectoryMode"
+        "BindReadOnlyPaths"
+        "DeviceAllow"
+        "CapabilityBoundingSet"
+      ];
+      install = { };
+    in
+    {
+      name = checkName;
+      inherit argv unit service install;
+      text = renderUnit checkName unit service install;
+      nixos = toNixos unit service install;
+    };
   # Created by the restore unit's ExecStopPost= when systemd could not
   # decrypt the credential (and passphrase.credentialFallback is
   # "interactive"): the fallback unit's condition. /run: gone at reboot.
@@ -834,10 +962,32 @@ let
       pp = c.passphrase;
       credentialMode = pp.mode == "credential" && pp.credential != null;
       fallback = credentialMode && pp.credentialFallback == "interactive";
+      newBlob = c.restoreOn == "new-blob";
       core = mkCore { inherit cfg binary userHome; };
       inherit (core) argv install;
+      check = mkCheck {
+        inherit
+          cfg
+          binary
+          shell
+          core
+          ;
+      };
 
-      unit = core.unit // (if fallback then { OnFailure = [ fallbackName ]; } else { });
+      unit =
+        core.unit
+        // (if fallback then { OnFailure = [ fallbackName ]; } else { })
+        // (
+          if newBlob then
+            {
+              # The check runs first, every time this unit is started.
+              Wants = [ checkName ];
+              After = core.unit.After ++ [ checkName ];
+              ConditionPathExists = core.unit.ConditionPathExists ++ [ ("!" + alreadyRestoredMarker) ];
+            }
+          else
+            { }
+        );
       service =
         core.service
         // (
@@ -900,16 +1050,19 @@ let
         ;
       nixos = toNixos unit service install;
       fallback = if fallback then fallbackUnit else null;
+      check = if newBlob then check else null;
       # Every unit file the configuration needs, by name.
       units = {
         ${mainName} = text;
       }
-      // (if fallback then { ${fallbackName} = fallbackUnit.text; } else { });
+      // (if fallback then { ${fallbackName} = fallbackUnit.text; } else { })
+      // (if newBlob then { ${checkName} = check.text; } else { });
       # The same, as NixOS's systemd.services.
       nixosServices = {
         zeta-creds-restore = toNixos unit service install;
       }
-      // (if fallback then { zeta-creds-restore-fallback = fallbackUnit.nixos; } else { });
+      // (if fallback then { zeta-creds-restore-fallback = fallbackUnit.nixos; } else { })
+      // (if newBlob then { zeta-creds-restore-check = check.nixos; } else { });
     };
 in
 {
@@ -921,6 +1074,8 @@ in
     credentialMessage
     credentialFailureScript
     conflictPolicies
+    restoreOns
+    alreadyRestoredMarker
     minWorkFactor
     maxWorkFactor
     noRestartExitStatuses

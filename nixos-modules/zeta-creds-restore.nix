@@ -311,6 +311,33 @@ in
       };
     };
 
+    restoreOn = mkOption {
+      type = types.enum unitLib.restoreOns;
+      default = d.restoreOn;
+      example = "every-boot";
+      description = ''
+        When the restore runs and asks for the passphrase.
+
+        `new-blob`: only when the blob on the ESP is not the one last
+        restored on this host (the state record under
+        `/var/lib/zeta-creds` names it by a hash of its public header and
+        MAC). At every other boot `zeta-creds-restore-check.service` (no
+        credential, no passphrase) finds it already restored, logs
+        "already restored: generation N, sealed DATE", and the restore
+        unit is skipped: nothing is asked, nothing unsealed (the TPM is
+        not touched in `credential` mode), nothing written. A re-bundled
+        blob is restored at the next boot (or by
+        `systemctl start zeta-creds-restore`).
+
+        `every-boot`: restore (and ask) at every boot, as before. For
+        impermanent roots, where nothing restored survives a reboot: a
+        tmpfs `/` (impermanence), erase-your-darlings (a root dataset
+        rolled back to an empty snapshot at boot). Keeping
+        `/var/lib/zeta-creds` on persistent storage there would make the
+        check skip a restore whose files are gone.
+      '';
+    };
+
     onConflict = mkOption {
       type = types.enum unitLib.conflictPolicies;
       default = d.onConflict;

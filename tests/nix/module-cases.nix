@@ -113,6 +113,7 @@ let
           "passphrase.timeout"
           "persona"
           "requireUsbPresent"
+          "restoreOn"
           "usbUuidFile"
           "usbWait"
           "user"
@@ -177,7 +178,10 @@ let
           ])
           (eq "zeta-creds on PATH" r.config.environment.systemPackages [ stubPackage ])
           (eq "no manifest in /etc by default" r.config.environment.etc { })
-          (eq "services" (attrNames r.merged) [ "zeta-creds-restore" ])
+          (eq "services" (attrNames r.merged) [
+            "zeta-creds-restore"
+            "zeta-creds-restore-check"
+          ])
           (eq "failed assertions" r.failedAssertions [ ])
           (eq "service" r.service
             (u.mkUnit {
@@ -278,6 +282,7 @@ let
           (eq "failed assertions" r.failedAssertions [ ])
           (eq "services" (attrNames r.services) [
             "zeta-creds-restore"
+            "zeta-creds-restore-check"
             "zeta-creds-restore-fallback"
           ])
           (eq "services are unit.nix's" r.services want.nixosServices)
@@ -302,7 +307,10 @@ let
           } { };
         in
         [
-          (eq "services" (attrNames r.services) [ "zeta-creds-restore" ])
+          (eq "services" (attrNames r.services) [
+            "zeta-creds-restore"
+            "zeta-creds-restore-check"
+          ])
           (eq "no OnFailure" (r.service.unitConfig ? OnFailure) false)
           (holds "ExecStopPost with /bin/sh when pkgs has no runtimeShell" (
             builtins.substring 0 12 r.service.serviceConfig.ExecStopPost == "+/bin/sh -c "
@@ -490,6 +498,7 @@ let
           [
             "/efi/zeta-creds.enc"
             "/etc/zeta/usb-uuid"
+            "!/run/zeta-creds-already-restored"
           ]
         )
       ];
@@ -561,6 +570,7 @@ let
           "local-fs.target"
           "systemd-sysusers.service"
           "userborn.service"
+          "zeta-creds-restore-check.service"
           "network.target"
         ])
         (eq "mkDefault: ours only" (over {
@@ -666,6 +676,7 @@ let
           (eq "no follow-up" (attrNames r.merged) [
             "nginx"
             "zeta-creds-restore"
+            "zeta-creds-restore-check"
           ])
           (eq "the consumer is after sops-install-secrets.service" r.merged.nginx.after [
             "zeta-creds-restore.service"
@@ -681,8 +692,51 @@ let
           (withSops { integrations.sops.enable = false; } {
             secrets.db = { };
           }).merged
-        ) [ "zeta-creds-restore" ])
+        ) [
+          "zeta-creds-restore"
+          "zeta-creds-restore-check"
+        ])
       ];
+    }
+    {
+      name = "restoreOn: the check unit with new-blob, none with every-boot";
+      checks =
+        let
+          nb = ev { enable = true; } { };
+          eb = ev {
+            enable = true;
+            restoreOn = "every-boot";
+          } { };
+          cred = ev {
+            enable = true;
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+            };
+          } { };
+          check = nb.merged.zeta-creds-restore-check;
+        in
+        [
+          (eq "default" nb.cfg.restoreOn "new-blob")
+          (eq "new-blob: the restore wants the check" nb.service.wants [ "zeta-creds-restore-check.service" ])
+          (eq "new-blob: the check is before the restore" check.before [ "zeta-creds-restore.service" ])
+          (eq "new-blob: the check is wanted by nothing else" check.wantedBy [ ])
+          (eq "new-blob: the check is not restarted by a switch" check.restartIfChanged false)
+          (eq "new-blob: the check's ExecStart" check.serviceConfig.ExecStart
+            "${stubBin} restore --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --if-new --check")
+          (holds "credential mode: the check loads no credential" (
+            !(cred.merged.zeta-creds-restore-check.serviceConfig ? LoadCredentialEncrypted)
+          ))
+          (holds "credential mode: the restore does" (
+            cred.merged.zeta-creds-restore.serviceConfig ? LoadCredentialEncrypted
+          ))
+          (eq "every-boot: no check" (attrNames eb.merged) [ "zeta-creds-restore" ])
+          (eq "every-boot: wants nothing" eb.service.wants [ ])
+          (eq "every-boot: no marker condition" eb.service.unitConfig.ConditionPathExists [
+            "/boot/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+          ])
+        ];
     }
     {
       name = "assertion: the sops-nix integration without sops-nix";

@@ -11,7 +11,9 @@
 #      blob's files land with the VM user's uid (1500, not the builder's
 #      1000), exact modes, the unit is active (exited), and the passphrase
 #      is in no journal line;
-#   3. a second boot: "nothing to do";
+#   3. a second boot with the same blob (restoreOn = "new-blob"): the
+#      check unit says "already restored", the restore unit is skipped by
+#      its condition, so the sealed passphrase is not even decrypted;
 #   4. file mode with a wrong passphrase: exit 3, the passphrase file is
 #      gone from /run, the restored files are untouched.
 #
@@ -131,10 +133,12 @@ pkgs.testers.runNixOSTest {
         credential.fail("journalctl -b -o verbose | grep -F -f ${fixture}/passphrase")
         credential.shutdown()
 
-    with subtest("second boot: nothing to do"):
+    with subtest("second boot, same blob: already restored, the restore unit skipped"):
         credential.start()
-        credential.wait_for_unit("zeta-creds-restore.service")
-        credential.succeed("journalctl -b -u zeta-creds-restore.service | grep -F 'nothing to do'")
+        credential.wait_for_unit("multi-user.target")
+        credential.succeed("journalctl -b -u zeta-creds-restore-check.service | grep -F 'already restored: generation 1, sealed '")
+        credential.succeed("systemctl show -p ConditionResult zeta-creds-restore.service | grep -x ConditionResult=no")
+        credential.succeed("systemctl show -p ExecMainStartTimestampMonotonic zeta-creds-restore.service | grep -x ExecMainStartTimestampMonotonic=0")
         credential.shutdown()
 
     with subtest("file mode, wrong passphrase: exit 3, no file left in /run, nothing written"):

@@ -193,19 +193,25 @@ ln -s "$repo"/man/*.1 "$work/man/man1/"
 export MANPATH="$work/man:"
 
 # render NAME CFG_JSON [BINARY [USERHOME]]: write $work/NAME/zeta-creds-restore.service
+# and every other unit the configuration needs (zeta-creds-restore-check.service
+# with restoreOn = "new-blob", the default) beside it.
 render() {
-    local name=$1 cfg=$2 bin=${3:-$binary} home=${4:-}
+    local name=$1 cfg=$2 bin=${3:-$binary} home=${4:-} unit
     mkdir -p "$work/$name"
     nix_eval --json tests/nix/render-unit.nix --argstr cfg "$cfg" --argstr binary "$bin" \
-        --argstr userHome "$home" | jq -jr . >"$work/$name/zeta-creds-restore.service"
+        --argstr userHome "$home" --argstr units all >"$work/$name/units.json" || return 1
+    for unit in $(jq -r 'keys[]' "$work/$name/units.json"); do
+        jq -jr --arg u "$unit" '.[$u]' "$work/$name/units.json" >"$work/$name/$unit"
+    done
 }
 declare -A configs=(
     [interactive]='{}'
+    [every-boot]='{"restoreOn":"every-boot"}'
     [file]='{"passphrase":{"mode":"file","file":"/run/zeta-creds/passphrase"}}'
     [credential]='{"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds.passphrase"},"requireUsbPresent":true,"usbWait":20,"user":"ops","persona":"ops"}'
     [custom]='{"blob":"/boot/efi/zeta-creds.enc","usbUuidFile":"/var/lib/zeta/usb-uuid","onConflict":"backup","maxWorkFactor":18,"user":"ops","extraWritablePaths":["/var/lib/myservice"]}'
 )
-for name in interactive file credential custom; do
+for name in interactive every-boot file credential custom; do
     home=""
     [ "$name" = custom ] && home=/srv/ops
     if ! render "$name" "${configs[$name]}" "$binary" "$home" 2>"$work/render.err"; then
@@ -213,8 +219,8 @@ for name in interactive file credential custom; do
         cat "$work/render.err"
         continue
     fi
-    if systemd-analyze verify --man=yes "$work/$name/zeta-creds-restore.service" >"$work/verify.out" 2>&1; then
-        ok "$name: systemd-analyze verify"
+    if systemd-analyze verify --man=yes "$work/$name"/*.service >"$work/verify.out" 2>&1; then
+        ok "$name: systemd-analyze verify ($(cd "$work/$name" && echo *.service))"
     else
         fail "$name: systemd-analyze verify:"
         cat "$work/verify.out"
@@ -250,9 +256,8 @@ if nix_eval --json -E "(import ./nixos-modules/unit.nix).mkFollowUp {
         triggers = [ \"/var/lib/sops-nix/key.txt\" ]; consumers = [ \"nginx.service\" ]; }" \
     >"$work/followup/unit.json" 2>"$work/render.err"; then
     jq -jr .text "$work/followup/unit.json" >"$work/followup/zeta-creds-sops-nix.service"
-    cp "$work/interactive/zeta-creds-restore.service" "$work/followup/"
-    if systemd-analyze verify --man=yes "$work/followup/zeta-creds-restore.service" \
-        "$work/followup/zeta-creds-sops-nix.service" >"$work/verify.out" 2>&1; then
+    cp "$work/interactive/"*.service "$work/followup/"
+    if systemd-analyze verify --man=yes "$work/followup/"*.service >"$work/verify.out" 2>&1; then
         ok "sops-nix follow-up: systemd-analyze verify (with the restore unit)"
     else
         fail "sops-nix follow-up: systemd-analyze verify:"
@@ -266,7 +271,10 @@ fi
     fail "the rendered unit does not start with its comment line"
 
 # The exposure score, per passphrase mode.
-for name in interactive file credential custom; do
+# "check": the check unit of restoreOn = "new-blob", sandboxed as tightly.
+mkdir -p "$work/check"
+cp "$work/interactive/zeta-creds-restore-check.service" "$work/check/zeta-creds-restore.service"
+for name in interactive file credential custom check; do
     if ! systemd-analyze security --offline=true --no-pager "$work/$name/zeta-creds-restore.service" \
         >"$work/$name/security.txt" 2>&1; then
         fail "$name: systemd-analyze security failed:"

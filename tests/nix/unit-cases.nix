@@ -47,11 +47,21 @@ let
       s = x.service;
     in
     [
-      (eq "After" x.unit.After [
-        "local-fs.target"
-        "systemd-sysusers.service"
-        "userborn.service"
-      ])
+      (eq "After" x.unit.After (
+        [
+          "local-fs.target"
+          "systemd-sysusers.service"
+          "userborn.service"
+        ]
+        ++ (if x.check == null then [ ] else [ "zeta-creds-restore-check.service" ])
+      ))
+      (eq "Wants: the check, with restoreOn = \"new-blob\"" (x.unit.Wants or [ ]) (
+        if x.check == null then [ ] else [ "zeta-creds-restore-check.service" ]
+      ))
+      (eq "nixos.wants" x.nixos.wants (x.unit.Wants or [ ]))
+      (eq "ConditionPathExists: skipped when the check left its marker" (
+        builtins.elem "!/run/zeta-creds-already-restored" x.unit.ConditionPathExists
+      ) (x.check != null))
       (eq "Before" x.unit.Before [
         "sshd-keygen.service"
         "sshd.service"
@@ -92,7 +102,9 @@ let
       (eq "ExecStopPost only in credential mode" (s ? ExecStopPost) (s ? LoadCredentialEncrypted))
       (eq "DeviceAllow only in credential mode" (s ? DeviceAllow) (s ? LoadCredentialEncrypted))
       (eq "units (sorted by name)" (builtins.attrNames x.units) (
-        (if x.fallback == null then [ ] else [ "zeta-creds-restore-fallback.service" ]) ++ [ "zeta-creds-restore.service" ]
+        (if x.check == null then [ ] else [ "zeta-creds-restore-check.service" ])
+        ++ (if x.fallback == null then [ ] else [ "zeta-creds-restore-fallback.service" ])
+        ++ [ "zeta-creds-restore.service" ]
       ))
       (eq "units: the restore's text" x.units."zeta-creds-restore.service" x.text)
       (eq "nixosServices: the restore" x.nixosServices.zeta-creds-restore x.nixos)
@@ -136,6 +148,7 @@ let
           (eq "ConditionPathExists" x.unit.ConditionPathExists [
             "/boot/zeta-creds.enc"
             "/etc/zeta/usb-uuid"
+            "!/run/zeta-creds-already-restored"
           ])
           (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
             "/boot"
@@ -289,6 +302,7 @@ let
           (eq "ConditionPathExists" x.unit.ConditionPathExists [
             "/boot/efi/zc.enc"
             "/var/lib/zeta/usb-uuid"
+            "!/run/zeta-creds-already-restored"
           ])
           (eq "RequiresMountsFor" x.unit.RequiresMountsFor [
             "/boot/efi"
@@ -408,6 +422,7 @@ let
           (eq "fallback nixos wantedBy" f.nixos.wantedBy [ ])
           (eq "nixosServices" (builtins.attrNames x.nixosServices) [
             "zeta-creds-restore"
+            "zeta-creds-restore-check"
             "zeta-creds-restore-fallback"
           ])
           (eq "nixosServices: the fallback" x.nixosServices.zeta-creds-restore-fallback f.nixos)
@@ -706,7 +721,119 @@ let
       (fires "a bad persona" {
         cfg.persona = "Ops!";
       } (esc "persona = \"Ops!\" is not a persona name"))
+      (fires "an unknown restoreOn" {
+        cfg.restoreOn = "sometimes";
+      } (esc "restoreOn must be \"new-blob\""))
       {
+      name = "restoreOn = \"new-blob\" (the default): the check unit";
+      checks =
+        let
+          x = mk { };
+          k = x.check;
+          ks = k.service;
+          cred = mk {
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+            };
+          };
+          file = mk {
+            passphrase = {
+              mode = "file";
+              file = "/run/zeta-creds/passphrase";
+            };
+          };
+        in
+        [
+          (eq "name" k.name "zeta-creds-restore-check.service")
+          (eq "argv: the header check only, no passphrase source" k.argv [
+            bin
+            "restore"
+            "--blob"
+            "/boot/zeta-creds.enc"
+            "--usb-uuid-file"
+            "/etc/zeta/usb-uuid"
+            "--if-new"
+            "--check"
+          ])
+          (eq "the restore itself has no --if-new (the check decided)" (builtins.elem "--if-new" x.argv) false)
+          (eq "Before: the restore" k.unit.Before [ "zeta-creds-restore.service" ])
+          (eq "After: as the restore" k.unit.After [
+            "local-fs.target"
+            "systemd-sysusers.service"
+            "userborn.service"
+          ])
+          (eq "ConditionPathExists: as the restore, no marker" k.unit.ConditionPathExists [
+            "/boot/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+          ])
+          (eq "RequiresMountsFor: the blob, the UUID file, the state record" k.unit.RequiresMountsFor [
+            "/boot"
+            "/etc/zeta"
+            "/var/lib/zeta-creds"
+          ])
+          (eq "Type" ks.Type "oneshot")
+          (eq "RemainAfterExit: no (every start of the restore checks again)" ks.RemainAfterExit false)
+          (eq "SuccessExitStatus: 10 is an answer" ks.SuccessExitStatus "10")
+          (eq "ExecStopPost: the marker from the exit status" ks.ExecStopPost (
+            "+/bin/sh -c \"if [ \\\"$$EXIT_CODE\\\" = exited ] && [ \\\"$$EXIT_STATUS\\\" = 0 ]; then : >/run/zeta-creds-already-restored; "
+            + "else rm -f /run/zeta-creds-already-restored; fi\""
+          ))
+          (eq "CapabilityBoundingSet: read only" ks.CapabilityBoundingSet "CAP_DAC_READ_SEARCH")
+          (eq "ProtectSystem" ks.ProtectSystem "strict")
+          (absent "nothing writable" ks "ReadWritePaths")
+          (absent "no state directory created" ks "StateDirectory")
+          (absent "no restart" ks "Restart")
+          (absent "no memlock" ks "LimitMEMLOCK")
+          (eq "the restore's sandbox otherwise" {
+            inherit (ks) PrivateTmp PrivateDevices PrivateNetwork NoNewPrivileges SystemCallFilter RestrictAddressFamilies;
+          } {
+            PrivateTmp = true;
+            PrivateDevices = true;
+            PrivateNetwork = true;
+            NoNewPrivileges = true;
+            SystemCallFilter = "@system-service";
+            RestrictAddressFamilies = "AF_UNIX";
+          })
+          (eq "no [Install]: started by the restore's Wants=" k.install { })
+          (eq "nixos.wantedBy" k.nixos.wantedBy [ ])
+          (eq "nixosServices" x.nixosServices.zeta-creds-restore-check k.nixos)
+          (eq "units: the check's text" x.units."zeta-creds-restore-check.service" k.text)
+          # Credential mode: the check holds no credential, so the TPM is
+          # not asked to unseal anything when it runs.
+          (absent "credential mode: no credential in the check" cred.check.service "LoadCredentialEncrypted")
+          (eq "credential mode: the same check" cred.check.argv k.argv)
+          (eq "credential mode: the restore still loads it" cred.service.LoadCredentialEncrypted "passphrase:/etc/credstore.encrypted/zeta-creds-passphrase")
+          (eq "credential mode: the restore is skipped by the marker" (
+            builtins.elem "!/run/zeta-creds-already-restored" cred.unit.ConditionPathExists
+          ) true)
+          # File mode: the check reads no passphrase file (it stays).
+          (eq "file mode: the same check" file.check.argv k.argv)
+          (holds "file mode: no passphrase file named in the check" (
+            builtins.match ".*passphrase.*" k.service.ExecStart == null
+          ))
+        ];
+    }
+    {
+      name = "restoreOn = \"every-boot\": no check, as before issue 17";
+      checks =
+        let
+          x = mk { restoreOn = "every-boot"; };
+        in
+        common x
+        ++ [
+          (eq "no check unit" x.check null)
+          (absent "no Wants" x.unit "Wants")
+          (eq "ConditionPathExists" x.unit.ConditionPathExists [
+            "/boot/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+          ])
+          (eq "units" (builtins.attrNames x.units) [ "zeta-creds-restore.service" ])
+          (eq "nixosServices" (builtins.attrNames x.nixosServices) [ "zeta-creds-restore" ])
+          (eq "the restore's ExecStart is unchanged" x.service.ExecStart (mk { }).service.ExecStart)
+        ];
+    }
+    {
       name = "the follow-up unit of a secret manager (mkFollowUp)";
       checks =
         let

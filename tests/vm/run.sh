@@ -14,11 +14,14 @@
 #
 # The scenarios are in tests/vm/scenarios.sh, one block each (what it
 # proves, the guest's setup, the boot, the expected journal, exit status
-# and files): a. interactive, answered; f. a second boot, nothing to do;
-# g. credential mode with requireUsbPresent; b. a wrong passphrase; c.
-# another stick; d. a tampered blob; e. no blob; h. a prompt nobody
-# answers; with a software TPM2 (swtpm): i. headless unlock; j. the sealed
-# disk on another TPM; k. the same with the interactive fallback.
+# and files): a. interactive, answered; f. a second boot with the same
+# blob, already restored, nothing asked; g. credential mode with
+# requireUsbPresent (every-boot); b. a wrong passphrase; c. another stick;
+# d. a tampered blob; e. no blob; h. a prompt nobody answers; r. a
+# re-bundled blob, asked and restored; s. file mode, same blob, the staged
+# file left; t. credential mode, same blob, nothing decrypted; with a
+# software TPM2 (swtpm): i. headless unlock; j. the sealed disk on another
+# TPM; k. the same with the interactive fallback.
 #
 # Needs root, QEMU, swtpm (for i, j and k), mmdebstrap, the configured Debian mirror (first run
 # only: the guest is cached under target/vm-cache, keyed on the kernel
@@ -186,9 +189,26 @@ byte=$(od -An -tu1 -j "$offset" -N 1 "$work/tampered.enc" | tr -d ' ')
 printf "$(printf '\\%03o' "$((byte ^ 1))")" |
     dd of="$work/tampered.enc" bs=1 seek="$offset" conv=notrunc status=none
 
+# The re-bundled blob (scenario r): the operator rotated the gh token and
+# bundled over the blob, so it is generation 2; the source tree is put
+# back afterwards, for the other scenarios' expectations.
+cp "$work/zeta-creds.enc" "$work/rebundled.enc"
+src_file 0600 "github.com: {oauth_token: gho_vmtest_rotated}" home/zeta/.config/gh/hosts.yml
+printf '%s  /home/zeta/.config/gh/hosts.yml\n' "$(sha256sum <"$src/home/zeta/.config/gh/hosts.yml" | cut -d ' ' -f 1)" \
+    >"$work/rebundled-hosts.sum"
+cp "$work/passphrase" "$work/bundle-passphrase"
+if ! "$binary" bundle --manifest manifest/default.toml --out "$work/rebundled.enc" \
+    --usb-uuid "${BOUND_SERIAL:0:4}-${BOUND_SERIAL:4:4}" --source-root "$src" \
+    --passphrase-file "$work/bundle-passphrase" --work-factor 10 >"$work/bundle.log" 2>&1; then
+    cat "$work/bundle.log"
+    echo "tests/vm: zeta-creds bundle (the re-bundle) failed"
+    exit 1
+fi
+src_file 0600 "github.com: {oauth_token: gho_vmtest}" home/zeta/.config/gh/hosts.yml
 
 ## Disks ####################################################################
 fat "$work/esp.img" "$ESP_SERIAL" 8192 "$work/zeta-creds.enc" zeta-creds.enc
+fat "$work/esp-rebundled.img" "$ESP_SERIAL" 8192 "$work/rebundled.enc" zeta-creds.enc
 fat "$work/esp-tampered.img" "$ESP_SERIAL" 8192 "$work/tampered.enc" zeta-creds.enc
 fat "$work/esp-empty.img" "$ESP_SERIAL" 8192
 fat "$work/usb-bound.img" "$BOUND_SERIAL" 1024

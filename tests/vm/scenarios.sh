@@ -27,7 +27,9 @@ usb_file_cfg='{"requireUsbPresent":true,"usbWait":5,"passphrase":{"mode":"file",
 tpm_cfg=$(jq -cn --arg c "$TPM_CREDENTIAL" '{user: "zeta", passphrase: {mode: "credential", credential: $c}}')
 tpm_fallback_cfg=$(jq -cn --arg c "$TPM_CREDENTIAL" --argjson t "$ASK_TIMEOUT" \
     '{user: "zeta", passphrase: {mode: "credential", credential: $c, credentialFallback: "interactive", timeout: $t}}')
-usb_credential_cfg='{"requireUsbPresent":true,"usbWait":10,"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds.passphrase"}}'
+# g restores again on an unchanged blob: restoreOn = "every-boot" (the
+# default, "new-blob", would skip it, as f, s and t show).
+usb_credential_cfg='{"restoreOn":"every-boot","requireUsbPresent":true,"usbWait":10,"passphrase":{"mode":"credential","credential":"/etc/credstore.encrypted/zeta-creds.passphrase"}}'
 
 # a_disk: the disk a, f and g boot in turn (f and g see what a restored),
 # made by the first of them that runs; run.sh discards it at the end.
@@ -61,15 +63,16 @@ scenario_a() {
 }
 
 # ---------------------------------------------------------------------------
-# A second boot of a's disk, answered again: "nothing to do".
-scenario f "second boot, same blob: nothing to do"
+# A second boot of a's disk with the same blob (restoreOn = "new-blob", the
+# default; issue 17, "ask once"): zeta-creds-restore-check.service finds the
+# blob already restored and says so; the restore unit is skipped by its
+# condition (nothing of it ran); no prompt, so logins and the boot are not
+# held; everything a restored is still there.
+scenario f "second boot, same blob: already restored, nothing asked"
 scenario_f() {
     a_disk
-    boot f "$work/a.img" "$work/esp.img" "$work/usb-bound.img" answer
-    expect_prompts f 1
-    expect_prop f Result success
-    expect_prop f ExecMainStatus 0
-    expect_unit_journal f "nothing to do"
+    boot f "$work/a.img" "$work/esp.img" "$work/usb-bound.img" no
+    already_restored f 1
     restored f
     no_passphrase f
 }
@@ -90,6 +93,8 @@ scenario_g() {
     expect_prop g Result success
     expect_prop g ExecMainStatus 0
     credential_released g
+    # The trace t looks for and must not find: the credentials mount.
+    in_file g journal.txt 'run-credentials-zeta\x2dcreds\x2drestore.service.mount'
     expect_unit_journal g "nothing to do"
     expect_prompts g 0
     restored g
@@ -207,6 +212,131 @@ scenario_h() {
     fi
     nothing_written h
     no_passphrase h
+}
+
+# already_restored NAME GENERATION: restoreOn = "new-blob" skipped the
+# restore: the check unit logged "already restored: generation N, sealed
+# DATE", the restore unit's condition failed so none of it ran (no
+# process, no credential, no prompt), and the boot reached multi-user.target.
+already_restored() {
+    local name=$1 generation=$2
+    in_file "$name" journal.txt "already restored: generation $generation, sealed "
+    expect_prop "$name" ConditionResult no
+    expect_prop "$name" ActiveState inactive
+    expect_prop "$name" ExecMainStartTimestampMonotonic 0
+    expect_prompts "$name" 0
+    if grep -qx 'ActiveState=active' "$work/$name.results/target.txt" 2>/dev/null; then
+        ok "$name: multi-user.target reached"
+    else
+        fail "$name: multi-user.target not reached: $(cat "$work/$name.results/target.txt" 2>/dev/null)"
+    fi
+}
+
+# a_restored NAME: a copy of a's disk as a left it (restored, the state
+# record naming the blob of esp.img), for NAME to boot; a runs first if it
+# has not.
+a_restored() {
+    if [ ! -f "$work/a.results/done.txt" ]; then
+        log "$1: needs the disk a restored; running a first"
+        echo "== a. ${scenario_titles[a]} (for $1)"
+        scenario_a
+    fi
+    cp --sparse=always "$work/a.img" "$work/$1.img"
+}
+
+# reconfigure NAME: debugfs commands that replace the units on a copy of
+# a's disk (a's two units, or g's restore unit over them) with those of
+# unit_for NAME, keeping the enabling link.
+reconfigure() {
+    local f
+    echo "rm /etc/systemd/system/zeta-creds-restore.service"
+    echo "rm /etc/systemd/system/zeta-creds-restore-check.service"
+    for f in "$work/$1.units"/*; do
+        put "$f" "/etc/systemd/system/$(basename "$f")" 644
+    done
+}
+
+# ---------------------------------------------------------------------------
+# After a re-bundle (a new blob, generation 2, with a rotated gh token), the
+# next boot of a restored disk asks again (the check says a restore is
+# needed) and restores the change.
+scenario r "re-bundled blob: the next boot asks again and restores the change"
+scenario_r() {
+    a_restored r
+    unit_for r "$interactive_cfg"
+    local cmds
+    mapfile -t cmds < <(reconfigure r)
+    debugfs_write "$work/r.img" "${cmds[@]}"
+    boot r "$work/r.img" "$work/esp-rebundled.img" "$work/usb-bound.img" answer
+    discard "$work/r.img"
+    expect_prompts r 1
+    expect_prop r Result success
+    expect_prop r ExecMainStatus 0
+    in_file r journal.txt "restore needed: /boot/zeta-creds.enc is generation 2"
+    expect_unit_journal r "updated"
+    if grep -qx "$(cat "$work/rebundled-hosts.sum")" "$work/r.results/sums.txt" 2>/dev/null; then
+        ok "r: /home/zeta/.config/gh/hosts.yml has the re-bundled content"
+    else
+        fail "r: /home/zeta/.config/gh/hosts.yml does not have the re-bundled content: $(grep hosts.yml "$work/r.results/sums.txt" 2>/dev/null)"
+    fi
+    no_passphrase r
+}
+
+# ---------------------------------------------------------------------------
+# File mode, same blob as last restored: skipped before anything reads the
+# staged passphrase file, which is left where it was staged; nothing
+# written.
+scenario s "file mode, same blob: skipped, the staged passphrase file left in place"
+scenario_s() {
+    a_restored s
+    unit_for s "$file_cfg"
+    local cmds
+    mapfile -t cmds < <(reconfigure s && stage_cmds "$work/passphrase")
+    debugfs_write "$work/s.img" "${cmds[@]}"
+    boot s "$work/s.img" "$work/esp.img" "$work/usb-bound.img" no
+    discard "$work/s.img"
+    already_restored s 1
+    restored s
+    if have s run.txt; then
+        if [ "$(cat "$work/s.results/run.txt")" = /run/zeta-creds/passphrase ]; then
+            ok "s: the staged passphrase file was not read: left as staged"
+        else
+            fail "s: expected only /run/zeta-creds/passphrase in /run, found: $(cat "$work/s.results/run.txt")"
+        fi
+    fi
+    no_passphrase s
+}
+
+# ---------------------------------------------------------------------------
+# Credential mode (LoadCredentialEncrypted=), same blob as last restored:
+# the restore unit is skipped by its condition, which systemd checks before
+# it sets up any credential, so the sealed passphrase is never decrypted:
+# the unit never ran a process and /run/credentials never held it.
+scenario t "credential mode, same blob: skipped, the credential never decrypted"
+scenario_t() {
+    a_restored t
+    unit_for t "$credential_cfg"
+    local cmds
+    mapfile -t cmds < <(reconfigure t)
+    debugfs_write "$work/t.img" "${cmds[@]}" "${credential_cmds[@]}"
+    boot t "$work/t.img" "$work/esp.img" "$work/usb-bound.img" no
+    discard "$work/t.img"
+    already_restored t 1
+    # systemd mounts a unit's credentials (decrypted) on
+    # /run/credentials/<unit> and logs that mount going away when the unit
+    # stops; g shows the line for a restore that did run.
+    if grep -qF 'run-credentials-zeta\x2dcreds\x2drestore.service.mount' "$work/t.results/journal.txt" 2>/dev/null; then
+        fail "t: systemd mounted the restore unit's credentials"
+    else
+        ok "t: systemd never mounted the restore unit's credentials (/run/credentials/zeta-creds-restore.service)"
+    fi
+    if grep -q 'Failed to set up credentials\|243/CREDENTIALS' "$work/t.results/journal.txt" 2>/dev/null; then
+        fail "t: systemd tried to set up the restore unit's credential"
+    else
+        ok "t: no credential set-up in the journal"
+    fi
+    restored t
+    no_passphrase t
 }
 
 ## The TPM2 scenarios ######################################################

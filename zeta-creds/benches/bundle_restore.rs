@@ -156,6 +156,7 @@ fn run_restore(blob: &Path, target: &Path, pass: &SecretString) -> restore::Repo
         on_conflict: restore::OnConflict::default(),
         allow_rollback: false,
         generation,
+        blob: None,
     };
     let report = restore::restore(&mut entries, &opts).unwrap();
     assert_eq!(report.failed().count(), 0);

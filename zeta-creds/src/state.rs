@@ -7,7 +7,10 @@
 //! restored blob, so an older blob is refused (rollback).
 //!
 //! It holds no secret and no hash of a secret: only the size, mtime, ctime
-//! and inode of each file a restore wrote. An attacker who reads it learns
+//! and inode of each file a restore wrote, and which blob was restored
+//! ([`RestoredBlob`]: a SHA-256 of its header bytes and header MAC, both
+//! on the unencrypted ESP for anyone to read, so that `restore --if-new`
+//! can tell the blob it last restored without a passphrase). An attacker who reads it learns
 //! which paths exist, which `ls -l` shows anyway. The ctime is the strong
 //! part: a user cannot set it, and every write, chmod or chown changes it.
 #![forbid(unsafe_code)]
@@ -21,6 +24,7 @@ use rustix::fs::{Mode, Stat};
 use serde::{Deserialize, Serialize};
 
 use crate::cleanup::Guard;
+use crate::envelope::Header;
 use crate::fsx;
 
 /// Where the record lives, as components below the root.
@@ -40,6 +44,51 @@ pub struct State {
     pub generation: u64,
     /// What the last restore wrote, by destination path (`/home/zeta/...`).
     pub files: BTreeMap<String, FileRecord>,
+    /// The blob the last restore wrote from. Absent in records written
+    /// before it existed (they load as "no blob known": the next
+    /// `restore --if-new` restores and asks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_blob: Option<RestoredBlob>,
+}
+
+/// Which blob a restore wrote from: enough to recognise it again from its
+/// header alone, and to say what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoredBlob {
+    /// [`crate::envelope::Header::id`] in lower-case hex: SHA-256 of the
+    /// header bytes and the header MAC (public, on the ESP; no secret).
+    pub id: String,
+    /// Its generation.
+    pub generation: u64,
+    /// When it was sealed, seconds since the Unix epoch (its header's
+    /// `created`).
+    pub sealed: u64,
+}
+
+impl RestoredBlob {
+    /// The record of the blob whose header is `header`. Its generation and
+    /// sealed date are the header's as read: record them only once the
+    /// header MAC has verified, so that they are authenticated.
+    pub fn of(header: &Header) -> RestoredBlob {
+        let fields = header.unauthenticated_fields();
+        RestoredBlob {
+            id: hex(&header.id()),
+            generation: fields.generation,
+            sealed: fields.created,
+        }
+    }
+
+    /// Whether `header` is this blob: the same header bytes and MAC.
+    /// Unauthenticated, like the header: enough to decide to do nothing,
+    /// never to trust anything.
+    pub fn is(&self, header: &Header) -> bool {
+        self.id == hex(&header.id())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a file looked like right after a restore wrote it.
@@ -151,6 +200,11 @@ mod tests {
         let mut s = State {
             version: 1,
             generation: 7,
+            restored_blob: Some(RestoredBlob {
+                id: "ab".repeat(32),
+                generation: 7,
+                sealed: 1_700_000_000,
+            }),
             ..State::default()
         };
         s.files.insert(
@@ -177,6 +231,28 @@ mod tests {
             !text.contains("sha"),
             "no content hash in the record: {text}"
         );
+    }
+
+    /// A record written before `restored_blob` existed still loads, with
+    /// no blob known (issue 17: the record format stays compatible).
+    #[test]
+    fn a_record_without_the_restored_blob_loads() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("var/lib/zeta-creds")).unwrap();
+        std::fs::write(
+            t.path().join("var/lib/zeta-creds/state.json"),
+            br#"{"version": 1, "generation": 3, "files": {"/etc/x": {"size": 1, "mtime": 2, "mtime_nsec": 0, "ctime": 4, "ctime_nsec": 0, "ino": 6}}}"#,
+        )
+        .unwrap();
+        let root = fsx::open_root(t.path()).unwrap();
+        match load(&root) {
+            Loaded::Present(s) => {
+                assert_eq!(s.generation, 3);
+                assert_eq!(s.files.len(), 1);
+                assert_eq!(s.restored_blob, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -202,6 +202,7 @@ fn restore_from(blob: &[u8], target: &std::path::Path) -> Result<restore::Report
         on_conflict: restore::OnConflict::KeepModified,
         allow_rollback: false,
         generation: 1,
+        blob: None,
     };
     restore::restore(&mut entries, &opts).map_err(|e| match e {
         restore::Error::Envelope(e) => e.class(),

@@ -249,6 +249,20 @@ impl Header {
         false
     }
 
+    /// An identifier of this exact header: SHA-256 over the header bytes
+    /// as received and the header MAC. Both are public (on the ESP), so
+    /// the identifier is not secret and reveals nothing about the file key
+    /// or the passphrase. **Unauthenticated**: equal identifiers mean equal
+    /// header bytes, not a genuine blob; good only for deciding that
+    /// nothing needs doing (`restore --if-new`), never for trusting.
+    pub fn id(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(&self.encoded);
+        h.update(self.mac);
+        h.finalize().into()
+    }
+
     /// Check the binding and the work-factor cap, run scrypt, unwrap the
     /// file key and verify the header MAC, in that order.
     ///

@@ -122,11 +122,17 @@ impl Run {
     /// and an old record would make the next restore take them for local
     /// changes and keep stale copies. A restore that aborted before its
     /// commit never gets here, so the record is untouched then.
-    pub(super) fn save_state(&mut self, generation: u64) {
+    ///
+    /// It names `blob` as the blob last restored only when every entry was
+    /// written (or deliberately kept): after exit 7 the next
+    /// `restore --if-new` must try again, not skip the entries that failed.
+    pub(super) fn save_state(&mut self, generation: u64, blob: Option<state::RestoredBlob>) {
+        let complete = self.reports.iter().all(|r| r.outcome != Outcome::Failed);
         let state = State {
             version: 1,
             generation,
             files: std::mem::take(&mut self.records),
+            restored_blob: blob.filter(|_| complete),
         };
         if let Err(e) = state::save(&self.dirs.root, &state) {
             self.reports.push(EntryReport {

@@ -113,6 +113,10 @@ pub struct Options {
     pub allow_rollback: bool,
     /// The (authenticated) generation of the blob being restored.
     pub generation: u64,
+    /// Which blob this is, recorded in the state record by a restore that
+    /// commits, so that `restore --if-new` knows it next time. `None`
+    /// records no blob (the next `--if-new` restores again).
+    pub blob: Option<state::RestoredBlob>,
 }
 
 /// What to do with a destination that differs from the blob and is not
@@ -264,7 +268,7 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
             // the state record is written.
             cleanup::commit_section(|| {
                 run.commit();
-                run.save_state(opts.generation);
+                run.save_state(opts.generation, opts.blob.clone());
             });
             Ok(run.into_report(user, false))
         }

@@ -198,6 +198,15 @@ pub struct RestoreArgs {
     /// Restore a blob older than the one last restored on this system
     #[arg(long)]
     pub allow_rollback: bool,
+    /// Do nothing, asking for no passphrase, when the blob is the one
+    /// last restored under --target-root (the same header bytes and MAC);
+    /// otherwise restore as usual
+    #[arg(long)]
+    pub if_new: bool,
+    /// With --if-new: only say whether a restore is needed (exit 10) or the
+    /// blob is already restored (exit 0); asks and writes nothing
+    #[arg(long, requires = "if_new")]
+    pub check: bool,
     /// Refuse (exit 4) unless the stick the blob is bound to is attached
     #[arg(long)]
     pub require_usb_present: bool,

@@ -28,7 +28,8 @@ pub enum Exit {
     Incomplete,
     /// A restore refused a blob older than the last one restored.
     Rollback,
-    /// `diff` or `status` found the blob and the disk differ.
+    /// `diff` or `status` found the blob and the disk differ; `restore
+    /// --if-new --check` found a blob that is not the one last restored.
     Differs,
 }
 
@@ -101,7 +102,9 @@ impl Exit {
             Exit::Rollback => {
                 "rollback refused: blob older than the one last restored on this system"
             }
-            Exit::Differs => "status, diff: the blob and the disk differ",
+            Exit::Differs => {
+                "status, diff: the blob and the disk differ; restore --if-new --check: a restore is needed"
+            }
         }
     }
 

@@ -10,13 +10,15 @@ use serde::Serialize;
 
 use zeta_creds::envelope::{self, EntryReader};
 use zeta_creds::readahead::ReadAhead;
-use zeta_creds::{restore, sys, usb, warning};
+use zeta_creds::state::{self, RestoredBlob};
+use zeta_creds::{fsx, notice, restore, sys, usb, warning};
 
 use super::Status;
 use crate::cli::RestoreArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::input::{open_blob, read_uuid};
+use crate::render::utc;
 use crate::unlock;
 
 /// What a restore did (or, with `--dry-run`, would do). Its JSON is this
@@ -47,7 +49,19 @@ impl Status for RestoreReport {
 }
 
 /// Run `restore`.
-pub fn run(args: &RestoreArgs, env_pass: Option<SecretString>) -> Result<RestoreReport, CliError> {
+pub fn run(args: &RestoreArgs, env_pass: Option<SecretString>) -> Result<RestoreRun, CliError> {
+    if args.if_new
+        && let Some(skip) = if_new(args)?
+    {
+        return Ok(RestoreRun::IfNew(skip));
+    }
+    restore_blob(args, env_pass).map(RestoreRun::Restored)
+}
+
+fn restore_blob(
+    args: &RestoreArgs,
+    env_pass: Option<SecretString>,
+) -> Result<RestoreReport, CliError> {
     let sources = unlock::sources(&args.passphrase, env_pass);
     if let Err(why) = sys::lock_memory() {
         warning!("{why}");
@@ -102,6 +116,9 @@ pub fn run(args: &RestoreArgs, env_pass: Option<SecretString>) -> Result<Restore
         on_conflict: args.on_conflict.into(),
         allow_rollback: args.allow_rollback,
         generation,
+        // The header's MAC has verified: its generation and date are
+        // authentic now.
+        blob: Some(RestoredBlob::of(&header)),
     };
     let report = restore::restore(&mut entries, &opts).map_err(restore_err)?;
     Ok(RestoreReport {
@@ -109,4 +126,119 @@ pub fn run(args: &RestoreArgs, env_pass: Option<SecretString>) -> Result<Restore
         generation,
         report,
     })
+}
+
+/// What a `restore` run ended with.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum RestoreRun {
+    /// The blob was restored (or, with `--dry-run`, checked).
+    Restored(RestoreReport),
+    /// `--if-new` decided without a passphrase: the blob is the one last
+    /// restored, or (with `--check`) it is not.
+    IfNew(IfNewReport),
+}
+
+impl Status for RestoreRun {
+    fn status(&self) -> Result<Exit, CliError> {
+        match self {
+            RestoreRun::Restored(r) => r.status(),
+            RestoreRun::IfNew(r) => Ok(if r.already_restored {
+                Exit::Success
+            } else {
+                Exit::Differs
+            }),
+        }
+    }
+}
+
+/// What `--if-new` found, from the blob's header alone.
+#[derive(Serialize)]
+pub struct IfNewReport {
+    /// The blob.
+    pub blob: PathBuf,
+    /// Whether it is the blob last restored under the target root.
+    pub already_restored: bool,
+    /// Its generation, as its header says (unauthenticated).
+    pub generation: u64,
+    /// When it was sealed, seconds since the Unix epoch (unauthenticated).
+    pub sealed: u64,
+    /// The same, as a UTC date.
+    pub sealed_utc: String,
+    /// Why a restore is needed, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `--if-new`: compare the blob's header with the blob the state record
+/// under the target root names, before any passphrase source is touched
+/// (a passphrase file stays where it is) and without writing anything.
+/// `Some` ends the run: the blob is the one last restored, or `--check`
+/// was asked. `None`: restore as usual.
+///
+/// The header is not authenticated, and need not be: a match only skips
+/// work, and a header can only match if it has the very bytes and MAC of
+/// the blob restored last. Anything else (a re-bundled blob, a forged
+/// header, no record, an unusable record) leads to the usual restore,
+/// whose authenticated path decides.
+fn if_new(args: &RestoreArgs) -> Result<Option<IfNewReport>, CliError> {
+    let (_, header) = open_blob(&args.blob)?;
+    let root = args.target_root.display();
+    let why_new = match fsx::open_root(&args.target_root) {
+        Err(e) => Some(format!("cannot open the target root {root} ({e})")),
+        Ok(fd) => match state::load(&fd) {
+            state::Loaded::Absent => Some(format!("no blob was restored under {root} yet")),
+            state::Loaded::Corrupt(why) => Some(format!(
+                "the state record {root}/var/lib/zeta-creds/state.json is unusable ({})",
+                printable(&why)
+            )),
+            state::Loaded::Present(s) => match &s.restored_blob {
+                None => Some(format!(
+                    "the state record under {root} names no restored blob (the last restore was incomplete, or older than --if-new)"
+                )),
+                Some(last) if last.is(&header) => None,
+                Some(last) => Some(format!(
+                    "the blob last restored under {root} was generation {}, sealed {}",
+                    last.generation,
+                    utc(last.sealed)
+                )),
+            },
+        },
+    };
+    let fields = header.unauthenticated_fields();
+    let report = IfNewReport {
+        blob: args.blob.clone(),
+        already_restored: why_new.is_none(),
+        generation: fields.generation,
+        sealed: fields.created,
+        sealed_utc: utc(fields.created),
+        reason: why_new,
+    };
+    match &report.reason {
+        None => Ok(Some(report)),
+        Some(_) if args.check => Ok(Some(report)),
+        Some(why) => {
+            notice!(
+                "{} is new (generation {}, sealed {}; {why}): restoring",
+                printable(&args.blob.display().to_string()),
+                report.generation,
+                report.sealed_utc
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// `s` with its control characters escaped, for a line of its own in the
+/// journal.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -96,10 +96,8 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport, CliError> {
         None => BTreeSet::new(),
     };
     let report = status::report(&record.files, |p| status::observe(&root, p), &picked);
-    // The record holds no sealed date yet. When it names the blob it was
-    // restored from, with that blob's sealed date, take it from there; the
-    // text, the JSON and tests/status.rs already show it when present.
-    let sealed: Option<u64> = None;
+    // The blob the record was written from, when a restore named it.
+    let sealed = record.restored_blob.as_ref().map(|b| b.sealed);
     Ok(StatusReport {
         target_root: root_path.clone(),
         state_record: record_path,

@@ -8,7 +8,7 @@ use zeta_creds::restore::Outcome;
 use zeta_creds::{error, warning};
 
 use super::Text;
-use crate::cmd::restore::RestoreReport;
+use crate::cmd::restore::{IfNewReport, RestoreReport, RestoreRun, printable};
 
 impl Text for RestoreReport {
     fn messages_before(&self) {
@@ -70,5 +70,40 @@ impl Text for RestoreReport {
             count(Outcome::Kept),
             count(Outcome::Failed),
         )
+    }
+}
+
+impl Text for RestoreRun {
+    fn messages_before(&self) {
+        match self {
+            RestoreRun::Restored(r) => r.messages_before(),
+            RestoreRun::IfNew(r) => r.messages_before(),
+        }
+    }
+
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        match self {
+            RestoreRun::Restored(r) => r.text(out),
+            RestoreRun::IfNew(r) => r.text(out),
+        }
+    }
+}
+
+impl Text for IfNewReport {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        match &self.reason {
+            None => writeln!(
+                out,
+                "already restored: generation {}, sealed {}",
+                self.generation, self.sealed_utc
+            ),
+            Some(why) => writeln!(
+                out,
+                "restore needed: {} is generation {}, sealed {}; {why}",
+                printable(&self.blob.display().to_string()),
+                self.generation,
+                self.sealed_utc
+            ),
+        }
     }
 }
