@@ -17,7 +17,9 @@
 //!    `verify --json` on what is on the ESP;
 //! 6. with `--seal-tpm2`, the passphrase sealed to the TPM2 ([`seal`]);
 //! 7. only then `usb-uuid` ([`files`]);
-//! 8. the summary and the NixOS lines ([`report`]).
+//! 8. the summary and the NixOS lines ([`report`]);
+//! 9. the blob written to the stash on the stick, if there is one
+//!    ([`stash`]).
 //!
 //! Exit codes come from [`exit::StepExit`] only.
 //!
@@ -148,10 +150,20 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     // 3. What is on the ESP already (else in the rescue directory, the
     // stash, --blob), and what to do about it.
     let (found, header) = look_at(&inputs.zc, &inputs.blob, &inputs.stick)?;
-    let (found, header, from, _staged) = if found == Found::Nothing {
+    let Looked {
+        found,
+        header,
+        from,
+        staged: _staged,
+    } = if found == Found::Nothing {
         look_elsewhere(&s, &inputs, host.as_deref(), &stash_at)?
     } else {
-        (found, header, None, None)
+        Looked {
+            found,
+            header,
+            from: None,
+            staged: None,
+        }
     };
     let max_wf =
         decide::max_work_factor(s.work_factor, header.as_ref().and_then(|h| h.work_factor));
@@ -368,23 +380,24 @@ struct OffEsp {
     path: PathBuf,
 }
 
+/// What step 3 found: as [`look_at`] says, and where from when it is off
+/// the ESP.
+struct Looked {
+    found: Found,
+    header: Option<HeaderJson>,
+    from: Option<OffEsp>,
+    /// The copy of the stash partition's blob, removed when dropped.
+    staged: Option<stash::Staged>,
+}
+
 /// The ESP holds no blob: look in the rescue directory, the stash and
 /// `--blob`, and pick one ([`sources::choose`]), saying why.
-#[allow(clippy::type_complexity)]
 fn look_elsewhere(
     s: &Settings,
     i: &Inputs,
     host: Option<&str>,
     stash_at: &StashAt,
-) -> Result<
-    (
-        Found,
-        Option<HeaderJson>,
-        Option<OffEsp>,
-        Option<stash::Staged>,
-    ),
-    Fail,
-> {
+) -> Result<Looked, Fail> {
     use sources::{Origin, Seen};
     let mut paths: Vec<(Origin, PathBuf)> = sources::rescued_files(Path::new(&s.rescue_dir))
         .into_iter()
@@ -421,8 +434,14 @@ fn look_elsewhere(
         }
         paths.push((Origin::Import, p));
     }
+    let nothing = |staged| Looked {
+        found: Found::Nothing,
+        header: None,
+        from: None,
+        staged,
+    };
     if paths.is_empty() {
-        return Ok((Found::Nothing, None, None, staged));
+        return Ok(nothing(staged));
     }
     let mut seen = Vec::new();
     for (origin, path) in paths {
@@ -457,7 +476,7 @@ fn look_elsewhere(
     }
     let Some(idx) = choice.chosen else {
         say("none of them is for this host: bundling a new blob");
-        return Ok((Found::Nothing, None, None, staged));
+        return Ok(nothing(staged));
     };
     let chosen = &seen[idx];
     say(format!(
@@ -471,15 +490,15 @@ fn look_elsewhere(
         Some(_) => Found::OtherStick,
         None => Found::Unreadable,
     };
-    Ok((
+    Ok(Looked {
         found,
-        chosen.header.clone(),
-        Some(OffEsp {
+        header: chosen.header.clone(),
+        from: Some(OffEsp {
             origin: chosen.origin,
             path: chosen.path.clone(),
         }),
         staged,
-    ))
+    })
 }
 
 /// `inspect --json` on a file off the ESP: its header, or `None`.

@@ -290,7 +290,7 @@ pub fn stage_from_partition(device: &Path, host: &str) -> Result<Option<Staged>,
         rustix::fs::mkdirat(&*base, dir_name.as_str(), Mode::from_raw_mode(0o700))
             .map_err(|e| format!("cannot create a directory in {}: {e}", tmp.display()))?;
         let dir = Guard::created_dir(&base, &[], &dir_name);
-        let file_guard = Guard::temp_file(&base, &[dir_name.clone()], &file_name(host));
+        let file_guard = Guard::temp_file(&base, std::slice::from_ref(&dir_name), &file_name(host));
         let path = tmp.join(&dir_name).join(file_name(host));
         place(&src, &path, false).map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
         drop(part);
