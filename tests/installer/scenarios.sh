@@ -602,6 +602,19 @@ scenario_P() {
     if cmp -s "$work/P/stash/node-a.enc.prev" "$work/O-gen2.enc"; then ok "the previous stash blob kept as .prev"; else bad "node-a.enc.prev is not the previous blob"; fi
     expect_eq "stash: no temporary file" "$(find "$work/P/stash" -name '.zeta-creds-tmp.*' | wc -l)" 0
     check_uuid_file "$work/P/root" CAFE-F00D
+
+    # No stash, an explicit --blob FILE: imported as a kept blob.
+    rm -rf "$work/P/esp" "$work/P/root"
+    mkdir -p "$work/P/esp"
+    make_target "$work/P/root"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/P3.log" --blob "$work/O-gen2.enc" \
+        --target "$work/P/root" --esp "$work/P/esp" --usb-device "$work/stick.img"
+    expect_eq "--blob: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/P3.log"
+    expect_grep "--blob: says where from" "$work/P3.log" "from --blob: named with --blob"
+    expect_eq "--blob: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect verify verify "
+    if cmp -s "$work/P/esp/zeta-creds.enc" "$work/O-gen2.enc"; then ok "--blob: the ESP holds it"; else bad "--blob: the ESP does not hold it"; fi
+    check_uuid_file "$work/P/root" DEAD-BEEF
 }
 
 # ---------------------------------------------------------------------------

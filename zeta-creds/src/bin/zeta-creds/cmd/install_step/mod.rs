@@ -158,6 +158,11 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     } = if found == Found::Nothing {
         look_elsewhere(&s, &inputs, host.as_deref(), &stash_at)?
     } else {
+        if let Some(b) = &s.blob {
+            say(format!(
+                "--blob {b} is not used: the ESP holds a blob, and it comes first"
+            ));
+        }
         Looked {
             found,
             header,
