@@ -446,6 +446,14 @@ fn look_elsewhere(
         staged,
     };
     if paths.is_empty() {
+        let stash = match stash_at {
+            StashAt::None => String::new(),
+            _ => format!(", nor in the stash for host {}", host.unwrap_or("?")),
+        };
+        say(format!(
+            "no blob on the ESP, nor in the rescue directory ({}){stash}: bundling a new one",
+            s.rescue_dir
+        ));
         return Ok(nothing(staged));
     }
     let mut seen = Vec::new();
