@@ -275,31 +275,37 @@ impl Staged {
 pub fn stage_from_partition(device: &Path, host: &str) -> Result<Option<Staged>, String> {
     cleanup::commit_section(|| {
         let part = Partition::mount(device)?;
-        let src = part.path().join(file_name(host));
-        if std::fs::symlink_metadata(&src).is_err() {
-            return Ok(None);
-        }
-        let tmp = std::env::temp_dir();
-        let base = std::sync::Arc::new(
-            fsx::open_root(&tmp).map_err(|e| format!("cannot open {}: {e}", tmp.display()))?,
-        );
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).map_err(|e| format!("random name: {e}"))?;
-        let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-        let dir_name = format!("zeta-creds-stash-copy.{hex}");
-        rustix::fs::mkdirat(&*base, dir_name.as_str(), Mode::from_raw_mode(0o700))
-            .map_err(|e| format!("cannot create a directory in {}: {e}", tmp.display()))?;
-        let dir = Guard::created_dir(&base, &[], &dir_name);
-        let file_guard = Guard::temp_file(&base, std::slice::from_ref(&dir_name), &file_name(host));
-        let path = tmp.join(&dir_name).join(file_name(host));
-        place(&src, &path, false).map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
+        let staged = stage(part.path(), host, &std::env::temp_dir());
         drop(part);
-        Ok(Some(Staged {
-            path,
-            _file: file_guard,
-            _dir: dir,
-        }))
+        staged
     })
+}
+
+/// Copy `dir/<host>.enc`, if it is there, into a new private directory
+/// (0700) under `tmp`. `Ok(None)`: no blob for this host in `dir`.
+pub fn stage(dir: &Path, host: &str, tmp: &Path) -> Result<Option<Staged>, String> {
+    let src = dir.join(file_name(host));
+    if std::fs::symlink_metadata(&src).is_err() {
+        return Ok(None);
+    }
+    let base = std::sync::Arc::new(
+        fsx::open_root(tmp).map_err(|e| format!("cannot open {}: {e}", tmp.display()))?,
+    );
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).map_err(|e| format!("random name: {e}"))?;
+    let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let dir_name = format!("zeta-creds-stash-copy.{hex}");
+    rustix::fs::mkdirat(&*base, dir_name.as_str(), Mode::from_raw_mode(0o700))
+        .map_err(|e| format!("cannot create a directory in {}: {e}", tmp.display()))?;
+    let dir_guard = Guard::created_dir(&base, &[], &dir_name);
+    let file_guard = Guard::temp_file(&base, std::slice::from_ref(&dir_name), &file_name(host));
+    let path = tmp.join(&dir_name).join(file_name(host));
+    place(&src, &path, false).map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
+    Ok(Some(Staged {
+        path,
+        _file: file_guard,
+        _dir: dir_guard,
+    }))
 }
 
 /// Mount the stash partition and [`write`] to it, then unmount: all
@@ -405,6 +411,32 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["node-a.enc", "node-a.enc.prev"]);
+    }
+
+    #[test]
+    fn a_staged_copy_is_private_and_removed_when_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let (stash, tmp) = (t.path().join("stash"), t.path().join("tmp"));
+        std::fs::create_dir_all(&stash).unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
+        assert!(stage(&stash, "node-a", &tmp).unwrap().is_none());
+        std::fs::write(stash.join("node-a.enc"), b"node-a's blob").unwrap();
+        std::fs::write(stash.join("node-b.enc"), b"node-b's blob").unwrap();
+        let staged = stage(&stash, "node-a", &tmp).unwrap().unwrap();
+        assert_eq!(std::fs::read(staged.path()).unwrap(), b"node-a's blob");
+        let dir = staged.path().parent().unwrap().to_owned();
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        drop(staged);
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(&stash).unwrap().count(),
+            2,
+            "the stash is only read"
+        );
     }
 
     #[test]
