@@ -556,6 +556,19 @@ scenario_O() {
     expect_eq "files on the ESP (no temporary, no .prev)" "$(find "$work/O/esp" -mindepth 1 | wc -l)" 1
     check_uuid_file "$work/O/root" DEAD-BEEF
 
+    # Re-bundle (ZETA_CREDS_REBUNDLE=1) from the rescued blob: it is put on
+    # the ESP first, so the generation goes on and it is kept as .prev.
+    rm -rf "$work/O/esp" "$work/O/root"
+    mkdir -p "$work/O/esp"
+    make_target "$work/O/root" creds
+    ZETA_CREDS_RESCUE_DIR=$work/O/rescued ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass \
+        run_step "$work/O6.log" --host node-a --target "$work/O/root" --esp "$work/O/esp" --usb-device "$work/stick.img"
+    expect_eq "re-bundle: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/O6.log"
+    expect_eq "re-bundle: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect inspect diff bundle verify "
+    expect_eq "re-bundle: generation goes on" "$(header "$work/O/esp/zeta-creds.enc" generation)" 3
+    if cmp -s "$work/O/esp/zeta-creds.enc.prev" "$work/O-gen2.enc"; then ok "re-bundle: the rescued blob kept as .prev"; else bad "re-bundle: .prev is not the rescued blob"; fi
+
     # The wrong passphrase: exit 3, the ESP stays empty, no usb-uuid.
     rm -rf "$work/O/esp" "$work/O/root"
     mkdir -p "$work/O/esp"

@@ -180,15 +180,6 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         from.as_ref(),
         interactive,
     )?;
-    // A blob found off the ESP is put there before it is moved or
-    // re-bundled (so the generation goes on, and the old one is kept as
-    // .prev); one that is kept is checked where it is first.
-    if let Some(o) = &from
-        && action != Action::Keep
-        && header.is_some()
-    {
-        to_esp(o, &inputs.blob)?;
-    }
 
     // 4 and 5. The passphrase, then the action, then verify.
     if !secret.from_env && !interactive {
@@ -204,6 +195,15 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         );
     }
     let i = &inputs;
+    // A blob found off the ESP is put there before it is moved or
+    // re-bundled (so the generation goes on, and the old one is kept as
+    // .prev); one that is kept is checked where it is first.
+    if let Some(o) = &from
+        && action != Action::Keep
+        && header.is_some()
+    {
+        to_esp(o, &i.blob)?;
+    }
     if action == Action::Rebundle {
         action = act::show_diff(&s, i, &mut secret, max_wf, interactive)?;
     }
