@@ -48,6 +48,11 @@ cleanup() {
         echo "FAIL: a passphrase was found before the run stopped:"
         sort -u "$work/argv-hits" | sed 's/^/        | /'
     fi
+    # A scenario stopped half-way may leave its tmpfs stash mounted.
+    local m
+    for m in "$work/Q/ro" "$work/Q/full"; do
+        if mountpoint -q "$m" 2>/dev/null; then umount "$m" || true; fi
+    done
     if [ -n "${ZETA_INSTALLER_KEEP:-}" ]; then
         echo "kept the work directory: $work"
     else
@@ -130,6 +135,10 @@ mkfs.vfat -i CAFEF00D "$work/other.img" >/dev/null
 expect_eq "blkid reads the stick image" "$(blkid -s UUID -o value "$work/stick.img")" DEAD-BEEF
 
 # shellcheck source=tests/installer/scenarios.sh
+# An empty rescue directory of the test's own: the host's
+# /run/zeta-creds/rescued must not change what the step finds.
+export ZETA_CREDS_RESCUE_DIR=$work/rescued-none
+
 . "$repo/tests/installer/scenarios.sh"
 sampler_start
 run_scenarios

@@ -504,3 +504,209 @@ scenario_N() {
     expect_eq "ZETA_CREDS_SEAL=yes: exit status (usage)" "$rc" 2
     expect_grep "--help: lists --seal-tpm2" "$work/M0.log" "--seal-tpm2"
 }
+
+# ---------------------------------------------------------------------------
+# The real reinstall: `rescue` (before partitioning) copies the ESP's blob
+# and its .prev into the rescue directory, the ESP is reformatted (emptied
+# here) and the root is fresh; the step then finds no blob on the ESP,
+# takes the newest generation for the host from the rescue directory (and
+# lists the older one), checks it with its passphrase where it is, copies
+# it onto the ESP whole, and writes usb-uuid.
+scenario O "reinstall after the ESP was wiped: the blob comes from the rescue directory"
+scenario_O() {
+    make_target "$work/O/root" creds
+    echo node-a >"$work/O/root/etc/hostname"
+    mkdir -p "$work/O/esp"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/O1.log" \
+        --target "$work/O/root" --esp "$work/O/esp" --usb-device "$work/stick.img"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/O2.log" \
+        --target "$work/O/root" --esp "$work/O/esp" --usb-device "$work/stick.img"
+    expect_eq "setup: generation 2 on the ESP, 1 as .prev" \
+        "$(header "$work/O/esp/zeta-creds.enc" generation) $(header "$work/O/esp/zeta-creds.enc.prev" generation)" "2 1"
+    cp "$work/O/esp/zeta-creds.enc" "$work/O-gen2.enc"
+
+    rc=0
+    ZETA_CREDS_RESCUE_DIR=$work/O/rescued "$step" rescue --from "$work/O/esp" --allow-rescue-dir-on-disk \
+        >"$work/O3.log" 2>&1 || rc=$?
+    expect_eq "rescue: exit status" "$rc" 0
+    expect_eq "rescue: two blobs in the rescue directory" "$(find "$work/O/rescued" -name '*.enc' | wc -l)" 2
+
+    # The installer reformats the ESP; the new root has none of the credentials.
+    rm -rf "$work/O/esp" "$work/O/root"
+    mkdir -p "$work/O/esp"
+    make_target "$work/O/root"
+    echo node-a >"$work/O/root/etc/hostname"
+    ZETA_CREDS_RESCUE_DIR=$work/O/rescued ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/O4.log" \
+        --target "$work/O/root" --esp "$work/O/esp" --usb-device "$work/stick.img"
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/O4.log"
+    expect_grep "says the ESP holds none" "$work/O4.log" "the ESP holds no blob"
+    expect_grep "says which was chosen, from where and why" "$work/O4.log" \
+        "from the rescue directory: the newest generation (2) of the 2 blobs there"
+    expect_grep "lists the older one" "$work/O4.log" "generation 1, older than the one chosen (2)"
+    expect_grep "says it is kept" "$work/O4.log" "checking the blob from the rescue directory with its passphrase"
+    expect_grep "says it was copied to the ESP" "$work/O4.log" "copied the blob from the rescue directory"
+    expect_eq "zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect inspect verify verify "
+    if cmp -s "$work/O/esp/zeta-creds.enc" "$work/O-gen2.enc"; then
+        ok "the ESP holds generation 2, byte for byte"
+    else
+        bad "the ESP does not hold the rescued generation 2"
+    fi
+    expect_eq "entries (verify)" "$(entry_count "$work/O/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+    expect_eq "files on the ESP (no temporary, no .prev)" "$(find "$work/O/esp" -mindepth 1 | wc -l)" 1
+    check_uuid_file "$work/O/root" DEAD-BEEF
+
+    # Re-bundle (ZETA_CREDS_REBUNDLE=1) from the rescued blob: it is put on
+    # the ESP first, so the generation goes on and it is kept as .prev.
+    rm -rf "$work/O/esp" "$work/O/root"
+    mkdir -p "$work/O/esp"
+    make_target "$work/O/root" creds
+    ZETA_CREDS_RESCUE_DIR=$work/O/rescued ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=1 ZETA_CREDS_PASSPHRASE=$pass \
+        run_step "$work/O6.log" --host node-a --target "$work/O/root" --esp "$work/O/esp" --usb-device "$work/stick.img"
+    expect_eq "re-bundle: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/O6.log"
+    expect_eq "re-bundle: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect inspect diff bundle verify "
+    expect_eq "re-bundle: generation goes on" "$(header "$work/O/esp/zeta-creds.enc" generation)" 3
+    if cmp -s "$work/O/esp/zeta-creds.enc.prev" "$work/O-gen2.enc"; then ok "re-bundle: the rescued blob kept as .prev"; else bad "re-bundle: .prev is not the rescued blob"; fi
+
+    # The wrong passphrase: exit 3, the ESP stays empty, no usb-uuid.
+    rm -rf "$work/O/esp" "$work/O/root"
+    mkdir -p "$work/O/esp"
+    make_target "$work/O/root"
+    ZETA_CREDS_RESCUE_DIR=$work/O/rescued ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$wrong run_step "$work/O5.log" \
+        --target "$work/O/root" --esp "$work/O/esp" --usb-device "$work/stick.img"
+    expect_eq "wrong passphrase: exit status" "$rc" 3
+    nothing_written "$work/O/root" "$work/O/esp"
+}
+
+# ---------------------------------------------------------------------------
+# A brand-new machine (empty ESP, empty disk) and a stash on the stick
+# (`--stash DIR`): the stick's blob for this host is kept and copied onto
+# the ESP; the stash already holds it, so it is not rewritten. From
+# another stick the blob is moved (rekey) on the ESP, and the stash gets
+# the moved blob, the previous one kept as node-a.enc.prev.
+scenario P "a new machine: the blob comes from the stash on the stick (--stash DIR)"
+scenario_P() {
+    mkdir -p "$work/P/stash" "$work/P/esp"
+    cp "$work/O-gen2.enc" "$work/P/stash/node-a.enc"
+    make_target "$work/P/root"
+    echo node-a >"$work/P/root/etc/hostname"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/P1.log" --stash "$work/P/stash" \
+        --target "$work/P/root" --esp "$work/P/esp" --usb-device "$work/stick.img"
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/P1.log"
+    expect_grep "says where from" "$work/P1.log" "from the stash on the stick: the only blob there for host node-a"
+    expect_grep "says the stash holds it already" "$work/P1.log" "holds this blob already"
+    if cmp -s "$work/P/esp/zeta-creds.enc" "$work/O-gen2.enc"; then ok "the ESP holds the stash's blob"; else bad "the ESP does not hold the stash's blob"; fi
+    expect_eq "stash: nothing else written" "$(find "$work/P/stash" -mindepth 1 | wc -l)" 1
+    check_uuid_file "$work/P/root" DEAD-BEEF
+    expect_eq "entries (verify)" "$(entry_count "$work/P/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+
+    rm -rf "$work/P/esp" "$work/P/root"
+    mkdir -p "$work/P/esp"
+    make_target "$work/P/root"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/P2.log" --stash "$work/P/stash" --host Node-A \
+        --target "$work/P/root" --esp "$work/P/esp" --usb-device "$work/other.img"
+    expect_eq "another stick: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/P2.log"
+    expect_eq "another stick: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect rekey verify "
+    expect_eq "another stick: moved on the ESP" "$(header "$work/P/esp/zeta-creds.enc" usb_uuid)" cafe-f00d
+    expect_eq "another stick: the stash gets the moved blob" "$(header "$work/P/stash/node-a.enc" usb_uuid)" cafe-f00d
+    if cmp -s "$work/P/stash/node-a.enc.prev" "$work/O-gen2.enc"; then ok "the previous stash blob kept as .prev"; else bad "node-a.enc.prev is not the previous blob"; fi
+    expect_eq "stash: no temporary file" "$(find "$work/P/stash" -name '.zeta-creds-tmp.*' | wc -l)" 0
+    check_uuid_file "$work/P/root" CAFE-F00D
+
+    # No stash, an explicit --blob FILE: imported as a kept blob.
+    rm -rf "$work/P/esp" "$work/P/root"
+    mkdir -p "$work/P/esp"
+    make_target "$work/P/root"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/P3.log" --blob "$work/O-gen2.enc" \
+        --target "$work/P/root" --esp "$work/P/esp" --usb-device "$work/stick.img"
+    expect_eq "--blob: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/P3.log"
+    expect_grep "--blob: says where from" "$work/P3.log" "from --blob: named with --blob"
+    expect_eq "--blob: zeta-creds calls" "$(tr '\n' ' ' <"$work/calls")" "inspect verify verify "
+    if cmp -s "$work/P/esp/zeta-creds.enc" "$work/O-gen2.enc"; then ok "--blob: the ESP holds it"; else bad "--blob: the ESP does not hold it"; fi
+    check_uuid_file "$work/P/root" DEAD-BEEF
+}
+
+# ---------------------------------------------------------------------------
+# A stash that cannot be written (a read-only filesystem), and one that is
+# full (a small tmpfs standing in for a full FAT partition, which this
+# host cannot mount): the step says so and exits 1, the blob on the ESP is
+# sealed and verified, usb-uuid is written, and the stash holds no partial
+# file (the blob it held before is unchanged).
+scenario Q "a stash that is not writable, and a full one"
+scenario_Q() {
+    mkdir -p "$work/Q/ro" "$work/Q/full"
+    mount -t tmpfs -o ro,size=64k tmpfs "$work/Q/ro"
+    make_target "$work/Q/root" creds
+    echo node-q >"$work/Q/root/etc/hostname"
+    mkdir -p "$work/Q/esp"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/Q1.log" --stash "$work/Q/ro" \
+        --target "$work/Q/root" --esp "$work/Q/esp" --usb-device "$work/stick.img"
+    umount "$work/Q/ro"
+    expect_eq "read-only stash: exit status" "$rc" 1
+    expect_grep "read-only stash: says so" "$work/Q1.log" "the stash is not writable"
+    expect_grep "read-only stash: says the ESP blob is fine" "$work/Q1.log" "is sealed, verified and unchanged"
+    expect_eq "read-only stash: the ESP blob opens" "$(entry_count "$work/Q/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+    check_uuid_file "$work/Q/root" DEAD-BEEF
+
+    mount -t tmpfs -o size=16k tmpfs "$work/Q/full"
+    printf 'an older blob\n' >"$work/Q/full/node-q.enc"
+    dd if=/dev/zero of="$work/Q/full/filler" bs=4k >/dev/null 2>&1 || true
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_REBUNDLE=0 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/Q2.log" --stash "$work/Q/full" \
+        --target "$work/Q/root" --esp "$work/Q/esp" --usb-device "$work/stick.img"
+    expect_eq "full stash: exit status" "$rc" 1
+    expect_grep "full stash: says so" "$work/Q2.log" "the stash is full"
+    expect_grep "full stash: no partial file" "$work/Q2.log" "no partial file was left there"
+    expect_eq "full stash: its old blob unchanged" "$(cat "$work/Q/full/node-q.enc")" "an older blob"
+    expect_eq "full stash: nothing else there" "$(find "$work/Q/full" -mindepth 1 | sort | tr '\n' ' ')" \
+        "$work/Q/full/filler $work/Q/full/node-q.enc "
+    umount "$work/Q/full"
+    expect_eq "full stash: the ESP blob opens" "$(entry_count "$work/Q/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+
+    # A host name outside [a-z0-9.-]: refused before anything is written.
+    make_target "$work/Q2/root" creds
+    echo node_q >"$work/Q2/root/etc/hostname"
+    mkdir -p "$work/Q2/esp"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/Q3.log" --stash "$work/Q/full" \
+        --target "$work/Q2/root" --esp "$work/Q2/esp" --usb-device "$work/stick.img"
+    expect_eq "bad host name: exit status" "$rc" 1
+    expect_grep "bad host name: names the file and the character" "$work/Q3.log" "etc/hostname (the target's /etc/hostname): 'node_q' holds '_'"
+    nothing_written "$work/Q2/root" "$work/Q2/esp"
+}
+
+# ---------------------------------------------------------------------------
+# One stick, a fleet: two hosts installed with the same stash each leave
+# their own <host>.enc; a new machine for node-a then gets node-a's blob
+# (its own credentials), not node-b's.
+scenario R "a fleet: one stash, one blob per host"
+scenario_R() {
+    mkdir -p "$work/R/stash"
+    local h
+    for h in node-a node-b; do
+        make_target "$work/R/$h/root" creds
+        printf 'github.com:\n    oauth_token: gho_%s\n' "$h" >"$work/R/$h/root/home/zeta/.config/gh/hosts.yml"
+        mkdir -p "$work/R/$h/esp"
+        ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/R-$h.log" --stash "$work/R/stash" --host "$h" \
+            --target "$work/R/$h/root" --esp "$work/R/$h/esp" --usb-device "$work/stick.img"
+        expect_eq "$h: exit status" "$rc" 0
+        [ "$rc" -eq 0 ] || show_log "$work/R-$h.log"
+        expect_grep "$h: stash written" "$work/R-$h.log" "stash: wrote $work/R/stash/$h.enc"
+        if cmp -s "$work/R/stash/$h.enc" "$work/R/$h/esp/zeta-creds.enc"; then ok "$h: the stash holds its blob"; else bad "$h: the stash does not hold its blob"; fi
+    done
+    expect_eq "the stash: one blob per host" "$(find "$work/R/stash" -mindepth 1 -printf '%f\n' | sort | tr '\n' ' ')" "node-a.enc node-b.enc "
+
+    mkdir -p "$work/R/new/esp"
+    make_target "$work/R/new/root"
+    echo node-a >"$work/R/new/root/etc/hostname"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/R-new.log" --stash "$work/R/stash" \
+        --target "$work/R/new/root" --esp "$work/R/new/esp" --usb-device "$work/stick.img"
+    expect_eq "new node-a: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/R-new.log"
+    expect_grep "new node-a: from the stash" "$work/R-new.log" "$work/R/stash/node-a.enc"
+    if cmp -s "$work/R/new/esp/zeta-creds.enc" "$work/R/stash/node-a.enc"; then ok "new node-a: got node-a's blob"; else bad "new node-a: not node-a's blob"; fi
+    expect_no_grep "new node-a: node-b's blob not looked at" "$work/R-new.log" "node-b.enc"
+    check_uuid_file "$work/R/new/root" DEAD-BEEF
+}

@@ -44,6 +44,10 @@ fn help_lists_options_variables_and_the_exit_table() {
         ))
         .stdout(predicate::str::contains("ZETA_CREDS_REBUNDLE=0|1"))
         .stdout(predicate::str::contains("--seal-tpm2"))
+        .stdout(predicate::str::contains("--stash DIR"))
+        .stdout(predicate::str::contains("--blob FILE"))
+        .stdout(predicate::str::contains("--host NAME"))
+        .stdout(predicate::str::contains("ZETA_CREDS_RESCUE_DIR"))
         .stdout(predicate::str::contains(
             "   5  the blob on the ESP cannot be read and ZETA_CREDS_REBUNDLE is not 1\n",
         ));

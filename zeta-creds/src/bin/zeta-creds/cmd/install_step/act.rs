@@ -147,7 +147,10 @@ pub fn with_old_passphrase(i: &Inputs, secret: &mut Secret, args: &Args) -> Resu
             3 => {
                 return Err(Fail::new(
                     StepExit::WrongPassphrase,
-                    "the blob on the ESP does not open with this passphrase; it was left as it is",
+                    format!(
+                        "the blob {} does not open with this passphrase; it was left as it is",
+                        i.blob.display()
+                    ),
                 )
                 .hint("give the passphrase it was bundled with, or set ZETA_CREDS_REBUNDLE=1 to replace it with a new bundle"));
             }

@@ -54,6 +54,16 @@ pub struct InstallStepArgs {
     /// The systemd-creds binary (default: on PATH)
     #[arg(long, value_name = "PATH")]
     pub systemd_creds: Option<String>,
+    /// The installed system's host name (default: TARGET/etc/hostname)
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// A writable directory holding one blob per host (<host>.enc); default:
+    /// the filesystem labelled ZETA-CREDS on the live stick
+    #[arg(long, value_name = "DIR")]
+    pub stash: Option<String>,
+    /// A blob to import when the ESP, the rescue directory and the stash hold none
+    #[arg(long, value_name = "FILE")]
+    pub blob: Option<String>,
     /// The installer script that runs this step (set by the script)
     #[arg(long, value_name = "PATH", hide = true)]
     pub shim: Option<PathBuf>,
@@ -83,6 +93,8 @@ pub struct Env {
     pub seal: Option<String>,
     /// `ZETA_CREDS_MANIFEST_DIR`
     pub manifest_dir: Option<String>,
+    /// `ZETA_CREDS_RESCUE_DIR`
+    pub rescue_dir: Option<String>,
 }
 
 impl Env {
@@ -94,6 +106,7 @@ impl Env {
             rebundle: var("ZETA_CREDS_REBUNDLE"),
             seal: var("ZETA_CREDS_SEAL"),
             manifest_dir: var("ZETA_CREDS_MANIFEST_DIR"),
+            rescue_dir: var(zeta_creds::rescue::RESCUE_DIR_ENV),
         }
     }
 }
@@ -151,6 +164,14 @@ pub struct Settings {
     pub rebundle: RebundleEnv,
     /// `ZETA_CREDS_MANIFEST_DIR`.
     pub manifest_dir: Option<String>,
+    /// `--host`.
+    pub host: Option<String>,
+    /// `--stash`.
+    pub stash: Option<String>,
+    /// `--blob`.
+    pub blob: Option<String>,
+    /// `ZETA_CREDS_RESCUE_DIR`, else the library's default.
+    pub rescue_dir: String,
 }
 
 /// What the command line asked for.
@@ -254,6 +275,9 @@ pub fn resolve(args: &InstallStepArgs, env: &Env) -> Result<Parsed, Fail> {
         ("--zeta-creds", &args.zeta_creds),
         ("--work-factor", &args.work_factor),
         ("--systemd-creds", &args.systemd_creds),
+        ("--host", &args.host),
+        ("--stash", &args.stash),
+        ("--blob", &args.blob),
     ] {
         if value.as_deref() == Some("") {
             return Err(usage(format!("{flag} needs a value")));
@@ -340,6 +364,14 @@ pub fn resolve(args: &InstallStepArgs, env: &Env) -> Result<Parsed, Fail> {
         picker,
         rebundle,
         manifest_dir: env.manifest_dir.clone().filter(|d| !d.is_empty()),
+        host: args.host.clone(),
+        stash: args.stash.clone(),
+        blob: args.blob.clone(),
+        rescue_dir: env
+            .rescue_dir
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| zeta_creds::rescue::DEFAULT_RESCUE_DIR.to_owned()),
     })))
 }
 
@@ -392,6 +424,18 @@ Options:
                       state; \"\" binds to no PCR: whoever boots anything on
                       this machine can unseal it). See installer/README.md
   --systemd-creds PATH  the systemd-creds binary (default: on PATH)
+  --host NAME         the installed system's host name (default: read from
+                      TARGET/etc/hostname inside the target); names its
+                      blob in the stash and picks rescued blobs
+  --stash DIR         a writable directory holding one blob per host,
+                      DIR/<host>.enc: read when the ESP and the rescue
+                      directory hold no blob, written after sealing or
+                      keeping (the previous kept as <host>.enc.prev);
+                      default: the filesystem labelled ZETA-CREDS on the
+                      live stick's disk, mounted only while used
+  --blob FILE         a blob to import when the ESP, the rescue directory
+                      and the stash hold none (kept, moved or re-bundled
+                      as a blob on the ESP would be)
   -h, --help          print this help
 
 Environment:
@@ -405,6 +449,12 @@ Environment:
                             on the terminal, default keep
   ZETA_CREDS_MANIFEST_DIR   directory holding the packaged default.toml
   ZETA_CREDS_SEAL=tpm2|none tpm2 is --seal-tpm2; none (or unset) does not seal
+  ZETA_CREDS_RESCUE_DIR     where `rescue` copied blobs before the disks were
+                            wiped (default /run/zeta-creds/rescued); looked
+                            at when the ESP holds no blob
+
+Where the blob comes from, first found: the ESP, the rescue directory (the
+newest generation for this host), the stash (<host>.enc), --blob FILE.
 
 {}On any failure the ESP holds either the previous blob or none, never a
 half-written one, and TARGET/etc/zeta/usb-uuid is not written.

@@ -17,24 +17,33 @@
 //!    `verify --json` on what is on the ESP;
 //! 6. with `--seal-tpm2`, the passphrase sealed to the TPM2 ([`seal`]);
 //! 7. only then `usb-uuid` ([`files`]);
-//! 8. the summary and the NixOS lines ([`report`]).
+//! 8. the summary and the NixOS lines ([`report`]);
+//! 9. the blob written to the stash on the stick, if there is one
+//!    ([`stash`]).
 //!
 //! Exit codes come from [`exit::StepExit`] only.
 //!
-//! Room for what comes next: a `rescue` action is a subcommand of
-//! [`InstallStepArgs`]; more places to find a blob (a rescue directory, a
-//! stash on the stick, `--blob FILE`) are more calls of [`look_at`] in
-//! order, each found blob going through the same [`decide`] table.
+//! `rescue` is a subcommand of [`InstallStepArgs`] ([`rescue`]). When the
+//! ESP holds no blob, step 3 looks further, in order ([`sources`]): the
+//! rescue directory, the stash on the stick ([`stash`], `<host>.enc` for
+//! the host being installed, [`host`]), then `--blob FILE`. A blob found
+//! there goes through the same [`decide`] table as one on the ESP: kept
+//! (checked with its passphrase where it is, then copied to the ESP),
+//! moved or re-bundled (copied to the ESP first, then as today). After
+//! the ESP is verified, the blob is written to the stash, if there is one.
 
 mod act;
 mod args;
 mod decide;
 mod exit;
 mod files;
+mod host;
 mod report;
 mod rescue;
 mod seal;
 mod secret;
+mod sources;
+mod stash;
 mod stick;
 mod ui;
 mod zc;
@@ -98,6 +107,7 @@ pub fn run(args: &InstallStepArgs, env_passphrase: Option<SecretString>) -> Step
 }
 
 /// What the step found out before deciding anything.
+#[derive(Clone)]
 struct Inputs {
     /// How the step was invoked, for hints.
     name: String,
@@ -113,6 +123,8 @@ struct Inputs {
     manifest: PathBuf,
     /// The live stick's UUID.
     stick: stick::StickUuid,
+    /// The live stick's device (or image file).
+    stick_dev: PathBuf,
     /// The binary the step runs.
     zc: ZetaCreds,
 }
@@ -132,12 +144,42 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     }
     let inputs = inputs(&s, args, name)?;
     let uuid_norm = inputs.stick.uuid.as_str().to_owned();
+    let host = host::of_target(s.host.as_deref(), &inputs.target)?;
+    let stash_at = locate_stash(&s, &inputs, host.as_deref())?;
 
-    // 3. What is on the ESP already, and what to do about it.
+    // 3. What is on the ESP already (else in the rescue directory, the
+    // stash, --blob), and what to do about it.
     let (found, header) = look_at(&inputs.zc, &inputs.blob, &inputs.stick)?;
+    let Looked {
+        found,
+        header,
+        from,
+        staged: _staged,
+    } = if found == Found::Nothing {
+        look_elsewhere(&s, &inputs, host.as_deref(), &stash_at)?
+    } else {
+        if let Some(b) = &s.blob {
+            say(format!(
+                "--blob {b} is not used: the ESP holds a blob, and it comes first"
+            ));
+        }
+        Looked {
+            found,
+            header,
+            from: None,
+            staged: None,
+        }
+    };
     let max_wf =
         decide::max_work_factor(s.work_factor, header.as_ref().and_then(|h| h.work_factor));
-    let mut action = choose_action(&s, &inputs, &found, header.as_ref(), interactive)?;
+    let mut action = choose_action(
+        &s,
+        &inputs,
+        &found,
+        header.as_ref(),
+        from.as_ref(),
+        interactive,
+    )?;
 
     // 4 and 5. The passphrase, then the action, then verify.
     if !secret.from_env && !interactive {
@@ -153,6 +195,15 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         );
     }
     let i = &inputs;
+    // A blob found off the ESP is put there before it is moved or
+    // re-bundled (so the generation goes on, and the old one is kept as
+    // .prev); one that is kept is checked where it is first.
+    if let Some(o) = &from
+        && action != Action::Keep
+        && header.is_some()
+    {
+        to_esp(o, &i.blob)?;
+    }
     if action == Action::Rebundle {
         action = act::show_diff(&s, i, &mut secret, max_wf, interactive)?;
     }
@@ -161,12 +212,27 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         Action::Bundle | Action::Rebundle => act::bundle(&s, i, &mut secret, interactive, false)?,
         Action::Replace => act::bundle(&s, i, &mut secret, interactive, true)?,
         Action::Keep => {
-            say("checking the blob on the ESP with its passphrase");
+            let at = from.as_ref().map_or(i.blob.as_path(), |o| o.path.as_path());
+            match &from {
+                None => say("checking the blob on the ESP with its passphrase"),
+                Some(o) => say(format!(
+                    "checking the blob from {} with its passphrase: {}",
+                    o.origin.label(),
+                    o.path.display()
+                )),
+            }
             let verify = Args::new("verify")
-                .opt("--blob", &i.blob)
+                .opt("--blob", at)
                 .flag("--list")
                 .opt("--max-work-factor", &wf);
-            act::with_old_passphrase(i, &mut secret, &verify)?;
+            let there = Inputs {
+                blob: at.to_owned(),
+                ..i.clone()
+            };
+            act::with_old_passphrase(&there, &mut secret, &verify)?;
+            if let Some(o) = &from {
+                to_esp(o, &i.blob)?;
+            }
         }
         Action::Move => {
             say("moving the blob to this stick (zeta-creds rekey, same passphrase)");
@@ -239,7 +305,296 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         nix_blob: report::nix_blob(&target_s, &esp_s),
     };
     print!("{}", report::render(&summary));
+
+    // 9. The stash on the stick: this host's blob, for the next install.
+    write_stash(&stash_at, host.as_deref(), &i.blob)
+}
+
+/// Where the stash is.
+enum StashAt {
+    /// No stash: none given, none found on the stick.
+    None,
+    /// A directory: `--stash DIR` (`explicit`), or the partition mounted
+    /// already.
+    Dir { dir: PathBuf, explicit: bool },
+    /// The stick's `ZETA-CREDS` partition, mounted only while used.
+    Partition(PathBuf),
+}
+
+/// `--stash DIR` (which must be a directory), else the stick's
+/// `ZETA-CREDS` partition, if any.
+fn locate_stash(s: &Settings, i: &Inputs, host: Option<&str>) -> Result<StashAt, Fail> {
+    if let Some(dir) = &s.stash {
+        if !Path::new(dir).is_dir() {
+            return Err(usage_error(
+                &i.name,
+                format!("--stash {dir} is not a directory"),
+            ));
+        }
+        if host.is_none() {
+            warn(format!(
+                "the host is unknown ({}/etc/hostname is missing): the stash {dir} is not used; pass --host NAME",
+                i.target.display()
+            ));
+            return Ok(StashAt::None);
+        }
+        say(format!("stash: {dir}"));
+        return Ok(StashAt::Dir {
+            dir: PathBuf::from(dir),
+            explicit: true,
+        });
+    }
+    let Some(found) = stash::discover(&i.stick_dev) else {
+        return Ok(StashAt::None);
+    };
+    if host.is_none() {
+        warn(format!(
+            "the stick has a stash ({}), but the host is unknown ({}/etc/hostname is missing): not used; pass --host NAME",
+            found.device.display(),
+            i.target.display()
+        ));
+        return Ok(StashAt::None);
+    }
+    Ok(match found.mounted_at {
+        Some(dir) => {
+            say(format!(
+                "stash: {} (labelled {}, mounted at {})",
+                found.device.display(),
+                stash::STASH_LABEL,
+                dir.display()
+            ));
+            StashAt::Dir {
+                dir,
+                explicit: false,
+            }
+        }
+        None => {
+            say(format!(
+                "stash: {} (labelled {}, mounted only while used)",
+                found.device.display(),
+                stash::STASH_LABEL
+            ));
+            StashAt::Partition(found.device)
+        }
+    })
+}
+
+/// A blob found off the ESP.
+struct OffEsp {
+    origin: sources::Origin,
+    path: PathBuf,
+}
+
+/// What step 3 found: as [`look_at`] says, and where from when it is off
+/// the ESP.
+struct Looked {
+    found: Found,
+    header: Option<HeaderJson>,
+    from: Option<OffEsp>,
+    /// The copy of the stash partition's blob, removed when dropped.
+    staged: Option<stash::Staged>,
+}
+
+/// The ESP holds no blob: look in the rescue directory, the stash and
+/// `--blob`, and pick one ([`sources::choose`]), saying why.
+fn look_elsewhere(
+    s: &Settings,
+    i: &Inputs,
+    host: Option<&str>,
+    stash_at: &StashAt,
+) -> Result<Looked, Fail> {
+    use sources::{Origin, Seen};
+    let mut paths: Vec<(Origin, PathBuf)> = sources::rescued_files(Path::new(&s.rescue_dir))
+        .into_iter()
+        .map(|p| (Origin::Rescued, p))
+        .collect();
+    let mut staged = None;
+    match (stash_at, host) {
+        (StashAt::Dir { dir, .. }, Some(host)) => {
+            let p = dir.join(stash::file_name(host));
+            if std::fs::symlink_metadata(&p).is_ok() {
+                paths.push((Origin::Stash, p));
+            }
+        }
+        (StashAt::Partition(dev), Some(host)) => match stash::stage_from_partition(dev, host) {
+            Ok(Some(copy)) => {
+                paths.push((Origin::Stash, copy.path().to_owned()));
+                staged = Some(copy);
+            }
+            Ok(None) => {}
+            Err(e) => warn(format!(
+                "cannot read the stash on {}: {e}; looking elsewhere",
+                dev.display()
+            )),
+        },
+        _ => {}
+    }
+    if let Some(b) = &s.blob {
+        let p = PathBuf::from(b);
+        if !p.is_file() {
+            return Err(Fail::new(
+                StepExit::Missing,
+                format!("--blob {b} is not a file"),
+            ));
+        }
+        paths.push((Origin::Import, p));
+    }
+    let nothing = |staged| Looked {
+        found: Found::Nothing,
+        header: None,
+        from: None,
+        staged,
+    };
+    if paths.is_empty() {
+        let stash = match stash_at {
+            StashAt::None => String::new(),
+            _ => format!(", nor in the stash for host {}", host.unwrap_or("?")),
+        };
+        say(format!(
+            "no blob on the ESP, nor in the rescue directory ({}){stash}: bundling a new one",
+            s.rescue_dir
+        ));
+        return Ok(nothing(staged));
+    }
+    let mut seen = Vec::new();
+    for (origin, path) in paths {
+        let header = inspect(&i.zc, &path)?;
+        seen.push(Seen {
+            path,
+            origin,
+            header,
+        });
+    }
+    let describe = |sn: &Seen| match &sn.header {
+        Some(h) => format!(
+            "{} (host {}, stick {}, generation {})",
+            sn.path.display(),
+            h.host.as_deref().unwrap_or("not recorded"),
+            h.usb_uuid,
+            or_unknown(h.generation)
+        ),
+        None => sn.path.display().to_string(),
+    };
+    let choice = sources::choose(&seen, i.stick.uuid.as_str(), host).map_err(|e| {
+        Fail::new(StepExit::Failed, format!("{e}; nothing was written"))
+            .hint("pass that host's --host NAME, or another --blob FILE")
+    })?;
+    say("the ESP holds no blob; looked in the rescue directory, the stash and --blob");
+    for (idx, why) in &choice.others {
+        say(format!(
+            "  not used: {} from {}: {why}",
+            describe(&seen[*idx]),
+            seen[*idx].origin.label()
+        ));
+    }
+    let Some(idx) = choice.chosen else {
+        say("none of them is for this host: bundling a new blob");
+        return Ok(nothing(staged));
+    };
+    let chosen = &seen[idx];
+    say(format!(
+        "using {} from {}: {}",
+        describe(chosen),
+        chosen.origin.label(),
+        choice.why
+    ));
+    let found = match &chosen.header {
+        Some(h) if h.usb_uuid == i.stick.uuid.as_str() => Found::ThisStick,
+        Some(_) => Found::OtherStick,
+        None => Found::Unreadable,
+    };
+    Ok(Looked {
+        found,
+        header: chosen.header.clone(),
+        from: Some(OffEsp {
+            origin: chosen.origin,
+            path: chosen.path.clone(),
+        }),
+        staged,
+    })
+}
+
+/// `inspect --json` on a file off the ESP: its header, or `None`.
+fn inspect(zc: &ZetaCreds, path: &Path) -> Result<Option<HeaderJson>, Fail> {
+    let mut args = Args::new("inspect").flag("--json").0;
+    args.push(path.as_os_str().to_owned());
+    let ran = zc.run(&args, None, true, true)?;
+    Ok(HeaderJson::parse(&ran.stdout).filter(|_| ran.code == 0))
+}
+
+/// Copy a blob found off the ESP onto it, whole (temporary file, fsync,
+/// rename). The ESP held no blob.
+fn to_esp(o: &OffEsp, esp_blob: &Path) -> Result<(), Fail> {
+    stash::place(&o.path, esp_blob, false).map_err(|e| {
+        Fail::new(
+            StepExit::Failed,
+            format!(
+                "cannot copy {} to {}: {e}; no partial file was left on the ESP",
+                o.path.display(),
+                esp_blob.display()
+            ),
+        )
+    })?;
+    say(format!(
+        "copied the blob from {} ({}) to {}",
+        o.origin.label(),
+        o.path.display(),
+        esp_blob.display()
+    ));
     Ok(())
+}
+
+/// Write the verified ESP blob to the stash as `<host>.enc`. A failure
+/// changes nothing on the ESP or in the target: with `--stash` it is an
+/// error (exit 1), for the partition found on the stick a warning.
+fn write_stash(at: &StashAt, host: Option<&str>, blob: &Path) -> Result<(), Fail> {
+    let Some(host) = host else {
+        return Ok(());
+    };
+    let (wrote, place, explicit) = match at {
+        StashAt::None => return Ok(()),
+        StashAt::Dir { dir, explicit } => (
+            stash::write(dir, host, blob).map_err(|e| stash::explain(&e)),
+            dir.join(stash::file_name(host)).display().to_string(),
+            *explicit,
+        ),
+        StashAt::Partition(dev) => (
+            stash::write_to_partition(dev, host, blob),
+            format!("{} on {}", stash::file_name(host), dev.display()),
+            false,
+        ),
+    };
+    match wrote {
+        Ok(stash::Wrote::Unchanged) => {
+            say(format!("stash: {place} holds this blob already"));
+            Ok(())
+        }
+        Ok(stash::Wrote::Written { kept_previous }) => {
+            say(format!(
+                "stash: wrote {place}{}",
+                if kept_previous {
+                    " (the previous one kept as .prev)"
+                } else {
+                    ""
+                }
+            ));
+            Ok(())
+        }
+        Err(why) => {
+            let message = format!(
+                "the blob was not written to the stash ({place}): {why}; no partial file was left there; the blob on the ESP ({}) is sealed, verified and unchanged",
+                blob.display()
+            );
+            if explicit {
+                Err(Fail::new(StepExit::Failed, message).hint(
+                    "make room on the stash (or make it writable) and run the step again: it keeps the blob on the ESP",
+                ))
+            } else {
+                warn(message);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// 1. Opt in or out, as the original installer's picker step did.
@@ -322,6 +677,7 @@ fn inputs(s: &Settings, args: &InstallStepArgs, name: String) -> Result<Inputs, 
         esp,
         manifest,
         stick,
+        stick_dev: dev,
         zc,
     })
 }
@@ -426,9 +782,13 @@ fn choose_action(
     i: &Inputs,
     found: &Found,
     header: Option<&HeaderJson>,
+    from: Option<&OffEsp>,
     interactive: bool,
 ) -> Result<Action, Fail> {
-    let blob = i.blob.display();
+    let (place, blob) = match from {
+        None => ("the ESP already", i.blob.display()),
+        Some(o) => (o.origin.label(), o.path.display()),
+    };
     let prev = format!("{BLOB_NAME}.prev");
     let generation = or_unknown(header.and_then(|h| h.generation));
     match (found, header) {
@@ -439,7 +799,7 @@ fn choose_action(
                 h.persona.as_str()
             };
             say(format!(
-                "the ESP already holds a blob bound to this stick: {blob} (generation {generation}, persona {old_persona})"
+                "{place} holds a blob bound to this stick: {blob} (generation {generation}, persona {old_persona})"
             ));
             if let Some(p) = s.persona.as_deref().filter(|p| *p != h.persona) {
                 warn(format!(
@@ -448,8 +808,10 @@ fn choose_action(
             }
         }
         (Found::OtherStick, Some(h)) => say(format!(
-            "the ESP holds a blob bound to another USB stick ({}), not to this one ({}): {blob} (generation {generation})",
-            h.usb_uuid, i.stick.uuid
+            "{} holds a blob bound to another USB stick ({}), not to this one ({}): {blob} (generation {generation})",
+            if from.is_none() { "the ESP" } else { place },
+            h.usb_uuid,
+            i.stick.uuid
         )),
         _ => {}
     }

@@ -174,6 +174,9 @@ pub struct HeaderJson {
     /// The stick the blob is bound to (normalized).
     #[serde(default)]
     pub usb_uuid: String,
+    /// The host it was sealed for, when the format records it.
+    #[serde(default)]
+    pub host: Option<String>,
     /// The blob's generation.
     #[serde(default)]
     pub generation: Option<u64>,
@@ -248,6 +251,7 @@ mod tests {
             h,
             HeaderJson {
                 usb_uuid: "dead-beef".into(),
+                host: None,
                 generation: Some(3),
                 persona: String::new(),
                 work_factor: Some(10),
