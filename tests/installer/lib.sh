@@ -176,7 +176,8 @@ tty_drive() {
 }
 
 # The argv sampler: while the tests run, read every process's command line
-# (and the environment of every zeta-creds process) over and over, and
+# (and the environment of every process of the zeta-creds under test,
+# $real_zc or its wrapper $zcw) over and over, and
 # record any that holds one of the lines of $work/secrets, and which
 # zeta-creds subcommands it saw. Pure bash (mapfile), so sampling starts no
 # process of its own that could hold a secret.
@@ -198,8 +199,13 @@ sampler_loop() {
                     printf 'argv of pid %s (%s) holds a passphrase\n' "$pid" "${args[0]}" >>"$work/argv-hits"
                 fi
             done
-            if [[ ${args[0]} == */zeta-creds || ${args[1]:-} == */zeta-creds ]]; then
-                if [[ ${args[0]} == */zeta-creds ]]; then sub=${args[1]:-}; else sub=${args[2]:-}; fi
+            # Only the zeta-creds under test (this checkout's build, or the
+            # wrapper that execs it): another zeta-creds on the machine, a
+            # developer's `cargo test` say, may hold a test passphrase in its
+            # environment on purpose.
+            if [[ ${args[0]} == "$real_zc" || ${args[1]:-} == "$real_zc" ||
+                ${args[0]} == "$zcw" || ${args[1]:-} == "$zcw" ]]; then
+                if [[ ${args[0]} == "$real_zc" || ${args[0]} == "$zcw" ]]; then sub=${args[1]:-}; else sub=${args[2]:-}; fi
                 if [ -z "${seen[$sub]:-}" ]; then
                     seen[$sub]=1
                     printf '%s\n' "$sub" >>"$work/argv-seen"
