@@ -781,6 +781,14 @@ let
           "-c"
           (
             "if [ \"$EXIT_CODE\" = exited ] && [ \"$EXIT_STATUS\" = 0 ]; then : >${alreadyRestoredMarker}; "
+            # File mode: the passphrase staged for this boot's restore is
+            # not needed; it does not stay in /run until the next reboot.
+            + (
+              if c.passphrase.mode == "file" && c.passphrase.file != null then
+                "rm -f '${replaceStrings [ "'" ] [ "'\\''" ] c.passphrase.file}'; "
+              else
+                ""
+            )
             + "else rm -f ${alreadyRestoredMarker}; fi"
           )
         ];
@@ -1004,6 +1012,20 @@ let
               # policy (closed, from PrivateDevices=): let the hook write
               # the console. ExecStart='s private /dev has no console node.
               DeviceAllow = "/dev/console w";
+            }
+          else if pp.mode == "file" && pp.file != null then
+            {
+              # The staged passphrase is for this start only. zeta-creds
+              # consumes it once it has read it; a run refused before the
+              # read (another stick, a bad header) leaves it, and this
+              # removes it when the unit stops, so it does not stay in
+              # /run until the next reboot. "+": the sandbox's /run is
+              # read-only.
+              ExecStopPost = "+" + escapeArgv [
+                shell
+                "-c"
+                "rm -f '${replaceStrings [ "'" ] [ "'\\''" ] pp.file}'"
+              ];
             }
           else
             { }

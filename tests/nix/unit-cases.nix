@@ -98,8 +98,11 @@ let
       (eq "CapabilityBoundingSet" s.CapabilityBoundingSet "CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_IPC_LOCK")
       (eq "UMask" s.UMask "0077")
       # ExecStopPost= does not run while a oneshot remains active: no
-      # cleanup may hang on it. Credential mode's is the failure report.
-      (eq "ExecStopPost only in credential mode" (s ? ExecStopPost) (s ? LoadCredentialEncrypted))
+      # cleanup may hang on it. Credential mode's is the failure report;
+      # file mode's removes a staged passphrase a refused run never read.
+      (eq "ExecStopPost only in credential and file mode" (s ? ExecStopPost) (
+        (s ? LoadCredentialEncrypted) || builtins.match ".*--passphrase-file.*" s.ExecStart != null
+      ))
       (eq "DeviceAllow only in credential mode" (s ? DeviceAllow) (s ? LoadCredentialEncrypted))
       (eq "units (sorted by name)" (builtins.attrNames x.units) (
         (if x.check == null then [ ] else [ "zeta-creds-restore-check.service" ])
@@ -807,11 +810,20 @@ let
           (eq "credential mode: the restore is skipped by the marker" (
             builtins.elem "!/run/zeta-creds-already-restored" cred.unit.ConditionPathExists
           ) true)
-          # File mode: the check reads no passphrase file (it stays).
+          # File mode: the check reads no passphrase file; when it skips
+          # the restore it removes the one staged for it, and the restore
+          # removes one it was refused before reading.
           (eq "file mode: the same check" file.check.argv k.argv)
           (holds "file mode: no passphrase file named in the check" (
             builtins.match ".*passphrase.*" k.service.ExecStart == null
           ))
+          (eq "file mode: a skip removes the staged passphrase" file.check.service.ExecStopPost (
+            "+/bin/sh -c \"if [ \\\"$$EXIT_CODE\\\" = exited ] && [ \\\"$$EXIT_STATUS\\\" = 0 ]; then : >/run/zeta-creds-already-restored; "
+            + "rm -f '/run/zeta-creds/passphrase'; else rm -f /run/zeta-creds-already-restored; fi\""
+          ))
+          (eq "file mode: the restore removes a passphrase it did not read" file.service.ExecStopPost
+            "+/bin/sh -c \"rm -f '/run/zeta-creds/passphrase'\""
+          )
         ];
     }
     {
