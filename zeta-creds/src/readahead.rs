@@ -137,7 +137,7 @@ impl Read for ReadAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{FileKey, Header, HeaderFields, TAG_LEN, UsbUuid};
+    use crate::envelope::{Binding, FileKey, Header, HeaderFields, Host, TAG_LEN, UsbUuid};
     use secrecy::SecretString;
     use std::io::Write;
 
@@ -155,6 +155,7 @@ mod tests {
             created: 1_700_000_000,
             tool_version: "0.1.0".into(),
             persona: String::new(),
+            host: Some(Host::parse("node-a").unwrap()),
         };
         let mut w = Header::seal_with(
             Vec::new(),
@@ -181,7 +182,7 @@ mod tests {
         read: impl FnOnce(StreamReader<io::Cursor<Vec<u8>>>) -> T,
     ) -> T {
         let h = Header::read(&mut &header[..]).unwrap();
-        let unlocked = h.unlock(&pass(), None, 10).unwrap();
+        let unlocked = h.unlock(&pass(), &Binding::default(), 10).unwrap();
         read(unlocked.payload_reader(io::Cursor::new(ct.to_vec())))
     }
 
