@@ -70,11 +70,15 @@ pub fn bundle(
     // TARGET/etc/hostname, resolved inside TARGET (on NixOS a symlink into
     // the target's store).
     let host = zeta_creds::hostname::of_root(&i.target).map_err(|e| {
+        let exit = match e {
+            zeta_creds::hostname::Error::Missing { .. } => StepExit::Missing,
+            _ => StepExit::Failed,
+        };
         Fail::new(
-            StepExit::Missing,
+            exit,
             format!("cannot tell which host the blob is for: {e}; nothing was written to the ESP"),
         )
-        .hint("set networking.hostName in the configuration and run nixos-install before this step")
+        .hint("set networking.hostName (1 to 64 of a-z, 0-9, . and -) and run nixos-install before this step")
     })?;
     let mut args = Args::new("bundle")
         .opt("--manifest", &i.manifest)
