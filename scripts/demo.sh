@@ -62,13 +62,16 @@ run() {
     "$@"
 }
 
-# A root's etc/passwd and etc/group: root, and zeta with the given ids.
+# A root's etc/passwd and etc/group: root, and zeta with the given ids;
+# and its etc/hostname: the blob is sealed for the source's host, and the
+# restore refuses it on any other.
 write_accounts() { # ROOT UID GID
     install -d -m 0755 "$1/etc"
     printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
         "zeta:x:$2:$3:zeta:/home/zeta:/bin/sh" >"$1/etc/passwd"
     printf '%s\n' 'root:x:0:' "zeta:x:$3:" >"$1/etc/group"
-    chmod 0644 "$1/etc/passwd" "$1/etc/group"
+    printf '%s\n' demo-host >"$1/etc/hostname"
+    chmod 0644 "$1/etc/passwd" "$1/etc/group" "$1/etc/hostname"
 }
 
 # Write stdin to a file created with MODE.

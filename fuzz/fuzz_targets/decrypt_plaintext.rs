@@ -18,7 +18,7 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 use secrecy::SecretString;
-use zeta_creds::envelope::{ErrorClass, FileKey, Header, HeaderFields, UsbUuid};
+use zeta_creds::envelope::{Binding, ErrorClass, FileKey, Header, HeaderFields, Host, UsbUuid};
 use zeta_creds_fuzz::{Stream, read_stream};
 
 const PASS: &str = "correct horse battery staple";
@@ -31,6 +31,7 @@ fn fields() -> HeaderFields {
         created: 1_700_000_000,
         tool_version: "fuzz".into(),
         persona: String::new(),
+        host: Some(Host::parse("alpha").unwrap()),
     }
 }
 
@@ -63,7 +64,12 @@ fuzz_target!(|plain: &[u8]| {
 
     let mut input = &blob[..];
     let header = Header::read(&mut input).unwrap();
-    let unlocked = header.unlock(&pass, Some(&fields().usb_uuid), 10).unwrap();
+    let f = fields();
+    let binding = Binding {
+        usb_uuid: Some(&f.usb_uuid),
+        host: f.host.as_ref(),
+    };
+    let unlocked = header.unlock(&pass, &binding, 10).unwrap();
     let through_envelope = parse(unlocked.payload_reader(input));
     let direct = parse(plain);
     assert_eq!(through_envelope, direct);

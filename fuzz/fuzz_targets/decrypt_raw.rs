@@ -11,15 +11,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use secrecy::SecretString;
-use zeta_creds::envelope::{EntryReader, Error, ErrorClass, Header, UsbUuid};
+use zeta_creds::envelope::{Binding, EntryReader, Error, ErrorClass, Header, Host, UsbUuid};
 
 fn open(data: &[u8]) -> Result<usize, Error> {
     let mut input = data;
     let header = Header::read(&mut input)?;
     let uuid = UsbUuid::parse("abcd-1234").unwrap();
+    // The kit's host: the seeds come from tests/kit.
+    let host = Host::parse("alpha").unwrap();
     let unlocked = header.unlock(
         &SecretString::from("correct horse battery staple"),
-        Some(&uuid),
+        &Binding {
+            usb_uuid: Some(&uuid),
+            host: Some(&host),
+        },
         10,
     )?;
     let mut entries = EntryReader::new(unlocked.payload_reader(input))?;

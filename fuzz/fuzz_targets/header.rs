@@ -3,7 +3,8 @@
 //! * No panic, and every error is a header failure (a slice reader has no
 //!   I/O errors to report).
 //! * Round trip: a parsed header's `len()` is exactly the bytes it consumed
-//!   (143 + uuid + tool + persona), and every parsed field equals the
+//!   (143 + uuid + tool + persona, plus 1 + host in version 2), and every
+//!   parsed field equals the
 //!   bytes at its offset in the input, so no two inputs parse to the same
 //!   fields (the MAC covers the bytes as received; FORMAT.md §9.5).
 //! * Every field is within the bounds of §2; the stored UUID is already
@@ -13,8 +14,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use zeta_creds::envelope::{
-    Error, ErrorClass, Header, MAC_LEN, MAGIC, MAX_LOG_N, MAX_PERSONA_LEN, MAX_TOOL_VERSION_LEN,
-    MAX_UUID_LEN, MIN_LOG_N, UsbUuid,
+    Binding, Error, ErrorClass, Header, Host, MAC_LEN, MAGIC, MAX_HOST_LEN, MAX_LOG_N,
+    MAX_PERSONA_LEN, MAX_TOOL_VERSION_LEN, MAX_UUID_LEN, MIN_LOG_N, UsbUuid,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -38,7 +39,15 @@ fuzz_target!(|data: &[u8]| {
     assert!((MIN_LOG_N..=MAX_LOG_N).contains(&f.log_n));
     assert!((1..=MAX_TOOL_VERSION_LEN).contains(&tool.len()));
     assert!(persona.len() <= MAX_PERSONA_LEN);
-    assert_eq!(consumed, 143 + uuid.len() + tool.len() + persona.len());
+    // Version 2 has `host_len` and the host after the persona; 1 has none.
+    let host = f.host.as_ref().map(|h| h.as_str().as_bytes());
+    let h = host.map_or(0, |h| 1 + h.len());
+    if let Some(host) = host {
+        assert!((1..=MAX_HOST_LEN).contains(&host.len()));
+        let stored = f.host.as_ref().unwrap();
+        assert_eq!(&Host::parse(stored.as_str()).unwrap(), stored);
+    }
+    assert_eq!(consumed, 143 + uuid.len() + tool.len() + persona.len() + h);
     assert_eq!(UsbUuid::parse(f.usb_uuid.as_str()).unwrap(), f.usb_uuid);
 
     // Every field is the bytes at its offset (FORMAT.md §2).
@@ -46,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let t = tool.len();
     let q = persona.len();
     assert_eq!(&data[..10], MAGIC.as_slice());
-    assert_eq!(data[10], 1);
+    assert_eq!(data[10], if host.is_some() { 2 } else { 1 });
     assert_eq!(data[11] as usize, u);
     assert_eq!(&data[12..12 + u], uuid);
     assert_eq!(data[12 + u], f.log_n);
@@ -57,11 +66,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(&data[94 + u..94 + u + t], tool);
     assert_eq!(data[94 + u + t] as usize, q);
     assert_eq!(&data[95 + u + t..95 + u + t + q], persona);
+    if let Some(host) = host {
+        assert_eq!(data[95 + u + t + q] as usize, host.len());
+        assert_eq!(&data[96 + u + t + q..95 + u + t + q + h], host);
+    }
     assert_eq!(
-        &data[95 + u + t + q..111 + u + t + q],
+        &data[95 + u + t + q + h..111 + u + t + q + h],
         header.payload_nonce().as_slice()
     );
-    assert_eq!(111 + u + t + q + MAC_LEN, consumed);
+    assert_eq!(111 + u + t + q + h + MAC_LEN, consumed);
 
     // The header bytes alone parse to the same fields; any strict prefix
     // of them is a truncated header.
@@ -75,7 +88,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The pre-scrypt checks of `unlock`.
-    assert!(header.check_binding(&f.usb_uuid).is_ok());
+    let own = Binding {
+        usb_uuid: Some(&f.usb_uuid),
+        host: f.host.as_ref(),
+    };
+    assert!(header.check_binding(&own).is_ok());
     assert!(header.check_work_factor(f.log_n).is_ok());
     assert!(matches!(
         header.check_work_factor(f.log_n - 1),

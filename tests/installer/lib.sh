@@ -92,7 +92,8 @@ show_log() {
 }
 
 # make_target DIR [creds]: a fake root of the system being installed: users
-# root and zeta (uid 1000, group users), and with `creds` the logins, host
+# root and zeta (uid 1000, group users), etc/hostname (node-a, linked
+# into a fake store as NixOS does), and with `creds` the logins, host
 # keys, operator keys and age key the default manifest carries: the
 # $CREDS_ENTRIES files below (gh's hosts.yml, Codex's auth.json, an SSH
 # host key pair, the operator keys, the sops-nix age key), each its own
@@ -105,6 +106,13 @@ make_target() {
     printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
         'zeta:x:1000:100:zeta:/home/zeta:/bin/sh' >"$root/etc/passwd"
     printf '%s\n' 'root:x:0:' 'users:x:100:zeta' >"$root/etc/group"
+    # The host name as NixOS installs it: etc/hostname -> /etc/static/hostname
+    # -> (etc/static) /nix/store/...-etc/etc/hostname, absolute links of the
+    # target that the step resolves inside it (the blob is sealed for it).
+    mkdir -p "$root/nix/store/0000-etc/etc"
+    printf '%s\n' "${TARGET_HOST:-node-a}" >"$root/nix/store/0000-etc/etc/hostname"
+    ln -sfn /nix/store/0000-etc/etc "$root/etc/static"
+    ln -sfn /etc/static/hostname "$root/etc/hostname"
     chown 1000:100 "$root/home/zeta"
     chmod 0700 "$root/home/zeta"
     [ "${2:-}" = creds ] || return 0

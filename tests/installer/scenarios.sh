@@ -33,6 +33,7 @@ scenario_A() {
     blobA=$work/A/esp/zeta-creds.enc
     expect_eq "header usb_uuid" "$(header "$blobA" usb_uuid)" dead-beef
     expect_eq "header persona" "$(header "$blobA" persona)" ""
+    expect_eq "header host (TARGET/etc/hostname, resolved inside the target)" "$(header "$blobA" host)" node-a
     expect_eq "header generation" "$(header "$blobA" generation)" 1
     expect_eq "header work factor" "$(header "$blobA" work_factor)" 10
     expect_eq "entries (verify)" "$(entry_count "$blobA" "$pass")" "$CREDS_ENTRIES"

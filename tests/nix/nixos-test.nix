@@ -54,7 +54,7 @@ let
         printf 'wrong passphrase\n' > "$out/wrong-passphrase"
         cp "$out/passphrase" pass
         zeta-creds bundle --manifest manifest.toml --out "$out/zeta-creds.enc" \
-          --usb-uuid DEAD-BEEF --source-root src --passphrase-file pass \
+          --usb-uuid DEAD-BEEF --host zeta-test --source-root src --passphrase-file pass \
           --work-factor 10 --allow-weak-passphrase
         printf 'DEAD-BEEF\n' > "$out/usb-uuid"
       '';
@@ -75,6 +75,9 @@ pkgs.testers.runNixOSTest {
         };
         users.groups.zeta.gid = 1500;
         zeta.credsRestore.enable = true;
+        # One blob serves both nodes, so both are the host it is sealed
+        # for (the restore refuses another host's blob).
+        networking.hostName = "zeta-test";
       };
     in
     {

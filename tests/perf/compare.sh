@@ -297,7 +297,7 @@ zc_bundle() { # name round
     rm -f "$out" "$out.prev"
     time_one "bundle-$name" "$round" zeta-creds "$work/rss" -- \
         "$(tm zeta-creds) $zc bundle --manifest $work/manifest-$name.toml --source-root $work/src-$name \
-         --out $out --usb-uuid $uuid --work-factor $log_n --no-backup --passphrase-fd 3 \
+         --out $out --usb-uuid $uuid --host perf-host --work-factor $log_n --no-backup --passphrase-fd 3 \
          3<$pass >$work/bundle-$name.log 2>&1"
 }
 
@@ -315,7 +315,7 @@ zc_restore() {
     fresh_target "$t"
     sync_caches
     time_one "restore-$name" "$round" zeta-creds "$work/rss" -- \
-        "$(tm zeta-creds) $zc restore --blob $work/blob-$name.enc --usb-uuid $uuid --target-root $t \
+        "$(tm zeta-creds) $zc restore --blob $work/blob-$name.enc --usb-uuid $uuid --host perf-host --target-root $t \
          --passphrase-fd 3 3<$pass >$work/restore-$name.log 2>&1"
 }
 

@@ -170,6 +170,7 @@ chown -R "$SOURCE_UID:$SOURCE_UID" "$src/home/zeta"
 cp "$work/passphrase" "$work/bundle-passphrase"
 if ! "$binary" bundle --manifest manifest/default.toml --out "$work/zeta-creds.enc" \
     --usb-uuid "${BOUND_SERIAL:0:4}-${BOUND_SERIAL:4:4}" --source-root "$src" \
+    --host zeta-vm \
     --passphrase-file "$work/bundle-passphrase" --work-factor 10 >"$work/bundle.log" 2>&1; then
     cat "$work/bundle.log"
     echo "tests/vm: zeta-creds bundle failed"

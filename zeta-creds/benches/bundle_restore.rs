@@ -20,7 +20,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use secrecy::SecretString;
 use tempfile::TempDir;
-use zeta_creds::envelope::{self, EntryReader, Header, UsbUuid};
+use zeta_creds::envelope::{self, Binding, EntryReader, Header, Host, UsbUuid};
 use zeta_creds::{bundle, restore};
 
 const LOG_N: u8 = 10;
@@ -126,6 +126,7 @@ fn bundle_opts(w: &World) -> bundle::Options {
         source_root: w.src.clone(),
         out: w.blob.clone(),
         usb_uuid: UsbUuid::parse("abcd-1234").unwrap(),
+        host: Host::parse("node-a").unwrap(),
         persona: String::new(),
         log_n: LOG_N,
         force: true,
@@ -144,8 +145,13 @@ fn run_restore(blob: &Path, target: &Path, pass: &SecretString) -> restore::Repo
     let mut file = fs::File::open(blob).unwrap();
     let header = Header::read(&mut file).unwrap();
     let uuid = UsbUuid::parse("abcd-1234").unwrap();
+    let host = Host::parse("node-a").unwrap();
+    let binding = Binding {
+        usb_uuid: Some(&uuid),
+        host: Some(&host),
+    };
     let unlocked = header
-        .unlock(pass, Some(&uuid), envelope::DEFAULT_MAX_LOG_N)
+        .unlock(pass, &binding, envelope::DEFAULT_MAX_LOG_N)
         .unwrap();
     let generation = unlocked.fields().generation;
     let mut entries = EntryReader::new(unlocked.payload_reader(BufReader::new(file))).unwrap();

@@ -18,7 +18,7 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group,
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
-    Anchor, EntryKind, EntryMeta, EntryReader, EntryWriter, Header, HeaderFields, UsbUuid,
+    Anchor, Binding, EntryKind, EntryMeta, EntryReader, EntryWriter, Header, HeaderFields, UsbUuid,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -37,6 +37,7 @@ fn fields(log_n: u8) -> HeaderFields {
         created: 1_700_000_000,
         tool_version: "bench".into(),
         persona: String::new(),
+        host: Some(zeta_creds::envelope::Host::parse("node-a").unwrap()),
     }
 }
 
@@ -106,7 +107,7 @@ fn kdf(c: &mut Criterion) {
         }
         g.bench_function(format!("unlock/log_n={log_n}"), |b| {
             b.iter(|| {
-                header.unlock(&pass, None, 22).unwrap();
+                header.unlock(&pass, &Binding::default(), 22).unwrap();
             })
         });
     }
@@ -145,7 +146,7 @@ fn payload(c: &mut Criterion) {
         let payload = &blob[header.len()..];
         g.bench_function(format!("decrypt/{label}"), |b| {
             b.iter_batched(
-                || header.unlock(&pass, None, 22).unwrap(),
+                || header.unlock(&pass, &Binding::default(), 22).unwrap(),
                 |u| {
                     let mut r = u.payload_reader(payload);
                     let mut buf = vec![0u8; 64 * 1024];
@@ -163,7 +164,7 @@ fn payload(c: &mut Criterion) {
         let payload = &blob[header.len()..];
         g.bench_function(format!("decrypt+entries/{label}"), |b| {
             b.iter_batched(
-                || header.unlock(&pass, None, 22).unwrap(),
+                || header.unlock(&pass, &Binding::default(), 22).unwrap(),
                 |u| {
                     let mut r = EntryReader::new(u.payload_reader(payload)).unwrap();
                     let mut buf = vec![0u8; 64 * 1024];

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 
 use crate::envelope::{
-    self, CHUNK_SIZE, EntryKind, EntryMeta, EntryWriter, Header, HeaderFields, TAG_LEN, UsbUuid,
+    self, CHUNK_SIZE, EntryKind, EntryMeta, EntryWriter, Header, HeaderFields, Host, TAG_LEN,
+    UsbUuid,
 };
 use crate::fsx;
 use crate::manifest::{self, Manifest, human_size};
@@ -243,6 +244,9 @@ pub struct Options {
     pub out: PathBuf,
     /// The USB stick the blob is bound to.
     pub usb_uuid: UsbUuid,
+    /// The host the blob is sealed for (`--host`, else the source root's
+    /// host name: [`crate::hostname::of_root`]).
+    pub host: Host,
     /// The persona whose entries are picked (empty: the default).
     pub persona: String,
     /// The scrypt work factor (log2 N) sealed into the blob.
@@ -365,7 +369,12 @@ fn existing_blob(opts: &Options) -> Result<Option<Existing>, Error> {
 /// Bytes a blob of these items takes (FORMAT.md §2, §4, §5): the header
 /// at its largest tool version, the entry stream, and one tag per chunk.
 pub fn estimate_blob_size(user: &str, items: &[Item], uuid_len: usize, persona_len: usize) -> u64 {
-    let header = (143 + uuid_len + envelope::MAX_TOOL_VERSION_LEN + persona_len) as u64;
+    let header = (143
+        + uuid_len
+        + envelope::MAX_TOOL_VERSION_LEN
+        + persona_len
+        + 1
+        + envelope::MAX_HOST_LEN) as u64;
     let mut plain: u64 = 1 + user.len() as u64 + 1 + 8;
     for i in items {
         plain +=
@@ -439,6 +448,7 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
         created: now(),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         persona: opts.persona.clone(),
+        host: Some(opts.host.clone()),
     };
     let out_err = |source: io::Error| Error::WriteOut {
         out: opts.out.clone(),
@@ -631,6 +641,7 @@ mod tests {
                 created: 0,
                 tool_version: env!("CARGO_PKG_VERSION").into(),
                 persona: "ops".into(),
+                host: Some(Host::parse(&"h".repeat(64)).unwrap()),
             };
             let stream =
                 Header::seal(Vec::new(), &SecretString::from("pass phrase"), &fields).unwrap();

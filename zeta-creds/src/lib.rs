@@ -1,7 +1,7 @@
 //! zeta-creds: carry an operator's credentials across NixOS reinstalls in
 //! one authenticated, passphrase-encrypted envelope bound to a USB stick.
 //!
-//! * [`envelope`] — format v1, pure: header, key schedule, STREAM, entries.
+//! * [`envelope`] — format v2 (v1 still read), pure: header, key schedule, STREAM, entries.
 //! * [`readahead`] — the restore's payload decryption on a second thread.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -11,6 +11,7 @@ pub mod cleanup;
 pub mod diff;
 pub mod envelope;
 pub mod fsx;
+pub mod hostname;
 pub mod manifest;
 pub mod msg;
 pub mod passphrase;

@@ -130,7 +130,9 @@ impl Read for ReadAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{FileKey, Header, HeaderFields, TAG_LEN, UsbUuid, read_in_pieces};
+    use crate::envelope::{
+        Binding, FileKey, Header, HeaderFields, Host, TAG_LEN, UsbUuid, read_in_pieces,
+    };
     use secrecy::SecretString;
     use std::io::Write;
 
@@ -148,6 +150,7 @@ mod tests {
             created: 1_700_000_000,
             tool_version: "0.1.0".into(),
             persona: String::new(),
+            host: Some(Host::parse("node-a").unwrap()),
         };
         let mut w = Header::seal_with(
             Vec::new(),
@@ -174,7 +177,7 @@ mod tests {
         read: impl FnOnce(StreamReader<io::Cursor<Vec<u8>>>) -> T,
     ) -> T {
         let h = Header::read(&mut &header[..]).unwrap();
-        let unlocked = h.unlock(&pass(), None, 10).unwrap();
+        let unlocked = h.unlock(&pass(), &Binding::default(), 10).unwrap();
         read(unlocked.payload_reader(io::Cursor::new(ct.to_vec())))
     }
 

@@ -1,5 +1,7 @@
-//! `zeta-creds rekey`: a new passphrase, a new stick or a new work factor
-//! for an existing blob, without re-encrypting it (docs/FORMAT.md §7).
+//! `zeta-creds rekey`: a new passphrase, a new stick, a new host or a new
+//! work factor for an existing blob, without re-encrypting it
+//! (docs/FORMAT.md §7). A version 1 blob comes out as version 2, with the
+//! host it is given (§12).
 //!
 //! The file key is unwrapped with the current passphrase and wrapped again
 //! under the new one (`UnlockedHeader::rewrap`, the only crypto here, all
@@ -26,7 +28,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use crate::bundle::now;
-use crate::envelope::{self, EntryReader, HeaderFields, UnlockedHeader, UsbUuid};
+use crate::envelope::{self, EntryReader, HeaderFields, Host, UnlockedHeader, UsbUuid};
 use crate::fsx::AtomicFile;
 
 /// Why a rekey failed. Nothing was replaced.
@@ -61,6 +63,9 @@ pub struct Options {
     pub blob: PathBuf,
     /// The stick the rekeyed blob is bound to (the old one to keep it).
     pub usb_uuid: UsbUuid,
+    /// The host the rekeyed blob is sealed for (the old one to keep it; a
+    /// version 1 blob has none, so its rekey must name one).
+    pub host: Host,
     /// The work factor of the rekeyed blob.
     pub log_n: u8,
     /// Keep the old blob as `BLOB.prev`.
@@ -103,6 +108,7 @@ pub fn rekey(
         created: now(),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         persona: old.persona.clone(),
+        host: Some(opts.host.clone()),
     };
     let header = unlocked.rewrap(new_passphrase, &new)?;
     let write_err = |source: io::Error| Error::Write {

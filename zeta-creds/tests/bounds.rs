@@ -37,6 +37,7 @@ fn fields(log_n: u8) -> HeaderFields {
         created: 1_700_000_000,
         tool_version: "0.1.0".into(),
         persona: String::new(),
+        host: Some(zeta_creds::envelope::Host::parse("node-a").unwrap()),
     }
 }
 

@@ -12,6 +12,8 @@
 //!
 //! * a byte of `uuid`: 4 if the flipped byte is still in `[0-9a-z-]` (the
 //!   blob now names another stick), else 5 (an invalid header);
+//! * a byte of `host`: 4 if the flipped byte is still in `[a-z0-9.-]` (the
+//!   blob now names another host), else 5;
 //! * `log_n`: 3 if the new value is still within the format's range and
 //!   the cap (scrypt runs with another N), else 5;
 //! * `salt` or `wrapped_key`: 3 (another KEK, or a wrapped key that does
@@ -52,6 +54,7 @@ fn fields() -> HeaderFields {
         created: 1_700_000_000,
         tool_version: "0.1.0".into(),
         persona: String::new(),
+        host: Some(zeta_creds::envelope::Host::parse("node-a").unwrap()),
     }
 }
 
@@ -93,7 +96,16 @@ fn predicted(pos: usize, new: u8) -> i32 {
     let log_n = at.log_n();
     let salt = at.salt()..at.wrapped_key();
     let wrapped = at.wrapped_key()..at.generation();
-    if uuid.contains(&pos) {
+    let host = at.host()..at.nonce();
+    if host.contains(&pos) {
+        // Still a host name: another host's blob (refused before the
+        // passphrase); else not a valid header.
+        if new.is_ascii_digit() || new.is_ascii_lowercase() || new == b'-' || new == b'.' {
+            4
+        } else {
+            5
+        }
+    } else if uuid.contains(&pos) {
         if new.is_ascii_digit() || new.is_ascii_lowercase() || new == b'-' {
             4
         } else {

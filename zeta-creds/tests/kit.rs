@@ -63,8 +63,8 @@ use libtest_mimic::Trial;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
-    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, Header, HeaderFields,
-    TAG_LEN, UsbUuid,
+    Anchor, Binding, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, Header,
+    HeaderFields, Host, TAG_LEN, UsbUuid,
 };
 
 // ---------------------------------------------------------------------------
@@ -73,6 +73,8 @@ use zeta_creds::envelope::{
 
 const PASSPHRASE: &str = "correct horse battery staple";
 const UUID: &str = "abcd-1234";
+/// The host every case is restored on (`--host`) and sealed for.
+const HOST: &str = "alpha";
 const OTHER_UUID: &str = "ef01-5678";
 const LOG_N: u8 = 10;
 /// The CLI's default `--max-work-factor` (FORMAT.md §3.2).
@@ -105,6 +107,7 @@ const SCHEMA: Schema = Schema {
         "error",
         "passphrase",
         "usb uuid",
+        "host",
         "max work factor",
         "comment",
     ],
@@ -289,6 +292,7 @@ struct Case {
     error: String,
     passphrase: String,
     usb_uuid: String,
+    host: String,
     max_work_factor: u8,
     written: Vec<Written>,
     comment: String,
@@ -312,6 +316,7 @@ impl Case {
         }
         lines.push(("passphrase", self.passphrase.clone()));
         lines.push(("usb uuid", self.usb_uuid.clone()));
+        lines.push(("host", self.host.clone()));
         lines.push(("max work factor", self.max_work_factor.to_string()));
         for w in &self.written {
             lines.push(("entry", w.encode()));
@@ -336,6 +341,7 @@ impl Recipe {
                 created: CREATED,
                 tool_version: TOOL.into(),
                 persona: String::new(),
+                host: Some(Host::parse(HOST).unwrap()),
             },
             passphrase: PASSPHRASE.into(),
             file_key: rng.array(),
@@ -518,6 +524,7 @@ impl Kit {
             error: error.into(),
             passphrase: PASSPHRASE.into(),
             usb_uuid: UUID.into(),
+            host: HOST.into(),
             max_work_factor: CAP,
             written: Vec::new(),
             comment: comment.into(),
@@ -807,10 +814,10 @@ fn header_cases(kit: &mut Kit) {
         "an age v1 scrypt file: never mistaken for a zeta-creds blob",
         b"age-encryption.org/v1\n-> scrypt ICAhISIiIyMkJCUlJiYnJw 10\n".to_vec(),
     );
-    for v in [0u8, 2, 255] {
+    for v in [0u8, 3, 255] {
         kit.header(
             &format!("header_version_{v}"),
-            &format!("unsupported envelope version {v} (this zeta-creds reads version 1)"),
+            &format!("unsupported envelope version {v} (this zeta-creds reads versions 1 and 2)"),
             &format!(
                 "version byte {v}: an unknown version is refused before any later byte is read"
             ),
@@ -818,11 +825,11 @@ fn header_cases(kit: &mut Kit) {
         );
     }
     kit.header(
-        "header_version_2_then_garbage",
-        "unsupported envelope version 2",
-        "version 2 followed by bytes that are no v1 header at all: nothing after the version is interpreted",
+        "header_version_3_then_garbage",
+        "unsupported envelope version 3",
+        "version 3 followed by bytes that are no header at all: nothing after the version is interpreted",
         patched(&base[..11], |b| {
-            b[Layout::VERSION] = 2;
+            b[Layout::VERSION] = 3;
             b.extend_from_slice(&[0xff; 40]);
         }),
     );
@@ -884,6 +891,45 @@ fn header_cases(kit: &mut Kit) {
             base[..at].to_vec(),
         );
     }
+
+    // host_len and host (§2, §2.2).
+    const HOST_BAD: &str = "header field `host` is invalid";
+    kit.header(
+        "header_truncated_in_host",
+        TRUNC,
+        "the blob ends after 2 of the 5 host bytes",
+        base[..lay.host() + 2].to_vec(),
+    );
+    kit.header(
+        "header_host_len_0",
+        HOST_BAD,
+        "host_len 0 and no host bytes: a version 2 header names its host",
+        patched(&base, |b| {
+            b[lay.host_len()] = 0;
+            b.drain(lay.host()..lay.nonce());
+        }),
+    );
+    kit.header(
+        "header_host_len_65",
+        HOST_BAD,
+        "host_len 65 followed by 65 valid host characters: one too many",
+        patched(&base, |b| {
+            b[lay.host_len()] = 65;
+            b.splice(lay.host()..lay.nonce(), [b'a'; 65]);
+        }),
+    );
+    kit.header(
+        "header_host_bad_character",
+        HOST_BAD,
+        "host \"al_ha\": '_' is outside [a-z0-9.-]",
+        patched(&base, |b| b[lay.host() + 2] = b'_'),
+    );
+    kit.header(
+        "header_host_uppercase",
+        HOST_BAD,
+        "host \"Alpha\": a stored host must already be lower-cased",
+        patched(&base, |b| b[lay.host()] = b'A'),
+    );
 
     // uuid_len and uuid (§2, §2.1).
     kit.header(
@@ -1113,6 +1159,30 @@ fn unlock_cases(kit: &mut Kit) {
         patched(&base, |b| b[lay.log_n() - 1] = b'5'),
     );
     kit.push(
+        "binding_other_host",
+        Expect::Binding,
+        "blob was sealed for host alpha, not for this host beta",
+        "the fleet swap: host alpha's genuine blob restored on host beta, same stick, same passphrase",
+        base.clone(),
+    )
+    .host = "beta".into();
+    kit.push(
+        "binding_host_edited_in_the_clear",
+        Expect::Binding,
+        "blob was sealed for host alphb, not for this host alpha",
+        "the clear host edited to alphb, restored on the host the blob was sealed for",
+        patched(&base, |b| b[lay.nonce() - 1] = b'b'),
+    );
+    let mut v1 = Recipe::a();
+    v1.fields.host = None;
+    kit.push(
+        "binding_v1_no_host",
+        Expect::Binding,
+        "blob records no host (envelope version 1)",
+        "a genuine version 1 blob (no host field) restored on host alpha: refused like another host's, before the passphrase is read",
+        v1.seal(&valid_stream(USER, &typical_items())),
+    );
+    kit.push(
         "binding_uuid_edited_longer",
         Expect::Binding,
         "blob is bound to USB abcd-12345, not to abcd-1234",
@@ -1136,6 +1206,13 @@ fn unlock_cases(kit: &mut Kit) {
         patched(&base, |b| b[lay.log_n() - 1] = b'5'),
     );
     kit.cases.last_mut().unwrap().usb_uuid = "abcd-1235".into();
+    nm(
+        kit,
+        "no_match_host_edited_in_the_clear",
+        "the clear host edited to alphb and restored with --host alphb: the KEK still binds alpha",
+        patched(&base, |b| b[lay.nonce() - 1] = b'b'),
+    );
+    kit.cases.last_mut().unwrap().host = "alphb".into();
     nm(
         kit,
         "no_match_wrong_passphrase",
@@ -1249,7 +1326,7 @@ fn unlock_cases(kit: &mut Kit) {
         "persona \"ops\" removed (persona_len 0, 3 bytes dropped): a blob for every persona",
         patched(&ops.seal(&valid_stream(USER, &typical_items())), |b| {
             b[ol.persona_len()] = 0;
-            b.drain(ol.persona()..ol.nonce());
+            b.drain(ol.persona()..ol.host_len());
         }),
     );
     hm(
@@ -2090,9 +2167,13 @@ fn library_outcome(c: &Case) -> (Expect, String) {
         Err(e) => return fail(e),
     };
     let uuid = UsbUuid::parse(&c.usb_uuid).unwrap();
+    let host = Host::parse(&c.host).unwrap();
     let unlocked = match header.unlock(
         &SecretString::from(c.passphrase.as_str()),
-        Some(&uuid),
+        &Binding {
+            usb_uuid: Some(&uuid),
+            host: Some(&host),
+        },
         c.max_work_factor,
     ) {
         Ok(u) => u,
@@ -2153,7 +2234,8 @@ fn fuzz_seeds(cases: &[Case]) -> Vec<(&'static str, String, Vec<u8>)> {
         "ok_typical",
         "ok_persona_len_64",
         "ok_uuid_len_1",
-        "header_version_2",
+        "header_version_3",
+        "binding_v1_no_host",
         "header_uuid_len_minus_1",
         "header_tool_len_minus_1",
         "hmac_mac_first_byte",
@@ -2329,7 +2411,8 @@ fn kit_covers_what_issue_9_asks() {
         "header_work_factor_255",
         "header_magic_last_byte",
         "header_version_0",
-        "header_version_2",
+        "header_version_3",
+        "binding_v1_no_host",
         "header_version_255",
         "hmac_mac_first_byte",
         "no_match_wrapped_key_first_byte",
@@ -2369,6 +2452,7 @@ struct KitFile {
     error: Option<String>,
     passphrase: String,
     usb_uuid: String,
+    host: String,
     max_work_factor: u8,
     written: Vec<Written>,
     blob: Vec<u8>,
@@ -2404,6 +2488,7 @@ fn parse_case(_name: &str, bytes: &[u8]) -> Result<KitFile, String> {
         error,
         passphrase: f.need("passphrase")?.into(),
         usb_uuid: f.need("usb uuid")?.into(),
+        host: f.need("host")?.into(),
         max_work_factor: f
             .need("max work factor")?
             .parse()
@@ -2535,6 +2620,7 @@ fn run_case(case: &KitFile) -> Result<(), String> {
     let out = w
         .restore_blob(&w.blob())
         .args(["--usb-uuid", &case.usb_uuid])
+        .args(["--host", &case.host])
         .args(["--max-work-factor", &case.max_work_factor.to_string()])
         .arg("--passphrase-file")
         .arg(&pf)

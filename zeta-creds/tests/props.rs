@@ -20,6 +20,14 @@ use zeta_creds::restore;
 
 const PASS: &str = "correct horse battery staple";
 
+/// What a reader on the blob's own stick and host expects.
+fn binding(f: &HeaderFields) -> zeta_creds::envelope::Binding<'_> {
+    zeta_creds::envelope::Binding {
+        usb_uuid: Some(&f.usb_uuid),
+        host: f.host.as_ref(),
+    }
+}
+
 fn fields() -> HeaderFields {
     HeaderFields {
         usb_uuid: UsbUuid::parse("abcd-1234").unwrap(),
@@ -28,6 +36,7 @@ fn fields() -> HeaderFields {
         created: 1_700_000_000,
         tool_version: "test".into(),
         persona: String::new(),
+        host: Some(zeta_creds::envelope::Host::parse("node-a").unwrap()),
     }
 }
 
@@ -72,7 +81,7 @@ fn seal(entries: &[(EntryMeta, Vec<u8>)]) -> Vec<u8> {
 fn open(blob: &[u8]) -> Result<Vec<(EntryMeta, Vec<u8>)>, Error> {
     let mut r = blob;
     let header = Header::read(&mut r)?;
-    let unlocked = header.unlock(&SecretString::from(PASS), Some(&fields().usb_uuid), 20)?;
+    let unlocked = header.unlock(&SecretString::from(PASS), &binding(&fields()), 20)?;
     let mut entries = EntryReader::new(unlocked.payload_reader(r))?;
     let mut out = Vec::new();
     while let Some(m) = entries.next_entry()? {
@@ -189,10 +198,10 @@ fn restore_from(blob: &[u8], target: &std::path::Path) -> Result<restore::Report
     let mut r = blob;
     let header = Header::read(&mut r).map_err(|e| e.class())?;
     header
-        .check_binding(&fields().usb_uuid)
+        .check_binding(&binding(&fields()))
         .map_err(|e| e.class())?;
     let unlocked = header
-        .unlock(&SecretString::from(PASS), Some(&fields().usb_uuid), 20)
+        .unlock(&SecretString::from(PASS), &binding(&fields()), 20)
         .map_err(|e| e.class())?;
     let mut entries = EntryReader::new(unlocked.payload_reader(r)).map_err(|e| e.class())?;
     let opts = restore::Options {

@@ -29,6 +29,7 @@ fn blob(uuid: &str, generation: u64, plain_len: usize) -> Vec<u8> {
         created: 1_780_000_000,
         tool_version: "0.1.0".into(),
         persona: "work".into(),
+        host: Some(zeta_creds::envelope::Host::parse("node-a").unwrap()),
     };
     let mut w = Header::seal(Vec::new(), &SecretString::from("pass"), &fields).unwrap();
     w.write_all(&vec![7u8; plain_len]).unwrap();
@@ -111,7 +112,7 @@ fn a_directory_and_a_file_are_copied_whole_under_a_name_that_says_which_blob() {
             info.host.as_deref(),
             info.generation
         ),
-        ("abcd-1234", None, 7)
+        ("abcd-1234", Some("node-a"), 7)
     );
     assert_eq!(
         (
@@ -121,11 +122,11 @@ fn a_directory_and_a_file_are_copied_whole_under_a_name_that_says_which_blob() {
         ),
         (1_780_000_000, "work", "0.1.0")
     );
-    assert_eq!((info.format_version, info.size), (1, b.len() as u64));
+    assert_eq!((info.format_version, info.size), (2, b.len() as u64));
     assert_eq!(
         report.sources[0].to_string(),
         format!(
-            "{}: zeta-creds.enc: rescued (host (not recorded), stick abcd-1234, generation 7, sealed 2026-05-28 20:26:40 UTC, persona work, zeta-creds 0.1.0, format 1) to {}",
+            "{}: zeta-creds.enc: rescued (host node-a, stick abcd-1234, generation 7, sealed 2026-05-28 20:26:40 UTC, persona work, zeta-creds 0.1.0, format 2) to {}",
             w.p("src").display(),
             stored.display()
         )
@@ -180,7 +181,7 @@ fn two_generations_of_one_stick_are_both_kept_and_the_newer_is_named() {
     assert_eq!(
         report.same_stick[0].to_string(),
         format!(
-            "2 blobs for stick abcd-1234 are all kept: generation 9 at {}, generation 4 at {}; the newest is {}",
+            "2 blobs for stick abcd-1234 and host node-a are all kept: generation 9 at {}, generation 4 at {}; the newest is {}",
             pn.display(),
             po.display(),
             pn.display()
@@ -245,7 +246,7 @@ fn what_is_not_a_whole_blob_is_reported_and_nothing_is_left_in_the_rescue_dir() 
                 d("payload-cut.enc")
             ),
             format!(
-                "{}: not a zeta-creds blob (it has the zeta-creds magic, but unsupported envelope version 9 (this zeta-creds reads version 1)); not copied, the source is left as it is",
+                "{}: not a zeta-creds blob (it has the zeta-creds magic, but unsupported envelope version 9 (this zeta-creds reads versions 1 and 2)); not copied, the source is left as it is",
                 d("v9.enc")
             ),
             format!(

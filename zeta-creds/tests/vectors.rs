@@ -55,8 +55,8 @@ use libtest_mimic::Trial;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeta_creds::envelope::{
-    Anchor, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, Header, HeaderFields,
-    StreamReader, TAG_LEN, UsbUuid,
+    Anchor, Binding, CHUNK_SIZE, EntryKind, EntryMeta, EntryReader, ErrorClass, Header,
+    HeaderFields, Host, StreamReader, TAG_LEN, UsbUuid,
 };
 
 // ---------------------------------------------------------------------------
@@ -68,6 +68,8 @@ const NEW_PASSPHRASE: &str = "tr0ub4dor&3";
 const UUID: &str = "abcd-1234";
 const OTHER_UUID: &str = "ef01-5678";
 const ISO_UUID: &str = "2025-05-27-10-31-45-00";
+const HOST: &str = "alpha";
+const OTHER_HOST: &str = "beta";
 const LOG_N: u8 = 10;
 const CAP: u8 = 20;
 const CREATED: u64 = 1_700_000_000;
@@ -105,6 +107,7 @@ const SCHEMA: Schema = Schema {
         "expect",
         "passphrase",
         "usb uuid",
+        "host",
         "max log_n",
         "file key",
         "payload",
@@ -190,6 +193,8 @@ struct Vector {
     expect: Expect,
     passphrase: String,
     usb_uuid: String,
+    /// The host the reader is; `None`: it checks no host (as `verify`).
+    host: Option<String>,
     max_log_n: u8,
     /// SHA-256 input: all plaintext a STREAM decoder releases (FORMAT.md §4).
     released: Option<Vec<u8>>,
@@ -206,6 +211,7 @@ impl Vector {
             expect,
             passphrase: PASSPHRASE.into(),
             usb_uuid: UUID.into(),
+            host: Some(HOST.into()),
             max_log_n: CAP,
             released: None,
             comment: comment.into(),
@@ -221,6 +227,11 @@ impl Vector {
 
     fn uuid(mut self, u: &str) -> Vector {
         self.usb_uuid = u.into();
+        self
+    }
+
+    fn host(mut self, h: Option<&str>) -> Vector {
+        self.host = h.map(str::to_owned);
         self
     }
 
@@ -251,8 +262,11 @@ impl Vector {
             ("expect", self.expect.as_str().to_string()),
             ("passphrase", self.passphrase.clone()),
             ("usb uuid", self.usb_uuid.clone()),
-            ("max log_n", self.max_log_n.to_string()),
         ];
+        if let Some(host) = &self.host {
+            lines.push(("host", host.clone()));
+        }
+        lines.push(("max log_n", self.max_log_n.to_string()));
         if self.expect.unwraps() {
             lines.push(("file key", hex::encode(file_key())));
         }
@@ -278,6 +292,7 @@ impl Recipe {
                 created: CREATED,
                 tool_version: TOOL.into(),
                 persona: String::new(),
+                host: Some(Host::parse(HOST).unwrap()),
             },
             passphrase: PASSPHRASE.into(),
             file_key: file_key(),
@@ -459,6 +474,7 @@ fn all_vectors() -> Vec<Vector> {
 fn success(name: &'static str, comment: &str, recipe: &Recipe, plain: &[u8]) -> Vector {
     Vector::new(name, Expect::Success, comment, recipe.seal(plain))
         .uuid(recipe.fields.usb_uuid.as_str())
+        .host(recipe.fields.host.as_ref().map(Host::as_str))
         .passphrase(&recipe.passphrase)
         .released(plain)
         .recipe(recipe, plain)
@@ -535,11 +551,12 @@ fn success_vectors(v: &mut Vec<Vector>) {
     long.fields.usb_uuid = UsbUuid::parse(&"0123456789abcdef-".repeat(4)[..64]).unwrap();
     long.fields.tool_version = "0.1.0+".to_string() + &"x".repeat(58);
     long.fields.persona = "p".repeat(64);
+    long.fields.host = Some(Host::parse(&"0123456789.abcdef-".repeat(4)[..64]).unwrap());
     long.fields.created = u64::MAX;
     long.fields.generation = u64::MAX;
     v.push(success(
         "success_longest_fields",
-        "uuid, tool_version and persona at their 64-byte maximum; generation and created at u64::MAX",
+        "uuid, tool_version, persona and host at their 64-byte maximum; generation and created at u64::MAX",
         &long,
         &typical_plaintext(),
     ));
@@ -577,7 +594,7 @@ fn success_vectors(v: &mut Vec<Vector>) {
     let old = r.seal(&plain);
     let header = Header::read(&mut &old[..]).unwrap();
     let unlocked = header
-        .unlock(&r.secret(), Some(&r.fields.usb_uuid), CAP)
+        .unlock(&r.secret(), &binding(&r.fields), CAP)
         .unwrap();
     let mut rekeyed = Recipe::new();
     rekeyed.passphrase = NEW_PASSPHRASE.into();
@@ -614,6 +631,59 @@ fn success_vectors(v: &mut Vec<Vector>) {
         )
         .uuid(OTHER_UUID),
     );
+
+    // Version 1 (no host) is still read: with no host to check (verify,
+    // rekey) it decrypts; a reader that checks its host refuses it.
+    let mut v1 = Recipe::new();
+    v1.fields.host = None;
+    let v1_blob = v1.seal(&plain);
+    assert_eq!(v1_blob[Layout::VERSION], 1);
+    v.push(
+        success(
+            "success_v1_no_host",
+            "a version 1 blob (no host_len, no host; v1 labels for scrypt, the KEK and the MAC key), read with no host check, as verify and rekey read it",
+            &v1,
+            &plain,
+        )
+        .host(None),
+    );
+    v.push(Vector::new(
+        "binding_v1_no_host",
+        Expect::Binding,
+        "the version 1 blob of success_v1_no_host read by host alpha: it records no host, so it is refused like another host's, before scrypt",
+        v1_blob.clone(),
+    ));
+    // Rekey from version 1 to version 2: the same payload, now with a host.
+    let v1_header = Header::read(&mut &v1_blob[..]).unwrap();
+    let unlocked = v1_header
+        .unlock(&v1.secret(), &Binding::default(), CAP)
+        .unwrap();
+    let mut moved = Recipe::new();
+    moved.fields.generation = 2;
+    moved.salt = rekey_salt();
+    let mut blob = unlocked
+        .rewrap_with_salt(&moved.secret(), &moved.fields, moved.salt)
+        .unwrap();
+    blob.extend_from_slice(&v1_blob[v1_header.len()..]);
+    assert_eq!(blob, moved.seal(&plain), "a v1 -> v2 rekey is a v2 bundle");
+    v.push(
+        Vector::new(
+            "success_rekeyed_from_v1",
+            Expect::Success,
+            "success_v1_no_host rekeyed to version 2 for host alpha (fresh salt 0x40..0x4f, generation 2); payload nonce and payload bytes unchanged",
+            blob,
+        )
+        .released(&plain)
+        .recipe(&moved, &plain),
+    );
+}
+
+/// What a reader on the recipe's own stick and host expects.
+fn binding(f: &HeaderFields) -> Binding<'_> {
+    Binding {
+        usb_uuid: Some(&f.usb_uuid),
+        host: f.host.as_ref(),
+    }
 }
 
 /// Apply `f` to a copy of a valid blob.
@@ -645,9 +715,40 @@ fn header_vectors(v: &mut Vec<Vector>) {
         patched(&base, |b| b[Layout::VERSION] = 0),
     ));
     v.push(h(
-        "header_version_2",
-        "version byte 0x02: an unknown version is rejected before anything after it is read",
-        patched(&base, |b| b[Layout::VERSION] = 2),
+        "header_version_3",
+        "version byte 0x03: an unknown version is rejected before anything after it is read",
+        patched(&base, |b| b[Layout::VERSION] = 3),
+    ));
+    v.push(h(
+        "header_truncated_in_host",
+        "ends after 2 of the 5 host bytes",
+        base[..lay.host() + 2].to_vec(),
+    ));
+    v.push(h(
+        "header_host_len_0",
+        "host_len 0 and no host bytes: a version 2 header must name its host",
+        patched(&base, |b| {
+            b[lay.host_len()] = 0;
+            b.drain(lay.host()..lay.nonce());
+        }),
+    ));
+    v.push(h(
+        "header_host_len_65",
+        "host_len 65 followed by 65 valid host characters: too long",
+        patched(&base, |b| {
+            b[lay.host_len()] = 65;
+            b.splice(lay.host()..lay.nonce(), [b'a'; 65]);
+        }),
+    ));
+    v.push(h(
+        "header_host_bad_character",
+        "host \"al_ha\": '_' is outside [a-z0-9.-]",
+        patched(&base, |b| b[lay.host() + 2] = b'_'),
+    ));
+    v.push(h(
+        "header_host_uppercase",
+        "host \"Alpha\" in the header: a stored host must already be lower-cased",
+        patched(&base, |b| b[lay.host()] = b'A'),
     ));
     v.push(h("header_truncated_empty", "an empty file", Vec::new()));
     v.push(h(
@@ -814,6 +915,23 @@ fn unlock_vectors(v: &mut Vec<Vector>) {
             patched(&base, |b| b[lay.log_n() - 1] = b'5'),
         )
         .uuid("abcd-1235"),
+    );
+    v.push(
+        Vector::new(
+            "binding_other_host",
+            Expect::Binding,
+            "sealed for host alpha, read by host beta on the same stick with the same passphrase (the fleet swap): refused before scrypt",
+            base.clone(),
+        )
+        .host(Some(OTHER_HOST)),
+    );
+    v.push(
+        nm(
+            "no_match_host_forged",
+            "the clear host rewritten from alpha to alphb to pass the cheap check on host alphb: the KEK still binds alpha",
+            patched(&base, |b| b[lay.nonce() - 1] = b'b'),
+        )
+        .host(Some("alphb")),
     );
 
     let hm = |name, comment: &str, blob| Vector::new(name, Expect::Hmac, comment, blob);
@@ -1223,6 +1341,7 @@ struct VectorFile {
     expect: Expect,
     passphrase: String,
     usb_uuid: String,
+    host: Option<String>,
     max_log_n: u8,
     file_key: Option<[u8; 32]>,
     payload: Option<[u8; 32]>,
@@ -1236,6 +1355,7 @@ fn parse_vector(name: &str, bytes: &[u8]) -> Result<VectorFile, String> {
         expect: Expect::parse(f.need("expect")?).ok_or("unknown `expect` value")?,
         passphrase: f.need("passphrase")?.to_string(),
         usb_uuid: f.need("usb uuid")?.to_string(),
+        host: f.get("host").map(str::to_owned),
         max_log_n: f
             .need("max log_n")?
             .parse()
@@ -1321,8 +1441,16 @@ fn decrypt_with_api(v: &VectorFile) -> Outcome {
         }
     };
     let uuid = UsbUuid::parse(&v.usb_uuid).expect("the vector's usb uuid is valid");
+    let host = v
+        .host
+        .as_deref()
+        .map(|h| Host::parse(h).expect("the vector's host is valid"));
     let passphrase = SecretString::from(v.passphrase.as_str());
-    let unlocked = match header.unlock(&passphrase, Some(&uuid), v.max_log_n) {
+    let expected = Binding {
+        usb_uuid: Some(&uuid),
+        host: host.as_ref(),
+    };
+    let unlocked = match header.unlock(&passphrase, &expected, v.max_log_n) {
         Ok(u) => u,
         Err(e) => {
             out.failure = Some(e.class());
@@ -1531,8 +1659,8 @@ fn format_md_worked_example_is_current() {
     let b = &v.blob;
     let lay = Layout::of(&Recipe::new().fields);
     let hx = |r: std::ops::Range<usize>| hex::encode(&b[r]);
-    let s = spec::scrypt_s(PASSPHRASE, &salt(), LOG_N);
-    let kek = spec::kek_from_s(&s, UUID.as_bytes());
+    let s = spec::scrypt_s(PASSPHRASE, &salt(), LOG_N, 2);
+    let kek = spec::kek_from_s(&s, UUID.as_bytes(), Some(HOST.as_bytes()));
     let mac_key = spec::hkdf(&file_key(), b"", spec::LABEL_HEADER);
     let payload_key = spec::hkdf(&file_key(), &payload_nonce(), spec::LABEL_PAYLOAD);
     let plain = entry_stream(USER, &[]);
@@ -1563,11 +1691,13 @@ fn format_md_worked_example_is_current() {
         format!("tool_len       {}", hx(lay.tool_len()..lay.tool())),
         format!("tool_version   {}", hx(lay.tool()..lay.persona_len())),
         format!("persona_len    {}", hx(lay.persona_len()..lay.persona())),
+        format!("host_len       {}", hx(lay.host_len()..lay.host())),
+        format!("host           {}", hx(lay.host()..lay.nonce())),
         format!("payload_nonce  {}", hx(lay.nonce()..lay.mac())),
         format!("mac            {}", hx(lay.mac()..lay.payload())),
         format!("chunk 0        {}", hx(lay.payload()..b.len())),
     ];
-    assert_eq!(lay.persona(), lay.nonce(), "no persona in this vector");
+    assert_eq!(lay.persona(), lay.host_len(), "no persona in this vector");
     assert_eq!(b.len(), lay.payload() + plain.len() + TAG_LEN);
     lines.push(String::new());
     let block = lines.join("\n");
@@ -1586,10 +1716,24 @@ mod spec {
     use super::*;
 
     pub const MAGIC: &[u8] = b"zeta-creds";
-    pub const LABEL_SCRYPT: &[u8] = b"zeta-creds/v1/scrypt";
-    pub const LABEL_KEK: &[u8] = b"zeta-creds/v1/kek";
-    pub const LABEL_HEADER: &[u8] = b"zeta-creds/v1/header";
+    /// §3.8: the labels of version 2; §12: version 1's read `v1`. The
+    /// payload label is `v1` in both.
+    pub const LABEL_SCRYPT: &[u8] = b"zeta-creds/v2/scrypt";
+    pub const LABEL_KEK: &[u8] = b"zeta-creds/v2/kek";
+    pub const LABEL_HEADER: &[u8] = b"zeta-creds/v2/header";
     pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
+    const LABEL_SCRYPT_V1: &[u8] = b"zeta-creds/v1/scrypt";
+    const LABEL_KEK_V1: &[u8] = b"zeta-creds/v1/kek";
+    const LABEL_HEADER_V1: &[u8] = b"zeta-creds/v1/header";
+
+    /// The MAC key's label for `version`.
+    pub fn label_header(version: u8) -> &'static [u8] {
+        if version == 1 {
+            LABEL_HEADER_V1
+        } else {
+            LABEL_HEADER
+        }
+    }
     const CHUNK: usize = 64 * 1024;
 
     /// HKDF-SHA-256(ikm, salt, info), 32 bytes (RFC 5869).
@@ -1602,21 +1746,31 @@ mod spec {
     }
 
     /// §3.3: `s = scrypt(P = passphrase, S = label || salt, N = 2^log_n, r = 8, p = 1, dkLen = 32)`.
-    pub fn scrypt_s(passphrase: &str, salt: &[u8], log_n: u8) -> [u8; 32] {
+    pub fn scrypt_s(passphrase: &str, salt: &[u8], log_n: u8, version: u8) -> [u8; 32] {
         let mut s = [0u8; 32];
         let params = scrypt::Params::new(log_n, 8, 1).unwrap();
-        let salt = [LABEL_SCRYPT, salt].concat();
+        let label = if version == 1 {
+            LABEL_SCRYPT_V1
+        } else {
+            LABEL_SCRYPT
+        };
+        let salt = [label, salt].concat();
         scrypt::scrypt(passphrase.as_bytes(), &salt, &params, &mut s).unwrap();
         s
     }
 
-    /// §3.4: `KEK = HKDF(ikm = s, salt = "", info = label || 0x00 || uuid)`.
-    pub fn kek_from_s(s: &[u8; 32], uuid: &[u8]) -> [u8; 32] {
-        hkdf(s, b"", &[LABEL_KEK, &[0x00], uuid].concat())
+    /// §3.4: `KEK = HKDF(ikm = s, salt = "", info = label || 0x00 || uuid || 0x00 || host)`;
+    /// §12: version 1 (no host) ends the info at the UUID, with its own label.
+    pub fn kek_from_s(s: &[u8; 32], uuid: &[u8], host: Option<&[u8]>) -> [u8; 32] {
+        match host {
+            Some(host) => hkdf(s, b"", &[LABEL_KEK, &[0x00], uuid, &[0x00], host].concat()),
+            None => hkdf(s, b"", &[LABEL_KEK_V1, &[0x00], uuid].concat()),
+        }
     }
 
-    fn kek(passphrase: &str, salt: &[u8], log_n: u8, uuid: &[u8]) -> [u8; 32] {
-        kek_from_s(&scrypt_s(passphrase, salt, log_n), uuid)
+    fn kek(passphrase: &str, salt: &[u8], log_n: u8, uuid: &[u8], host: Option<&[u8]>) -> [u8; 32] {
+        let version = if host.is_some() { 2 } else { 1 };
+        kek_from_s(&scrypt_s(passphrase, salt, log_n, version), uuid, host)
     }
 
     pub fn hmac(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
@@ -1650,17 +1804,20 @@ mod spec {
     /// and nonce).
     pub fn encrypt(r: &Recipe, file_key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
         let f = &r.fields;
+        let host = f.host.as_ref().map(|h| h.as_str().as_bytes());
+        let version = if host.is_some() { 2 } else { 1 };
         let kek = kek(
             &r.passphrase,
             &r.salt,
             f.log_n,
             f.usb_uuid.as_str().as_bytes(),
+            host,
         );
         let wrapped = aead(&kek)
             .encrypt(&Nonce::from([0u8; 12]), &file_key[..])
             .unwrap();
         let mut h = MAGIC.to_vec();
-        h.push(1);
+        h.push(version);
         h.push(f.usb_uuid.as_str().len() as u8);
         h.extend_from_slice(f.usb_uuid.as_str().as_bytes());
         h.push(f.log_n);
@@ -1672,8 +1829,12 @@ mod spec {
         h.extend_from_slice(f.tool_version.as_bytes());
         h.push(f.persona.len() as u8);
         h.extend_from_slice(f.persona.as_bytes());
+        if let Some(host) = host {
+            h.push(host.len() as u8);
+            h.extend_from_slice(host);
+        }
         h.extend_from_slice(&r.nonce);
-        let mac = hmac(&hkdf(file_key, b"", LABEL_HEADER), &h);
+        let mac = hmac(&hkdf(file_key, b"", label_header(version)), &h);
         h.extend_from_slice(&mac);
         let key = hkdf(file_key, &r.nonce, LABEL_PAYLOAD);
         let n = plain.len().div_ceil(CHUNK).max(1);
@@ -1712,7 +1873,10 @@ mod spec {
     }
 
     struct ParsedHeader<'a> {
+        version: u8,
         uuid: &'a [u8],
+        /// `None` in version 1.
+        host: Option<&'a [u8]>,
         log_n: u8,
         salt: &'a [u8],
         wrapped: &'a [u8],
@@ -1726,7 +1890,11 @@ mod spec {
     /// §2: `None` is a header failure.
     fn parse_header(blob: &[u8]) -> Option<ParsedHeader<'_>> {
         let mut c = Cursor { data: blob, pos: 0 };
-        if c.take(10)? != MAGIC || c.u8()? != 1 {
+        if c.take(10)? != MAGIC {
+            return None;
+        }
+        let version = c.u8()?;
+        if version != 1 && version != 2 {
             return None;
         }
         let uuid_len = c.u8()? as usize;
@@ -1756,11 +1924,23 @@ mod spec {
         if !persona.iter().all(|b| uuid_ok(b) || *b == b'_') {
             return None;
         }
+        let host = if version == 2 {
+            let host_len = c.u8()? as usize;
+            let host = c.take(host_len)?;
+            if !(1..=64).contains(&host_len) || !host.iter().all(|b| uuid_ok(b) || *b == b'.') {
+                return None;
+            }
+            Some(host)
+        } else {
+            None
+        };
         let nonce = c.take(16)?;
         let mac_input = &blob[..c.pos];
         let mac = c.take(32)?;
         Some(ParsedHeader {
+            version,
             uuid,
+            host,
             log_n,
             salt,
             wrapped,
@@ -1882,17 +2062,23 @@ mod spec {
         if h.uuid != expected.as_bytes() {
             return (Expect::Binding, Vec::new());
         }
+        // The caller's host, normalized (§2.2); a version 1 blob has none.
+        if let Some(host) = &v.host
+            && h.host != Some(host.trim().to_ascii_lowercase().as_bytes())
+        {
+            return (Expect::Binding, Vec::new());
+        }
         if h.log_n > v.max_log_n {
             return (Expect::Header, Vec::new());
         }
-        let kek = kek(&v.passphrase, h.salt, h.log_n, h.uuid);
+        let kek = kek(&v.passphrase, h.salt, h.log_n, h.uuid, h.host);
         let Ok(file_key) = aead(&kek).decrypt(&Nonce::from([0u8; 12]), h.wrapped) else {
             return (Expect::NoMatch, Vec::new());
         };
         let file_key: [u8; 32] = file_key.try_into().unwrap();
         // Constant time is irrelevant here; this decoder holds no secret
         // worth protecting.
-        if hmac(&hkdf(&file_key, b"", LABEL_HEADER), h.mac_input)[..] != *h.mac {
+        if hmac(&hkdf(&file_key, b"", label_header(h.version)), h.mac_input)[..] != *h.mac {
             return (Expect::Hmac, Vec::new());
         }
         let key = hkdf(&file_key, h.nonce, LABEL_PAYLOAD);

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! magic          10  "zeta-creds"
-//! version         1  0x01
+//! version         1  0x02 (0x01: read only, no host_len/host)
 //! uuid_len        1  1..=64
 //! uuid            n  normalized USB UUID, [0-9a-z-]
 //! log_n           1  10..=22
@@ -17,6 +17,8 @@
 //! tool_version    n  printable ASCII 0x21..=0x7e
 //! persona_len     1  0..=64
 //! persona         n  [a-z0-9_-]
+//! host_len        1  1..=64       (version 2 only)
+//! host            n  [a-z0-9.-]   (version 2 only)
 //! payload_nonce  16
 //! mac            32  HMAC-SHA-256 over every byte above, as received
 //! ```
@@ -28,8 +30,9 @@ use secrecy::SecretString;
 use super::keys::{FileKey, Kek, PayloadKey};
 use super::stream::{StreamReader, StreamWriter};
 use super::{
-    Error, MAC_LEN, MAGIC, MAX_LOG_N, MAX_PERSONA_LEN, MAX_TOOL_VERSION_LEN, MIN_LOG_N,
-    PAYLOAD_NONCE_LEN, SALT_LEN, UsbUuid, VERSION, WRAPPED_KEY_LEN, read_full, validate_persona,
+    Error, Host, MAC_LEN, MAGIC, MAX_HOST_LEN, MAX_LOG_N, MAX_PERSONA_LEN, MAX_TOOL_VERSION_LEN,
+    MIN_LOG_N, PAYLOAD_NONCE_LEN, SALT_LEN, UsbUuid, VERSION, VERSION_1, WRAPPED_KEY_LEN,
+    read_full, validate_persona,
 };
 
 /// The header fields a bundle chooses. When read from a blob they are
@@ -48,10 +51,27 @@ pub struct HeaderFields {
     pub tool_version: String,
     /// The persona the blob was bundled for; empty for none.
     pub persona: String,
+    /// The host the blob was sealed for. `None` only in a version 1 blob,
+    /// which has no host field; every blob written now records one.
+    pub host: Option<Host>,
 }
 
 impl HeaderFields {
-    fn validate(&self) -> Result<(), Error> {
+    /// The envelope version these fields are encoded as: 1 without a host.
+    pub fn version(&self) -> u8 {
+        if self.host.is_some() {
+            VERSION
+        } else {
+            VERSION_1
+        }
+    }
+
+    /// Check the fields of a header about to be written; `allow_v1` (the
+    /// vectors' constructors only) lets one without a host through.
+    fn validate(&self, allow_v1: bool) -> Result<(), Error> {
+        if self.host.is_none() && !allow_v1 {
+            return Err(Error::MissingHost);
+        }
         if !(MIN_LOG_N..=MAX_LOG_N).contains(&self.log_n) {
             return Err(Error::WorkFactorOutOfRange { log_n: self.log_n });
         }
@@ -105,12 +125,14 @@ impl Header {
         super::os_random(&mut salt)?;
         let mut nonce = [0u8; PAYLOAD_NONCE_LEN];
         super::os_random(&mut nonce)?;
-        Self::seal_chosen(out, passphrase, fields, file_key, salt, nonce)
+        Self::seal_chosen(out, passphrase, fields, file_key, salt, nonce, false)
     }
 
     /// [`Header::seal`] with chosen randomness, for known-answer vectors
     /// only. Reusing a file key or nonce across blobs breaks confidentiality.
-    /// Exists only with the `test-vectors` feature.
+    /// Unlike `seal`, it writes a version 1 header for fields without a
+    /// host (the vectors that prove version 1 is still read). Exists only
+    /// with the `test-vectors` feature.
     #[cfg(any(test, feature = "test-vectors"))]
     pub fn seal_with<W: Write>(
         out: W,
@@ -120,7 +142,7 @@ impl Header {
         salt: [u8; SALT_LEN],
         payload_nonce: [u8; PAYLOAD_NONCE_LEN],
     ) -> Result<StreamWriter<W>, Error> {
-        Self::seal_chosen(out, passphrase, fields, file_key, salt, payload_nonce)
+        Self::seal_chosen(out, passphrase, fields, file_key, salt, payload_nonce, true)
     }
 
     /// What [`Header::seal`] does once its randomness is drawn.
@@ -131,12 +153,19 @@ impl Header {
         file_key: FileKey,
         salt: [u8; SALT_LEN],
         payload_nonce: [u8; PAYLOAD_NONCE_LEN],
+        allow_v1: bool,
     ) -> Result<StreamWriter<W>, Error> {
-        fields.validate()?;
-        let kek = Kek::derive(passphrase, &salt, fields.log_n, &fields.usb_uuid)?;
+        fields.validate(allow_v1)?;
+        let kek = Kek::derive(
+            passphrase,
+            &salt,
+            fields.log_n,
+            &fields.usb_uuid,
+            fields.host.as_ref(),
+        )?;
         let wrapped_key = kek.wrap(&file_key);
         let encoded = encode(fields, &salt, &wrapped_key, &payload_nonce);
-        let mac = file_key.mac_key().compute(&encoded);
+        let mac = file_key.mac_key(fields.host.is_none()).compute(&encoded);
         out.write_all(&encoded)?;
         out.write_all(&mac)?;
         let payload_key = file_key.payload_key(&payload_nonce);
@@ -158,7 +187,7 @@ impl Header {
             return Err(Error::BadMagic);
         }
         let version = p.u8()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(Error::UnsupportedVersion(version));
         }
         let uuid_len = p.u8()? as usize;
@@ -199,6 +228,24 @@ impl Header {
             field: "persona",
             reason: "expected [a-z0-9_-]".into(),
         })?;
+        let host = if version == VERSION_1 {
+            None
+        } else {
+            let host_len = p.u8()? as usize;
+            if !(1..=MAX_HOST_LEN).contains(&host_len) {
+                return Err(Error::InvalidHeader {
+                    field: "host",
+                    reason: format!("length {host_len} is outside 1..={MAX_HOST_LEN}"),
+                });
+            }
+            let bytes = p.bytes(host_len)?;
+            Some(
+                Host::from_header(&bytes).ok_or_else(|| Error::InvalidHeader {
+                    field: "host",
+                    reason: "expected [a-z0-9.-], already lower-cased".into(),
+                })?,
+            )
+        };
         let payload_nonce = p.array::<PAYLOAD_NONCE_LEN>()?;
         let encoded = std::mem::take(&mut p.encoded);
         let mut mac = [0u8; MAC_LEN];
@@ -214,6 +261,7 @@ impl Header {
                 // valid_tool_version admits ASCII only.
                 tool_version: String::from_utf8_lossy(&tool).into_owned(),
                 persona,
+                host,
             },
             salt,
             wrapped_key,
@@ -266,24 +314,34 @@ impl Header {
     /// Check the binding and the work-factor cap, run scrypt, unwrap the
     /// file key and verify the header MAC, in that order.
     ///
-    /// * `expected_uuid`: the stick the caller holds. `None` (for `verify`,
-    ///   which has no stick to compare with) takes the header's UUID.
+    /// * `expected`: the stick the caller holds and the host it is
+    ///   ([`Binding`]); what it leaves out is not checked (`verify` has no
+    ///   stick, `restore --allow-other-host` takes any host). The KEK is
+    ///   derived from the caller's UUID (or the header's, with none) and
+    ///   the header's host: a host or UUID edited in the clear to pass the
+    ///   cheap check does not unwrap.
     /// * `max_log_n`: refuse more scrypt work than this *before* running
     ///   scrypt, since nothing in the header is authenticated yet.
     pub fn unlock(
         &self,
         passphrase: &SecretString,
-        expected_uuid: Option<&UsbUuid>,
+        expected: &Binding<'_>,
         max_log_n: u8,
     ) -> Result<UnlockedHeader<'_>, Error> {
-        if let Some(expected) = expected_uuid {
-            self.check_binding(expected)?;
-        }
+        self.check_binding(expected)?;
         self.check_work_factor(max_log_n)?;
-        let uuid = expected_uuid.unwrap_or(&self.fields.usb_uuid);
-        let kek = Kek::derive(passphrase, &self.salt, self.fields.log_n, uuid)?;
+        let uuid = expected.usb_uuid.unwrap_or(&self.fields.usb_uuid);
+        let kek = Kek::derive(
+            passphrase,
+            &self.salt,
+            self.fields.log_n,
+            uuid,
+            self.fields.host.as_ref(),
+        )?;
         let file_key = kek.unwrap(&self.wrapped_key)?;
-        file_key.mac_key().verify(&self.encoded, &self.mac)?;
+        file_key
+            .mac_key(self.fields.host.is_none())
+            .verify(&self.encoded, &self.mac)?;
         // The MAC holds: only now may the payload key exist.
         let payload_key = file_key.payload_key(&self.payload_nonce);
         Ok(UnlockedHeader {
@@ -293,14 +351,27 @@ impl Header {
         })
     }
 
-    /// Refuse a blob whose (unauthenticated) UUID is not the stick's: a
-    /// cheap "wrong stick" answer before a passphrase is asked. The UUID is
-    /// also bound into the KEK, so editing it in the clear gains nothing.
-    pub fn check_binding(&self, expected: &UsbUuid) -> Result<(), Error> {
-        if expected != &self.fields.usb_uuid {
+    /// Refuse a blob whose (unauthenticated) UUID is not the stick's, or
+    /// whose host is not the caller's: a cheap "wrong stick" or "another
+    /// machine's blob" answer before a passphrase is asked (FORMAT.md §6
+    /// step 2). The stick is checked first. A version 1 blob records no
+    /// host, so it fails any host check. Both are also bound into the KEK,
+    /// so editing them in the clear gains nothing.
+    pub fn check_binding(&self, expected: &Binding<'_>) -> Result<(), Error> {
+        if let Some(uuid) = expected.usb_uuid
+            && uuid != &self.fields.usb_uuid
+        {
             return Err(Error::UsbUuidMismatch {
                 blob: self.fields.usb_uuid.to_string(),
-                expected: expected.to_string(),
+                expected: uuid.to_string(),
+            });
+        }
+        if let Some(host) = expected.host
+            && self.fields.host.as_ref() != Some(host)
+        {
+            return Err(Error::HostMismatch {
+                blob: self.fields.host.as_ref().map(Host::to_string),
+                expected: host.to_string(),
             });
         }
         Ok(())
@@ -316,6 +387,17 @@ impl Header {
         }
         Ok(())
     }
+}
+
+/// What a reader expects a blob to be bound to (FORMAT.md §6 step 2):
+/// the stick it holds and the host it is. A `None` is not checked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Binding<'a> {
+    /// The stick the caller holds; `None` checks no stick (`verify`, `rekey`).
+    pub usb_uuid: Option<&'a UsbUuid>,
+    /// The host the caller is; `None` checks no host (`verify`, `rekey`,
+    /// `restore --allow-other-host`).
+    pub host: Option<&'a Host>,
 }
 
 /// A header whose MAC has been verified with the file key it wraps.
@@ -336,9 +418,11 @@ impl UnlockedHeader<'_> {
         StreamReader::new(payload, self.payload_key)
     }
 
-    /// Rekey: wrap the same file key under a new passphrase and/or UUID with
-    /// a fresh salt, and return the new header bytes (MAC included). The
-    /// payload nonce is kept, so the payload bytes are copied unchanged.
+    /// Rekey: wrap the same file key under a new passphrase, UUID and/or
+    /// host with a fresh salt, and return the new header bytes (MAC
+    /// included), always as version 2 (`new_fields.host` is required). The
+    /// payload nonce is kept, so the payload bytes are copied unchanged,
+    /// from a version 1 blob too.
     pub fn rewrap(
         &self,
         new_passphrase: &SecretString,
@@ -368,22 +452,25 @@ impl UnlockedHeader<'_> {
         new_fields: &HeaderFields,
         salt: [u8; SALT_LEN],
     ) -> Result<Vec<u8>, Error> {
-        new_fields.validate()?;
+        new_fields.validate(false)?;
         let kek = Kek::derive(
             new_passphrase,
             &salt,
             new_fields.log_n,
             &new_fields.usb_uuid,
+            new_fields.host.as_ref(),
         )?;
         let wrapped = kek.wrap(&self.file_key);
         let mut out = encode(new_fields, &salt, &wrapped, &self.header.payload_nonce);
-        let mac = self.file_key.mac_key().compute(&out);
+        let mac = self.file_key.mac_key(false).compute(&out);
         out.extend_from_slice(&mac);
         Ok(out)
     }
 }
 
-/// Serialise a header we built ourselves (FORMAT.md §2), without its MAC.
+/// Serialise a header we built ourselves (FORMAT.md §2), without its MAC:
+/// version 2, or version 1 for fields without a host (vectors only, which
+/// `validate` enforces).
 fn encode(
     fields: &HeaderFields,
     salt: &[u8; SALT_LEN],
@@ -395,7 +482,7 @@ fn encode(
     let persona = fields.persona.as_bytes();
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(MAGIC);
-    out.push(VERSION);
+    out.push(fields.version());
     // Lengths were validated (uuid <= 64, tool <= 64, persona <= 64).
     out.push(uuid.len() as u8);
     out.extend_from_slice(uuid);
@@ -408,6 +495,11 @@ fn encode(
     out.extend_from_slice(tool);
     out.push(persona.len() as u8);
     out.extend_from_slice(persona);
+    if let Some(host) = &fields.host {
+        // Validated by Host: 1 to 64 bytes.
+        out.push(host.as_str().len() as u8);
+        out.extend_from_slice(host.as_str().as_bytes());
+    }
     out.extend_from_slice(payload_nonce);
     out
 }
@@ -459,6 +551,7 @@ mod tests {
             created: 1_700_000_000,
             tool_version: "0.1.0".into(),
             persona: "ops".into(),
+            host: Some(Host::parse("node-a").unwrap()),
         }
     }
 
@@ -488,7 +581,9 @@ mod tests {
             blob.len() - 16,
             "payload is one empty chunk (a tag)"
         );
-        let u = h.unlock(&SecretString::from("pw"), None, 20).unwrap();
+        let u = h
+            .unlock(&SecretString::from("pw"), &Binding::default(), 20)
+            .unwrap();
         assert_eq!(u.fields().generation, 3);
     }
 
@@ -497,16 +592,36 @@ mod tests {
         let blob = sealed("pw");
         let h = Header::read(&mut &blob[..]).unwrap();
         let other = UsbUuid::parse("abcd-9999").unwrap();
+        let other_host = Host::parse("node-b").unwrap();
+        let pw = SecretString::from("pw");
+        let stick = |u| Binding {
+            usb_uuid: Some(u),
+            host: None,
+        };
         assert!(matches!(
-            h.unlock(&SecretString::from("pw"), Some(&other), 20),
+            h.unlock(&pw, &stick(&other), 20),
             Err(Error::UsbUuidMismatch { .. })
         ));
+        let own_uuid = fields().usb_uuid;
+        let on = |host| Binding {
+            usb_uuid: Some(&own_uuid),
+            host: Some(host),
+        };
+        match h.unlock(&pw, &on(&other_host), 20) {
+            Err(e @ Error::HostMismatch { .. }) => assert_eq!(
+                e.to_string(),
+                "blob was sealed for host node-a, not for this host node-b"
+            ),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let own = fields().host.unwrap();
+        assert!(h.unlock(&pw, &on(&own), 20).is_ok());
         assert!(matches!(
-            h.unlock(&SecretString::from("pw"), None, 9),
+            h.unlock(&pw, &Binding::default(), 9),
             Err(Error::WorkFactorTooHigh { log_n: 10, cap: 9 })
         ));
         assert!(matches!(
-            h.unlock(&SecretString::from("nope"), None, 20),
+            h.unlock(&SecretString::from("nope"), &Binding::default(), 20),
             Err(Error::WrongPassphrase)
         ));
     }
@@ -527,24 +642,88 @@ mod tests {
     fn rewrap_keeps_payload_and_changes_binding() {
         let blob = sealed("pw");
         let h = Header::read(&mut &blob[..]).unwrap();
-        let u = h.unlock(&SecretString::from("pw"), None, 20).unwrap();
+        let u = h
+            .unlock(&SecretString::from("pw"), &Binding::default(), 20)
+            .unwrap();
         let mut nf = fields();
         nf.usb_uuid = UsbUuid::parse("1111-2222").unwrap();
+        nf.host = Some(Host::parse("node-b").unwrap());
         nf.generation = 4;
         let mut new_blob = u.rewrap(&SecretString::from("new"), &nf).unwrap();
         new_blob.extend_from_slice(&blob[h.len()..]);
         let h2 = Header::read(&mut &new_blob[..]).unwrap();
-        let u2 = h2
-            .unlock(&SecretString::from("new"), Some(&nf.usb_uuid), 20)
-            .unwrap();
+        let binding = Binding {
+            usb_uuid: Some(&nf.usb_uuid),
+            host: nf.host.as_ref(),
+        };
+        let u2 = h2.unlock(&SecretString::from("new"), &binding, 20).unwrap();
         let mut plain = Vec::new();
         u2.payload_reader(&new_blob[h2.len()..])
             .read_to_end(&mut plain)
             .unwrap();
         assert!(plain.is_empty());
         assert!(matches!(
-            h2.unlock(&SecretString::from("pw"), None, 20),
+            h2.unlock(&SecretString::from("pw"), &Binding::default(), 20),
             Err(Error::WrongPassphrase)
+        ));
+    }
+
+    #[test]
+    fn version_1_is_read_and_rewrapped_to_version_2_with_the_same_payload() {
+        let mut v1 = fields();
+        v1.host = None;
+        let mut blob = Vec::new();
+        let mut w = Header::seal_with(
+            &mut blob,
+            &SecretString::from("pw"),
+            &v1,
+            FileKey::from_bytes_for_vectors([5; 32]),
+            [6; 16],
+            [7; 16],
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut w, b"payload bytes").unwrap();
+        w.finish().unwrap();
+        assert_eq!(blob[MAGIC.len()], VERSION_1);
+        let h = Header::read(&mut &blob[..]).unwrap();
+        assert_eq!(h.unauthenticated_fields().host, None);
+        // A host check refuses it, as it would another host.
+        let host = Host::parse("node-a").unwrap();
+        let b = Binding {
+            usb_uuid: None,
+            host: Some(&host),
+        };
+        assert!(matches!(
+            h.check_binding(&b),
+            Err(Error::HostMismatch { blob: None, .. })
+        ));
+        let u = h
+            .unlock(&SecretString::from("pw"), &Binding::default(), 20)
+            .unwrap();
+        // A rewrap must name a host; then it is version 2.
+        assert!(matches!(
+            u.rewrap(&SecretString::from("pw"), &v1),
+            Err(Error::MissingHost)
+        ));
+        let mut new_blob = u.rewrap(&SecretString::from("pw"), &fields()).unwrap();
+        assert_eq!(new_blob[MAGIC.len()], VERSION);
+        new_blob.extend_from_slice(&blob[h.len()..]);
+        let h2 = Header::read(&mut &new_blob[..]).unwrap();
+        let u2 = h2.unlock(&SecretString::from("pw"), &b, 20).unwrap();
+        let mut plain = Vec::new();
+        u2.payload_reader(&new_blob[h2.len()..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, b"payload bytes");
+    }
+
+    #[test]
+    fn production_seal_refuses_fields_without_a_host() {
+        let mut v1 = fields();
+        v1.host = None;
+        assert!(matches!(
+            Header::seal(Vec::new(), &SecretString::from("pw"), &v1),
+            Err(Error::MissingHost)
         ));
     }
 }

@@ -14,8 +14,9 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::{
-    Error, FILE_KEY_LEN, LABEL_HEADER, LABEL_KEK, LABEL_PAYLOAD, LABEL_SCRYPT, MAC_LEN,
-    PAYLOAD_NONCE_LEN, SALT_LEN, TAG_LEN, UsbUuid, WRAPPED_KEY_LEN,
+    Error, FILE_KEY_LEN, Host, LABEL_HEADER, LABEL_HEADER_V1, LABEL_KEK, LABEL_KEK_V1,
+    LABEL_PAYLOAD, LABEL_SCRYPT, LABEL_SCRYPT_V1, MAC_LEN, PAYLOAD_NONCE_LEN, SALT_LEN, TAG_LEN,
+    UsbUuid, WRAPPED_KEY_LEN,
 };
 
 /// The random 32-byte key that everything else is derived from. Fresh for
@@ -39,12 +40,17 @@ impl FileKey {
         FileKey(bytes)
     }
 
-    /// `MAC key = HKDF-SHA-256(ikm = file key, salt = "", info = "zeta-creds/v1/header")`
-    pub(super) fn mac_key(&self) -> MacKey {
-        MacKey(hkdf_sha256(&self.0, b"", &[LABEL_HEADER]))
+    /// `MAC key = HKDF-SHA-256(ikm = file key, salt = "", info = "zeta-creds/v2/header")`,
+    /// or with `"zeta-creds/v1/header"` for a version 1 header (`v1`).
+    pub(super) fn mac_key(&self, v1: bool) -> MacKey {
+        let label = if v1 { LABEL_HEADER_V1 } else { LABEL_HEADER };
+        MacKey(hkdf_sha256(&self.0, b"", &[label]))
     }
 
     /// `payload key = HKDF-SHA-256(ikm = file key, salt = payload nonce, info = "zeta-creds/v1/payload")`
+    ///
+    /// The same in both versions, and no header byte but the nonce goes in:
+    /// a rekey from version 1 to 2 keeps the payload as it is.
     ///
     /// Private to the header module: it is only called after the MAC has
     /// been verified (or on a header we built ourselves).
@@ -66,10 +72,14 @@ pub(super) struct Kek([u8; 32]);
 
 impl Kek {
     /// ```text
-    /// s   = scrypt(P = passphrase, S = "zeta-creds/v1/scrypt" || salt,
+    /// s   = scrypt(P = passphrase, S = "zeta-creds/v2/scrypt" || salt,
     ///              N = 2^log_n, r = 8, p = 1, dkLen = 32)
-    /// KEK = HKDF-SHA-256(ikm = s, salt = "", info = "zeta-creds/v1/kek" || 0x00 || uuid)
+    /// KEK = HKDF-SHA-256(ikm = s, salt = "",
+    ///                    info = "zeta-creds/v2/kek" || 0x00 || uuid || 0x00 || host)
     /// ```
+    ///
+    /// With `host = None` (a version 1 header, which has none) the labels
+    /// are version 1's and the info ends at the UUID (FORMAT.md §12).
     ///
     /// The caller has already checked `log_n` against the format's range and
     /// the restore's cap: this is where the memory and time are spent.
@@ -78,9 +88,15 @@ impl Kek {
         salt: &[u8; SALT_LEN],
         log_n: u8,
         uuid: &UsbUuid,
+        host: Option<&Host>,
     ) -> Result<Kek, Error> {
-        let mut scrypt_salt = Vec::with_capacity(LABEL_SCRYPT.len() + SALT_LEN);
-        scrypt_salt.extend_from_slice(LABEL_SCRYPT);
+        let label = if host.is_some() {
+            LABEL_SCRYPT
+        } else {
+            LABEL_SCRYPT_V1
+        };
+        let mut scrypt_salt = Vec::with_capacity(label.len() + SALT_LEN);
+        scrypt_salt.extend_from_slice(label);
         scrypt_salt.extend_from_slice(salt);
         let params = scrypt::Params::new(log_n, 8, 1).map_err(|_| Error::InvalidHeader {
             field: "log_n",
@@ -110,11 +126,17 @@ impl Kek {
             field: "log_n",
             reason: "scrypt output length".into(),
         })?;
-        Ok(Kek(hkdf_sha256(
-            &s[..],
-            b"",
-            &[LABEL_KEK, &[0x00], uuid.as_str().as_bytes()],
-        )))
+        // Neither the UUID nor the host contains 0x00, so the separators
+        // make the info string unambiguous.
+        let uuid = uuid.as_str().as_bytes();
+        Ok(Kek(match host {
+            Some(host) => hkdf_sha256(
+                &s[..],
+                b"",
+                &[LABEL_KEK, &[0x00], uuid, &[0x00], host.as_str().as_bytes()],
+            ),
+            None => hkdf_sha256(&s[..], b"", &[LABEL_KEK_V1, &[0x00], uuid]),
+        }))
     }
 
     /// Wrap the file key: ChaCha20-Poly1305 under the KEK, zero nonce.
@@ -226,21 +248,32 @@ mod tests {
         let uuid = UsbUuid::parse("abcd-1234").unwrap();
         let salt = [7u8; SALT_LEN];
         let pass = SecretString::from("correct horse");
-        let kek = Kek::derive(&pass, &salt, 10, &uuid).unwrap();
+        let host = Host::parse("node-a").unwrap();
+        let kek = Kek::derive(&pass, &salt, 10, &uuid, Some(&host)).unwrap();
         let fk = FileKey([9; 32]);
         let wrapped = kek.wrap(&fk);
         assert_eq!(kek.unwrap(&wrapped).unwrap().0, fk.0);
 
         let other_uuid = UsbUuid::parse("abcd-1235").unwrap();
-        let kek2 = Kek::derive(&pass, &salt, 10, &other_uuid).unwrap();
+        let kek2 = Kek::derive(&pass, &salt, 10, &other_uuid, Some(&host)).unwrap();
         assert!(matches!(kek2.unwrap(&wrapped), Err(Error::WrongPassphrase)));
-        let kek3 = Kek::derive(&SecretString::from("wrong"), &salt, 10, &uuid).unwrap();
+        let kek3 =
+            Kek::derive(&SecretString::from("wrong"), &salt, 10, &uuid, Some(&host)).unwrap();
         assert!(matches!(kek3.unwrap(&wrapped), Err(Error::WrongPassphrase)));
+        // The host is an input of the KEK, as the UUID is.
+        let other_host = Host::parse("node-b").unwrap();
+        let kek4 = Kek::derive(&pass, &salt, 10, &uuid, Some(&other_host)).unwrap();
+        assert!(matches!(kek4.unwrap(&wrapped), Err(Error::WrongPassphrase)));
+        // And a version 1 KEK (no host) is another key again.
+        let kek5 = Kek::derive(&pass, &salt, 10, &uuid, None).unwrap();
+        assert!(matches!(kek5.unwrap(&wrapped), Err(Error::WrongPassphrase)));
     }
 
     #[test]
     fn mac_verify_rejects_any_change() {
-        let mk = FileKey([1; 32]).mac_key();
+        let mk = FileKey([1; 32]).mac_key(false);
+        let mk1 = FileKey([1; 32]).mac_key(true);
+        assert_ne!(mk.compute(b"header"), mk1.compute(b"header"));
         let mac = mk.compute(b"header");
         assert!(mk.verify(b"header", &mac).is_ok());
         assert!(matches!(mk.verify(b"headeR", &mac), Err(Error::HeaderMac)));

@@ -1,4 +1,5 @@
-//! Envelope format v1: the sealed blob zeta-creds writes to the ESP.
+//! Envelope format v2 (and v1, still read): the sealed blob zeta-creds
+//! writes to the ESP.
 //!
 //! This module is *pure*: bytes in, bytes out, through `impl Read` and
 //! `impl Write`. It never touches the filesystem, the environment, a
@@ -22,18 +23,25 @@
 //!
 //! ```text
 //! file key    = 32 random bytes, fresh for every bundle
-//! s           = scrypt(P = passphrase, S = "zeta-creds/v1/scrypt" || salt,
+//! s           = scrypt(P = passphrase, S = "zeta-creds/v2/scrypt" || salt,
 //!                      N = 2^log_n, r = 8, p = 1, dkLen = 32)
-//! KEK         = HKDF-SHA-256(ikm = s, salt = "", info = "zeta-creds/v1/kek" || 0x00 || uuid)
+//! KEK         = HKDF-SHA-256(ikm = s, salt = "",
+//!                            info = "zeta-creds/v2/kek" || 0x00 || uuid || 0x00 || host)
 //! wrapped key = ChaCha20-Poly1305(key = KEK, nonce = 0^96, aad = "", file key)
-//! MAC key     = HKDF-SHA-256(ikm = file key, salt = "", info = "zeta-creds/v1/header")
+//! MAC key     = HKDF-SHA-256(ikm = file key, salt = "", info = "zeta-creds/v2/header")
 //! MAC         = HMAC-SHA-256(MAC key, header bytes as received)
 //! payload key = HKDF-SHA-256(ikm = file key, salt = payload nonce, info = "zeta-creds/v1/payload")
 //! payload     = STREAM(payload key, entry stream), 64 KiB chunks
 //! ```
 //!
+//! Version 1 blobs (no host; every `v2` label above reads `v1` and the KEK
+//! info ends at the UUID) are still read, so that `rekey` can move them to
+//! version 2; the payload label is `v1` in both versions, so the payload
+//! key does not change (FORMAT.md §12).
+//!
 //! The only way to obtain a payload reader is [`Header::unlock`], which
-//! checks the USB binding and the work-factor cap before scrypt runs, unwraps
+//! checks the binding (stick and host) and the work-factor cap before
+//! scrypt runs, unwraps
 //! the file key, and verifies the header MAC before the payload key exists.
 #![forbid(unsafe_code)]
 
@@ -47,7 +55,7 @@ pub use entries::{
     MAX_ENTRY_SIZE, MAX_NAME_LEN, MAX_PATH_LEN, NameError, validate_name as entries_validate_name,
     validate_path as entries_validate_path,
 };
-pub use header::{Header, HeaderFields, UnlockedHeader};
+pub use header::{Binding, Header, HeaderFields, UnlockedHeader};
 pub use keys::{FileKey, scrypt_memory};
 /// The stream tests' reader, for the read-ahead's tests.
 #[cfg(test)]
@@ -58,8 +66,11 @@ use std::fmt;
 
 /// FORMAT.md §1: the first bytes of every blob.
 pub const MAGIC: &[u8; 10] = b"zeta-creds";
-/// FORMAT.md §1: the only envelope version this code reads and writes.
-pub const VERSION: u8 = 1;
+/// FORMAT.md §1: the envelope version this code writes (and reads).
+pub const VERSION: u8 = 2;
+/// FORMAT.md §12: the older version this code still reads (no host field);
+/// never written except by the `test-vectors` constructors.
+pub const VERSION_1: u8 = 1;
 /// FORMAT.md §3: lowest work factor (log2 of scrypt's N) a blob may carry.
 pub const MIN_LOG_N: u8 = 10;
 /// FORMAT.md §3: highest work factor a blob may carry (4 GiB of memory).
@@ -90,15 +101,25 @@ pub const MAX_UUID_LEN: usize = 64;
 pub const MAX_TOOL_VERSION_LEN: usize = 64;
 /// FORMAT.md §2: longest persona name.
 pub const MAX_PERSONA_LEN: usize = 64;
+/// FORMAT.md §2.2: longest host name (normalized).
+pub const MAX_HOST_LEN: usize = 64;
 
-/// FORMAT.md §3: scrypt salt label, prefixed to the 16 random salt bytes.
-pub const LABEL_SCRYPT: &[u8] = b"zeta-creds/v1/scrypt";
-/// FORMAT.md §3: HKDF info label of the key-encryption key.
-pub const LABEL_KEK: &[u8] = b"zeta-creds/v1/kek";
-/// FORMAT.md §3: HKDF info label of the header MAC key.
-pub const LABEL_HEADER: &[u8] = b"zeta-creds/v1/header";
-/// FORMAT.md §3: HKDF info label of the payload key.
+/// FORMAT.md §3.8: scrypt salt label of version 2, prefixed to the 16
+/// random salt bytes.
+pub const LABEL_SCRYPT: &[u8] = b"zeta-creds/v2/scrypt";
+/// FORMAT.md §3.8: HKDF info label of version 2's key-encryption key.
+pub const LABEL_KEK: &[u8] = b"zeta-creds/v2/kek";
+/// FORMAT.md §3.8: HKDF info label of version 2's header MAC key.
+pub const LABEL_HEADER: &[u8] = b"zeta-creds/v2/header";
+/// FORMAT.md §3.8: HKDF info label of the payload key, in both versions
+/// (the payload is the same, so a rekey from v1 to v2 copies it).
 pub const LABEL_PAYLOAD: &[u8] = b"zeta-creds/v1/payload";
+/// FORMAT.md §12: version 1's scrypt salt label.
+pub const LABEL_SCRYPT_V1: &[u8] = b"zeta-creds/v1/scrypt";
+/// FORMAT.md §12: version 1's HKDF info label of the key-encryption key.
+pub const LABEL_KEK_V1: &[u8] = b"zeta-creds/v1/kek";
+/// FORMAT.md §12: version 1's HKDF info label of the header MAC key.
+pub const LABEL_HEADER_V1: &[u8] = b"zeta-creds/v1/header";
 
 /// Everything that can go wrong reading or writing an envelope.
 ///
@@ -113,7 +134,9 @@ pub enum Error {
     /// The blob does not start with [`MAGIC`].
     #[error("not a zeta-creds blob (bad magic bytes)")]
     BadMagic,
-    #[error("unsupported envelope version {0} (this zeta-creds reads version {VERSION})")]
+    #[error(
+        "unsupported envelope version {0} (this zeta-creds reads versions {VERSION_1} and {VERSION})"
+    )]
     /// The version byte is not [`VERSION`] (the binary suggests a newer
     /// zeta-creds).
     UnsupportedVersion(u8),
@@ -168,6 +191,19 @@ pub enum Error {
         /// The UUID the caller holds.
         expected: String,
     },
+    /// The blob records another host than the caller's, or (version 1)
+    /// none at all.
+    #[error("{}", host_mismatch(blob.as_deref(), expected))]
+    HostMismatch {
+        /// The host in the header; `None` for a version 1 blob, which has
+        /// no host field.
+        blob: Option<String>,
+        /// The host the caller is.
+        expected: String,
+    },
+    /// A new header must record a host (only version 2 is written).
+    #[error("a new blob must record the host it is sealed for")]
+    MissingHost,
     /// The passphrase (with the UUID) did not unwrap the file key.
     #[error("wrong passphrase")]
     WrongPassphrase,
@@ -197,6 +233,16 @@ pub enum Error {
     )]
     /// A USB UUID given by the caller is not one ([`UsbUuid::parse`]).
     InvalidUsbUuid(String),
+    /// A host name given by the caller is not one ([`Host::parse`]).
+    #[error(
+        "invalid host name {raw:?}: {why}; expected 1 to {MAX_HOST_LEN} characters of [a-z0-9.-] after trimming and lower-casing"
+    )]
+    InvalidHost {
+        /// The name as given.
+        raw: String,
+        /// What is wrong: the characters outside the set, or the length.
+        why: String,
+    },
     /// A persona name given by the caller is not one ([`validate_persona`]).
     #[error("invalid persona {0:?}: expected up to {MAX_PERSONA_LEN} characters of [a-z0-9_-]")]
     InvalidPersona(String),
@@ -238,7 +284,7 @@ impl Error {
             | Error::WorkFactorOutOfRange { .. }
             | Error::WorkFactorTooHigh { .. }
             | Error::InsufficientMemory { .. } => ErrorClass::Header,
-            Error::UsbUuidMismatch { .. } => ErrorClass::Binding,
+            Error::UsbUuidMismatch { .. } | Error::HostMismatch { .. } => ErrorClass::Binding,
             Error::WrongPassphrase => ErrorClass::NoMatch,
             Error::HeaderMac => ErrorClass::Hmac,
             Error::PayloadTruncated
@@ -247,6 +293,8 @@ impl Error {
             | Error::PayloadLastChunkEmpty => ErrorClass::Payload,
             Error::Entries(_) => ErrorClass::Entries,
             Error::InvalidUsbUuid(_)
+            | Error::InvalidHost { .. }
+            | Error::MissingHost
             | Error::InvalidPersona(_)
             | Error::Random(_)
             | Error::Io(_) => ErrorClass::Other,
@@ -293,6 +341,15 @@ impl Error {
             Error::UsbUuidMismatch { blob, expected } => Error::UsbUuidMismatch {
                 blob: blob.clone(),
                 expected: expected.clone(),
+            },
+            Error::HostMismatch { blob, expected } => Error::HostMismatch {
+                blob: blob.clone(),
+                expected: expected.clone(),
+            },
+            Error::MissingHost => Error::MissingHost,
+            Error::InvalidHost { raw, why } => Error::InvalidHost {
+                raw: raw.clone(),
+                why: why.clone(),
             },
             Error::WrongPassphrase => Error::WrongPassphrase,
             Error::HeaderMac => Error::HeaderMac,
@@ -379,6 +436,85 @@ impl fmt::Debug for UsbUuid {
     }
 }
 
+/// The host a blob is sealed for, normalized (FORMAT.md §2.2).
+///
+/// Whatever `/etc/hostname` or `uname -n` gives is accepted after trimming
+/// whitespace and lower-casing; then only `[a-z0-9.-]`, 1 to 64
+/// characters. Like the UUID it is a binding, not a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Host(String);
+
+impl Host {
+    /// Normalize and validate a host name as read from a file or typed.
+    /// The error names the characters outside the allowed set.
+    pub fn parse(raw: &str) -> Result<Host, Error> {
+        let normalized = raw.trim().to_ascii_lowercase();
+        let invalid = |why: String| Error::InvalidHost {
+            raw: raw.to_owned(),
+            why,
+        };
+        if normalized.is_empty() {
+            return Err(invalid("it is empty".into()));
+        }
+        let mut seen: Vec<char> = Vec::new();
+        for c in normalized.chars().filter(|c| !Self::allowed(*c)) {
+            if !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+        if !seen.is_empty() {
+            let list: Vec<String> = seen.iter().map(|c| format!("{c:?}")).collect();
+            return Err(invalid(format!(
+                "it contains {} outside the allowed set",
+                list.join(", ")
+            )));
+        }
+        if normalized.len() > MAX_HOST_LEN {
+            return Err(invalid(format!("it is {} bytes long", normalized.len())));
+        }
+        Ok(Host(normalized))
+    }
+
+    /// Accept only an already-normalized host name, as stored in a header.
+    pub(crate) fn from_header(bytes: &[u8]) -> Option<Host> {
+        let valid = (1..=MAX_HOST_LEN).contains(&bytes.len())
+            && bytes.iter().all(|b| Self::allowed(char::from(*b)));
+        // `allowed` admits ASCII only.
+        valid.then(|| Host(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    fn allowed(c: char) -> bool {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'
+    }
+
+    /// The normalized form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Host({})", self.0)
+    }
+}
+
+/// The text of [`Error::HostMismatch`].
+fn host_mismatch(blob: Option<&str>, expected: &str) -> String {
+    match blob {
+        Some(blob) => format!("blob was sealed for host {blob}, not for this host {expected}"),
+        None => format!(
+            "blob records no host (envelope version {VERSION_1}), so it cannot be checked against this host {expected}"
+        ),
+    }
+}
+
 /// Validate a persona name: empty (no persona) or up to 64 of `[a-z0-9_-]`.
 pub fn validate_persona(persona: &str) -> Result<(), Error> {
     if persona.len() <= MAX_PERSONA_LEN
@@ -458,6 +594,24 @@ mod tests {
             );
         }
         assert!(UsbUuid::parse(&"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn host_normalizes_and_names_bad_characters() {
+        assert_eq!(Host::parse(" Node-A.lan\n").unwrap().as_str(), "node-a.lan");
+        assert!(Host::parse(&"a".repeat(64)).is_ok());
+        let msg = |raw: &str| Host::parse(raw).unwrap_err().to_string();
+        assert!(
+            msg("node_a b_").contains("'_', ' ' outside the allowed set"),
+            "{}",
+            msg("node_a b_")
+        );
+        assert!(msg("").contains("it is empty"));
+        assert!(msg(&"a".repeat(65)).contains("65 bytes long"));
+        assert!(msg("nöde").contains("'ö'"));
+        assert!(Host::from_header(b"Node").is_none());
+        assert!(Host::from_header(b"").is_none());
+        assert!(Host::from_header(b"node-a").is_some());
     }
 
     #[test]

@@ -288,12 +288,12 @@ fn copy_open(rescue: &RescueDir, src: File, limit: u64, seen: &mut Seen) -> Outc
     let f = header.unauthenticated_fields();
     let blob = BlobInfo {
         usb_uuid: f.usb_uuid.as_str().to_owned(),
-        host: None,
+        host: f.host.as_ref().map(ToString::to_string),
         generation: f.generation,
         created: f.created,
         persona: f.persona.clone(),
         tool_version: f.tool_version.clone(),
-        format_version: envelope::VERSION,
+        format_version: f.version(),
         size: n,
         sha256: digest,
     };

@@ -49,7 +49,8 @@ impl fmt::Display for Source {
 pub struct BlobInfo {
     /// The USB stick the blob is bound to.
     pub usb_uuid: String,
-    /// The host it was sealed for; `None` until the format records it.
+    /// The host it was sealed for; `None` for a blob of format version 1,
+    /// which records none.
     pub host: Option<String>,
     /// Its generation.
     pub generation: u64,

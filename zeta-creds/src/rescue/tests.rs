@@ -6,7 +6,7 @@ use std::io::Write;
 
 use secrecy::SecretString;
 
-use crate::envelope::{Header, HeaderFields, UsbUuid};
+use crate::envelope::{Header, HeaderFields, Host, UsbUuid};
 
 /// A blob at work factor 10 (the payload is not checked by a rescue).
 fn blob(uuid: &str, generation: u64) -> Vec<u8> {
@@ -17,6 +17,7 @@ fn blob(uuid: &str, generation: u64) -> Vec<u8> {
         created: 1_780_000_000,
         tool_version: "0.1.0".into(),
         persona: String::new(),
+        host: Some(Host::parse("node-a").unwrap()),
     };
     let mut w = Header::seal(Vec::new(), &SecretString::from("pass"), &fields).unwrap();
     w.write_all(b"not an entry stream, which a rescue does not look at")
@@ -165,17 +166,17 @@ fn default_scan_mounts_each_unmounted_esp_once_reads_mounted_ones_in_place_and_s
                 stick.display()
             ),
             format!(
-                "{}: zeta-creds.enc: rescued (host (not recorded), stick abcd-1234, generation 4, sealed 2026-05-28 20:26:40 UTC, zeta-creds 0.1.0, format 1) to {}",
+                "{}: zeta-creds.enc: rescued (host node-a, stick abcd-1234, generation 4, sealed 2026-05-28 20:26:40 UTC, zeta-creds 0.1.0, format 2) to {}",
                 esp.display(),
                 dir.join(&name_new).display()
             ),
             format!(
-                "{}: zeta-creds.enc.prev: rescued (host (not recorded), stick abcd-1234, generation 3, sealed 2026-05-28 20:26:40 UTC, zeta-creds 0.1.0, format 1) to {}",
+                "{}: zeta-creds.enc.prev: rescued (host node-a, stick abcd-1234, generation 3, sealed 2026-05-28 20:26:40 UTC, zeta-creds 0.1.0, format 2) to {}",
                 esp.display(),
                 dir.join(&name_old).display()
             ),
             format!(
-                "{} (mounted at {}): zeta-creds.enc: same bytes as {}, already rescued (host (not recorded), stick abcd-1234, generation 4, sealed 2026-05-28 20:26:40 UTC, zeta-creds 0.1.0, format 1); stored once",
+                "{} (mounted at {}): zeta-creds.enc: same bytes as {}, already rescued (host node-a, stick abcd-1234, generation 4, sealed 2026-05-28 20:26:40 UTC, zeta-creds 0.1.0, format 2); stored once",
                 mounted.display(),
                 w.p("already").display(),
                 dir.join(&name_new).display()
@@ -192,7 +193,7 @@ fn default_scan_mounts_each_unmounted_esp_once_reads_mounted_ones_in_place_and_s
         report.same_stick,
         vec![SameStick {
             usb_uuid: "abcd-1234".into(),
-            host: None,
+            host: Some("node-a".into()),
             copies: vec![(4, dir.join(&name_new)), (3, dir.join(&name_old))],
         }]
     );

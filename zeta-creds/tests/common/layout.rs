@@ -1,5 +1,6 @@
 //! Offsets of the header fields (FORMAT.md §2), which depend on the
-//! lengths of the three variable fields, and of the payload's chunks (§4).
+//! lengths of the variable fields and on the version (a version 1 header
+//! has no host), and of the payload's chunks (§4).
 //! Shared by the generators of tests/vectors and tests/kit, which edit
 //! blobs byte by byte, and by the suites that predict what such an edit
 //! does.
@@ -10,6 +11,8 @@ pub struct Layout {
     pub uuid: usize,
     pub tool: usize,
     pub persona: usize,
+    /// The host's length; `None` for a version 1 header.
+    pub host: Option<usize>,
 }
 
 impl Layout {
@@ -22,6 +25,7 @@ impl Layout {
             uuid: f.usb_uuid.as_str().len(),
             tool: f.tool_version.len(),
             persona: f.persona.len(),
+            host: f.host.as_ref().map(|h| h.as_str().len()),
         }
     }
     pub fn log_n(&self) -> usize {
@@ -51,8 +55,19 @@ impl Layout {
     pub fn persona(&self) -> usize {
         self.persona_len() + 1
     }
-    pub fn nonce(&self) -> usize {
+    /// Version 2 only: where `host_len` is.
+    pub fn host_len(&self) -> usize {
         self.persona() + self.persona
+    }
+    /// Version 2 only: where the host is.
+    pub fn host(&self) -> usize {
+        self.host_len() + 1
+    }
+    pub fn nonce(&self) -> usize {
+        match self.host {
+            Some(len) => self.host() + len,
+            None => self.persona() + self.persona,
+        }
     }
     pub fn mac(&self) -> usize {
         self.nonce() + 16

@@ -90,8 +90,15 @@ pub fn target_ids() -> Ids {
     }
 }
 
+/// The host name every test root has (`etc/hostname`): `bundle` seals
+/// for it and `restore` expects it unless a test says otherwise.
+pub const HOST: &str = "node-a";
+
+/// Write a test root's `etc/passwd` and `etc/group`, and its
+/// `etc/hostname` ([`HOST`]), which bundle and restore read by default.
 pub fn write_accounts(root: &Path, ids: &Ids) {
     fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/hostname"), format!("{HOST}\n")).unwrap();
     // As a normal user, "root" must not share the user's uid, or uid->name
     // lookups at bundle time would be ambiguous.
     fs::write(

@@ -85,10 +85,11 @@ pub enum Command {
     /// missing or unusable.
     #[command(after_help = help_epilogue())]
     Status(StatusArgs),
-    /// Give a blob a new passphrase and/or a new USB stick, same payload
+    /// Give a blob a new passphrase, USB stick or host, same payload
     ///
     /// Unlocks the blob with its current passphrase, wraps the same file key
-    /// under the new passphrase and/or the new stick's UUID, raises the
+    /// under the new passphrase, the new stick's UUID and/or the new host
+    /// (a blob of format version 1 comes out as version 2), raises the
     /// generation (so a system that restored the rekeyed blob refuses the
     /// old one), and copies the payload bytes unchanged, verifying them on
     /// the way. Replaces the blob atomically and keeps the old one as
@@ -140,6 +141,10 @@ pub struct BundleArgs {
     /// Root of the system whose credentials are collected
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub source_root: PathBuf,
+    /// The host the blob is sealed for (default: --source-root's
+    /// etc/hostname, or the kernel's host name when it is /)
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
     /// Carry only entries for this persona (and those for every persona)
     #[arg(long, value_name = "NAME")]
     pub persona: Option<String>,
@@ -182,6 +187,15 @@ pub struct RestoreArgs {
     /// Root of the system to write into
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub target_root: PathBuf,
+    /// The host this is (default: --target-root's etc/hostname, or the
+    /// kernel's host name when it is /); a blob sealed for another is
+    /// refused (exit 4)
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Restore a blob sealed for another host, or one that records none
+    /// (moving a host's identity to new hardware)
+    #[arg(long, conflicts_with = "host")]
+    pub allow_other_host: bool,
     /// Whose home "~" means, instead of the manifest user in the blob
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
@@ -316,12 +330,16 @@ pub struct RekeyArgs {
     /// Read the new passphrase from FILE, then delete FILE on every exit path
     #[arg(long, value_name = "FILE")]
     pub new_passphrase_file: Option<PathBuf>,
-    /// Keep the current passphrase (with --new-usb-uuid or --work-factor)
+    /// Keep the current passphrase (with --new-usb-uuid, --new-host or --work-factor)
     #[arg(long, conflicts_with = "new_passphrase_file")]
     pub same_passphrase: bool,
     /// The stick to bind to instead, if any.
     #[command(flatten)]
     pub new_uuid: NewUuidArgs,
+    /// Seal the blob for this host instead (required for a blob of format
+    /// version 1, which records no host)
+    #[arg(long, value_name = "NAME")]
+    pub new_host: Option<String>,
     /// New scrypt work factor log2(N) (default: keep the blob's)
     #[arg(long, value_name = "LOG_N",
           value_parser = clap::value_parser!(u8).range(MIN_LOG_N as i64..=MAX_LOG_N as i64))]

@@ -11,7 +11,7 @@ use std::io;
 use std::path::PathBuf;
 
 use zeta_creds::envelope::{self, ErrorClass};
-use zeta_creds::{bundle, diff, manifest, msg, passphrase, quality, rekey, restore};
+use zeta_creds::{bundle, diff, hostname, manifest, msg, passphrase, quality, rekey, restore};
 
 use crate::exit::Exit;
 
@@ -67,6 +67,18 @@ pub enum CliError {
         path: PathBuf,
         /// Why, with the next step.
         reason: String,
+    },
+    /// The host name of a root cannot be known.
+    #[error(transparent)]
+    Hostname(hostname::Error),
+    /// `rekey` of a version 1 blob, which records no host, without
+    /// `--new-host`.
+    #[error(
+        "blob {blob} records no host (envelope version 1): pass --new-host NAME to seal it for its host"
+    )]
+    NoHost {
+        /// The blob.
+        blob: PathBuf,
     },
     /// A value clap accepted but the command refuses.
     #[error("{0}")]
@@ -254,6 +266,13 @@ impl CliError {
             CliError::UuidFile { .. } => Exit::InputMissing,
             CliError::UsbAbsent { .. } => Exit::OtherUsb,
             CliError::Usage(_) => Exit::Usage,
+            CliError::Hostname(e) => match e {
+                hostname::Error::Missing { .. } | hostname::Error::Root { .. } => {
+                    Exit::InputMissing
+                }
+                _ => Exit::Failure,
+            },
+            CliError::NoHost { .. } => Exit::Usage,
             CliError::Passphrase(passphrase::Error::Mismatch) => Exit::Failure,
             CliError::Passphrase(_) => Exit::InputMissing,
             CliError::Weak(_) => Exit::Failure,
@@ -298,6 +317,12 @@ impl CliError {
             envelope::Error::UsbUuidMismatch { .. } => Some(
                 "this blob belongs to another stick: check --usb-uuid / the UUID file, or rekey the blob to this stick",
             ),
+            envelope::Error::HostMismatch { blob: None, .. } => Some(
+                "record the host once with `zeta-creds rekey --blob BLOB --same-passphrase --new-host NAME`, or pass --allow-other-host to restore it anyway",
+            ),
+            envelope::Error::HostMismatch { blob: Some(_), .. } => Some(
+                "this is another machine's blob: restore this host's own blob, or pass --allow-other-host to move that host's identity to this machine on purpose",
+            ),
             e if e.class() == ErrorClass::Hmac || e.class() == ErrorClass::Payload => Some(
                 "the blob was modified or damaged after it was sealed; restore from another copy or re-bundle",
             ),
@@ -315,6 +340,9 @@ impl CliError {
             } => envelope_hint(source),
             CliError::BlobMissing(_) => {
                 Some("nothing to restore: run `zeta-creds bundle` first, or check --blob")
+            }
+            CliError::Hostname(_) => {
+                Some("pass --host NAME to say which host this is (the name the blob is sealed for)")
             }
             CliError::WrongPassphrase { .. } => {
                 Some("the passphrase is the one given to `zeta-creds bundle` (or the last `rekey`)")
@@ -375,8 +403,8 @@ mod tests {
                 "blob /esp/zeta-creds.enc: work factor 20 needs 1024 MiB of memory for scrypt and this machine would not give it; restore where more memory is free, or lift the memory limit (ulimit -v, MemoryMax=)",
             ),
             (
-                envelope::Error::UnsupportedVersion(2),
-                "blob /esp/zeta-creds.enc: unsupported envelope version 2 (this zeta-creds reads version 1); try a newer zeta-creds",
+                envelope::Error::UnsupportedVersion(3),
+                "blob /esp/zeta-creds.enc: unsupported envelope version 3 (this zeta-creds reads versions 1 and 2); try a newer zeta-creds",
             ),
             (
                 envelope::Error::HeaderMac,
@@ -393,11 +421,11 @@ mod tests {
         // In the middle of a message, too.
         let err = CliError::Bundle(bundle::Error::ExistingBlob {
             out: blob.clone(),
-            source: envelope::Error::UnsupportedVersion(2),
+            source: envelope::Error::UnsupportedVersion(3),
         });
         assert_eq!(
             error_message(&err),
-            "existing blob /esp/zeta-creds.enc cannot be read (unsupported envelope version 2 (this zeta-creds reads version 1); try a newer zeta-creds); move it away or pass --force to replace it"
+            "existing blob /esp/zeta-creds.enc cannot be read (unsupported envelope version 3 (this zeta-creds reads versions 1 and 2); try a newer zeta-creds); move it away or pass --force to replace it"
         );
         let err = CliError::Rekey {
             blob,

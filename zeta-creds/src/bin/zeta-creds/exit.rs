@@ -18,7 +18,8 @@ pub enum Exit {
     Usage,
     /// No passphrase tried unlocked the blob.
     WrongPassphrase,
-    /// The blob is bound to another USB stick, or the stick is absent.
+    /// The blob is bound to another USB stick or host, or the stick is
+    /// absent.
     OtherUsb,
     /// The blob cannot be trusted or read as format v1.
     Corrupt,
@@ -91,7 +92,7 @@ impl Exit {
             Exit::Failure => "other/internal error",
             Exit::Usage => "usage error",
             Exit::WrongPassphrase => "wrong passphrase",
-            Exit::OtherUsb => "blob is bound to another USB UUID",
+            Exit::OtherUsb => "blob is bound to another USB stick or host",
             Exit::Corrupt => "blob corrupt, tampered, truncated or unsupported version/parameters",
             Exit::InputMissing => {
                 "required input missing (blob, UUID file, passphrase source, manifest path, state record)"

@@ -1,13 +1,15 @@
 //! Turning what the operator typed into ready values, shared by the
-//! commands: the USB UUID (from an option or a file) and the opened blob
-//! with its parsed header.
+//! commands: the USB UUID (from an option or a file), the host (from an
+//! option or a root's host name) and the opened blob with its parsed
+//! header.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use zeta_creds::envelope::{Header, UsbUuid};
+use zeta_creds::envelope::{Header, Host, UsbUuid};
+use zeta_creds::hostname;
 
 use crate::cli::{NewUuidArgs, UuidArgs};
 use crate::error::CliError;
@@ -22,6 +24,15 @@ pub fn read_uuid(args: &UuidArgs) -> Result<UsbUuid, CliError> {
         (None, None) => unreachable!("clap requires one of the two"),
     };
     uuid_from_file(path)
+}
+
+/// The host from `flag` (`--host NAME`, say), else the host name of the
+/// system under `root` ([`hostname::of_root`]).
+pub fn read_host(flag: &str, value: Option<&str>, root: &Path) -> Result<Host, CliError> {
+    match value {
+        Some(raw) => Host::parse(raw).map_err(|e| CliError::Usage(format!("{flag}: {e}"))),
+        None => hostname::of_root(root).map_err(CliError::Hostname),
+    }
 }
 
 /// `rekey`'s `--new-usb-uuid` or `--new-usb-uuid-file`, if given.

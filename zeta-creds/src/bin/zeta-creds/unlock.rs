@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
-use zeta_creds::envelope::{self, Header, UnlockedHeader, UsbUuid};
+use zeta_creds::envelope::{self, Binding, Header, UnlockedHeader, UsbUuid};
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
 use zeta_creds::{msg, notice, quality, warning};
 
@@ -55,13 +55,15 @@ pub fn new_passphrase_sources(file: Option<&Path>) -> Passphrases {
     )
 }
 
-/// Check the binding and the work-factor cap, then try passphrases until
-/// one unwraps the file key and the header MAC verifies. Returns the
-/// passphrase that did (rekey `--same-passphrase` wraps under it again).
+/// Check the binding (stick and host, one check) and the work-factor
+/// cap, then try passphrases until one unwraps the file key and the
+/// header MAC verifies. Returns the passphrase that did (rekey
+/// `--same-passphrase` wraps under it again). A refused binding asks no
+/// passphrase: a `--passphrase-file` is left where it is.
 pub fn unlock<'h>(
     header: &'h Header,
     blob: &Path,
-    expected: Option<&UsbUuid>,
+    expected: &Binding<'_>,
     max_log_n: u8,
     mut sources: Passphrases,
 ) -> Result<(UnlockedHeader<'h>, SecretString), CliError> {
@@ -70,9 +72,7 @@ pub fn unlock<'h>(
         source,
     };
     // Before asking anyone for a passphrase.
-    if let Some(expected) = expected {
-        header.check_binding(expected).map_err(blob_err)?;
-    }
+    header.check_binding(expected).map_err(blob_err)?;
     header.check_work_factor(max_log_n).map_err(blob_err)?;
     let uuid = header.unauthenticated_fields().usb_uuid.to_string();
     let message = format!(

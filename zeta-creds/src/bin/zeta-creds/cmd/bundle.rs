@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use zeta_creds::envelope::{self, UsbUuid};
+use zeta_creds::envelope::{self, Host, UsbUuid};
 use zeta_creds::{bundle, warning};
 
 use super::Status;
 use crate::cli::BundleArgs;
 use crate::error::CliError;
-use crate::input::read_uuid;
+use crate::input::{read_host, read_uuid};
 use crate::render::{self, PickSummary, warn_skipped, warn_test_work_factor};
 use crate::unlock;
 
@@ -31,6 +31,8 @@ pub struct BundleReport {
     pub generation: u64,
     /// The stick it is bound to.
     pub usb_uuid: UsbUuid,
+    /// The host it is sealed for.
+    pub host: Host,
     /// Its work factor.
     pub work_factor: u8,
     /// How long the key derivation took here.
@@ -45,6 +47,7 @@ impl Status for BundleReport {}
 pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleReport, CliError> {
     let sources = unlock::sources(&args.passphrase, env_pass);
     let usb_uuid = read_uuid(&args.uuid)?;
+    let host = read_host("--host", args.host.as_deref(), &args.source_root)?;
     let persona = args.persona.clone().unwrap_or_default();
     envelope::validate_persona(&persona).map_err(|e| CliError::Usage(e.to_string()))?;
     warn_test_work_factor(args.work_factor);
@@ -53,6 +56,7 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         source_root: args.source_root.clone(),
         out: args.out.clone(),
         usb_uuid: usb_uuid.clone(),
+        host: host.clone(),
         persona,
         log_n: args.work_factor,
         force: args.force,
@@ -89,6 +93,7 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         out: args.out.clone(),
         generation: plan.generation,
         usb_uuid,
+        host,
         work_factor: args.work_factor,
         kdf_time: written.kdf_time,
         kept_previous: plan

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use zeta_creds::envelope::EntryReader;
+use zeta_creds::envelope::{Binding, EntryReader};
 use zeta_creds::manifest::Manifest;
 use zeta_creds::{bundle, diff};
 
@@ -52,8 +52,13 @@ pub fn run(args: &DiffArgs, env_pass: Option<SecretString>) -> Result<DiffReport
     let persona = header.unauthenticated_fields().persona.clone();
     let pick = bundle::pick(&loaded, &args.source_root, &persona)?;
     warn_skipped(&pick);
-    let (unlocked, _) =
-        unlock::unlock(&header, &args.blob, None, args.cap.max_work_factor, sources)?;
+    let (unlocked, _) = unlock::unlock(
+        &header,
+        &args.blob,
+        &Binding::default(),
+        args.cap.max_work_factor,
+        sources,
+    )?;
     let diff_err = |source: diff::Error| CliError::Diff {
         blob: args.blob.clone(),
         source,

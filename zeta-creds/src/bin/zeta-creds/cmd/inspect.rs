@@ -26,6 +26,9 @@ pub struct InspectReport {
     pub format_version: u8,
     /// The stick the blob claims to be bound to.
     pub usb_uuid: String,
+    /// The host the blob claims to be sealed for; `null` for format
+    /// version 1, which records none.
+    pub host: Option<String>,
     /// scrypt log2(N).
     pub work_factor: u8,
     /// Memory scrypt needs at that work factor.
@@ -63,8 +66,9 @@ pub fn run(args: &InspectArgs) -> Result<InspectReport, CliError> {
         blob: args.blob.clone(),
         authenticated: false,
         note: "header fields are unauthenticated until a passphrase checks the MAC (zeta-creds verify)",
-        format_version: envelope::VERSION,
+        format_version: f.version(),
         usb_uuid: f.usb_uuid.to_string(),
+        host: f.host.as_ref().map(ToString::to_string),
         work_factor: f.log_n,
         kdf_memory_bytes: envelope::scrypt_memory(f.log_n),
         generation: f.generation,

@@ -14,6 +14,7 @@ use crate::error::CliError;
 use crate::input::{open_blob, read_new_uuid};
 use crate::render::warn_test_work_factor;
 use crate::unlock::{self, stdin_is_tty};
+use zeta_creds::envelope::{Binding, Host};
 
 /// What a rekey did.
 pub struct RekeyReport {
@@ -35,6 +36,12 @@ pub fn run(args: &RekeyArgs, env_pass: Option<SecretString>) -> Result<RekeyRepo
     // path.
     let fresh = unlock::new_passphrase_sources(args.new_passphrase_file.as_deref());
     let new_uuid = read_new_uuid(&args.new_uuid)?;
+    let new_host = args
+        .new_host
+        .as_deref()
+        .map(Host::parse)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--new-host: {e}")))?;
     if !args.same_passphrase && args.new_passphrase_file.is_none() && !stdin_is_tty() {
         return Err(CliError::NoNewPassphrase { blob: blob.clone() });
     }
@@ -42,14 +49,31 @@ pub fn run(args: &RekeyArgs, env_pass: Option<SecretString>) -> Result<RekeyRepo
         warn_test_work_factor(n);
     }
     let (mut file, header) = open_blob(blob)?;
-    let (unlocked, old_pass) =
-        unlock::unlock(&header, blob, None, args.cap.max_work_factor, current)?;
+    // A version 1 blob records no host, and a rekey writes version 2:
+    // refuse before the passphrase is asked.
+    if new_host.is_none() && header.unauthenticated_fields().host.is_none() {
+        return Err(CliError::NoHost { blob: blob.clone() });
+    }
+    let (unlocked, old_pass) = unlock::unlock(
+        &header,
+        blob,
+        &Binding::default(),
+        args.cap.max_work_factor,
+        current,
+    )?;
     let old = unlocked.fields().clone();
     let usb_uuid = new_uuid.unwrap_or_else(|| old.usb_uuid.clone());
+    let Some(host) = new_host.or_else(|| old.host.clone()) else {
+        return Err(CliError::NoHost { blob: blob.clone() });
+    };
     let log_n = args.work_factor.unwrap_or(old.log_n);
-    if args.same_passphrase && usb_uuid == old.usb_uuid && log_n == old.log_n {
+    if args.same_passphrase
+        && usb_uuid == old.usb_uuid
+        && Some(&host) == old.host.as_ref()
+        && log_n == old.log_n
+    {
         return Err(CliError::Usage(format!(
-            "nothing to change in {}: give a new passphrase (--new-passphrase-file, or drop --same-passphrase to type one), --new-usb-uuid or --work-factor",
+            "nothing to change in {}: give a new passphrase (--new-passphrase-file, or drop --same-passphrase to type one), --new-usb-uuid, --new-host or --work-factor",
             blob.display()
         )));
     }
@@ -68,6 +92,7 @@ pub fn run(args: &RekeyArgs, env_pass: Option<SecretString>) -> Result<RekeyRepo
     let opts = rekey::Options {
         blob: blob.clone(),
         usb_uuid,
+        host,
         log_n,
         backup: !args.new_blob.no_backup,
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use zeta_creds::envelope::{self, EntryReader};
+use zeta_creds::envelope::{self, Binding, EntryReader};
 use zeta_creds::readahead::ReadAhead;
 use zeta_creds::state::{self, RestoredBlob};
 use zeta_creds::{fsx, notice, restore, sys, usb, warning};
@@ -17,7 +17,7 @@ use super::Status;
 use crate::cli::RestoreArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
-use crate::input::{open_blob, read_uuid};
+use crate::input::{open_blob, read_host, read_uuid};
 use crate::render::utc;
 use crate::unlock;
 
@@ -67,6 +67,18 @@ fn restore_blob(
         warning!("{why}");
     }
     let usb_uuid = read_uuid(&args.uuid)?;
+    // The host this is, to refuse another machine's blob before anyone is
+    // asked for a passphrase (the fleet swap: node B's blob on node A's
+    // ESP).
+    let host = if args.allow_other_host {
+        None
+    } else {
+        Some(read_host(
+            "--host",
+            args.host.as_deref(),
+            &args.target_root,
+        )?)
+    };
     // Before anyone is asked for a passphrase.
     if args.require_usb_present
         && !usb::wait_for(
@@ -83,13 +95,21 @@ fn restore_blob(
     }
     let blob = &args.blob;
     let (file, header) = open_blob(blob)?;
-    let (unlocked, _) = unlock::unlock(
-        &header,
-        blob,
-        Some(&usb_uuid),
-        args.cap.max_work_factor,
-        sources,
-    )?;
+    if args.allow_other_host {
+        notice!(
+            "host binding not checked (--allow-other-host): blob {} claims host {}",
+            blob.display(),
+            header.unauthenticated_fields().host.as_ref().map_or_else(
+                || "(none: format version 1)".to_owned(),
+                ToString::to_string
+            )
+        );
+    }
+    let binding = Binding {
+        usb_uuid: Some(&usb_uuid),
+        host: host.as_ref(),
+    };
+    let (unlocked, _) = unlock::unlock(&header, blob, &binding, args.cap.max_work_factor, sources)?;
     if let Some(wanted) = &args.persona
         && &unlocked.fields().persona != wanted
     {

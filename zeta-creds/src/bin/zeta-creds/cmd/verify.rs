@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use zeta_creds::envelope::{self, EntryKind, EntryReader};
+use zeta_creds::envelope::{self, Binding, EntryKind, EntryReader};
 
 use super::Status;
 use crate::cli::VerifyArgs;
@@ -25,6 +25,8 @@ pub struct VerifyReport {
     pub authenticated: bool,
     /// The stick it is bound to.
     pub usb_uuid: String,
+    /// The host it is sealed for; `null` for a blob of format version 1.
+    pub host: Option<String>,
     /// scrypt log2(N).
     pub work_factor: u8,
     /// The generation.
@@ -69,8 +71,13 @@ impl Status for VerifyReport {}
 pub fn run(args: &VerifyArgs, env_pass: Option<SecretString>) -> Result<VerifyReport, CliError> {
     let sources = unlock::sources(&args.passphrase, env_pass);
     let (file, header) = open_blob(&args.blob)?;
-    let (unlocked, _) =
-        unlock::unlock(&header, &args.blob, None, args.cap.max_work_factor, sources)?;
+    let (unlocked, _) = unlock::unlock(
+        &header,
+        &args.blob,
+        &Binding::default(),
+        args.cap.max_work_factor,
+        sources,
+    )?;
     let fields = unlocked.fields().clone();
     let blob_err = |source: envelope::Error| CliError::Blob {
         blob: args.blob.clone(),
@@ -87,6 +94,7 @@ pub fn run(args: &VerifyArgs, env_pass: Option<SecretString>) -> Result<VerifyRe
         blob: args.blob.clone(),
         authenticated: true,
         usb_uuid: fields.usb_uuid.to_string(),
+        host: fields.host.as_ref().map(ToString::to_string),
         work_factor: fields.log_n,
         generation: fields.generation,
         created: fields.created,

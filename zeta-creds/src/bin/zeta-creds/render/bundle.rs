@@ -64,13 +64,14 @@ impl Text for BundleReport {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
-            "sealed {} entries ({} files, {} bytes) into {} (generation {}, bound to USB {}, work factor {})",
+            "sealed {} entries ({} files, {} bytes) into {} (generation {}, bound to USB {}, host {}, work factor {})",
             self.entries,
             self.files,
             self.bytes,
             self.out.display(),
             self.generation,
             self.usb_uuid,
+            self.host,
             self.work_factor,
         )?;
         writeln!(out, "{}", kdf_guidance(self.work_factor, self.kdf_time))?;

@@ -16,6 +16,13 @@ impl Text for InspectReport {
         )?;
         writeln!(out, "  format version  {}", self.format_version)?;
         writeln!(out, "  usb uuid        {}", self.usb_uuid)?;
+        match &self.host {
+            Some(host) => writeln!(out, "  host            {host}")?,
+            None => writeln!(
+                out,
+                "  host            (none: format version 1; `zeta-creds rekey --new-host NAME` records one)"
+            )?,
+        }
         writeln!(
             out,
             "  work factor     {log_n} (scrypt N = 2^{log_n}: {} MiB of memory to decrypt)",

@@ -18,6 +18,17 @@ impl Text for RekeyReport {
         if o.new.usb_uuid != o.old.usb_uuid {
             what.push(format!("USB {} -> {}", o.old.usb_uuid, o.new.usb_uuid));
         }
+        if o.new.host != o.old.host {
+            let name = |h: &Option<zeta_creds::envelope::Host>| {
+                h.as_ref()
+                    .map_or_else(|| "(none)".to_owned(), ToString::to_string)
+            };
+            what.push(format!(
+                "host {} -> {}",
+                name(&o.old.host),
+                name(&o.new.host)
+            ));
+        }
         if o.new.log_n != o.old.log_n {
             what.push(format!("work factor {} -> {}", o.old.log_n, o.new.log_n));
         }

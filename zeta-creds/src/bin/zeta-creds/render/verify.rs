@@ -22,13 +22,14 @@ impl Text for VerifyReport {
         }
         writeln!(
             out,
-            "blob {} is intact: {} entries for user {}, generation {}, bound to USB {}{}",
+            "blob {} is intact: {} entries for user {}, generation {}, bound to USB {}{}, sealed for host {}",
             self.blob.display(),
             self.entry_count,
             or_none(&self.user),
             self.generation,
             self.usb_uuid,
-            persona_suffix(&self.persona)
+            persona_suffix(&self.persona),
+            self.host.as_deref().unwrap_or("(none: format version 1)")
         )
     }
 }

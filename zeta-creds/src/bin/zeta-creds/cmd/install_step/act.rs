@@ -65,9 +65,25 @@ pub fn bundle(
     interactive: bool,
     force: bool,
 ) -> Result<(), Fail> {
+    // The blob is sealed for the installed system, whose host name is
+    // neither the live system's nor (with --source-root /) the source's:
+    // TARGET/etc/hostname, resolved inside TARGET (on NixOS a symlink into
+    // the target's store).
+    let host = zeta_creds::hostname::of_root(&i.target).map_err(|e| {
+        let exit = match e {
+            zeta_creds::hostname::Error::Missing { .. } => StepExit::Missing,
+            _ => StepExit::Failed,
+        };
+        Fail::new(
+            exit,
+            format!("cannot tell which host the blob is for: {e}; nothing was written to the ESP"),
+        )
+        .hint("set networking.hostName (1 to 64 of a-z, 0-9, . and -) and run nixos-install before this step")
+    })?;
     let mut args = Args::new("bundle")
         .opt("--manifest", &i.manifest)
         .opt("--source-root", &i.source_root)
+        .opt("--host", host.as_str())
         .opt("--out", &i.blob)
         .opt("--usb-uuid", &i.stick.raw);
     if let Some(p) = &s.persona {
