@@ -136,6 +136,12 @@ make_target() {
     chmod 0600 "$root/var/lib/sops-nix/key.txt"
 }
 
+# set_host ROOT NAME: give a target made by make_target another host name
+# (written where NixOS keeps it: etc/hostname is a link into the store).
+set_host() {
+    printf '%s\n' "$2" >"$1/nix/store/0000-etc/etc/hostname"
+}
+
 # tty_drive TRANSCRIPT TIMEOUT CMD [EXPECT ANSWER]...: run the shell command
 # string CMD under script(1), on a fresh pseudo-terminal that is its
 # controlling terminal, and answer like expect(1): wait until EXPECT shows

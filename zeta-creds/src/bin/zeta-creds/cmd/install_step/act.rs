@@ -67,23 +67,22 @@ pub fn bundle(
 ) -> Result<(), Fail> {
     // The blob is sealed for the installed system, whose host name is
     // neither the live system's nor (with --source-root /) the source's:
-    // TARGET/etc/hostname, resolved inside TARGET (on NixOS a symlink into
-    // the target's store).
-    let host = zeta_creds::hostname::of_root(&i.target).map_err(|e| {
-        let exit = match e {
-            zeta_creds::hostname::Error::Missing { .. } => StepExit::Missing,
-            _ => StepExit::Failed,
-        };
+    // --host, else TARGET/etc/hostname, resolved inside TARGET (on NixOS a
+    // symlink into the target's store).
+    let host = i.host.as_deref().ok_or_else(|| {
         Fail::new(
-            exit,
-            format!("cannot tell which host the blob is for: {e}; nothing was written to the ESP"),
+            StepExit::Missing,
+            format!(
+                "cannot tell which host the blob is for: {} has no etc/hostname; nothing was written to the ESP",
+                i.target.display()
+            ),
         )
-        .hint("set networking.hostName (1 to 64 of a-z, 0-9, . and -) and run nixos-install before this step")
+        .hint("set networking.hostName and run nixos-install before this step, or pass --host NAME")
     })?;
     let mut args = Args::new("bundle")
         .opt("--manifest", &i.manifest)
         .opt("--source-root", &i.source_root)
-        .opt("--host", host.as_str())
+        .opt("--host", host)
         .opt("--out", &i.blob)
         .opt("--usb-uuid", &i.stick.raw);
     if let Some(p) = &s.persona {

@@ -127,6 +127,9 @@ struct Inputs {
     stick_dev: PathBuf,
     /// The binary the step runs.
     zc: ZetaCreds,
+    /// The host being installed (`--host`, else TARGET/etc/hostname);
+    /// `None` when the target has no host name yet.
+    host: Option<String>,
 }
 
 fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
@@ -144,7 +147,7 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     }
     let inputs = inputs(&s, args, name)?;
     let uuid_norm = inputs.stick.uuid.as_str().to_owned();
-    let host = host::of_target(s.host.as_deref(), &inputs.target)?;
+    let host = inputs.host.clone();
     let stash_at = locate_stash(&s, &inputs, host.as_deref())?;
 
     // 3. What is on the ESP already (else in the rescue directory, the
@@ -208,6 +211,13 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         action = act::show_diff(&s, i, &mut secret, max_wf, interactive)?;
     }
     let wf = max_wf.to_string();
+    // A kept or moved blob sealed for no host (format version 1) or for
+    // another name is bound to this host as it goes: the installed system
+    // refuses any other host's blob at boot.
+    let rehost = match (&header, &i.host) {
+        (Some(h), Some(this)) if h.host.as_deref() != Some(this.as_str()) => Some(this.as_str()),
+        _ => None,
+    };
     match action {
         Action::Bundle | Action::Rebundle => act::bundle(&s, i, &mut secret, interactive, false)?,
         Action::Replace => act::bundle(&s, i, &mut secret, interactive, true)?,
@@ -233,12 +243,31 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
             if let Some(o) = &from {
                 to_esp(o, &i.blob)?;
             }
+            if let Some(this) = rehost {
+                let was = header.as_ref().and_then(|h| h.host.clone()).map_or_else(
+                    || "no host (format version 1)".to_owned(),
+                    |h| format!("host {h}"),
+                );
+                say(format!(
+                    "the blob was sealed for {was}; binding it to host {this} (zeta-creds rekey --new-host, same passphrase)"
+                ));
+                let rekey = Args::new("rekey")
+                    .opt("--blob", &i.blob)
+                    .opt("--new-host", this)
+                    .flag("--same-passphrase")
+                    .opt("--max-work-factor", &wf);
+                act::with_old_passphrase(i, &mut secret, &rekey)?;
+            }
         }
         Action::Move => {
             say("moving the blob to this stick (zeta-creds rekey, same passphrase)");
-            let rekey = Args::new("rekey")
+            let mut rekey = Args::new("rekey")
                 .opt("--blob", &i.blob)
-                .opt("--new-usb-uuid", &i.stick.raw)
+                .opt("--new-usb-uuid", &i.stick.raw);
+            if let Some(this) = rehost {
+                rekey = rekey.opt("--new-host", this);
+            }
+            let rekey = rekey
                 .flag("--same-passphrase")
                 .opt("--max-work-factor", &wf);
             act::with_old_passphrase(i, &mut secret, &rekey)?;
@@ -664,6 +693,7 @@ fn inputs(s: &Settings, args: &InstallStepArgs, name: String) -> Result<Inputs, 
     }
     let stick = stick::uuid(&dev)?;
     say(format!("USB stick {}: UUID {}", dev.display(), stick.raw));
+    let host = host::of_target(s.host.as_deref(), &target)?;
     say(format!(
         "manifest: {}; credentials from: {source_root}; blob: {}",
         manifest.display(),
@@ -679,6 +709,7 @@ fn inputs(s: &Settings, args: &InstallStepArgs, name: String) -> Result<Inputs, 
         stick,
         stick_dev: dev,
         zc,
+        host,
     })
 }
 
