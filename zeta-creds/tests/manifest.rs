@@ -971,3 +971,75 @@ fn default_manifest_carries_exactly_the_tool_logins() {
         "the source is never changed"
     );
 }
+
+/// Issue 17: bundle, diff and manifest check read the host's own manifest,
+/// `SOURCE_ROOT/etc/zeta/creds-manifest.toml` (what the NixOS module
+/// installs), when `--manifest` is not given; without one they say where
+/// they looked and how to give one.
+#[test]
+fn without_manifest_the_hosts_own_is_used() {
+    let w = World::new();
+    w.populate();
+    let installed = w.src().join("etc/zeta/creds-manifest.toml");
+    fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    // Not there yet: exit 6, the path and the way out.
+    let out = w
+        .cmd()
+        .args(["manifest", "check", "--source-root"])
+        .arg(w.src())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&installed.display().to_string()), "{err}");
+    assert!(err.contains("pass --manifest FILE"), "{err}");
+    fs::copy(w.manifest(), &installed).unwrap();
+    let out = w
+        .cmd()
+        .args(["manifest", "check", "--source-root"])
+        .arg(w.src())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&installed.display().to_string()),
+        "{}",
+        stdout(&out)
+    );
+    // bundle and diff take it too.
+    let pf = w.pass_file(PASS);
+    let out = w
+        .cmd()
+        .args(["bundle", "--source-root"])
+        .arg(w.src())
+        .arg("--out")
+        .arg(w.blob())
+        .args([
+            "--usb-uuid",
+            UUID,
+            "--work-factor",
+            "10",
+            "--passphrase-file",
+        ])
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pf = w.pass_file(PASS);
+    let out = w
+        .cmd()
+        .args(["diff", "--blob"])
+        .arg(w.blob())
+        .arg("--source-root")
+        .arg(w.src())
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&installed.display().to_string()),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -129,9 +129,10 @@ pub enum Command {
 /// `zeta-creds bundle`.
 #[derive(Args)]
 pub struct BundleArgs {
-    /// Manifest (TOML) listing what to carry
+    /// Manifest (TOML) listing what to carry [default: SOURCE_ROOT/etc/zeta/creds-manifest.toml,
+    /// which the NixOS module installs]
     #[arg(long, value_name = "FILE")]
-    pub manifest: PathBuf,
+    pub manifest: Option<PathBuf>,
     /// Where to write the blob, e.g. /esp/zeta-creds.enc
     #[arg(long, value_name = "BLOB")]
     pub out: PathBuf,
@@ -288,9 +289,10 @@ pub struct DiffArgs {
     /// The blob to compare, e.g. /esp/zeta-creds.enc
     #[arg(long, value_name = "BLOB")]
     pub blob: PathBuf,
-    /// Manifest (TOML) that a re-bundle would use
+    /// Manifest (TOML) that a re-bundle would use [default:
+    /// SOURCE_ROOT/etc/zeta/creds-manifest.toml, which the NixOS module installs]
     #[arg(long, value_name = "FILE")]
-    pub manifest: PathBuf,
+    pub manifest: Option<PathBuf>,
     /// Root of the system whose credentials are compared
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub source_root: PathBuf,
@@ -380,9 +382,10 @@ pub enum ManifestCommand {
 /// `zeta-creds manifest check`.
 #[derive(Args)]
 pub struct ManifestCheckArgs {
-    /// The manifest to check
+    /// The manifest to check [default: SOURCE_ROOT/etc/zeta/creds-manifest.toml, which the
+    /// NixOS module installs]
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
     /// Root of the system to match against
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub source_root: PathBuf,

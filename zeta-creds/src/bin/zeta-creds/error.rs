@@ -338,6 +338,13 @@ impl CliError {
                 source: rekey::Error::Envelope(source),
                 ..
             } => envelope_hint(source),
+            CliError::Bundle(bundle::Error::Manifest(manifest::Error::Read { path, .. }))
+                if path.ends_with(crate::input::HOST_MANIFEST) =>
+            {
+                Some(
+                    "no --manifest given, and the host has none installed: pass --manifest FILE (the package ships share/zeta-creds/manifest/default.toml), or set zeta.credsRestore.manifest in the NixOS configuration",
+                )
+            }
             CliError::BlobMissing(_) => {
                 Some("nothing to restore: run `zeta-creds bundle` first, or check --blob")
             }

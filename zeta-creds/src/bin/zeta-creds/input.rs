@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use zeta_creds::envelope::{Header, Host, UsbUuid};
 use zeta_creds::hostname;
@@ -76,4 +76,15 @@ pub fn open_blob(blob: &Path) -> Result<(File, Header), CliError> {
         source,
     })?;
     Ok((file, header))
+}
+
+/// Where the NixOS module installs the host's manifest
+/// (`zeta.credsRestore.manifest`), relative to a root.
+pub const HOST_MANIFEST: &str = "etc/zeta/creds-manifest.toml";
+
+/// The manifest a command reads: `--manifest`, else the host's own,
+/// `SOURCE_ROOT/etc/zeta/creds-manifest.toml` (on the running system,
+/// `/etc/zeta/creds-manifest.toml`).
+pub fn manifest_path(given: Option<&Path>, source_root: &Path) -> PathBuf {
+    given.map_or_else(|| source_root.join(HOST_MANIFEST), Path::to_owned)
 }

@@ -13,7 +13,7 @@ use zeta_creds::{bundle, warning};
 use super::Status;
 use crate::cli::BundleArgs;
 use crate::error::CliError;
-use crate::input::{read_host, read_uuid};
+use crate::input::{manifest_path, read_host, read_uuid};
 use crate::render::{self, PickSummary, warn_skipped, warn_test_work_factor};
 use crate::unlock;
 
@@ -52,7 +52,7 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
     envelope::validate_persona(&persona).map_err(|e| CliError::Usage(e.to_string()))?;
     warn_test_work_factor(args.work_factor);
     let opts = bundle::Options {
-        manifest: args.manifest.clone(),
+        manifest: manifest_path(args.manifest.as_deref(), &args.source_root),
         source_root: args.source_root.clone(),
         out: args.out.clone(),
         usb_uuid: usb_uuid.clone(),

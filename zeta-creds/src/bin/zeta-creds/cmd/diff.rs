@@ -14,7 +14,7 @@ use super::Status;
 use crate::cli::DiffArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
-use crate::input::open_blob;
+use crate::input::{manifest_path, open_blob};
 use crate::render::warn_skipped;
 use crate::unlock;
 
@@ -44,7 +44,8 @@ impl Status for DiffReport {
 /// Run `diff`.
 pub fn run(args: &DiffArgs, env_pass: Option<SecretString>) -> Result<DiffReport, CliError> {
     let sources = unlock::sources(&args.passphrase, env_pass);
-    let loaded = Manifest::load(&args.manifest)?;
+    let manifest = manifest_path(args.manifest.as_deref(), &args.source_root);
+    let loaded = Manifest::load(&manifest)?;
     let (file, header) = open_blob(&args.blob)?;
     // Picked before the passphrase is asked, so a manifest or source
     // problem needs no passphrase. The persona read here is not yet
@@ -68,7 +69,7 @@ pub fn run(args: &DiffArgs, env_pass: Option<SecretString>) -> Result<DiffReport
     let report = diff::diff(&mut entries, &pick).map_err(diff_err)?;
     Ok(DiffReport {
         blob: args.blob.clone(),
-        manifest: args.manifest.clone(),
+        manifest: manifest.clone(),
         source_root: args.source_root.clone(),
         report,
     })

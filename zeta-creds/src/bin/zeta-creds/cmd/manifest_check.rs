@@ -11,6 +11,7 @@ use super::Status;
 use crate::cli::ManifestCheckArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::input::manifest_path;
 use crate::render::warn_skipped;
 
 /// What `manifest check` found.
@@ -46,7 +47,7 @@ impl Status for ManifestCheckReport {
 
 /// Run `manifest check`.
 pub fn run(args: &ManifestCheckArgs) -> Result<ManifestCheckReport, CliError> {
-    let file = &args.file;
+    let file = &manifest_path(args.file.as_deref(), &args.source_root);
     let loaded = Manifest::load(file)?;
     let persona = args.persona.clone().unwrap_or_default();
     envelope::validate_persona(&persona).map_err(|e| CliError::Usage(e.to_string()))?;

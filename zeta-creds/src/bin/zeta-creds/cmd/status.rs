@@ -20,10 +20,8 @@ use super::Status;
 use crate::cli::StatusArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::input::HOST_MANIFEST;
 use crate::render::utc;
-
-/// The host's manifest, below the target root, used without `--manifest`.
-const HOST_MANIFEST: &str = "etc/zeta/creds-manifest.toml";
 
 /// What changed on disk since the blob was restored. Field order is the
 /// JSON's.
