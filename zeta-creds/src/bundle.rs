@@ -260,7 +260,10 @@ pub struct Options {
 /// The blob at `--out` before this bundle, if there is one.
 #[derive(Debug, Clone)]
 pub struct Existing {
-    /// Its generation, 0 when it cannot be read (replaced with --force).
+    /// The generation its header claims, 0 when it cannot be read
+    /// (replaced with --force). **Unauthenticated**: shown, never trusted;
+    /// [`write()`] continues a generation only from a header whose MAC it
+    /// verified.
     pub generation: u64,
     /// Its USB UUID, if its header could be read.
     pub usb_uuid: Option<String>,
@@ -273,7 +276,9 @@ pub struct Existing {
 pub struct Plan {
     /// What is carried.
     pub pick: Pick,
-    /// The generation the new blob gets.
+    /// The lowest generation the new blob gets: one above the state
+    /// record of the system being bundled. [`write()`] raises it above the
+    /// blob being replaced when that blob opens with the same passphrase.
     pub generation: u64,
     /// The blob being replaced, if any.
     pub existing: Option<Existing>,
@@ -287,21 +292,16 @@ pub fn plan(opts: &Options) -> Result<Plan, Error> {
     let pick = pick(&manifest, &opts.source_root, &opts.persona)?;
     pick.check()?;
     let existing = existing_blob(opts)?;
-    // 1 + the highest of the blob being replaced and the state record of
-    // the system being re-bundled, so a re-bundle is never refused as a
-    // rollback (docs/THREAT-MODEL.md, rollback).
+    // 1 + the state record of the system being re-bundled, so a re-bundle
+    // is never refused there as a rollback (docs/THREAT-MODEL.md,
+    // rollback). The blob being replaced can raise it only once its MAC
+    // verified (write()): a header anyone can edit on the ESP must not
+    // raise a counter (a forged 2^64-1 would end every later bundle).
     let recorded = match crate::state::load(&pick.root) {
         crate::state::Loaded::Present(s) => s.generation,
         _ => 0,
     };
-    let highest = existing.as_ref().map_or(0, |e| e.generation).max(recorded);
-    let generation = highest.checked_add(1).ok_or_else(|| Error::ExistingBlob {
-        out: opts.out.clone(),
-        source: envelope::Error::InvalidHeader {
-            field: "generation",
-            reason: "at its maximum".into(),
-        },
-    })?;
+    let generation = next_generation(recorded, &opts.out)?;
     let estimate = estimate_blob_size(
         &pick.user,
         &pick.items,
@@ -321,8 +321,37 @@ pub fn plan(opts: &Options) -> Result<Plan, Error> {
     })
 }
 
+/// One above `generation`, or the error that says the counter is spent.
+fn next_generation(generation: u64, out: &Path) -> Result<u64, Error> {
+    generation
+        .checked_add(1)
+        .ok_or_else(|| Error::ExistingBlob {
+            out: out.to_owned(),
+            source: envelope::Error::InvalidHeader {
+                field: "generation",
+                reason: "at its maximum".into(),
+            },
+        })
+}
+
+/// The generation of the blob at `out` if `passphrase` opens it (its
+/// header MAC verified), else `None`. The work factor it may cost is
+/// capped by the new blob's and zeta-creds's default cap, never raised by
+/// the header.
+fn authenticated_generation(out: &Path, passphrase: &SecretString, log_n: u8) -> Option<u64> {
+    let mut f = File::open(out).ok()?;
+    let header = Header::read(&mut f).ok()?;
+    let anything = envelope::Binding {
+        usb_uuid: None,
+        host: None,
+    };
+    let cap = log_n.max(envelope::DEFAULT_MAX_LOG_N);
+    let unlocked = header.unlock(passphrase, &anything, cap).ok()?;
+    Some(unlocked.fields().generation)
+}
+
 /// Read the header of an existing blob at `--out` (without the
-/// passphrase: a forged high generation can only raise ours). One bound
+/// passphrase: only to see which stick it is bound to). One bound
 /// to this stick is replaced; one bound to another stick, or that cannot
 /// be read, only with `--force`.
 fn existing_blob(opts: &Options) -> Result<Option<Existing>, Error> {
@@ -423,6 +452,12 @@ fn check_room(out: &Path, estimate: u64, prev: u64) -> Result<(), Error> {
 /// What [`write()`] did.
 #[derive(Debug, Clone, Copy)]
 pub struct Written {
+    /// The new blob's generation.
+    pub generation: u64,
+    /// The generation the replaced blob's header claimed, when that blob
+    /// did not open with this passphrase, so its generation was not
+    /// continued (the caller says so).
+    pub unverified_previous: Option<u64>,
     /// Whether the previous blob was kept as `BLOB.prev`.
     pub kept_previous: bool,
     /// How long the key derivation (scrypt at the blob's work factor, then
@@ -441,10 +476,20 @@ pub struct Written {
 /// the files again, checks each against its first-pass digest, and encrypts
 /// it. The file key is only ever held by the sealing code, as before.
 pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<Written, Error> {
+    // Continue the replaced blob's generation when it opens with this
+    // passphrase (one extra key derivation, on a re-bundle only).
+    let mut generation = plan.generation;
+    let mut unverified_previous = None;
+    if let Some(e) = plan.existing.as_ref().filter(|e| e.usb_uuid.is_some()) {
+        match authenticated_generation(&opts.out, passphrase, opts.log_n) {
+            Some(g) => generation = generation.max(next_generation(g, &opts.out)?),
+            None => unverified_previous = Some(e.generation),
+        }
+    }
     let fields = HeaderFields {
         usb_uuid: opts.usb_uuid.clone(),
         log_n: opts.log_n,
-        generation: plan.generation,
+        generation,
         created: now(),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         persona: opts.persona.clone(),
@@ -509,6 +554,8 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
         .commit_keeping_previous(opts.backup)
         .map_err(out_err)?;
     Ok(Written {
+        generation,
+        unverified_previous,
         kept_previous,
         kdf_time,
     })

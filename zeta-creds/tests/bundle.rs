@@ -372,3 +372,56 @@ fn zsh_and_fish_completions_name_every_subcommand() {
     }
     w.cmd().args(["completions", "powershell"]).assert().code(2);
 }
+
+/// The generation in the header of the blob at `path` (unauthenticated,
+/// as `inspect` shows it).
+fn header_generation(w: &World, path: &std::path::Path) -> u64 {
+    let out = w
+        .cmd()
+        .args(["inspect", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["generation"].as_u64().unwrap()
+}
+
+/// Issue 19 #9: bundle took the next generation from the replaced blob's
+/// unauthenticated header, so an ESP writer who set it to 2^64-1 ended
+/// every later bundle ("cannot be read"). Only a header whose MAC this
+/// passphrase verifies is continued: the same passphrase goes on from it,
+/// a forged (or foreign) header is reported and not trusted.
+#[test]
+fn a_forged_generation_on_the_esp_neither_ends_nor_raises_bundles() {
+    let w = World::new();
+    w.populate();
+    w.bundle_ok();
+    w.bundle_ok();
+    assert_eq!(
+        header_generation(&w, &w.blob()),
+        2,
+        "the same passphrase continues the replaced blob's generation"
+    );
+    // Forge the generation field (FORMAT.md §2: offset 77 + uuid_len).
+    let mut bytes = fs::read(w.blob()).unwrap();
+    let at = 77 + "abcd-1234".len();
+    bytes[at..at + 8].copy_from_slice(&(u64::MAX - 1).to_be_bytes());
+    fs::write(w.blob(), &bytes).unwrap();
+    assert_eq!(header_generation(&w, &w.blob()), u64::MAX - 1);
+    let out = w.bundle_with(PASS, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did not open with this passphrase, so its generation (18446744073709551614, unauthenticated) was not continued"),
+        "{err}"
+    );
+    assert_eq!(
+        header_generation(&w, &w.blob()),
+        1,
+        "no state record here: the forged number raised nothing"
+    );
+    // And the next bundle goes on from the new, genuine blob.
+    w.bundle_ok();
+    assert_eq!(header_generation(&w, &w.blob()), 2);
+}

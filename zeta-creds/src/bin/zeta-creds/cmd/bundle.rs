@@ -86,12 +86,21 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         args.new_blob.allow_weak_passphrase,
     )?;
     let written = bundle::write(&opts, &plan, &pass)?;
+    if let Some(claimed) = written.unverified_previous {
+        warning!(
+            "the blob replaced at {} did not open with this passphrase, so its generation ({claimed}, unauthenticated) was not continued: the new blob has generation {}; a copy of the old blob (kept as {}{}) still opens with the old passphrase: delete it if the old passphrase must not bring it back",
+            args.out.display(),
+            written.generation,
+            args.out.display(),
+            bundle::PREV_SUFFIX
+        );
+    }
     Ok(BundleReport {
         entries: plan.pick.items.len(),
         files: plan.pick.file_count(),
         bytes: plan.pick.total_size(),
         out: args.out.clone(),
-        generation: plan.generation,
+        generation: written.generation,
         usb_uuid,
         host,
         work_factor: args.work_factor,

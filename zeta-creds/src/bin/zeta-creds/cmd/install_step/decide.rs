@@ -155,9 +155,13 @@ pub fn confirm_after_diff(
 }
 
 /// The work factor ceiling handed to `verify`, `diff` and `rekey`: 20
-/// (zeta-creds's default) unless the new or the old blob needs more.
-pub fn max_work_factor(new: Option<u8>, old: Option<u8>) -> u8 {
-    [new, old].into_iter().flatten().fold(20, u8::max)
+/// (zeta-creds's default) unless `--work-factor` asks for more. Never the
+/// blob's own: its header is unauthenticated until a passphrase opens it,
+/// and an ESP writer could forge 22 (4 GiB of scrypt per try) there. A
+/// genuine blob sealed above 20 is opened with `--work-factor` set to its
+/// factor.
+pub fn max_work_factor(new: Option<u8>) -> u8 {
+    new.map_or(20, |n| n.max(20))
 }
 
 #[cfg(test)]
@@ -301,10 +305,11 @@ mod tests {
     }
 
     #[test]
-    fn work_factor_ceiling() {
-        assert_eq!(max_work_factor(None, None), 20);
-        assert_eq!(max_work_factor(Some(10), Some(18)), 20);
-        assert_eq!(max_work_factor(Some(22), Some(10)), 22);
-        assert_eq!(max_work_factor(None, Some(21)), 21);
+    /// Issue 19 #9: an ESP writer who forges the blob's work factor (22: 4 GiB
+    /// of scrypt per try) does not raise the ceiling the step opens it with.
+    fn a_forged_work_factor_on_the_esp_never_raises_the_cap() {
+        assert_eq!(max_work_factor(None), 20);
+        assert_eq!(max_work_factor(Some(10)), 20);
+        assert_eq!(max_work_factor(Some(22)), 22);
     }
 }

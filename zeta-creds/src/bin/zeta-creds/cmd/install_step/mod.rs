@@ -173,8 +173,9 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
             staged: None,
         }
     };
-    let max_wf =
-        decide::max_work_factor(s.work_factor, header.as_ref().and_then(|h| h.work_factor));
+    // Issue 19 #9: the blob's own (unauthenticated) work factor never
+    // raises the cap.
+    let max_wf = decide::max_work_factor(s.work_factor);
     let mut action = choose_action(
         &s,
         &inputs,
