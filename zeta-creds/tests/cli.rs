@@ -864,3 +864,47 @@ fn digits_between(text: &str, before: &str, after: &str) -> bool {
         digits > 0 && rest[digits..].starts_with(after)
     })
 }
+
+/// Issue 19 #10: what an ESP writer puts where the blob belongs must end in
+/// a status the NixOS unit does not restart on (it restarted on exit 1 and
+/// asked again): a directory or a FIFO is "input missing" (6), and a FIFO
+/// never blocks the run.
+#[test]
+fn a_directory_or_fifo_in_place_of_the_blob_exits_6_without_blocking() {
+    let w = World::bundled();
+    let dir = w.path("esp-dir/zeta-creds.enc");
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = w.path("zeta-creds.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    for (path, what) in [(&dir, "a directory"), (&fifo, "a FIFO")] {
+        let pf = w.pass_file(PASS);
+        let out = w
+            .restore_blob(path)
+            .args(["--usb-uuid", UUID, "--passphrase-file"])
+            .arg(&pf)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(6), "{what}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("is {what}, not a file")), "{err}");
+        assert!(pf.exists(), "{what}: no passphrase was read");
+    }
+    for args in [&["inspect"][..], &["verify", "--blob"]] {
+        let out = w
+            .cmd()
+            .args(args)
+            .arg(&fifo)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {out:?}");
+    }
+}

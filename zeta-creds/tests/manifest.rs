@@ -487,7 +487,7 @@ fn personas_pick_their_entries_and_restore_refuses_another_persona() {
         .args(["--persona", "ops", "--passphrase-file"])
         .arg(&pf)
         .assert()
-        .code(1)
+        .code(5)
         .stderr(predicate::str::contains(
             "was bundled for persona \"reviewer\", not \"ops\"",
         ));

@@ -43,6 +43,14 @@ pub enum CliError {
     /// The blob does not exist.
     #[error("blob {0} not found")]
     BlobMissing(PathBuf),
+    /// Something other than a regular file is where the blob belongs.
+    #[error("blob {blob} is {what}, not a file")]
+    BlobNotAFile {
+        /// The path.
+        blob: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
     /// The blob exists but cannot be read.
     #[error("cannot read blob {blob}: {source}")]
     BlobRead {
@@ -300,7 +308,10 @@ impl CliError {
                     Exit::Failure
                 }
             },
-            CliError::PersonaMismatch { .. } => Exit::Failure,
+            // What the ESP holds, not a failure a retry could fix (issue 19
+            // #10: exit 1 made the unit restart and ask again).
+            CliError::BlobNotAFile { .. } => Exit::InputMissing,
+            CliError::PersonaMismatch { .. } => Exit::Corrupt,
             CliError::Incomplete { .. } => Exit::Incomplete,
             CliError::TargetRoot { .. }
             | CliError::NoStateRecord { .. }

@@ -93,7 +93,9 @@ impl Exit {
             Exit::Usage => "usage error",
             Exit::WrongPassphrase => "wrong passphrase",
             Exit::OtherUsb => "blob is bound to another USB stick or host",
-            Exit::Corrupt => "blob corrupt, tampered, truncated or unsupported version/parameters",
+            Exit::Corrupt => {
+                "blob corrupt, tampered, truncated, or not for this restore (version, parameters, persona)"
+            }
             Exit::InputMissing => {
                 "required input missing (blob, UUID file, passphrase source, manifest path, state record)"
             }

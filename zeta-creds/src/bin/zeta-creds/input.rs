@@ -61,16 +61,46 @@ fn uuid_from_file(path: &Path) -> Result<UsbUuid, CliError> {
 
 /// Open the blob and parse its header (nothing authenticated yet).
 pub fn open_blob(blob: &Path) -> Result<(File, Header), CliError> {
-    let mut file = File::open(blob).map_err(|source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            CliError::BlobMissing(blob.to_owned())
-        } else {
-            CliError::BlobRead {
-                blob: blob.to_owned(),
-                source,
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // O_NONBLOCK: a FIFO put where the blob belongs must not hang the run
+    // (a regular file ignores the flag); the type is checked on the
+    // descriptor, not the name.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(blob)
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                CliError::BlobMissing(blob.to_owned())
+            } else {
+                CliError::BlobRead {
+                    blob: blob.to_owned(),
+                    source,
+                }
             }
-        }
-    })?;
+        })?;
+    let kind = file
+        .metadata()
+        .map_err(|source| CliError::BlobRead {
+            blob: blob.to_owned(),
+            source,
+        })?
+        .file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(CliError::BlobNotAFile {
+            blob: blob.to_owned(),
+            what,
+        });
+    }
     let header = Header::read(&mut file).map_err(|source| CliError::Blob {
         blob: blob.to_owned(),
         source,
