@@ -85,7 +85,9 @@ fn is_esp_type(parttype: Option<&str>) -> bool {
     })
 }
 
-fn descendants(dev: &BlockDevice) -> Vec<&BlockDevice> {
+/// `dev` and every device below it (partitions, and what they hold),
+/// breadth first.
+pub fn descendants(dev: &BlockDevice) -> Vec<&BlockDevice> {
     let mut out = vec![dev];
     let mut i = 0;
     while i < out.len() {

@@ -21,7 +21,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use zeta_creds::bundle::AtomicFile;
 use zeta_creds::cleanup::{self, Guard};
 use zeta_creds::fsx;
-use zeta_creds::rescue::scan::{BlockDevice, LSBLK_ARGS, parse_lsblk};
+use zeta_creds::rescue::scan::{BlockDevice, LSBLK_ARGS, descendants, parse_lsblk};
 use zeta_creds::rescue::{MAX_BLOB_BYTES, default_mount_base};
 
 /// The filesystem label of a stash partition.
@@ -42,16 +42,6 @@ pub struct Found {
     pub device: PathBuf,
     /// Where it is mounted already, if it is.
     pub mounted_at: Option<PathBuf>,
-}
-
-fn descendants(dev: &BlockDevice) -> Vec<&BlockDevice> {
-    let mut out = vec![dev];
-    let mut i = 0;
-    while i < out.len() {
-        out.extend(out[i].children.iter());
-        i += 1;
-    }
-    out
 }
 
 /// The filesystem labelled [`STASH_LABEL`] on the same disk as `stick`
