@@ -199,7 +199,7 @@ printf '%s  /home/zeta/.config/gh/hosts.yml\n' "$(sha256sum <"$src/home/zeta/.co
     >"$work/rebundled-hosts.sum"
 cp "$work/passphrase" "$work/bundle-passphrase"
 if ! "$binary" bundle --manifest manifest/default.toml --out "$work/rebundled.enc" \
-    --usb-uuid "${BOUND_SERIAL:0:4}-${BOUND_SERIAL:4:4}" --source-root "$src" \
+    --usb-uuid "${BOUND_SERIAL:0:4}-${BOUND_SERIAL:4:4}" --source-root "$src" --host zeta-vm \
     --passphrase-file "$work/bundle-passphrase" --work-factor 10 >"$work/bundle.log" 2>&1; then
     cat "$work/bundle.log"
     echo "tests/vm: zeta-creds bundle (the re-bundle) failed"
