@@ -141,15 +141,18 @@ unit_for() {
 # unit_cmds NAME [relink]: debugfs commands that install the units of
 # unit_for NAME in /etc/systemd/system, zeta-creds-restore.service enabled
 # (the fallback is only started by it: OnFailure=). With `relink`, the
-# image already has a zeta-creds-restore.service (and its enabling link):
-# it is replaced, and the link kept.
+# image $work/NAME.img already has units (zeta-creds-restore.service, its
+# enabling link, maybe the check unit): each one NAME's units replace is
+# removed first, and the link kept.
 unit_cmds() {
-    local f
-    if [ "${2:-}" = relink ]; then
-        echo "rm /etc/systemd/system/zeta-creds-restore.service"
-    fi
+    local f unit
     for f in "$work/$1.units"/*; do
-        put "$f" "/etc/systemd/system/$(basename "$f")" 644
+        unit=/etc/systemd/system/$(basename "$f")
+        if [ "${2:-}" = relink ] &&
+            debugfs -R "stat $unit" "$work/$1.img" 2>/dev/null | grep -q '^Inode:'; then
+            echo "rm $unit"
+        fi
+        put "$f" "$unit" 644
     done
     if [ "${2:-}" != relink ]; then
         echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-creds-restore.service /etc/systemd/system/zeta-creds-restore.service"
