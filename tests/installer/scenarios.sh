@@ -51,7 +51,16 @@ scenario_A() {
     ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/A2.log" \
         --target "$work/A2/root" --esp "$work/A2/root/boot" --usb-device "$work/stick.img"
     expect_eq "ESP at TARGET/boot: exit status" "$rc" 0
-    expect_grep "NixOS line: blob under /boot" "$work/A2.log" 'zeta.credsRestore.blob = "/boot/zeta-creds.enc";'
+    # /boot is the module's default (boot.loader.efi.efiSysMountPoint): no
+    # blob line to paste.
+    expect_no_grep "NixOS lines: no blob line for the default /boot" "$work/A2.log" 'zeta.credsRestore.blob = "/'
+    # An ESP mounted elsewhere in the target: the line names it.
+    make_target "$work/A3/root" creds
+    mkdir -p "$work/A3/root/efi"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/A3.log" \
+        --target "$work/A3/root" --esp "$work/A3/root/efi" --usb-device "$work/stick.img"
+    expect_eq "ESP at TARGET/efi: exit status" "$rc" 0
+    expect_grep "NixOS line: blob under /efi" "$work/A3.log" 'zeta.credsRestore.blob = "/efi/zeta-creds.enc";'
 }
 
 # ---------------------------------------------------------------------------

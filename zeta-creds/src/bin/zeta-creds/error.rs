@@ -356,9 +356,9 @@ impl CliError {
                     "no --manifest given, and the host has none installed: pass --manifest FILE (the package ships share/zeta-creds/manifest/default.toml), or set zeta.credsRestore.manifest in the NixOS configuration",
                 )
             }
-            CliError::BlobMissing(_) => {
-                Some("nothing to restore: run `zeta-creds bundle` first, or check --blob")
-            }
+            CliError::BlobMissing(_) => Some(
+                "check the path (NixOS mounts the ESP at /boot: /boot/zeta-creds.enc), or make a blob with `zeta-creds bundle`",
+            ),
             CliError::Hostname(_) => {
                 Some("pass --host NAME to say which host this is (the name the blob is sealed for)")
             }

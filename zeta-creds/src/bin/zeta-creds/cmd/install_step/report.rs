@@ -11,7 +11,7 @@ use super::decide::Action;
 pub const BLOB_NAME: &str = "zeta-creds.enc";
 
 /// Where the restore module looks when `blob` is not set.
-const DEFAULT_NIX_BLOB: &str = "/esp/zeta-creds.enc";
+const DEFAULT_NIX_BLOB: &str = "/boot/zeta-creds.enc";
 
 /// The TPM2-sealed passphrase, as the installed system sees it.
 pub const CREDENTIAL_PATH: &str = "/etc/credstore.encrypted/zeta-creds-passphrase";
@@ -124,7 +124,7 @@ pub fn render(s: &Summary<'_>) -> String {
         None => {
             let _ = writeln!(
                 o,
-                "  # zeta.credsRestore.blob = \"<where this ESP is mounted>/{BLOB_NAME}\";  (default /esp/{BLOB_NAME})"
+                "  # zeta.credsRestore.blob = \"<where this ESP is mounted>/{BLOB_NAME}\";  (default: boot.loader.efi.efiSysMountPoint, /boot)"
             );
         }
         Some(path) if path != DEFAULT_NIX_BLOB => {
@@ -193,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn interactive_lines_with_the_blob_under_boot() {
+    fn interactive_lines_with_the_blob_under_efi() {
         let v = Verified {
             entries: Some(8),
             user: Some("zeta".into()),
@@ -202,7 +202,7 @@ mod tests {
             work_factor: Some(10),
         };
         assert_eq!(
-            summary(&v, None, Some("/boot/zeta-creds.enc")),
+            summary(&v, None, Some("/efi/zeta-creds.enc")),
             "
 Done: sealed the credentials from /mnt
   blob        /mnt/boot/zeta-creds.enc: 8 entries for user zeta, generation 1, bound to USB dead-beef
@@ -213,7 +213,7 @@ To restore them at every boot, add to the installed system's NixOS configuration
 
   zeta.credsRestore.enable = true;
   zeta.credsRestore.passphrase.mode = \"interactive\";
-  zeta.credsRestore.blob = \"/boot/zeta-creds.enc\";
+  zeta.credsRestore.blob = \"/efi/zeta-creds.enc\";
 
 The first boot asks for the passphrase on the console.
 "
@@ -228,7 +228,7 @@ The first boot asks for the passphrase on the console.
             ..Verified::default()
         };
         let cred = Path::new("/mnt/etc/credstore.encrypted/zeta-creds-passphrase");
-        let text = summary(&v, Some((cred, "")), Some("/esp/zeta-creds.enc"));
+        let text = summary(&v, Some((cred, "")), Some("/boot/zeta-creds.enc"));
         assert!(text.contains("? entries for user ?, generation ?"));
         assert!(text.contains("  zeta.credsRestore.passphrase.mode = \"credential\";\n"));
         assert!(text.contains(
@@ -246,7 +246,7 @@ The first boot asks for the passphrase on the console.
         ));
         let elsewhere = summary(&Verified::default(), None, None);
         assert!(elsewhere.contains(
-            "  # zeta.credsRestore.blob = \"<where this ESP is mounted>/zeta-creds.enc\";  (default /esp/zeta-creds.enc)\n"
+            "  # zeta.credsRestore.blob = \"<where this ESP is mounted>/zeta-creds.enc\";  (default: boot.loader.efi.efiSysMountPoint, /boot)\n"
         ));
         assert!(!elsewhere.contains("maxWorkFactor"));
     }
