@@ -13,16 +13,6 @@ use predicates::prelude::*;
 
 const HOSTS: &str = "home/zeta/.config/gh/hosts.yml";
 
-fn rebundle(w: &World) {
-    let pf = w.pass_file(PASS);
-    w.bundle()
-        .arg("--force")
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .assert()
-        .success();
-}
-
 fn line_for<'a>(stdout: &'a str, dest: &str) -> &'a str {
     stdout
         .lines()
@@ -89,7 +79,7 @@ fn a_file_still_as_written_is_updated_from_a_newer_blob() {
         "github.com:\n  oauth_token: gho_ROTATED\n",
     )
     .unwrap();
-    rebundle(&w);
+    w.rebundle();
     let out = w.restore_ok(&[]);
     assert!(
         line_for(&out, "/home/zeta/.config/gh/hosts.yml").starts_with("updated"),
@@ -109,7 +99,7 @@ fn a_file_changed_locally_is_kept_and_reported() {
     w.restore_ok(&[]);
     fs::write(w.dst().join(HOSTS), "rotated on the machine\n").unwrap();
     fs::write(w.src().join(HOSTS), "an older token from the stick\n").unwrap();
-    rebundle(&w);
+    w.rebundle();
     let out = w.restore_ok(&[]);
     let line = line_for(&out, "/home/zeta/.config/gh/hosts.yml");
     assert!(line.starts_with("kept"), "{line}");
@@ -226,7 +216,7 @@ fn an_older_blob_is_refused_unless_allowed() {
     let old = w.path("esp/old.enc");
     fs::copy(w.blob(), &old).unwrap();
     fs::write(w.src().join(HOSTS), "newer\n").unwrap();
-    rebundle(&w); // generation 2
+    w.rebundle(); // generation 2
     w.restore_ok(&[]);
     assert_eq!(fs::read_to_string(w.dst().join(HOSTS)).unwrap(), "newer\n");
 

@@ -44,16 +44,6 @@ fn header_of(blob: &Path) -> Header {
     Header::read(&mut fs::File::open(blob).unwrap()).unwrap()
 }
 
-fn rebundle(w: &World) {
-    let pf = w.pass_file(PASS);
-    w.bundle()
-        .arg("--force")
-        .arg("--passphrase-file")
-        .arg(&pf)
-        .assert()
-        .success();
-}
-
 /// The same blob a second time: exit 0, "already restored", the passphrase
 /// file left where it was, and not one byte of the target changed (the
 /// state record included).
@@ -108,7 +98,7 @@ fn a_rebundled_blob_is_restored() {
     let w = World::bundled();
     w.restore_ok(&[]);
     fs::write(w.src().join(HOSTS), "github.com:\n  oauth_token: gho_NEW\n").unwrap();
-    rebundle(&w);
+    w.rebundle();
     let (out, left) = if_new(&w, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!left, "the passphrase was read (and the file consumed)");

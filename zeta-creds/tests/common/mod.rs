@@ -341,6 +341,18 @@ path = "/etc/zeta"
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Bundle again over the world's blob (`--force`), which must succeed:
+    /// a re-bundle after the source changed.
+    pub fn rebundle(&self) {
+        let pf = self.pass_file(PASS);
+        self.bundle()
+            .arg("--force")
+            .arg("--passphrase-file")
+            .arg(&pf)
+            .assert()
+            .success();
+    }
+
     pub fn bundle_ok(&self) {
         let pf = self.pass_file(PASS);
         self.bundle()
