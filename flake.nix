@@ -42,6 +42,15 @@
       nixosModules.zeta-creds-restore = project.nixosModule;
       # The module alone, for hosts that set zeta.credsRestore.package.
       nixosModules.bare = project.bareNixosModule;
+      # zeta-creds, the installer step and the manifest on a custom
+      # installer ISO, beside nixpkgs' installation-cd-minimal.nix
+      # (installer/README.md), with the package from the ISO's nixpkgs.
+      nixosModules.installer =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nixos-modules/installer.nix ];
+          zeta.installer.package = lib.mkDefault (pkgs.callPackage project.packageFunction { });
+        };
 
       # package, unit-cases, module-eval (the real module system) and
       # nixos-test (a NixOS VM boots with the unit): `nix flake check`.
