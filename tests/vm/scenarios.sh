@@ -673,6 +673,7 @@ secrets_root() {
             put "$f" "/usr/local/lib/zeta-vm/$(basename "$f")" 755
         done
         for f in "$work/$name.integration/units"/*; do
+            [ -e "$f" ] || continue
             unit=$(basename "$f")
             unit=${unit//://}
             put "$f" "/etc/systemd/system/$unit" 644
@@ -723,7 +724,7 @@ secrets_checks() {
         else
             fail "$name: $unit.service: $(grep "^$unit\." "$work/$name.results/consumer.txt" | tr '\n' ' ') (restore done at ${restored_at})"
         fi
-        if [ "${consumer_at:-0}" -gt 0 ] && [ "$consumer_at" -ge "${exit:-0}" ]; then
+        if [ "${consumer_at:-0}" -gt 0 ] && [ "${exit:-0}" -gt 0 ] && [ "$consumer_at" -ge "$exit" ]; then
             ok "$name: the consumer started at ${consumer_at}us, after $unit.service finished at ${exit}us"
         else
             fail "$name: the consumer started at '${consumer_at}', $unit.service finished at '${exit}'"
