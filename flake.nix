@@ -7,6 +7,9 @@
 #     modules = [ zeta-creds.nixosModules.default ./configuration.nix ];
 #   };
 #
+# nixosModules.installer puts zeta-creds on a custom installer ISO
+# (installer/README.md, "A live ISO with zeta-creds").
+#
 # nixpkgs is pinned to the 25.05 release branch: the newest stable release
 # that Nix 2.8 (Debian 12's nix-bin) can still evaluate. flake.lock is made
 # by the first `nix flake lock`; a flake that consumes this one locks its
