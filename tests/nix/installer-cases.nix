@@ -8,7 +8,8 @@
 # host's own setting overrides). Nothing is built: the builders are stubs
 # that return what they were given.
 #
-#   nix-instantiate --eval --strict --json tests/nix/installer-cases.nix
+#   nix-instantiate --eval --strict --json tests/nix/installer-cases.nix \
+#     --arg lib 'import ./tests/nix/lib-double.nix'
 #   => { "count": N, "failures": [ … ], "cases": [ … ] }
 #
 # The same cases run under nixpkgs' real lib.evalModules (by hand, as
@@ -16,9 +17,7 @@
 #
 #   nix-instantiate --eval --strict --json tests/nix/installer-cases.nix \
 #     --arg lib 'import /path/to/nixpkgs.lib/lib'
-{
-  lib ? import ./lib-double.nix,
-}:
+{ lib }:
 let
   inherit (builtins)
     attrNames

@@ -86,10 +86,12 @@ for f in "${nix_files[@]}"; do
     fi
 done
 
-# run_cases FILE: evaluate a case file that returns { count; failures; }.
+# run_cases FILE [NIX ARGS...]: evaluate a case file that returns
+# { count; failures; }.
 run_cases() {
     local file=$1 out
-    if ! out=$(nix_eval --json "$file" 2>"$work/eval.err"); then
+    shift
+    if ! out=$(nix_eval --json "$file" "$@" 2>"$work/eval.err"); then
         fail "$file does not evaluate"
         cat "$work/eval.err"
         return
@@ -112,7 +114,8 @@ echo "== 3. the module against the lib test double"
 run_cases tests/nix/module-cases.nix
 
 echo "== 3b. the installer ISO module (nixosModules.installer) against the lib test double"
-run_cases tests/nix/installer-cases.nix
+# (A function of lib: bare nix-instantiate does not call it by itself.)
+run_cases tests/nix/installer-cases.nix --arg lib 'import ./tests/nix/lib-double.nix'
 
 echo "== 4. what the option types refuse"
 # refused NAME EXPECTED EXPR: EXPR must fail to evaluate with EXPECTED in
