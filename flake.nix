@@ -7,6 +7,9 @@
 #     modules = [ zeta-creds.nixosModules.default ./configuration.nix ];
 #   };
 #
+# nixosModules.installer puts zeta-creds on a custom installer ISO
+# (installer/README.md, "A live ISO with zeta-creds").
+#
 # nixpkgs is pinned to the 25.05 release branch: the newest stable release
 # that Nix 2.8 (Debian 12's nix-bin) can still evaluate. flake.lock is made
 # by the first `nix flake lock`; a flake that consumes this one locks its
@@ -42,6 +45,15 @@
       nixosModules.zeta-creds-restore = project.nixosModule;
       # The module alone, for hosts that set zeta.credsRestore.package.
       nixosModules.bare = project.bareNixosModule;
+      # zeta-creds, the installer step and the manifest on a custom
+      # installer ISO, beside nixpkgs' installation-cd-minimal.nix
+      # (installer/README.md), with the package from the ISO's nixpkgs.
+      nixosModules.installer =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nixos-modules/installer.nix ];
+          zeta.installer.package = lib.mkDefault (pkgs.callPackage project.packageFunction { });
+        };
 
       # package, unit-cases, module-eval (the real module system) and
       # nixos-test (a NixOS VM boots with the unit): `nix flake check`.

@@ -122,10 +122,19 @@ let
         (eq "nixosModules" (attrNames outputs.nixosModules) [
           "bare"
           "default"
+          "installer"
           "zeta-creds-restore"
         ])
         (eq "nixosModules.bare" outputs.nixosModules.bare ../../nixos-modules/zeta-creds-restore.nix)
         (holds "nixosModules.default is a module function" (isFunction outputs.nixosModules.default))
+        (eq "nixosModules.installer imports the installer module" (outputs.nixosModules.installer {
+          lib = double;
+          pkgs = stubPkgs;
+        }).imports [ ../../nixos-modules/installer.nix ])
+        (eq "nixosModules.installer sets the package with mkDefault" (outputs.nixosModules.installer {
+          lib = double;
+          pkgs = stubPkgs;
+        }).zeta.installer.package (double.mkDefault (stubDrv "zeta-creds-0.1.0")))
         (holds "overlays.default is an overlay" (isFunction outputs.overlays.default))
         (eq "overlay's zeta-creds" (outputs.overlays.default stubPkgs { }).zeta-creds.name "zeta-creds-0.1.0")
         (eq "checks.x86_64-linux" (attrNames outputs.checks.x86_64-linux) [

@@ -73,6 +73,7 @@ let
       "local-fs.target"
       "systemd-sysusers.service"
       "userborn.service"
+      "zeta-creds-restore-check.service"
       "network.target"
     ])
     (eq "before: mkForce replaces" (svc [ { systemd.services.${s}.before = lib.mkForce [ "sshd.service" ]; } ]).unitConfig.Before "sshd.service")
@@ -122,7 +123,10 @@ let
             sops.useSystemdActivation = true;
           }
         ]).systemd.services
-    ) [ "zeta-creds-restore" ])
+    ) [
+      "zeta-creds-restore"
+      "zeta-creds-restore-check"
+    ])
     (eq "agenix, activation mode: the follow-up" (
       (eval [
         standins.agenix

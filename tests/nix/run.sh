@@ -13,6 +13,9 @@
 #      functions it uses (tests/nix/lib-double.nix), declares every option
 #      typed and documented, hands the right values to the unit function,
 #      and fires its assertions (tests/nix/module-cases.nix);
+#      the installer ISO module (nixos-modules/installer.nix) puts the
+#      package, and a manifest checked at build time, on the live system
+#      (tests/nix/installer-cases.nix);
 #   4. settings the option types must refuse are refused, with the
 #      module system's message (and two definitions that conflict): a store path, a Nix path literal (which
 #      would copy a secret into the store), a relative path, an unknown
@@ -83,10 +86,12 @@ for f in "${nix_files[@]}"; do
     fi
 done
 
-# run_cases FILE: evaluate a case file that returns { count; failures; }.
+# run_cases FILE [NIX ARGS...]: evaluate a case file that returns
+# { count; failures; }.
 run_cases() {
     local file=$1 out
-    if ! out=$(nix_eval --json "$file" 2>"$work/eval.err"); then
+    shift
+    if ! out=$(nix_eval --json "$file" "$@" 2>"$work/eval.err"); then
         fail "$file does not evaluate"
         cat "$work/eval.err"
         return
@@ -107,6 +112,10 @@ run_cases tests/nix/unit-cases.nix
 
 echo "== 3. the module against the lib test double"
 run_cases tests/nix/module-cases.nix
+
+echo "== 3b. the installer ISO module (nixosModules.installer) against the lib test double"
+# (A function of lib: bare nix-instantiate does not call it by itself.)
+run_cases tests/nix/installer-cases.nix --arg lib 'import ./tests/nix/lib-double.nix'
 
 echo "== 4. what the option types refuse"
 # refused NAME EXPECTED EXPR: EXPR must fail to evaluate with EXPECTED in
@@ -174,6 +183,9 @@ refused "a second module's plain Restart= beside ours (nixpkgs' merge: use mkFor
 refused "issue 17: unitConfig.StartLimitBurst beside startLimitBurst = mkForce conflicts" \
     "The option \`systemd.services.old.unitConfig.StartLimitBurst' has conflicting definition values" \
     '(import ./tests/nix/eval-module.nix { modules = [ { systemd.services.old.unitConfig.StartLimitBurst = 3; systemd.services.old.startLimitBurst = (import ./tests/nix/lib-double.nix).mkForce 5; } ]; }).merged.old.unitConfig'
+refused "the installer module with no package and none in pkgs" \
+    "zeta.installer.package is not set and nixpkgs has no zeta-creds package" \
+    '(let lib = import ./tests/nix/lib-double.nix; in (lib.evalModules { modules = [ ./tests/nix/nixos-double.nix ./nixos-modules/installer.nix ]; specialArgs.pkgs = { formats.toml = _: { type = lib.types.raw; }; }; }).config.environment.systemPackages)'
 refused "rendering a configuration that fails an assertion" \
     "passphrase.mode = \"file\" needs zeta.credsRestore.passphrase.file" \
     'import ./tests/nix/render-unit.nix { cfg = builtins.toJSON { passphrase.mode = "file"; }; binary = "/bin/true"; }'

@@ -466,3 +466,323 @@ scenario_k() {
     no_passphrase_bytes k "$work/k.img" "$work/tpm-k"/*
     discard "$work/k.img"
 }
+
+## sops-nix and agenix get the restored key in the same boot ###############
+# (issue 17, items 5 and 9; nixos-modules/README.md, "sops-nix and
+# agenix".) The guest has no NixOS, so sops-nix and agenix are stand-ins
+# that do what theirs do with the key: sops-install-secrets "decrypts"
+# with the age key its manifest names and publishes /run/secrets only when
+# it could (all or nothing); agenix's install step uses the SSH host key as
+# its identity, and publishes its generation (/run/agenix) even with a
+# secret it could not decrypt. What each "decrypted" names the SHA-256 of
+# the key it used, so the checks see which key that was. The units around
+# them are the real ones: sops-install-secrets.service and
+# agenix-install-secrets.service as sops-nix 56b24064 and agenix b027ee29
+# declare them, and the follow-ups and the consumer's ordering rendered by
+# nixos-modules/integrations.nix itself (tests/nix/render-integrations.nix).
+# The consumer, zeta-vm-consumer.service, stands in for a service named in
+# integrations.{sops,agenix}.services (nginx, wireguard-wg0): it reads both
+# secrets at start and writes what it found, and every unit's state and
+# times, to the results disk. Both scenarios use the blob at the default
+# path (the configuration sets none: /boot/zeta-creds.enc, on the ESP
+# where NixOS mounts it) on the first boot of a fresh disk: the key is not
+# on it before the restore.
+
+# The guest's stand-in tools, written to $work/secrets-tools/.
+secrets_tools() {
+    local d=$work/secrets-tools
+    [ ! -d "$d" ] || return 0
+    mkdir -p "$d"
+    printf 'keyFile=/var/lib/sops-nix/key.txt\n' >"$d/sops-manifest"
+    cat >"$d/sops-install-secrets" <<'TOOL'
+#!/bin/sh
+# tests/vm stand-in for sops-nix's sops-install-secrets MANIFEST: all or
+# nothing, as the real one (it decrypts everything, then links /run/secrets).
+set -eu
+key=$(sed -n 's/^keyFile=//p' "$1")
+if [ ! -s "$key" ]; then
+    echo "sops-install-secrets (stand-in): cannot decrypt: no age key at $key" >&2
+    exit 1
+fi
+umask 077
+mkdir -p /run/secrets.d/1
+printf 'decrypted with age key sha256:%s\n' "$(sha256sum <"$key" | cut -d ' ' -f 1)" >/run/secrets.d/1/api-token
+ln -sfn /run/secrets.d/1 /run/secrets
+echo "sops-install-secrets (stand-in): /run/secrets/api-token decrypted with $key"
+TOOL
+    cat >"$d/zeta-vm-agenix" <<'TOOL'
+#!/bin/sh
+# tests/vm stand-in for agenix's activation steps (new-generation, install,
+# chown): the SSH host key is the identity; a secret that cannot be
+# decrypted is missing from the generation, which is linked all the same.
+set -u
+identity=/etc/ssh/ssh_host_ed25519_key
+current=$(readlink /run/agenix || true)
+current=${current##*/}
+generation=/run/agenix.d/$((${current:-0} + 1))
+case $1 in
+new-generation) mkdir -p "$generation" ;;
+install)
+    if [ -s "$identity" ]; then
+        (umask 077 && printf 'decrypted with ssh host key sha256:%s\n' \
+            "$(sha256sum <"$identity" | cut -d ' ' -f 1)" >"$generation/api-token")
+        echo "[agenix] (stand-in) decrypted api-token with $identity"
+    else
+        echo "[agenix] (stand-in) WARNING: no readable identities found! api-token not decrypted" >&2
+    fi
+    ln -sfn "$generation" /run/agenix
+    ;;
+chown) echo "[agenix] (stand-in) chowning..." ;;
+esac
+TOOL
+    cat >"$d/zeta-vm-activation" <<'TOOL'
+#!/bin/sh
+# tests/vm stand-in for NixOS activation, which runs before any unit: the
+# sops-nix step (setupSecrets) and agenix's three steps. A failed step is
+# reported and activation goes on, as NixOS's does.
+mkdir -p /run/zeta-vm
+out=/run/zeta-vm/activation.txt
+if /usr/local/bin/sops-install-secrets /etc/zeta-vm/sops-manifest; then
+    echo "setupSecrets: ok" >>"$out"
+else
+    echo "setupSecrets: failed (exit $?)" >>"$out"
+fi
+for step in new-generation install chown; do /usr/local/sbin/zeta-vm-agenix "$step"; done
+if [ -e /run/agenix/api-token ]; then
+    echo "agenix: api-token installed" >>"$out"
+else
+    echo "agenix: api-token missing" >>"$out"
+fi
+exit 0
+TOOL
+    cat >"$d/zeta-vm-consumer" <<'TOOL'
+#!/bin/sh
+# tests/vm: a service that reads sops-nix and agenix secrets at start.
+out=/mnt/results/consumer.txt
+read_secret() {
+    if [ -r "$2" ]; then echo "$1=$(cat "$2")"; else echo "$1=MISSING"; fi
+}
+{
+    read_secret sops-token /run/secrets/api-token
+    read_secret agenix-token /run/agenix/api-token
+    echo "activation=$(tr '\n' ';' </run/zeta-vm/activation.txt 2>/dev/null)"
+    echo "consumer.ExecMainStartTimestampMonotonic=$(systemctl show -p ExecMainStartTimestampMonotonic --value zeta-vm-consumer.service)"
+    for u in zeta-creds-restore sops-install-secrets agenix-install-secrets zeta-creds-sops-nix zeta-creds-agenix; do
+        systemctl show "$u.service" -p LoadState -p ActiveState -p Result -p ExecMainStatus -p ConditionResult \
+            -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic | sed "s/^/$u./"
+    done
+} >"$out" 2>&1
+TOOL
+    cat >"$d/zeta-vm-consumer.service" <<'TOOL'
+[Unit]
+Description=zeta-creds VM test: a service that reads sops-nix and agenix secrets at start
+RequiresMountsFor=/mnt/results
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/zeta-vm-consumer
+TOOL
+    # sops-nix modules/sops/default.nix, systemd.services.sops-install-secrets
+    # with sops.useSystemdActivation (requiredBy and before
+    # sysinit-reactivation.target: NixOS's, not in this guest).
+    cat >"$d/sops-install-secrets.service" <<'TOOL'
+[Unit]
+After=local-fs.target systemd-sysusers.service userborn.service
+Before=sysinit-reactivation.target
+DefaultDependencies=no
+RequiresMountsFor=/var/lib/sops-nix/key.txt
+
+[Service]
+Environment="SOPS_RESTART_UNITS_VIA_SYSTEMCTL=1"
+Type=oneshot
+ExecStart=/usr/local/bin/sops-install-secrets /etc/zeta-vm/sops-manifest
+RemainAfterExit=true
+TOOL
+    # agenix modules/age.nix, systemd.services.agenix-install-secrets (with
+    # systemd-sysusers or userborn): its three steps in one script.
+    cat >"$d/agenix-install-secrets.service" <<'TOOL'
+[Unit]
+After=systemd-sysusers.service
+DefaultDependencies=no
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/lib/zeta-vm/agenix-install
+RemainAfterExit=true
+TOOL
+    printf '#!/bin/sh\n/usr/local/sbin/zeta-vm-agenix new-generation\n/usr/local/sbin/zeta-vm-agenix install\n/usr/local/sbin/zeta-vm-agenix chown\n' >"$d/agenix-install"
+    # NixOS activation, before any unit.
+    cat >"$d/zeta-vm-activation.service" <<'TOOL'
+[Unit]
+Description=zeta-creds VM test: stand-in for NixOS activation (sops-nix setupSecrets, agenix)
+DefaultDependencies=no
+After=local-fs.target systemd-sysusers.service
+Before=sysinit.target zeta-creds-restore.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/zeta-vm-activation
+TOOL
+}
+
+# secrets_root NAME MODE: NAME's disk (the restore in file mode, the
+# passphrase staged, the blob at its default path) with the stand-ins and
+# the units integrations.nix renders for MODE (systemd or activation).
+secrets_root() {
+    local name=$1 mode=$2 d=$work/secrets-tools f unit
+    secrets_tools
+    env NIX_CONF_DIR="$work/nix-conf" NIX_STATE_DIR="$work/nix-state" NIX_LOG_DIR="$work/nix-log" \
+        nix-instantiate --option build-users-group '' --store dummy:// \
+        --eval --strict --json "$repo/tests/nix/render-integrations.nix" \
+        --argstr mode "$mode" --argstr consumer zeta-vm-consumer >"$work/$name.integration.json"
+    rm -rf "$work/$name.integration"
+    mkdir -p "$work/$name.integration/units" "$work/$name.integration/scripts"
+    while IFS= read -r unit; do
+        jq -jr --arg u "$unit" '.units[$u]' "$work/$name.integration.json" >"$work/$name.integration/units/${unit//\//:}"
+    done < <(jq -r '.units | keys[]' "$work/$name.integration.json")
+    while IFS= read -r f; do
+        jq -jr --arg f "$f" '.scripts[$f]' "$work/$name.integration.json" >"$work/$name.integration/scripts/$f"
+    done < <(jq -r '.scripts | keys[]' "$work/$name.integration.json")
+    local cmds=(
+        "mkdir /etc/zeta-vm" "mkdir /usr/local/lib/zeta-vm"
+        "mkdir /etc/systemd/system/zeta-vm-consumer.service.d"
+    )
+    mapfile -t -O "${#cmds[@]}" cmds < <(
+        stage_cmds "$work/passphrase"
+        put "$d/sops-manifest" /etc/zeta-vm/sops-manifest 644
+        put "$d/sops-install-secrets" /usr/local/bin/sops-install-secrets 755
+        put "$d/agenix-install" /usr/local/lib/zeta-vm/agenix-install 755
+        for f in zeta-vm-agenix zeta-vm-activation zeta-vm-consumer; do
+            put "$d/$f" "/usr/local/sbin/$f" 755
+        done
+        put "$d/zeta-vm-consumer.service" /etc/systemd/system/zeta-vm-consumer.service 644
+        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-vm-consumer.service /etc/systemd/system/zeta-vm-consumer.service"
+        if [ "$mode" = systemd ]; then
+            for unit in sops-install-secrets.service agenix-install-secrets.service; do
+                put "$d/$unit" "/etc/systemd/system/$unit" 644
+                echo "symlink /etc/systemd/system/sysinit.target.wants/$unit /etc/systemd/system/$unit"
+            done
+        else
+            put "$d/zeta-vm-activation.service" /etc/systemd/system/zeta-vm-activation.service 644
+            echo "symlink /etc/systemd/system/sysinit.target.wants/zeta-vm-activation.service /etc/systemd/system/zeta-vm-activation.service"
+        fi
+        for f in "$work/$name.integration/scripts"/*; do
+            [ -e "$f" ] || continue
+            put "$f" "/usr/local/lib/zeta-vm/$(basename "$f")" 755
+        done
+        for f in "$work/$name.integration/units"/*; do
+            [ -e "$f" ] || continue
+            unit=$(basename "$f")
+            unit=${unit//://}
+            put "$f" "/etc/systemd/system/$unit" 644
+            case $unit in
+            */*) ;;
+            *) echo "symlink /etc/systemd/system/multi-user.target.wants/$unit /etc/systemd/system/$unit" ;;
+            esac
+        done
+    )
+    root_for "$name" "$file_cfg" "${cmds[@]}"
+}
+
+# cprop NAME KEY: KEY (unit.Property) in what the consumer wrote.
+cprop() { sed -n "s/^$2=//p" "$work/$1.results/consumer.txt" 2>/dev/null || true; }
+
+# secrets_checks NAME INSTALLER...: the restore ran from the default path
+# and succeeded, no ordering cycle, each INSTALLER (the unit that installed
+# the secrets this boot) succeeded and started after the restore had
+# finished, and the consumer started after them and read both secrets,
+# decrypted with the keys the blob carried.
+secrets_checks() {
+    local name=$1 unit restored_at start exit consumer_at
+    shift
+    if grep -q -- '--blob /boot/zeta-creds.enc ' "$work/$name.service" &&
+        ! grep -q '"blob"' <<<"$file_cfg"; then
+        ok "$name: the configuration sets no blob; the unit reads the default, /boot/zeta-creds.enc"
+    else
+        fail "$name: the unit does not read /boot/zeta-creds.enc by default: $(grep '^ExecStart=' "$work/$name.service")"
+    fi
+    expect_prop "$name" Result success
+    expect_prop "$name" ExecMainStatus 0
+    restored "$name"
+    if grep -qi 'ordering cycle' "$work/$name.results/journal.txt" 2>/dev/null; then
+        fail "$name: systemd found an ordering cycle:"
+        grep -i 'ordering cycle' "$work/$name.results/journal.txt"
+    else
+        ok "$name: no ordering cycle in the journal"
+    fi
+    have "$name" consumer.txt || return 0
+    restored_at=$(cprop "$name" zeta-creds-restore.ExecMainExitTimestampMonotonic)
+    consumer_at=$(cprop "$name" consumer.ExecMainStartTimestampMonotonic)
+    for unit in "$@"; do
+        start=$(cprop "$name" "$unit.ExecMainStartTimestampMonotonic")
+        exit=$(cprop "$name" "$unit.ExecMainExitTimestampMonotonic")
+        if [ "$(cprop "$name" "$unit.Result") $(cprop "$name" "$unit.ExecMainStatus")" = "success 0" ] &&
+            [ "${start:-0}" -gt 0 ] && [ "${restored_at:-0}" -gt 0 ] && [ "$start" -ge "$restored_at" ]; then
+            ok "$name: $unit.service succeeded, started at ${start}us, after the restore finished at ${restored_at}us"
+        else
+            fail "$name: $unit.service: $(grep "^$unit\." "$work/$name.results/consumer.txt" | tr '\n' ' ') (restore done at ${restored_at})"
+        fi
+        if [ "${consumer_at:-0}" -gt 0 ] && [ "${exit:-0}" -gt 0 ] && [ "$consumer_at" -ge "$exit" ]; then
+            ok "$name: the consumer started at ${consumer_at}us, after $unit.service finished at ${exit}us"
+        else
+            fail "$name: the consumer started at '${consumer_at}', $unit.service finished at '${exit}'"
+        fi
+    done
+    local age_key host_key
+    age_key=$(sha256sum <"$src/var/lib/sops-nix/key.txt" | cut -d ' ' -f 1)
+    host_key=$(sha256sum <"$src/etc/ssh/ssh_host_ed25519_key" | cut -d ' ' -f 1)
+    if [ "$(cprop "$name" sops-token)" = "decrypted with age key sha256:$age_key" ]; then
+        ok "$name: the consumer read the sops-nix secret, decrypted with the restored age key"
+    else
+        fail "$name: the consumer's sops-nix secret: '$(cprop "$name" sops-token)' (the restored key is sha256:$age_key)"
+    fi
+    if [ "$(cprop "$name" agenix-token)" = "decrypted with ssh host key sha256:$host_key" ]; then
+        ok "$name: the consumer read the agenix secret, decrypted with the restored SSH host key"
+    else
+        fail "$name: the consumer's agenix secret: '$(cprop "$name" agenix-token)' (the restored host key is sha256:$host_key)"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# sops-nix with sops.useSystemdActivation and agenix under systemd-sysusers
+# (their default under sysusers or userborn): sops-install-secrets.service
+# and agenix-install-secrets.service, early-boot units (sysinit.target,
+# DefaultDependencies=no), wait for the restore (its Before=), with no
+# ordering cycle against the restore's own default dependencies, and
+# decrypt with the key it restored; the consumer, ordered by the
+# integration, starts after them and reads both secrets.
+scenario secrets-units "sops-nix and agenix as units: they decrypt with the restored keys in the same boot"
+scenario_secrets-units() {
+    secrets_root secrets-units systemd
+    boot secrets-units "$work/secrets-units.img" "$work/esp.img" "$work/usb-bound.img" no
+    discard "$work/secrets-units.img"
+    secrets_checks secrets-units sops-install-secrets agenix-install-secrets
+    no_run_passphrase secrets-units
+    no_passphrase secrets-units
+}
+
+# ---------------------------------------------------------------------------
+# sops-nix and agenix in NixOS activation (scripted users), which runs
+# before any unit: on the first boot after an install it finds no key
+# (the stand-in of activation fails loudly: sops-nix publishes nothing,
+# agenix's secret is missing), which is what happens without the
+# integration. The follow-ups integrations.nix adds (zeta-creds-sops-nix,
+# zeta-creds-agenix) then run the install steps again after the restore,
+# and the consumer, ordered after them, reads both secrets in that boot.
+scenario secrets-activation "sops-nix and agenix in activation: the follow-ups decrypt with the restored keys in the same boot"
+scenario_secrets-activation() {
+    secrets_root secrets-activation activation
+    boot secrets-activation "$work/secrets-activation.img" "$work/esp.img" "$work/usb-bound.img" no
+    discard "$work/secrets-activation.img"
+    if [ "$(cprop secrets-activation activation)" = "setupSecrets: failed (exit 1);agenix: api-token missing;" ]; then
+        ok "secrets-activation: activation, before the restore, found no key: sops-nix failed, agenix's secret missing"
+    else
+        fail "secrets-activation: activation before the restore: '$(cprop secrets-activation activation)'"
+    fi
+    in_file secrets-activation journal.txt "cannot decrypt: no age key at /var/lib/sops-nix/key.txt"
+    secrets_checks secrets-activation zeta-creds-sops-nix zeta-creds-agenix
+    no_run_passphrase secrets-activation
+    no_passphrase secrets-activation
+}
