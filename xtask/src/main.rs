@@ -711,6 +711,95 @@ mod tests {
         assert!(checked >= 20, "{checked}");
     }
 
+    /// The zeta-creds command lines of a Markdown text: every line of a
+    /// fenced block that runs `zeta-creds` (in a `console` block only after
+    /// a `#` or `$` prompt; joined over `\\` continuations), and every
+    /// inline code span that starts with `zeta-creds `. Returns (line,
+    /// complete): a block line must be a complete command, an inline span
+    /// may be a mention (`zeta-creds bundle`) that leaves required options
+    /// out.
+    fn doc_commands(text: &str) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        let mut in_block = false;
+        // In a `console` block only prompted lines are commands; the rest
+        // is their output.
+        let mut console = false;
+        let mut pending = String::new();
+        for line in text.lines() {
+            if let Some(lang) = line.trim_start().strip_prefix("```") {
+                in_block = !in_block;
+                console = lang.trim() == "console";
+                continue;
+            }
+            if in_block {
+                let line = line.trim();
+                let prompted = line.strip_prefix("# ").or_else(|| line.strip_prefix("$ "));
+                if console && prompted.is_none() && pending.is_empty() {
+                    continue;
+                }
+                let line = prompted.unwrap_or(line);
+                if pending.is_empty() && !line.starts_with("zeta-creds ") {
+                    continue;
+                }
+                match line.strip_suffix('\\') {
+                    Some(head) => pending += head,
+                    None => {
+                        pending += line;
+                        out.push((std::mem::take(&mut pending), true));
+                    }
+                }
+            }
+        }
+        // Inline spans, which Markdown lets run over a line break.
+        let flat = text.replace('\n', " ");
+        for (i, span) in flat.split('`').enumerate() {
+            if i % 2 == 1 && span.starts_with("zeta-creds ") {
+                out.push((span.to_owned(), false));
+            }
+        }
+        out
+    }
+
+    /// Every `zeta-creds` command in the README and docs/ parses with the
+    /// clap definition: the troubleshooting page, the quick start and the
+    /// reference name no option, value or subcommand that does not exist.
+    #[test]
+    fn doc_commands_parse() {
+        use clap::error::ErrorKind;
+        let root = man_dir().parent().unwrap().to_owned();
+        let mut checked = 0;
+        for doc in ["README.md", "docs/USAGE.md", "docs/TROUBLESHOOTING.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            for (line, complete) in doc_commands(&text) {
+                // Up to a comment, a redirection or a pipe.
+                let words: Vec<&str> = line
+                    .split_whitespace()
+                    .take_while(|w| !w.starts_with('#') && !w.starts_with('>') && *w != "|")
+                    .collect();
+                if !complete
+                    && words.iter().any(|w| {
+                        w.len() > 2 && w.chars().all(|c| c.is_ascii_uppercase() || c == '-')
+                    })
+                {
+                    // A placeholder in prose (`zeta-creds COMMAND --help`).
+                    continue;
+                }
+                match cli::command().try_get_matches_from(&words) {
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+                        ) => {}
+                    Err(e) if !complete && e.kind() == ErrorKind::MissingRequiredArgument => {}
+                    Err(e) => panic!("{doc}: {line:?} does not parse:\n{e}"),
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 40, "only {checked} commands found");
+    }
+
     /// The task writes into a directory and removes a stale page.
     #[test]
     fn write_man_removes_stale_pages() {
