@@ -145,7 +145,7 @@ pub fn from_file(root_fd: &OwnedFd, root: &Path) -> Result<Host, Error> {
     let text = String::from_utf8_lossy(&text).into_owned();
     let line = text
         .lines()
-        .map(str::trim)
+        .map(str::trim_ascii)
         .find(|l| !l.is_empty() && !l.starts_with('#'));
     let Some(line) = line else {
         return Err(Error::Missing {
@@ -306,6 +306,17 @@ mod tests {
         let t = root();
         std::fs::write(t.path().join("etc/hostname"), "# comment\n\n Node-A\n").unwrap();
         assert_eq!(host_of(t.path()).unwrap().as_str(), "node-a");
+    }
+
+    /// FORMAT.md §2.2: only ASCII whitespace is trimmed, here as in
+    /// `Host::parse`; a no-break space around the name is refused by name.
+    #[test]
+    fn only_ascii_whitespace_is_trimmed_from_the_file() {
+        let t = root();
+        std::fs::write(t.path().join("etc/hostname"), "\tnode-a \r\n").unwrap();
+        assert_eq!(host_of(t.path()).unwrap().as_str(), "node-a");
+        std::fs::write(t.path().join("etc/hostname"), "node-a\u{a0}\n").unwrap();
+        assert!(matches!(host_of(t.path()), Err(Error::Invalid { .. })));
     }
 
     #[test]

@@ -173,10 +173,13 @@ enum Expect {
     Hmac,
     Payload,
     Entries,
+    /// `--usb-uuid` is not a UUID after normalization (FORMAT.md §2.1):
+    /// a usage error, before the blob is unlocked.
+    BadUsbUuid,
 }
 
 impl Expect {
-    const ALL: [Expect; 7] = [
+    const ALL: [Expect; 8] = [
         Expect::Ok,
         Expect::Header,
         Expect::Binding,
@@ -184,6 +187,7 @@ impl Expect {
         Expect::Hmac,
         Expect::Payload,
         Expect::Entries,
+        Expect::BadUsbUuid,
     ];
 
     fn as_str(self) -> &'static str {
@@ -195,6 +199,7 @@ impl Expect {
             Expect::Hmac => "hmac failure",
             Expect::Payload => "payload failure",
             Expect::Entries => "entries failure",
+            Expect::BadUsbUuid => "bad usb uuid",
         }
     }
 
@@ -206,6 +211,7 @@ impl Expect {
     fn exit_code(self) -> i32 {
         match self {
             Expect::Ok => 0,
+            Expect::BadUsbUuid => 2,
             Expect::NoMatch => 3,
             Expect::Binding => 4,
             Expect::Header | Expect::Hmac | Expect::Payload | Expect::Entries => 5,
@@ -716,6 +722,48 @@ fn ok_cases(kit: &mut Kit) {
         &typical,
     );
     kit.cases.last_mut().unwrap().usb_uuid = "ABCD-1234".into();
+    kit.ok(
+        "ok_usb_uuid_ascii_whitespace_on_the_command_line",
+        "--usb-uuid \"\\t ABCD-1234 \\x0c\" for a blob bound to abcd-1234: ASCII whitespace (space, tab, form feed) is trimmed (FORMAT.md §2.1)",
+        &a,
+        USER,
+        &typical,
+    );
+    kit.cases.last_mut().unwrap().usb_uuid = "\t ABCD-1234 \x0c".into();
+    // Other whitespace is not trimmed: the UUID is refused, exit 2,
+    // before any passphrase is read and with nothing written.
+    for (name, raw, what) in [
+        (
+            "bad_usb_uuid_vertical_tab",
+            "\x0babcd-1234",
+            "a leading vertical tab",
+        ),
+        (
+            "bad_usb_uuid_no_break_space",
+            "abcd-1234\u{a0}",
+            "a trailing U+00A0",
+        ),
+        (
+            "bad_usb_uuid_ideographic_space",
+            "\u{3000}abcd-1234",
+            "a leading U+3000",
+        ),
+        (
+            "bad_usb_uuid_next_line",
+            "abcd-1234\u{85}",
+            "a trailing U+0085",
+        ),
+    ] {
+        let blob = a.seal(&valid_stream(USER, &typical));
+        let case = kit.push(
+            name,
+            Expect::BadUsbUuid,
+            "invalid USB UUID",
+            &format!("--usb-uuid with {what}: only ASCII whitespace is trimmed, so it is refused (FORMAT.md §2.1)"),
+            blob,
+        );
+        case.usb_uuid = raw.into();
+    }
 
     // Entry-field boundaries that must pass.
     let long_path = {
@@ -2166,7 +2214,10 @@ fn library_outcome(c: &Case) -> (Expect, String) {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
-    let uuid = UsbUuid::parse(&c.usb_uuid).unwrap();
+    let uuid = match UsbUuid::parse(&c.usb_uuid) {
+        Ok(uuid) => uuid,
+        Err(e) => return (Expect::BadUsbUuid, e.to_string()),
+    };
     let host = Host::parse(&c.host).unwrap();
     let unlocked = match header.unlock(
         &SecretString::from(c.passphrase.as_str()),
@@ -2640,7 +2691,10 @@ fn run_case(case: &KitFile) -> Result<(), String> {
     }
     // A header or binding failure is found before the passphrase is read,
     // and only a passphrase file the run read is consumed (issue 19 #13).
-    let read = !matches!(case.expect, Expect::Header | Expect::Binding);
+    let read = !matches!(
+        case.expect,
+        Expect::Header | Expect::Binding | Expect::BadUsbUuid
+    );
     if read && pf.exists() {
         return Err(format!("the passphrase file was not consumed; {}", show()));
     }

@@ -130,10 +130,14 @@ enum Expect {
     Hmac,
     Payload,
     Entries,
+    /// The caller's USB UUID is not one after normalization (FORMAT.md
+    /// §2.1): bad caller input, refused before the blob is looked at
+    /// further; not an error class of the blob.
+    BadUsbUuid,
 }
 
 impl Expect {
-    const ALL: [Expect; 7] = [
+    const ALL: [Expect; 8] = [
         Expect::Success,
         Expect::Header,
         Expect::Binding,
@@ -141,6 +145,7 @@ impl Expect {
         Expect::Hmac,
         Expect::Payload,
         Expect::Entries,
+        Expect::BadUsbUuid,
     ];
 
     fn as_str(self) -> &'static str {
@@ -152,6 +157,7 @@ impl Expect {
             Expect::Hmac => "hmac failure",
             Expect::Payload => "payload failure",
             Expect::Entries => "entries failure",
+            Expect::BadUsbUuid => "bad usb uuid",
         }
     }
 
@@ -452,6 +458,7 @@ fn all_vectors() -> Vec<Vector> {
     unlock_vectors(&mut v);
     payload_vectors(&mut v);
     entries_vectors(&mut v);
+    usb_uuid_vectors(&mut v);
     let mut names = HashSet::new();
     for vector in &v {
         assert!(
@@ -577,6 +584,23 @@ fn success_vectors(v: &mut Vec<Vector>) {
         "work factor 11: the log_n field steers scrypt (N = 2^11)",
         &slower,
         &typical_plaintext(),
+    ));
+
+    v.push(
+        success(
+            "success_usb_uuid_ascii_whitespace",
+            "the reader's usb uuid is \"\\t ABCD-1234 \\x0c\": ASCII whitespace (space, tab, form feed) is trimmed and letters lower-cased before the comparison (FORMAT.md §2.1)",
+            &r,
+            &typical_plaintext(),
+        )
+        .uuid("\t ABCD-1234 \x0c"),
+    );
+
+    v.push(success(
+        "success_user_without_home_entries",
+        "the preamble names the manifest's user although every entry is root-anchored: an encoder writes the user it was given either way (FORMAT.md §5)",
+        &r,
+        &entry_stream(USER, &[etc_file()]),
     ));
 
     let user_less = vec![etc_file()];
@@ -1322,6 +1346,47 @@ fn entries_vectors(v: &mut Vec<Vector>) {
     ));
 }
 
+/// The reader's USB UUID with whitespace that is not ASCII whitespace
+/// (FORMAT.md §2.1): not trimmed, so the UUID is refused as bad caller
+/// input, whatever the blob. The blob is a good one.
+fn usb_uuid_vectors(v: &mut Vec<Vector>) {
+    let blob = Recipe::new().seal(&typical_plaintext());
+    for (name, raw, what) in [
+        (
+            "bad_usb_uuid_vertical_tab",
+            "\x0babcd-1234",
+            "a leading vertical tab (0x0b), which is not ASCII whitespace here",
+        ),
+        (
+            "bad_usb_uuid_no_break_space",
+            "abcd-1234\u{a0}",
+            "a trailing U+00A0 NO-BREAK SPACE",
+        ),
+        (
+            "bad_usb_uuid_ideographic_space",
+            "\u{3000}abcd-1234",
+            "a leading U+3000 IDEOGRAPHIC SPACE",
+        ),
+        (
+            "bad_usb_uuid_next_line",
+            "abcd-1234\u{85}",
+            "a trailing U+0085 NEXT LINE",
+        ),
+    ] {
+        v.push(
+            Vector::new(
+                name,
+                Expect::BadUsbUuid,
+                &format!(
+                    "the reader's usb uuid has {what}: only ASCII whitespace is trimmed, so it is refused as bad caller input (FORMAT.md §2.1)"
+                ),
+                blob.clone(),
+            )
+            .uuid(raw),
+        );
+    }
+}
+
 fn vector_set_covers_every_class(vectors: &[Vector]) {
     for expect in Expect::ALL {
         assert!(
@@ -1370,6 +1435,8 @@ fn parse_vector(name: &str, bytes: &[u8]) -> Result<VectorFile, String> {
 struct Outcome {
     /// `None` for success, else the failure class.
     failure: Option<ErrorClass>,
+    /// The vector's `usb uuid` was refused by `UsbUuid::parse`.
+    bad_usb_uuid: bool,
     /// Every plaintext byte the STREAM reader released.
     released: Vec<u8>,
     /// Whether a payload reader was ever constructed.
@@ -1425,6 +1492,7 @@ fn read_entries<R: Read>(input: R, out: &mut Outcome) -> Result<(), zeta_creds::
 fn decrypt_with_api(v: &VectorFile) -> Outcome {
     let mut out = Outcome {
         failure: None,
+        bad_usb_uuid: false,
         released: Vec::new(),
         payload_reader: false,
         end_seen: false,
@@ -1440,7 +1508,14 @@ fn decrypt_with_api(v: &VectorFile) -> Outcome {
             return out;
         }
     };
-    let uuid = UsbUuid::parse(&v.usb_uuid).expect("the vector's usb uuid is valid");
+    let uuid = match UsbUuid::parse(&v.usb_uuid) {
+        Ok(uuid) => uuid,
+        Err(e) => {
+            out.bad_usb_uuid = true;
+            out.message = e.to_string();
+            return out;
+        }
+    };
     let host = v
         .host
         .as_deref()
@@ -1514,6 +1589,7 @@ fn check_vector(v: &VectorFile) -> Result<(), String> {
         );
     }
     let got = match out.failure {
+        None if out.bad_usb_uuid => Expect::BadUsbUuid,
         None => Expect::Success,
         Some(class) => {
             Expect::from_class(class).ok_or_else(|| format!("unexpected error class {class:?}"))?
@@ -2052,19 +2128,34 @@ mod spec {
         }
     }
 
+    /// §2.1, §2.2: trim leading and trailing ASCII whitespace, as the text
+    /// lists it, and lower-case ASCII letters.
+    fn normalize(raw: &str) -> String {
+        const WS: &[char] = &[' ', '\t', '\n', '\x0c', '\r'];
+        raw.trim_matches(WS).to_ascii_lowercase()
+    }
+
     /// §6, in order. Returns the outcome and the plaintext released.
     pub fn decrypt(v: &VectorFile) -> (Expect, Vec<u8>) {
         let Some(h) = parse_header(&v.blob) else {
             return (Expect::Header, Vec::new());
         };
-        // The caller's UUID, normalized (§2).
-        let expected = v.usb_uuid.trim().to_ascii_lowercase();
+        // The caller's UUID, normalized (§2.1): trim ASCII whitespace
+        // (SP, HT, LF, FF, CR) only, lower-case, then 1..=64 of [0-9a-z-].
+        let expected = normalize(&v.usb_uuid);
+        if !(1..=64).contains(&expected.len())
+            || !expected
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-')
+        {
+            return (Expect::BadUsbUuid, Vec::new());
+        }
         if h.uuid != expected.as_bytes() {
             return (Expect::Binding, Vec::new());
         }
         // The caller's host, normalized (§2.2); a version 1 blob has none.
         if let Some(host) = &v.host
-            && h.host != Some(host.trim().to_ascii_lowercase().as_bytes())
+            && h.host != Some(normalize(host).as_bytes())
         {
             return (Expect::Binding, Vec::new());
         }

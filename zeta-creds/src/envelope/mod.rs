@@ -385,15 +385,17 @@ impl From<std::io::Error> for Error {
 ///
 /// Whatever `blkid -s UUID -o value` prints is accepted: FAT serials
 /// (`ABCD-1234`), ext4 and GPT UUIDs, ISO 9660 dates. Normalization trims
-/// whitespace and lower-cases; then only `[0-9a-z-]`, 1 to 64 characters.
-/// The UUID is a binding, not a secret.
+/// leading and trailing ASCII whitespace (space, tab, line feed, form feed,
+/// carriage return; nothing else: not a vertical tab, not U+00A0 or any
+/// other non-ASCII space) and lower-cases ASCII letters; then only
+/// `[0-9a-z-]`, 1 to 64 characters. The UUID is a binding, not a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UsbUuid(String);
 
 impl UsbUuid {
     /// Normalize and validate a UUID as printed by `blkid` or typed by a user.
     pub fn parse(raw: &str) -> Result<UsbUuid, Error> {
-        let normalized = raw.trim().to_ascii_lowercase();
+        let normalized = raw.trim_ascii().to_ascii_lowercase();
         if Self::is_valid(normalized.as_bytes()) {
             Ok(UsbUuid(normalized))
         } else {
@@ -439,8 +441,8 @@ impl fmt::Debug for UsbUuid {
 /// The host a blob is sealed for, normalized (FORMAT.md §2.2).
 ///
 /// Whatever `/etc/hostname` or `uname -n` gives is accepted after trimming
-/// whitespace and lower-casing; then only `[a-z0-9.-]`, 1 to 64
-/// characters. Like the UUID it is a binding, not a secret.
+/// ASCII whitespace (as [`UsbUuid::parse`]) and lower-casing; then only
+/// `[a-z0-9.-]`, 1 to 64 characters. Like the UUID it is a binding, not a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Host(String);
 
@@ -448,7 +450,7 @@ impl Host {
     /// Normalize and validate a host name as read from a file or typed.
     /// The error names the characters outside the allowed set.
     pub fn parse(raw: &str) -> Result<Host, Error> {
-        let normalized = raw.trim().to_ascii_lowercase();
+        let normalized = raw.trim_ascii().to_ascii_lowercase();
         let invalid = |why: String| Error::InvalidHost {
             raw: raw.to_owned(),
             why,
@@ -558,6 +560,39 @@ pub(crate) fn read_full<R: std::io::Read + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// FORMAT.md §2.1: only ASCII whitespace is trimmed (`str::trim_ascii`:
+    /// space, tab, LF, FF, CR); a vertical tab or a non-ASCII space is
+    /// refused, not trimmed, for the UUID and the host alike.
+    #[test]
+    fn only_ascii_whitespace_is_trimmed() {
+        for raw in [" abcd-1234", "\tABCD-1234\r\n", "\x0cabcd-1234 \x0c"] {
+            assert_eq!(
+                UsbUuid::parse(raw).unwrap().as_str(),
+                "abcd-1234",
+                "{raw:?}"
+            );
+            assert_eq!(
+                Host::parse(&raw.replace("1234", "a")).unwrap().as_str(),
+                "abcd-a"
+            );
+        }
+        for raw in [
+            "\x0babcd-1234",
+            "abcd-1234\u{a0}",
+            "\u{3000}abcd-1234",
+            "abcd-1234\u{85}",
+        ] {
+            assert!(
+                matches!(UsbUuid::parse(raw), Err(Error::InvalidUsbUuid(_))),
+                "{raw:?}"
+            );
+            assert!(
+                matches!(Host::parse(raw), Err(Error::InvalidHost { .. })),
+                "{raw:?}"
+            );
+        }
+    }
 
     #[test]
     fn usb_uuid_normalizes_blkid_output() {
