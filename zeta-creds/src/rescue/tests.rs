@@ -439,17 +439,26 @@ fn a_stash_keeps_every_hosts_blob_and_says_what_is_not_one() {
         "{}",
         report.sources[6]
     );
-    assert!(report.sources[3].to_string().contains(
-        "node-c.enc: a truncated zeta-creds blob (its payload is"
-    ));
+    assert!(
+        report.sources[3]
+            .to_string()
+            .contains("node-c.enc: a truncated zeta-creds blob (its payload is")
+    );
     // Two generations for node-a: both kept, the newest named.
     assert_eq!(report.same_stick.len(), 1);
     assert_eq!(report.same_stick[0].host.as_deref(), Some("node-a"));
     assert_eq!(
-        report.same_stick[0].copies.iter().map(|c| c.0).collect::<Vec<_>>(),
+        report.same_stick[0]
+            .copies
+            .iter()
+            .map(|c| c.0)
+            .collect::<Vec<_>>(),
         vec![2, 1]
     );
-    assert!(report.has_failures(), "a bad file in the stash is a failure to look at");
+    assert!(
+        report.has_failures(),
+        "a bad file in the stash is a failure to look at"
+    );
     // The stash is only read.
     assert_eq!(std::fs::read_dir(&stash).unwrap().count(), 7);
     assert_eq!(std::fs::read(stash.join("node-a.enc")).unwrap(), a2);
@@ -470,9 +479,14 @@ fn a_stash_that_cannot_be_opened_is_a_line() {
     };
     let report = run(&req, &fake).unwrap();
     assert_eq!(report.sources.len(), 1);
-    assert!(matches!(report.sources[0].outcome, Outcome::Unreadable { .. }));
+    assert!(matches!(
+        report.sources[0].outcome,
+        Outcome::Unreadable { .. }
+    ));
     assert!(
-        report.sources[0].to_string().ends_with("nothing copied from it; check the path"),
+        report.sources[0]
+            .to_string()
+            .ends_with("nothing copied from it; check the path"),
         "{}",
         report.sources[0]
     );
