@@ -39,6 +39,7 @@ mod exit;
 mod files;
 mod host;
 mod offesp;
+mod preflight;
 mod report;
 mod rescue;
 mod seal;
@@ -187,6 +188,17 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         interactive,
     )?;
 
+    // Before any passphrase: what a bundle would pick, as which user, and
+    // that every required entry is there (issue 17 item 7).
+    if matches!(action, Action::Bundle | Action::Rebundle | Action::Replace) {
+        preflight::check(
+            &inputs.manifest,
+            Path::new(&inputs.source_root),
+            s.user.as_deref(),
+            s.persona.as_deref(),
+        )?;
+    }
+
     // 4 and 5. The passphrase, then the action, then verify.
     if !secret.from_env && !interactive {
         return Err(Fail::new(
@@ -221,9 +233,17 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         (Some(h), Some(this)) if h.host.as_deref() != Some(this.as_str()) => Some(this.as_str()),
         _ => None,
     };
+    // The ESP of the machine being installed holds another host's blob
+    // (renamed, or copied there): a re-bundle replaces it, saying so.
+    let other_host = header
+        .as_ref()
+        .and_then(|h| h.host.as_deref())
+        .filter(|h| i.host.as_deref().is_some_and(|this| this != *h));
     match action {
-        Action::Bundle | Action::Rebundle => act::bundle(&s, i, &mut secret, interactive, false)?,
-        Action::Replace => act::bundle(&s, i, &mut secret, interactive, true)?,
+        Action::Bundle | Action::Rebundle => {
+            act::bundle(&s, i, &mut secret, interactive, false, other_host)?
+        }
+        Action::Replace => act::bundle(&s, i, &mut secret, interactive, true, other_host)?,
         Action::Keep => {
             let at = from.as_ref().map_or(i.blob.as_path(), |o| o.path.as_path());
             match &from {
@@ -327,6 +347,9 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     let esp_s = i.esp.to_string_lossy();
     let summary = report::Summary {
         action,
+        from: from
+            .as_ref()
+            .map(|o| format!("{} ({})", o.origin.label(), o.path.display())),
         source_root: &i.source_root,
         blob: &i.blob,
         uuid: &i.stick.raw,
