@@ -838,9 +838,15 @@ scenario_U() {
     set_host "$work/U/root" node-b
     mkdir -p "$work/U/esp"
     ZETA_CREDS_RESCUE_DIR=$work/U/rescued ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/U3.log" \
+        --stash "$work/R/stash" --blob "$work/R/stash/node-b.enc" \
         --target "$work/U/root" --esp "$work/U/esp" --usb-device "$work/stick.img"
     expect_eq "new node-b: exit status" "$rc" 0
     [ "$rc" -eq 0 ] || show_log "$work/U3.log"
+    expect_grep "new node-b: the rescue directory before the stash" "$work/U3.log" \
+        "not used: $work/R/stash/node-b.enc (host node-b, stick dead-beef, generation 1) from the stash on the stick: not needed: a blob from the rescue directory comes first"
+    expect_grep "new node-b: the rescue directory before --blob" "$work/U3.log" \
+        "from --blob: not needed: a blob from the rescue directory comes first"
+    expect_grep "new node-b: the stash holds it already" "$work/U3.log" "holds this blob already"
     expect_grep "new node-b: node-a's blob not used" "$work/U3.log" "sealed for host node-a, not for node-b"
     expect_grep "new node-b: the summary says where from" "$work/U3.log" \
         "Done: kept the blob from the rescue directory ($work/U/rescued/"

@@ -251,7 +251,7 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
                 Some(o) => say(format!(
                     "checking the blob from {} with its passphrase: {}",
                     o.origin.label(),
-                    o.path.display()
+                    o.shown
                 )),
             }
             let verify = Args::new("verify")
@@ -349,7 +349,7 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         action,
         from: from
             .as_ref()
-            .map(|o| format!("{} ({})", o.origin.label(), o.path.display())),
+            .map(|o| format!("{} ({})", o.origin.label(), o.shown)),
         source_root: &i.source_root,
         blob: &i.blob,
         uuid: &i.stick.raw,
@@ -556,8 +556,8 @@ fn choose_action(
     interactive: bool,
 ) -> Result<Action, Fail> {
     let (place, blob) = match from {
-        None => ("the ESP already", i.blob.display()),
-        Some(o) => (o.origin.label(), o.path.display()),
+        None => ("the ESP already", i.blob.display().to_string()),
+        Some(o) => (o.origin.label(), o.shown.clone()),
     };
     let prev = format!("{BLOB_NAME}.prev");
     let generation = or_unknown(header.and_then(|h| h.generation));
