@@ -465,7 +465,13 @@ Environment:
                             at when the ESP holds no blob
 
 Where the blob comes from, first found: the ESP, the rescue directory (the
-newest generation for this host), the stash (<host>.enc), --blob FILE.
+newest generation for this host), the stash (<host>.enc), --blob FILE; every
+line up to the summary says which. `rescue` before partitioning copies the
+ESPs' blobs and every host's blob in the stash into the rescue directory.
+
+Before a bundle asks for a passphrase, the manifest's user (or --user) must
+be in the source root's etc/passwd and every required entry must be there;
+otherwise the step says so once and writes nothing.
 
 {}On any failure the ESP holds either the previous blob or none, never a
 half-written one, and TARGET/etc/zeta/usb-uuid is not written.
