@@ -68,9 +68,9 @@ pub const MAX_BLOB_BYTES: u64 = 1 << 30;
 /// What to rescue, and where to.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// `--device`: partitions or image files. Any of `devices`, `from`,
-    /// `stash_dirs` and `stash_devices` replaces the default scan of the
-    /// machine's ESPs; all empty means scan. A
+    /// `--device`: partitions or image files. Any of `devices`, `from` and
+    /// `stash_dirs` replaces the default scan of the machine's ESPs; all
+    /// empty means scan. A
     /// partition mounted already is read where it is mounted; an image file
     /// is always mounted anew (read-only, on its own loop device).
     pub devices: Vec<PathBuf>,
@@ -80,8 +80,10 @@ pub struct Request {
     /// in them is copied, whatever host it is for.
     pub stash_dirs: Vec<PathBuf>,
     /// Stash partitions (the stick's filesystem labelled `ZETA-CREDS`),
-    /// mounted read-only while read; read as [`Request::stash_dirs`] are.
-    /// Unlike `devices`, a partition already mounted is read where it is.
+    /// read as [`Request::stash_dirs`] are: where they are mounted
+    /// already, else mounted read-only while read. Read in addition to the
+    /// default scan, which does not list them again (they are on the live
+    /// stick, which it skips).
     pub stash_devices: Vec<PathBuf>,
     /// Where copies go (created 0700 if missing).
     pub rescue_dir: PathBuf,
@@ -174,11 +176,7 @@ pub fn run(req: &Request, mounter: &dyn Mounter) -> Result<Report, Error> {
         sources: Vec::new(),
         warnings: Vec::new(),
     };
-    if req.devices.is_empty()
-        && req.from.is_empty()
-        && req.stash_dirs.is_empty()
-        && req.stash_devices.is_empty()
-    {
+    if req.devices.is_empty() && req.from.is_empty() && req.stash_dirs.is_empty() {
         let json = mounter
             .block_devices()
             .map_err(|reason| Error::ListDisks { reason })?;
@@ -186,6 +184,9 @@ pub fn run(req: &Request, mounter: &dyn Mounter) -> Result<Report, Error> {
             reason: format!("unexpected lsblk output: {e}"),
         })?;
         for c in scan::candidates(&devices) {
+            if req.stash_devices.contains(&c.device) {
+                continue;
+            }
             let source = Source::Esp {
                 device: c.device.clone(),
                 why: c.why,

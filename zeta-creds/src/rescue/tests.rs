@@ -492,3 +492,73 @@ fn a_stash_that_cannot_be_opened_is_a_line() {
     );
     assert!(fake.log.borrow().is_empty(), "no default scan");
 }
+
+/// The stick's stash partition is read in addition to the default scan of
+/// the machine's ESPs (which skips the live stick, and does not list the
+/// stash partition as skipped); one already mounted is read in place.
+#[test]
+fn the_default_scan_and_the_sticks_stash_partition_together() {
+    let w = World::new();
+    let (stash_part, esp, mounted, root) = (
+        w.device("sda2"),
+        w.device("nvme0n1p1"),
+        w.device("nvme0n1p2"),
+        w.device("nvme0n1p3"),
+    );
+    std::fs::write(
+        w.p("esp-a/zeta-creds.enc"),
+        blob_for("abcd-1234", 3, "node-a"),
+    )
+    .unwrap();
+    std::fs::create_dir(w.p("stash")).unwrap();
+    std::fs::write(w.p("stash/node-b.enc"), blob_for("abcd-1234", 9, "node-b")).unwrap();
+    let fake = Fake {
+        lsblk: lsblk(&stash_part, &esp, &mounted, &root),
+        contents: HashMap::from([(esp.clone(), w.p("esp-a"))]),
+        mounted: HashMap::from([
+            (stash_part.clone(), w.p("stash")),
+            (mounted.clone(), w.p("already")),
+        ]),
+        log: RefCell::default(),
+    };
+    let req = Request {
+        stash_devices: vec![stash_part.clone()],
+        ..w.request()
+    };
+    let report = run(&req, &fake).unwrap();
+    assert_eq!(
+        *fake.log.borrow(),
+        vec![format!("mount {}", esp.display()), "umount".into()],
+        "the ESP is mounted; the stash, mounted already, is read in place"
+    );
+    let got: Vec<(String, Option<&str>, Option<&str>)> = report
+        .sources
+        .iter()
+        .map(|s| {
+            let host = match &s.outcome {
+                Outcome::Copied { blob, .. } => blob.host.as_deref(),
+                _ => None,
+            };
+            (s.source.to_string(), s.file.as_deref(), host)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                esp.display().to_string(),
+                Some("zeta-creds.enc"),
+                Some("node-a")
+            ),
+            (mounted.display().to_string(), None, None),
+            (
+                format!("stash {}", stash_part.display()),
+                Some("node-b.enc"),
+                Some("node-b")
+            ),
+        ],
+        "the stash partition is not also a skipped line of the scan"
+    );
+    assert_eq!(w.rescued().len(), 2);
+    assert!(!report.has_failures());
+}

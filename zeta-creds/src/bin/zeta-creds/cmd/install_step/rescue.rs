@@ -149,18 +149,7 @@ fn stick_stash(usb_device: Option<&str>, req: &mut Request) {
         }
     };
     match stash::discover(&dev) {
-        Some(stash::Found {
-            mounted_at: Some(dir),
-            device,
-        }) => {
-            ui::say(format!(
-                "stash: {} (labelled {}, mounted at {})",
-                device.display(),
-                stash::STASH_LABEL,
-                dir.display()
-            ));
-            req.stash_dirs.push(dir);
-        }
+        // Read where it is mounted already, else mounted read-only.
         Some(stash::Found { device, .. }) => {
             ui::say(format!(
                 "stash: {} (labelled {} on the live stick)",
