@@ -10,7 +10,11 @@
 # without a terminal; B. on a terminal; C. the opt-outs; D. to J. a
 # reinstall (keep, re-bundle, wrong passphrase, another stick, an
 # unreadable blob); K. failures leave nothing half-written; L. the stick
-# found with findmnt; M. usage errors; N. --seal-tpm2.
+# found with findmnt; M. usage errors; N. --seal-tpm2; O. to R. a wiped
+# ESP served from the rescue directory, a new machine from the stash, a
+# read-only and a full stash, a fleet; S. --user and an unknown user
+# before any passphrase; T. a mistyped passphrase during a re-bundle;
+# U. rescue of the stash (every host's blob, bad files named).
 # Throughout, a sampler reads every process's argv (and every zeta-creds
 # process's environment) and must never find a passphrase; and no file
 # under the targets, the ESPs or the step's TMPDIR may hold one.
@@ -164,7 +168,7 @@ if [ -s "$work/env-leaks" ]; then
 else
     ok "ZETA_CREDS_PASSPHRASE reached no zeta-creds process"
 fi
-hits=$(grep -rlF -f "$work/secrets" "$work"/[A-N]*/ "$work/tmp" 2>/dev/null || true)
+hits=$(grep -rlF -f "$work/secrets" "$work"/[A-U]*/ "$work/tmp" 2>/dev/null || true)
 if [ -n "$hits" ]; then
     bad "files under the targets, ESPs or TMPDIR hold a passphrase: $hits"
 else

@@ -305,7 +305,9 @@ EOF
         --target "$work/K/root" --esp "$work/K/esp" --usb-device "$work/stick.img" \
         --manifest "$work/required.toml"
     expect_eq "required entry missing: exit status (zeta-creds's 6)" "$rc" 6
-    expect_grep "required entry missing: says the bundle failed" "$work/K1.log" "zeta-creds bundle failed (exit 6)"
+    expect_grep "required entry missing: says so before any passphrase" "$work/K1.log" \
+        "required path ~/.ssh/id_ed25519 is missing under $work/K/root (manifest $work/required.toml, line 8); log in to that tool first, or mark the entry \`required = false\`; no passphrase was asked and nothing was written"
+    expect_eq "required entry missing: no zeta-creds command ran" "$(tr '\n' ' ' <"$work/calls")" ""
     nothing_written "$work/K/root" "$work/K/esp"
 
     if unshare -m true 2>/dev/null; then
@@ -723,4 +725,132 @@ scenario_R() {
     if cmp -s "$work/R/new/esp/zeta-creds.enc" "$work/R/stash/node-a.enc"; then ok "new node-a: got node-a's blob"; else bad "new node-a: not node-a's blob"; fi
     expect_no_grep "new node-a: node-b's blob not looked at" "$work/R-new.log" "node-b.enc"
     check_uuid_file "$work/R/new/root" DEAD-BEEF
+}
+
+# ---------------------------------------------------------------------------
+# Any user (issue 17 item 7): the installed system's person is alice, not
+# the manifest's zeta. Without --user the step says so once, names the
+# target's normal users and how to choose, before any passphrase is asked
+# or any zeta-creds command runs; with --user alice it seals alice's home.
+scenario S "any user: the manifest's user is not the target's (--user NAME)"
+scenario_S() {
+    make_target "$work/S/root" creds
+    sed -i 's/^zeta:/alice:/; s|/home/zeta|/home/alice|' "$work/S/root/etc/passwd"
+    printf 'bob:x:1001:100:bob:/home/bob:/bin/sh\n' >>"$work/S/root/etc/passwd"
+    mv "$work/S/root/home/zeta" "$work/S/root/home/alice"
+    mkdir -p "$work/S/esp"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/S1.log" \
+        --target "$work/S/root" --esp "$work/S/esp" --usb-device "$work/stick.img"
+    expect_eq "unknown user: exit status" "$rc" 1
+    expect_grep "unknown user: names it" "$work/S1.log" 'user "zeta" is not in'
+    expect_grep "unknown user: names the target's normal users" "$work/S1.log" "its normal users: alice, bob"
+    expect_grep "unknown user: says how to choose one" "$work/S1.log" "pass --user NAME to choose one"
+    expect_grep "unknown user: before any passphrase" "$work/S1.log" "no passphrase was asked and nothing was written"
+    expect_eq "unknown user: reported once" "$(grep -c 'is not in' "$work/S1.log")" 1
+    expect_eq "unknown user: no zeta-creds command ran" "$(tr '\n' ' ' <"$work/calls")" ""
+    nothing_written "$work/S/root" "$work/S/esp"
+
+    # On a terminal: refused after the opt-in, never at a passphrase prompt.
+    tty_step "$work/S2.log" --target "$work/S/root" --esp "$work/S/esp" --usb-device "$work/stick.img" -- \
+        "Seal your credentials now? [Y/n]" "y"
+    expect_eq "unknown user on a terminal: exit status" "$rc" 1
+    expect_no_grep "unknown user on a terminal: no passphrase asked" "$work/S2.log" "passphrase for"
+    nothing_written "$work/S/root" "$work/S/esp"
+
+    # A required entry missing: refused the same way, before the passphrase.
+    printf 'version = 1\nuser = "zeta"\n\n[[entry]]\npath = "~/.config/gh"\nrequired = true\n\n[[entry]]\npath = "~/.ssh/id_ed25519"\nrequired = true\n' \
+        >"$work/S/manifest.toml"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/S3.log" --user alice --manifest "$work/S/manifest.toml" \
+        --target "$work/S/root" --esp "$work/S/esp" --usb-device "$work/stick.img"
+    expect_eq "missing required entry: exit status" "$rc" 6
+    expect_grep "missing required entry: names it" "$work/S3.log" "required path ~/.ssh/id_ed25519 is missing under"
+    expect_eq "missing required entry: no zeta-creds command ran" "$(tr '\n' ' ' <"$work/calls")" ""
+    nothing_written "$work/S/root" "$work/S/esp"
+
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/S4.log" --user alice \
+        --target "$work/S/root" --esp "$work/S/esp" --usb-device "$work/stick.img"
+    expect_eq "--user alice: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/S4.log"
+    expect_grep "--user alice: passed to bundle" "$work/S4.log" "--user alice --host node-a"
+    expect_grep "--user alice: the blob is alice's" "$work/S4.log" "entries for user alice"
+    expect_eq "--user alice: entries (verify)" "$(entry_count "$work/S/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+    check_uuid_file "$work/S/root" DEAD-BEEF
+}
+
+# ---------------------------------------------------------------------------
+# Issue 20 item 4: a re-bundle on the terminal whose first passphrase does
+# not open the blob (a typo) asks again, and the retry shows the diff and
+# asks to go on, as the first try did.
+scenario T "re-bundle on the terminal: a mistyped passphrase is asked again, the diff shown again"
+scenario_T() {
+    printf 'github.com:\n    oauth_token: gho_rotated0003\n' >"$work/S/root/home/alice/.config/gh/hosts.yml"
+    tty_step "$work/T.log" --user alice --target "$work/S/root" --esp "$work/S/esp" --usb-device "$work/stick.img" -- \
+        "Seal your credentials now? [Y/n]" "y" \
+        "Keep or re-bundle? [K/r]" "r" \
+        "New passphrase for" "$wrong" \
+        "Repeat the passphrase:" "$wrong" \
+        "Type it again to see what changes? [Y/n]" "y" \
+        "New passphrase for" "$pass" \
+        "Repeat the passphrase:" "$pass" \
+        "Re-bundle with these changes? [Y/n]" "y"
+    expect_eq "exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/T.log"
+    expect_eq "zeta-creds calls: the diff runs again" "$(tr '\n' ' ' <"$work/calls")" "inspect diff diff bundle verify "
+    expect_eq "the diff is introduced twice" "$(grep -c 'what re-bundling from .* would change:' "$work/T.log")" 2
+    expect_grep "the second diff names the rotated login" "$work/T.log" ".config/gh/hosts.yml"
+    expect_eq "header generation" "$(header "$work/S/esp/zeta-creds.enc" generation)" 2
+    expect_eq "entries (verify, the right passphrase)" "$(entry_count "$work/S/esp/zeta-creds.enc" "$pass")" "$CREDS_ENTRIES"
+    expect_no_secret "no passphrase echoed on the terminal" "$work/T.log"
+}
+
+# ---------------------------------------------------------------------------
+# `rescue` reads the stash too (--stash DIR; by default the stick's
+# ZETA-CREDS partition): every host's blob is kept, the stash is only
+# read, what is not a blob or is cut short is named and not copied; the
+# step on a new node-b then uses node-b's blob from the rescue directory
+# and its summary says where the blob came from.
+scenario U "rescue reads the stash: every host's blob kept, the step picks its own"
+scenario_U() {
+    local before
+    before=$(cd "$work/R/stash" && sha256sum -- * | sort)
+    rc=0
+    ZETA_CREDS_RESCUE_DIR=$work/U/rescued "$step" rescue --stash "$work/R/stash" --allow-rescue-dir-on-disk \
+        >"$work/U1.log" 2>&1 || rc=$?
+    expect_eq "rescue: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/U1.log"
+    expect_grep "rescue: node-a's blob" "$work/U1.log" "node-a.enc: rescued (host node-a"
+    expect_grep "rescue: node-b's blob" "$work/U1.log" "node-b.enc: rescued (host node-b"
+    expect_eq "rescue: both in the rescue directory" "$(find "$work/U/rescued" -name '*.enc' | wc -l)" 2
+    expect_eq "rescue: the stash is only read" "$(cd "$work/R/stash" && sha256sum -- * | sort)" "$before"
+
+    mkdir -p "$work/U/bad"
+    printf 'not a blob\n' >"$work/U/bad/junk.enc"
+    head -c 100 "$work/R/stash/node-a.enc" >"$work/U/bad/cut.enc"
+    rc=0
+    ZETA_CREDS_RESCUE_DIR=$work/U/rescued "$step" rescue --stash "$work/U/bad" --allow-rescue-dir-on-disk \
+        >"$work/U2.log" 2>&1 || rc=$?
+    expect_eq "bad stash files: exit status" "$rc" 1
+    expect_grep "bad stash files: not a blob" "$work/U2.log" "junk.enc: not a zeta-creds blob"
+    expect_grep "bad stash files: truncated" "$work/U2.log" "cut.enc: a truncated zeta-creds blob"
+    expect_eq "bad stash files: nothing copied, no partial file" "$(find "$work/U/rescued" -mindepth 1 | wc -l)" 2
+
+    make_target "$work/U/root"
+    set_host "$work/U/root" node-b
+    mkdir -p "$work/U/esp"
+    ZETA_CREDS_RESCUE_DIR=$work/U/rescued ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/U3.log" \
+        --stash "$work/R/stash" --blob "$work/R/stash/node-b.enc" \
+        --target "$work/U/root" --esp "$work/U/esp" --usb-device "$work/stick.img"
+    expect_eq "new node-b: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/U3.log"
+    expect_grep "new node-b: the rescue directory before the stash" "$work/U3.log" \
+        "not used: $work/R/stash/node-b.enc (host node-b, stick dead-beef, generation 1) from the stash on the stick: not needed: a blob from the rescue directory comes first"
+    expect_grep "new node-b: the rescue directory before --blob" "$work/U3.log" \
+        "from --blob: not needed: a blob from the rescue directory comes first"
+    expect_grep "new node-b: the stash holds it already" "$work/U3.log" "holds this blob already"
+    expect_grep "new node-b: node-a's blob not used" "$work/U3.log" "sealed for host node-a, not for node-b"
+    expect_grep "new node-b: the summary says where from" "$work/U3.log" \
+        "Done: kept the blob from the rescue directory ($work/U/rescued/"
+    expect_no_grep "new node-b: not 'already on the ESP'" "$work/U3.log" "already on the ESP"
+    if cmp -s "$work/U/esp/zeta-creds.enc" "$work/R/stash/node-b.enc"; then ok "new node-b: got node-b's blob"; else bad "new node-b: not node-b's blob"; fi
+    check_uuid_file "$work/U/root" DEAD-BEEF
 }

@@ -131,6 +131,8 @@ fn bundle_opts(w: &World) -> bundle::Options {
         log_n: LOG_N,
         force: true,
         backup: false,
+        user: None,
+        allow_other_host: false,
     }
 }
 

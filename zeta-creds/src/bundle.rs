@@ -62,15 +62,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The manifest's user has no account on the source.
+    /// The manifest's user (or `--user`) has no account on the source.
     #[error(
-        "manifest user {user:?} is not in {root}/etc/passwd; fix `user` in the manifest or create the account"
+        "user {user:?} is not in {root}/etc/passwd ({}); pass --user NAME to choose one, fix `user` in the manifest, or create the account",
+        normal_users_text(.normal)
     )]
     UnknownUser {
-        /// The manifest's user.
+        /// The user asked for.
         user: String,
         /// The source root.
         root: PathBuf,
+        /// The source's normal users (uid 1000 to 59999), in file order.
+        normal: Vec<String>,
     },
     /// The user's home on the source is unusable (why).
     #[error("{0}")]
@@ -158,6 +161,21 @@ pub enum Error {
     Changed {
         /// The path, as shown to the operator.
         path: String,
+    },
+    /// The blob at `--out` was sealed for another host (and no
+    /// `--allow-other-host`): replacing it would lose that host's
+    /// credentials. Decided from its unauthenticated header, before any
+    /// passphrase is asked; nothing is written.
+    #[error(
+        "{out} was sealed for host {found}, not for {wanted}: not replacing another host's blob; nothing was written. Pass --host {found} if the blob is for that host, write this host's blob elsewhere with --out, or pass --allow-other-host to replace it on purpose (it is kept as {out}.prev unless --no-backup)"
+    )]
+    OtherHost {
+        /// The blob path.
+        out: PathBuf,
+        /// The host its header names.
+        found: String,
+        /// The host this bundle is sealed for.
+        wanted: String,
     },
     /// The blob at `--out` is bound to another stick (and no `--force`).
     #[error(
@@ -255,6 +273,10 @@ pub struct Options {
     pub force: bool,
     /// Keep the blob being replaced as `BLOB.prev`.
     pub backup: bool,
+    /// Whose home `~` means (`--user`), instead of the manifest's `user`.
+    pub user: Option<String>,
+    /// Replace a blob at `out` sealed for another host (`--allow-other-host`).
+    pub allow_other_host: bool,
 }
 
 /// The blob at `--out` before this bundle, if there is one.
@@ -267,6 +289,9 @@ pub struct Existing {
     pub generation: u64,
     /// Its USB UUID, if its header could be read.
     pub usb_uuid: Option<String>,
+    /// The host it was sealed for, if its header could be read and
+    /// records one (format version 2).
+    pub host: Option<String>,
     /// Its size in bytes (the `.prev` copy needs that much room).
     pub len: u64,
 }
@@ -288,7 +313,10 @@ pub struct Plan {
 
 /// Pick, check, and decide the generation and the room needed.
 pub fn plan(opts: &Options) -> Result<Plan, Error> {
-    let manifest = Manifest::load(&opts.manifest)?;
+    let mut manifest = Manifest::load(&opts.manifest)?;
+    if let Some(user) = &opts.user {
+        manifest.user.clone_from(user);
+    }
     let pick = pick(&manifest, &opts.source_root, &opts.persona)?;
     pick.check()?;
     let existing = existing_blob(opts)?;
@@ -369,6 +397,16 @@ fn existing_blob(opts: &Options) -> Result<Option<Existing>, Error> {
     match Header::read(&mut f) {
         Ok(h) => {
             let fields = h.unauthenticated_fields();
+            // A version 1 blob records no host: it may be this host's own.
+            if let Some(found) = fields.host.as_ref().filter(|h| **h != opts.host)
+                && !opts.allow_other_host
+            {
+                return Err(Error::OtherHost {
+                    out: opts.out.clone(),
+                    found: found.to_string(),
+                    wanted: opts.host.to_string(),
+                });
+            }
             if fields.usb_uuid != opts.usb_uuid && !opts.force {
                 return Err(Error::OtherStick {
                     out: opts.out.clone(),
@@ -379,6 +417,7 @@ fn existing_blob(opts: &Options) -> Result<Option<Existing>, Error> {
             Ok(Some(Existing {
                 generation: fields.generation,
                 usb_uuid: Some(fields.usb_uuid.to_string()),
+                host: fields.host.as_ref().map(ToString::to_string),
                 len,
             }))
         }
@@ -390,8 +429,18 @@ fn existing_blob(opts: &Options) -> Result<Option<Existing>, Error> {
         Err(_) => Ok(Some(Existing {
             generation: 0,
             usb_uuid: None,
+            host: None,
             len,
         })),
+    }
+}
+
+/// "its normal users: a, b", for [`Error::UnknownUser`].
+fn normal_users_text(normal: &[String]) -> String {
+    if normal.is_empty() {
+        "it has no normal user, uid 1000 or above".to_owned()
+    } else {
+        format!("its normal users: {}", normal.join(", "))
     }
 }
 

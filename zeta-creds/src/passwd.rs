@@ -27,6 +27,18 @@ pub struct User {
     pub home: String,
 }
 
+/// The names of the normal (login) users of `accounts`, in file order:
+/// uid 1000 to 59999, the range `useradd` and NixOS's `isNormalUser` give
+/// people (`nobody`, 65534, and systemd's dynamic users above are not).
+pub fn normal_users(accounts: &Accounts) -> Vec<String> {
+    accounts
+        .users()
+        .iter()
+        .filter(|u| (1000..60000).contains(&u.uid))
+        .map(|u| u.name.clone())
+        .collect()
+}
+
 /// The users and groups of one root.
 #[derive(Debug, Default, Clone)]
 pub struct Accounts {
@@ -166,6 +178,16 @@ mod tests {
             home_components(a.user("zeta").unwrap()).unwrap(),
             ["home", "zeta"]
         );
+    }
+
+    #[test]
+    fn normal_users_are_the_people() {
+        let a = Accounts::parse(
+            "root:x:0:0::/root:/bin/sh\nsshd:x:998:998::/var/empty:/bin/false\nalice:x:1000:100::/home/alice:/bin/sh\nnobody:x:65534:65534::/:/bin/false\nbob:x:1001:100::/home/bob:/bin/sh\ndyn:x:61184:61184::/:/bin/false\n",
+            "",
+        );
+        assert_eq!(normal_users(&a), ["alice", "bob"]);
+        assert!(normal_users(&Accounts::default()).is_empty());
     }
 
     #[test]

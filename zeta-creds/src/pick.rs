@@ -280,6 +280,7 @@ pub fn pick(manifest: &Manifest, source_root: &Path, persona: &str) -> Result<Pi
             .ok_or_else(|| Error::UnknownUser {
                 user: manifest.user.clone(),
                 root: source_root.to_owned(),
+                normal: passwd::normal_users(&accounts),
             })?;
         passwd::home_components(user).map_err(Error::BadHome)?
     } else {

@@ -13,7 +13,13 @@
 //!   every vfat filesystem (an ESP without the partition type), from
 //!   `lsblk` ([`scan::candidates`]); the live stick is skipped;
 //! * `--device DEV`: a partition or an image file;
-//! * `--from PATH`: a directory holding `zeta-creds.enc`, or a blob file.
+//! * `--from PATH`: a directory holding `zeta-creds.enc`, or a blob file;
+//! * the stash on the stick: a directory of one blob per host
+//!   (`<host>.enc`, and the `<host>.enc.prev` the step keeps), named with
+//!   `--stash DIR` ([`Request::stash_dirs`]) or the stick's partition
+//!   labelled `ZETA-CREDS`, mounted read-only like any other device
+//!   ([`Request::stash_devices`]). Every host's blob is copied: one stick
+//!   serves a fleet, and the step picks the blob of the host it installs.
 //!
 //! A device already mounted is read where it is mounted; any other is
 //! mounted in a private directory and unmounted after ([`mount::Mounted`]).
@@ -62,13 +68,23 @@ pub const MAX_BLOB_BYTES: u64 = 1 << 30;
 /// What to rescue, and where to.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// `--device`: partitions or image files. With `from`, replaces the
-    /// default scan of the machine's ESPs; both empty means scan. A
+    /// `--device`: partitions or image files. Any of `devices`, `from` and
+    /// `stash_dirs` replaces the default scan of the machine's ESPs; all
+    /// empty means scan. A
     /// partition mounted already is read where it is mounted; an image file
     /// is always mounted anew (read-only, on its own loop device).
     pub devices: Vec<PathBuf>,
     /// `--from`: directories holding a blob, or blob files.
     pub from: Vec<PathBuf>,
+    /// Stash directories (`--stash DIR`): every `*.enc` and `*.enc.prev`
+    /// in them is copied, whatever host it is for.
+    pub stash_dirs: Vec<PathBuf>,
+    /// Stash partitions (the stick's filesystem labelled `ZETA-CREDS`),
+    /// read as [`Request::stash_dirs`] are: where they are mounted
+    /// already, else mounted read-only while read. Read in addition to the
+    /// default scan, which does not list them again (they are on the live
+    /// stick, which it skips).
+    pub stash_devices: Vec<PathBuf>,
     /// Where copies go (created 0700 if missing).
     pub rescue_dir: PathBuf,
     /// Accept a rescue directory that is not on tmpfs or ramfs.
@@ -85,6 +101,8 @@ impl Request {
         Request {
             devices: Vec::new(),
             from: Vec::new(),
+            stash_dirs: Vec::new(),
+            stash_devices: Vec::new(),
             rescue_dir: rescue_dir.into(),
             allow_disk: false,
             mount_base: default_mount_base(),
@@ -158,7 +176,7 @@ pub fn run(req: &Request, mounter: &dyn Mounter) -> Result<Report, Error> {
         sources: Vec::new(),
         warnings: Vec::new(),
     };
-    if req.devices.is_empty() && req.from.is_empty() {
+    if req.devices.is_empty() && req.from.is_empty() && req.stash_dirs.is_empty() {
         let json = mounter
             .block_devices()
             .map_err(|reason| Error::ListDisks { reason })?;
@@ -166,6 +184,9 @@ pub fn run(req: &Request, mounter: &dyn Mounter) -> Result<Report, Error> {
             reason: format!("unexpected lsblk output: {e}"),
         })?;
         for c in scan::candidates(&devices) {
+            if req.stash_devices.contains(&c.device) {
+                continue;
+            }
             let source = Source::Esp {
                 device: c.device.clone(),
                 why: c.why,
@@ -184,6 +205,26 @@ pub fn run(req: &Request, mounter: &dyn Mounter) -> Result<Report, Error> {
     }
     for path in &req.from {
         cleanup::commit_section(|| run.path(path));
+    }
+    for dir in &req.stash_dirs {
+        let source = Source::Stash { path: dir.clone() };
+        cleanup::commit_section(|| match fsx::open_root(dir) {
+            Ok(root) => run.stash(&source, &root, None),
+            Err(e) => run.push(
+                source.clone(),
+                None,
+                None,
+                Outcome::Unreadable {
+                    reason: e.to_string(),
+                },
+            ),
+        });
+    }
+    for device in &req.stash_devices {
+        let source = Source::StashPartition {
+            device: device.clone(),
+        };
+        run.device(source, device);
     }
     let same_stick = same_stick(&run.sources);
     Ok(Report {
@@ -249,6 +290,64 @@ impl Run<'_> {
         }
     }
 
+    /// Rescue what `source` holds from its directory `root`: the blob
+    /// names of an ESP, or every host's blob of a stash.
+    fn read(&mut self, source: &Source, root: &OwnedFd, mounted_at: Option<&Path>) {
+        match source {
+            Source::Stash { .. } | Source::StashPartition { .. } => {
+                self.stash(source, root, mounted_at)
+            }
+            _ => self.tree(source, root, mounted_at),
+        }
+    }
+
+    /// Rescue every blob of the stash directory `root`: each `*.enc` and
+    /// `*.enc.prev` (one per host, and the previous one the step kept),
+    /// sorted by name, whatever host it names. A stash without any is one
+    /// [`Outcome::NoBlob`] line.
+    fn stash(&mut self, source: &Source, root: &OwnedFd, mounted_at: Option<&Path>) {
+        let names = match stash_names(root) {
+            Ok(names) => names,
+            Err(e) => {
+                return self.push(
+                    source.clone(),
+                    None,
+                    mounted_at.map(Path::to_owned),
+                    Outcome::Unreadable {
+                        reason: format!("cannot list it: {e}"),
+                    },
+                );
+            }
+        };
+        if names.is_empty() {
+            return self.push(
+                source.clone(),
+                None,
+                mounted_at.map(Path::to_owned),
+                Outcome::NoBlob,
+            );
+        }
+        for name in names {
+            let outcome = copy::copy_blob(
+                self.dir,
+                root,
+                &name,
+                self.req.max_blob_bytes,
+                &mut self.seen,
+            )
+            // Listed a moment ago, gone now.
+            .unwrap_or(Outcome::Unreadable {
+                reason: "it disappeared while the stash was read".into(),
+            });
+            self.push(
+                source.clone(),
+                Some(name),
+                mounted_at.map(Path::to_owned),
+                outcome,
+            );
+        }
+    }
+
     /// A partition or image file, with signals held off.
     fn device(&mut self, source: Source, device: &Path) {
         cleanup::commit_section(|| self.device_now(source, device));
@@ -260,7 +359,7 @@ impl Run<'_> {
         }
         if let Some(at) = self.mounter.mounted_at(device) {
             match fsx::open_root(&at) {
-                Ok(root) => self.tree(&source, &root, Some(&at)),
+                Ok(root) => self.read(&source, &root, Some(&at)),
                 Err(e) => self.push(
                     source,
                     None,
@@ -278,7 +377,7 @@ impl Run<'_> {
         };
         match fsx::open_root(mounted.path()) {
             // The directory is closed before the unmount.
-            Ok(root) => self.tree(&source, &root, None),
+            Ok(root) => self.read(&source, &root, None),
             Err(e) => self.push(
                 source.clone(),
                 None,
@@ -350,6 +449,25 @@ impl Run<'_> {
         // The source's path names the file already.
         self.push(source, None, None, outcome);
     }
+}
+
+/// The names in a stash directory that may be blobs: `*.enc` and
+/// `*.enc.prev`, not hidden (the step's temporary files start with a dot),
+/// sorted. What each is, [`copy::copy_blob`] checks.
+fn stash_names(dir: &OwnedFd) -> rustix::io::Result<Vec<String>> {
+    let mut d = rustix::fs::Dir::read_from(dir)?;
+    let mut names = Vec::new();
+    while let Some(entry) = d.read() {
+        let entry = entry?;
+        let Ok(name) = std::str::from_utf8(entry.file_name().to_bytes()) else {
+            continue;
+        };
+        if !name.starts_with('.') && (name.ends_with(".enc") || name.ends_with(".enc.prev")) {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Check that `device` exists, is a block device or a regular file (an

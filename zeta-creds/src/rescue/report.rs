@@ -30,6 +30,16 @@ pub enum Source {
         /// The directory or file.
         path: PathBuf,
     },
+    /// A stash directory (`--stash`).
+    Stash {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The stick's stash partition (labelled `ZETA-CREDS`).
+    StashPartition {
+        /// The partition.
+        device: PathBuf,
+    },
 }
 
 impl fmt::Display for Source {
@@ -38,6 +48,8 @@ impl fmt::Display for Source {
             Source::Esp { device, .. } => write!(f, "{}", device.display()),
             Source::Device { device } => write!(f, "{}", device.display()),
             Source::Path { path } => write!(f, "{}", path.display()),
+            Source::Stash { path } => write!(f, "stash {}", path.display()),
+            Source::StashPartition { device } => write!(f, "stash {}", device.display()),
         }
     }
 }
@@ -123,7 +135,8 @@ pub enum Outcome {
         /// Its header.
         blob: BlobInfo,
     },
-    /// The source holds no file named `zeta-creds.enc`.
+    /// The source holds no file named `zeta-creds.enc` (a stash: no
+    /// `*.enc` file).
     NoBlob,
     /// Not read: it is on the live stick.
     Skipped {
@@ -213,7 +226,12 @@ impl fmt::Display for SourceReport {
                 ": same bytes as {}, already rescued ({blob}); stored once",
                 stored.display()
             ),
-            Outcome::NoBlob => write!(f, ": no zeta-creds.enc here; nothing to rescue"),
+            Outcome::NoBlob => match self.source {
+                Source::Stash { .. } | Source::StashPartition { .. } => {
+                    write!(f, ": no <host>.enc here; nothing to rescue")
+                }
+                _ => write!(f, ": no zeta-creds.enc here; nothing to rescue"),
+            },
             Outcome::Skipped { reason } => write!(f, ": not read: {reason}"),
             Outcome::NotABlob { reason } => write!(
                 f,
@@ -228,7 +246,7 @@ impl fmt::Display for SourceReport {
                 ": {size} bytes, more than the {limit} bytes a rescue copies; not copied, check it with `zeta-creds inspect` and copy it by hand if it is a blob"
             ),
             Outcome::Unreadable { reason } => match self.source {
-                Source::Path { .. } => write!(
+                Source::Path { .. } | Source::Stash { .. } => write!(
                     f,
                     ": cannot be read ({reason}); nothing copied from it; check the path"
                 ),

@@ -10,6 +10,11 @@ use crate::envelope::{Header, HeaderFields, Host, UsbUuid};
 
 /// A blob at work factor 10 (the payload is not checked by a rescue).
 fn blob(uuid: &str, generation: u64) -> Vec<u8> {
+    blob_for(uuid, generation, "node-a")
+}
+
+/// The same, sealed for `host`.
+fn blob_for(uuid: &str, generation: u64, host: &str) -> Vec<u8> {
     let fields = HeaderFields {
         usb_uuid: UsbUuid::parse(uuid).unwrap(),
         log_n: 10,
@@ -17,7 +22,7 @@ fn blob(uuid: &str, generation: u64) -> Vec<u8> {
         created: 1_780_000_000,
         tool_version: "0.1.0".into(),
         persona: String::new(),
-        host: Some(Host::parse("node-a").unwrap()),
+        host: Some(Host::parse(host).unwrap()),
     };
     let mut w = Header::seal(Vec::new(), &SecretString::from("pass"), &fields).unwrap();
     w.write_all(b"not an entry stream, which a rescue does not look at")
@@ -343,4 +348,217 @@ fn a_signal_during_a_mount_is_handled_after_the_unmount() {
         vec!["mount", "umount", "signal handled"]
     );
     assert!(w.mount_base_is_empty());
+}
+
+/// A stash on the stick serves a fleet: every host's blob is rescued (and
+/// the `.prev` the step keeps), whatever host is installed next; what is
+/// not a blob, or a blob cut short, is a line of its own and not copied;
+/// the step's hidden temporary files and other names are not looked at.
+/// The stash partition is mounted read-only like any device.
+#[test]
+fn a_stash_keeps_every_hosts_blob_and_says_what_is_not_one() {
+    let w = World::new();
+    let stash = w.p("stash");
+    std::fs::create_dir(&stash).unwrap();
+    let a2 = blob_for("abcd-1234", 2, "node-a");
+    let a1 = blob_for("abcd-1234", 1, "node-a");
+    let b5 = blob_for("abcd-1234", 5, "node-b");
+    std::fs::write(stash.join("node-a.enc"), &a2).unwrap();
+    std::fs::write(stash.join("node-a.enc.prev"), &a1).unwrap();
+    std::fs::write(stash.join("node-b.enc"), &b5).unwrap();
+    std::fs::write(stash.join("notes.enc"), b"shopping list").unwrap();
+    // Cut inside the first chunk's tag.
+    let header_len = Header::read(&mut &b5[..]).unwrap().len();
+    std::fs::write(stash.join("node-c.enc"), &b5[..header_len + 5]).unwrap();
+    std::fs::write(stash.join(".zeta-creds-tmp.0123456789abcdef"), &a2).unwrap();
+    std::fs::write(stash.join("README.txt"), b"x").unwrap();
+    let part = w.device("sdb3");
+    std::fs::create_dir(w.p("part")).unwrap();
+    std::fs::write(w.p("part/node-d.enc"), blob_for("abcd-1234", 7, "node-d")).unwrap();
+    let empty = w.device("sdb4");
+    std::fs::create_dir(w.p("empty")).unwrap();
+    let fake = Fake {
+        lsblk: String::new(),
+        contents: HashMap::from([(part.clone(), w.p("part")), (empty.clone(), w.p("empty"))]),
+        mounted: HashMap::new(),
+        log: RefCell::default(),
+    };
+    let req = Request {
+        stash_dirs: vec![stash.clone()],
+        stash_devices: vec![part.clone(), empty.clone()],
+        ..w.request()
+    };
+    let report = run(&req, &fake).unwrap();
+    assert_eq!(
+        *fake.log.borrow(),
+        vec![
+            format!("mount {}", part.display()),
+            "umount".into(),
+            format!("mount {}", empty.display()),
+            "umount".into(),
+        ],
+        "the default scan is replaced; each partition is mounted once"
+    );
+    assert!(w.mount_base_is_empty());
+    let got: Vec<(String, Option<&str>, &str)> = report
+        .sources
+        .iter()
+        .map(|s| {
+            let what = match &s.outcome {
+                Outcome::Copied { blob, .. } => blob.host.as_deref().unwrap_or("?"),
+                Outcome::NotABlob { .. } => "not a blob",
+                Outcome::Truncated { .. } => "truncated",
+                Outcome::NoBlob => "none",
+                other => panic!("{other:?}"),
+            };
+            (s.source.to_string(), s.file.as_deref(), what)
+        })
+        .collect();
+    let (st, p, e) = (
+        format!("stash {}", stash.display()),
+        format!("stash {}", part.display()),
+        format!("stash {}", empty.display()),
+    );
+    assert_eq!(
+        got,
+        vec![
+            (st.clone(), Some("node-a.enc"), "node-a"),
+            (st.clone(), Some("node-a.enc.prev"), "node-a"),
+            (st.clone(), Some("node-b.enc"), "node-b"),
+            (st.clone(), Some("node-c.enc"), "truncated"),
+            (st.clone(), Some("notes.enc"), "not a blob"),
+            (p.clone(), Some("node-d.enc"), "node-d"),
+            (e.clone(), None, "none"),
+        ]
+    );
+    assert_eq!(w.rescued().len(), 4, "{:?}", w.rescued());
+    assert!(
+        report.sources[6]
+            .to_string()
+            .ends_with(": no <host>.enc here; nothing to rescue"),
+        "{}",
+        report.sources[6]
+    );
+    assert!(
+        report.sources[3]
+            .to_string()
+            .contains("node-c.enc: a truncated zeta-creds blob (its payload is")
+    );
+    // Two generations for node-a: both kept, the newest named.
+    assert_eq!(report.same_stick.len(), 1);
+    assert_eq!(report.same_stick[0].host.as_deref(), Some("node-a"));
+    assert_eq!(
+        report.same_stick[0]
+            .copies
+            .iter()
+            .map(|c| c.0)
+            .collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert!(
+        report.has_failures(),
+        "a bad file in the stash is a failure to look at"
+    );
+    // The stash is only read.
+    assert_eq!(std::fs::read_dir(&stash).unwrap().count(), 7);
+    assert_eq!(std::fs::read(stash.join("node-a.enc")).unwrap(), a2);
+}
+
+#[test]
+fn a_stash_that_cannot_be_opened_is_a_line() {
+    let w = World::new();
+    let fake = Fake {
+        lsblk: String::new(),
+        contents: HashMap::new(),
+        mounted: HashMap::new(),
+        log: RefCell::default(),
+    };
+    let req = Request {
+        stash_dirs: vec![w.p("no-such-stash")],
+        ..w.request()
+    };
+    let report = run(&req, &fake).unwrap();
+    assert_eq!(report.sources.len(), 1);
+    assert!(matches!(
+        report.sources[0].outcome,
+        Outcome::Unreadable { .. }
+    ));
+    assert!(
+        report.sources[0]
+            .to_string()
+            .ends_with("nothing copied from it; check the path"),
+        "{}",
+        report.sources[0]
+    );
+    assert!(fake.log.borrow().is_empty(), "no default scan");
+}
+
+/// The stick's stash partition is read in addition to the default scan of
+/// the machine's ESPs (which skips the live stick, and does not list the
+/// stash partition as skipped); one already mounted is read in place.
+#[test]
+fn the_default_scan_and_the_sticks_stash_partition_together() {
+    let w = World::new();
+    let (stash_part, esp, mounted, root) = (
+        w.device("sda2"),
+        w.device("nvme0n1p1"),
+        w.device("nvme0n1p2"),
+        w.device("nvme0n1p3"),
+    );
+    std::fs::write(
+        w.p("esp-a/zeta-creds.enc"),
+        blob_for("abcd-1234", 3, "node-a"),
+    )
+    .unwrap();
+    std::fs::create_dir(w.p("stash")).unwrap();
+    std::fs::write(w.p("stash/node-b.enc"), blob_for("abcd-1234", 9, "node-b")).unwrap();
+    let fake = Fake {
+        lsblk: lsblk(&stash_part, &esp, &mounted, &root),
+        contents: HashMap::from([(esp.clone(), w.p("esp-a"))]),
+        mounted: HashMap::from([
+            (stash_part.clone(), w.p("stash")),
+            (mounted.clone(), w.p("already")),
+        ]),
+        log: RefCell::default(),
+    };
+    let req = Request {
+        stash_devices: vec![stash_part.clone()],
+        ..w.request()
+    };
+    let report = run(&req, &fake).unwrap();
+    assert_eq!(
+        *fake.log.borrow(),
+        vec![format!("mount {}", esp.display()), "umount".into()],
+        "the ESP is mounted; the stash, mounted already, is read in place"
+    );
+    let got: Vec<(String, Option<&str>, Option<&str>)> = report
+        .sources
+        .iter()
+        .map(|s| {
+            let host = match &s.outcome {
+                Outcome::Copied { blob, .. } => blob.host.as_deref(),
+                _ => None,
+            };
+            (s.source.to_string(), s.file.as_deref(), host)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                esp.display().to_string(),
+                Some("zeta-creds.enc"),
+                Some("node-a")
+            ),
+            (mounted.display().to_string(), None, None),
+            (
+                format!("stash {}", stash_part.display()),
+                Some("node-b.enc"),
+                Some("node-b")
+            ),
+        ],
+        "the stash partition is not also a skipped line of the scan"
+    );
+    assert_eq!(w.rescued().len(), 2);
+    assert!(!report.has_failures());
 }

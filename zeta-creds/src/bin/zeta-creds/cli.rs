@@ -156,6 +156,13 @@ pub struct BundleArgs {
     /// Replace a blob bound to another USB stick, or one that cannot be read
     #[arg(long)]
     pub force: bool,
+    /// Replace a blob at --out sealed for another host (refused by default,
+    /// exit 4: it holds that host's credentials)
+    #[arg(long)]
+    pub allow_other_host: bool,
+    /// Whose home "~" means, instead of the manifest's user
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// `--no-backup`, `--allow-weak-passphrase`.
     #[command(flatten)]
     pub new_blob: NewBlobArgs,
@@ -296,6 +303,9 @@ pub struct DiffArgs {
     /// Root of the system whose credentials are compared
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub source_root: PathBuf,
+    /// Whose home "~" means, instead of the manifest's user (as bundle --user)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// The work-factor cap.
     #[command(flatten)]
     pub cap: WorkFactorCap,

@@ -289,6 +289,7 @@ impl CliError {
                 bundle::Error::Manifest(manifest::Error::Read { .. })
                 | bundle::Error::SourceRoot { .. }
                 | bundle::Error::RequiredMissing { .. } => Exit::InputMissing,
+                bundle::Error::OtherHost { .. } => Exit::OtherUsb,
                 _ => Exit::Failure,
             },
             CliError::Restore { source, .. } => match source {

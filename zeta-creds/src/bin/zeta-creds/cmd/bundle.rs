@@ -61,6 +61,8 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         log_n: args.work_factor,
         force: args.force,
         backup: !args.new_blob.no_backup,
+        user: args.user.clone(),
+        allow_other_host: args.allow_other_host,
     };
     let plan = bundle::plan(&opts)?;
     warn_skipped(&plan.pick);
@@ -74,6 +76,16 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
     {
         warning!(
             "replacing {}, bound to USB {old}, with a blob bound to USB {usb_uuid} (--force)",
+            args.out.display()
+        );
+    }
+    if let Some(bundle::Existing {
+        host: Some(old), ..
+    }) = &plan.existing
+        && old != host.as_str()
+    {
+        warning!(
+            "replacing {}, sealed for host {old}, with a blob sealed for host {host} (--allow-other-host)",
             args.out.display()
         );
     }

@@ -45,7 +45,10 @@ impl Status for DiffReport {
 pub fn run(args: &DiffArgs, env_pass: Option<SecretString>) -> Result<DiffReport, CliError> {
     let sources = unlock::sources(&args.passphrase, env_pass);
     let manifest = manifest_path(args.manifest.as_deref(), &args.source_root);
-    let loaded = Manifest::load(&manifest)?;
+    let mut loaded = Manifest::load(&manifest)?;
+    if let Some(user) = &args.user {
+        loaded.user.clone_from(user);
+    }
     let (file, header) = open_blob(&args.blob)?;
     // Picked before the passphrase is asked, so a manifest or source
     // problem needs no passphrase. The persona read here is not yet

@@ -22,17 +22,41 @@ pub fn show_diff(
     max_wf: u8,
     interactive: bool,
 ) -> Result<Action, Fail> {
-    let pass = secret.ensure_new(&i.blob, &i.stick.raw)?;
-    say(format!(
-        "what re-bundling from {} would change:",
-        i.source_root
-    ));
-    let diff = Args::new("diff")
+    let mut diff = Args::new("diff")
         .opt("--blob", &i.blob)
         .opt("--manifest", &i.manifest)
-        .opt("--source-root", &i.source_root)
-        .opt("--max-work-factor", max_wf.to_string());
-    let said = DiffSaid::from_status(i.zc.run(&diff.0, Some(pass), false, false)?.code);
+        .opt("--source-root", &i.source_root);
+    if let Some(user) = &s.user {
+        diff = diff.opt("--user", user);
+    }
+    let diff = diff.opt("--max-work-factor", max_wf.to_string());
+    // A passphrase typed on the terminal that does not open the blob may be
+    // a typo: it is asked again (three tries in all), and every try shows
+    // the diff and asks to go on, as the first did.
+    let mut tries = 0;
+    let said = loop {
+        tries += 1;
+        let from_env = secret.from_env;
+        let pass = secret.ensure_new(&i.blob, &i.stick.raw)?;
+        say(format!(
+            "what re-bundling from {} would change:",
+            i.source_root
+        ));
+        let said = DiffSaid::from_status(i.zc.run(&diff.0, Some(pass), false, false)?.code);
+        if said == DiffSaid::WrongPassphrase
+            && interactive
+            && !from_env
+            && tries < 3
+            && ui::ask_yes_no(
+                "The blob on the ESP does not open with this passphrase. Type it again to see what changes? [Y/n]",
+                true,
+            )?
+        {
+            secret.forget();
+            continue;
+        }
+        break said;
+    };
     match said {
         DiffSaid::Same => say("nothing changed since this blob was bundled"),
         DiffSaid::Differs => {}
@@ -56,14 +80,17 @@ pub fn show_diff(
 }
 
 /// Bundle a new blob (`--force` over another stick's blob or an unreadable
-/// file). A new passphrase must pass the strength check `bundle` applies;
-/// on a terminal a weak one is asked again (three tries).
+/// file; `--allow-other-host` over the blob of `other_host`, which the ESP
+/// of the machine being installed holds: said first). A new passphrase
+/// must pass the strength check `bundle` applies; on a terminal a weak one
+/// is asked again (three tries).
 pub fn bundle(
     s: &Settings,
     i: &Inputs,
     secret: &mut Secret,
     interactive: bool,
     force: bool,
+    other_host: Option<&str>,
 ) -> Result<(), Fail> {
     // The blob is sealed for the installed system, whose host name is
     // neither the live system's nor (with --source-root /) the source's:
@@ -81,7 +108,11 @@ pub fn bundle(
     })?;
     let mut args = Args::new("bundle")
         .opt("--manifest", &i.manifest)
-        .opt("--source-root", &i.source_root)
+        .opt("--source-root", &i.source_root);
+    if let Some(user) = &s.user {
+        args = args.opt("--user", user);
+    }
+    let mut args = args
         .opt("--host", host)
         .opt("--out", &i.blob)
         .opt("--usb-uuid", &i.stick.raw);
@@ -94,9 +125,19 @@ pub fn bundle(
     if force {
         args = args.flag("--force");
     }
+    if let Some(other) = other_host {
+        say(format!(
+            "the blob on the ESP was sealed for host {other}: the new bundle for host {host} replaces it (it is kept as {}.prev)",
+            i.blob.display()
+        ));
+        args = args.flag("--allow-other-host");
+    }
     // The manifest's user is one of the words bundle rates against; an
     // unreadable manifest is bundle's to report.
-    let user = Manifest::load(&i.manifest).ok().map(|m| m.user);
+    let user = s
+        .user
+        .clone()
+        .or_else(|| Manifest::load(&i.manifest).ok().map(|m| m.user));
     let context = secret::strength_context(user.as_deref(), i.stick.uuid.as_str());
     let mut tries = 0;
     loop {

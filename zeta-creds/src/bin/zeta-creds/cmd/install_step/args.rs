@@ -36,6 +36,9 @@ pub struct InstallStepArgs {
     /// Carry only the entries for this persona
     #[arg(long, value_name = "NAME")]
     pub persona: Option<String>,
+    /// Whose home "~" means, instead of the manifest's user
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Where the logged-in credentials are (default: TARGET)
     #[arg(long, value_name = "DIR")]
     pub source_root: Option<String>,
@@ -146,6 +149,8 @@ pub struct Settings {
     pub manifest: Option<String>,
     /// `--persona`.
     pub persona: Option<String>,
+    /// `--user`.
+    pub user: Option<String>,
     /// `--source-root`.
     pub source_root: Option<String>,
     /// `--zeta-creds`.
@@ -271,6 +276,7 @@ pub fn resolve(args: &InstallStepArgs, env: &Env) -> Result<Parsed, Fail> {
         ("--usb-device", &args.usb_device),
         ("--manifest", &args.manifest),
         ("--persona", &args.persona),
+        ("--user", &args.user),
         ("--source-root", &args.source_root),
         ("--zeta-creds", &args.zeta_creds),
         ("--work-factor", &args.work_factor),
@@ -352,6 +358,7 @@ pub fn resolve(args: &InstallStepArgs, env: &Env) -> Result<Parsed, Fail> {
         usb_device: args.usb_device.clone(),
         manifest: args.manifest.clone(),
         persona: args.persona.clone(),
+        user: args.user.clone(),
         source_root: args.source_root.clone(),
         zeta_creds: args.zeta_creds.clone(),
         work_factor,
@@ -409,6 +416,10 @@ Options:
   --manifest FILE     default: TARGET/etc/zeta/creds-manifest.toml, else the
                       packaged manifest/default.toml
   --persona NAME      carry only the entries for this persona
+  --user NAME         whose home \"~\" means, instead of the manifest's user
+                      (e.g. the installed system's own user, not \"zeta\");
+                      checked with every required entry before any
+                      passphrase is asked
   --source-root DIR   where the logged-in credentials are (default: TARGET)
   --zeta-creds PATH   the zeta-creds binary the step runs for bundle, verify,
                       diff and rekey (default: the one running the step)
@@ -454,7 +465,13 @@ Environment:
                             at when the ESP holds no blob
 
 Where the blob comes from, first found: the ESP, the rescue directory (the
-newest generation for this host), the stash (<host>.enc), --blob FILE.
+newest generation for this host), the stash (<host>.enc), --blob FILE; every
+line up to the summary says which. `rescue` before partitioning copies the
+ESPs' blobs and every host's blob in the stash into the rescue directory.
+
+Before a bundle asks for a passphrase, the manifest's user (or --user) must
+be in the source root's etc/passwd and every required entry must be there;
+otherwise the step says so once and writes nothing.
 
 {}On any failure the ESP holds either the previous blob or none, never a
 half-written one, and TARGET/etc/zeta/usb-uuid is not written.

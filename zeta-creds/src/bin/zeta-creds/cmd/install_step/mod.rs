@@ -39,6 +39,7 @@ mod exit;
 mod files;
 mod host;
 mod offesp;
+mod preflight;
 mod report;
 mod rescue;
 mod seal;
@@ -187,6 +188,17 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         interactive,
     )?;
 
+    // Before any passphrase: what a bundle would pick, as which user, and
+    // that every required entry is there (issue 17 item 7).
+    if matches!(action, Action::Bundle | Action::Rebundle | Action::Replace) {
+        preflight::check(
+            &inputs.manifest,
+            Path::new(&inputs.source_root),
+            s.user.as_deref(),
+            s.persona.as_deref(),
+        )?;
+    }
+
     // 4 and 5. The passphrase, then the action, then verify.
     if !secret.from_env && !interactive {
         return Err(Fail::new(
@@ -221,9 +233,17 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
         (Some(h), Some(this)) if h.host.as_deref() != Some(this.as_str()) => Some(this.as_str()),
         _ => None,
     };
+    // The ESP of the machine being installed holds another host's blob
+    // (renamed, or copied there): a re-bundle replaces it, saying so.
+    let other_host = header
+        .as_ref()
+        .and_then(|h| h.host.as_deref())
+        .filter(|h| i.host.as_deref().is_some_and(|this| this != *h));
     match action {
-        Action::Bundle | Action::Rebundle => act::bundle(&s, i, &mut secret, interactive, false)?,
-        Action::Replace => act::bundle(&s, i, &mut secret, interactive, true)?,
+        Action::Bundle | Action::Rebundle => {
+            act::bundle(&s, i, &mut secret, interactive, false, other_host)?
+        }
+        Action::Replace => act::bundle(&s, i, &mut secret, interactive, true, other_host)?,
         Action::Keep => {
             let at = from.as_ref().map_or(i.blob.as_path(), |o| o.path.as_path());
             match &from {
@@ -231,7 +251,7 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
                 Some(o) => say(format!(
                     "checking the blob from {} with its passphrase: {}",
                     o.origin.label(),
-                    o.path.display()
+                    o.shown
                 )),
             }
             let verify = Args::new("verify")
@@ -327,6 +347,9 @@ fn step(args: &InstallStepArgs, mut secret: Secret) -> Result<(), Fail> {
     let esp_s = i.esp.to_string_lossy();
     let summary = report::Summary {
         action,
+        from: from
+            .as_ref()
+            .map(|o| format!("{} ({})", o.origin.label(), o.shown)),
         source_root: &i.source_root,
         blob: &i.blob,
         uuid: &i.stick.raw,
@@ -533,8 +556,8 @@ fn choose_action(
     interactive: bool,
 ) -> Result<Action, Fail> {
     let (place, blob) = match from {
-        None => ("the ESP already", i.blob.display()),
-        Some(o) => (o.origin.label(), o.path.display()),
+        None => ("the ESP already", i.blob.display().to_string()),
+        Some(o) => (o.origin.label(), o.shown.clone()),
     };
     let prev = format!("{BLOB_NAME}.prev");
     let generation = or_unknown(header.and_then(|h| h.generation));

@@ -77,7 +77,12 @@ pub(super) fn locate_stash(s: &Settings, i: &Inputs, host: Option<&str>) -> Resu
 /// A blob found off the ESP.
 pub(super) struct OffEsp {
     pub(super) origin: sources::Origin,
+    /// The file read: for the stash partition, a private copy made while
+    /// it was mounted.
     pub(super) path: PathBuf,
+    /// Where it is, in messages: the path, or for the stash partition
+    /// `<host>.enc on DEVICE` (the private copy is gone after the step).
+    pub(super) shown: String,
 }
 
 /// What step 3 found: as [`look_at`] says, and where from when it is off
@@ -104,6 +109,9 @@ pub(super) fn look_elsewhere(
         .map(|p| (Origin::Rescued, p))
         .collect();
     let mut staged = None;
+    // The stash partition's blob is read from a private copy; messages
+    // name it by the partition.
+    let mut copy_of: Option<(PathBuf, String)> = None;
     match (stash_at, host) {
         (StashAt::Dir { dir, .. }, Some(host)) => {
             let p = dir.join(stash::file_name(host));
@@ -114,6 +122,10 @@ pub(super) fn look_elsewhere(
         (StashAt::Partition(dev), Some(host)) => match stash::stage_from_partition(dev, host) {
             Ok(Some(copy)) => {
                 paths.push((Origin::Stash, copy.path().to_owned()));
+                copy_of = Some((
+                    copy.path().to_owned(),
+                    format!("{} on {}", stash::file_name(host), dev.display()),
+                ));
                 staged = Some(copy);
             }
             Ok(None) => {}
@@ -160,15 +172,19 @@ pub(super) fn look_elsewhere(
             header,
         });
     }
+    let shown = |path: &Path| match &copy_of {
+        Some((copy, name)) if copy == path => name.clone(),
+        _ => path.display().to_string(),
+    };
     let describe = |sn: &Seen| match &sn.header {
         Some(h) => format!(
             "{} (host {}, stick {}, generation {})",
-            sn.path.display(),
+            shown(&sn.path),
             h.host.as_deref().unwrap_or("not recorded"),
             h.usb_uuid,
             or_unknown(h.generation)
         ),
-        None => sn.path.display().to_string(),
+        None => shown(&sn.path),
     };
     let choice = sources::choose(&seen, i.stick.uuid.as_str(), host).map_err(|e| {
         Fail::new(StepExit::Failed, format!("{e}; nothing was written"))
@@ -204,6 +220,7 @@ pub(super) fn look_elsewhere(
         from: Some(OffEsp {
             origin: chosen.origin,
             path: chosen.path.clone(),
+            shown: shown(&chosen.path),
         }),
         staged,
     })
@@ -225,7 +242,7 @@ pub(super) fn to_esp(o: &OffEsp, esp_blob: &Path) -> Result<(), Fail> {
             StepExit::Failed,
             format!(
                 "cannot copy {} to {}: {e}; no partial file was left on the ESP",
-                o.path.display(),
+                o.shown,
                 esp_blob.display()
             ),
         )
@@ -233,7 +250,7 @@ pub(super) fn to_esp(o: &OffEsp, esp_blob: &Path) -> Result<(), Fail> {
     say(format!(
         "copied the blob from {} ({}) to {}",
         o.origin.label(),
-        o.path.display(),
+        o.shown,
         esp_blob.display()
     ));
     Ok(())

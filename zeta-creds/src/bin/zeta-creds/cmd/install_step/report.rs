@@ -37,6 +37,9 @@ pub struct Verified {
 pub struct Summary<'a> {
     /// What the step did.
     pub action: Action,
+    /// Where the blob came from when it was not on the ESP: "the rescue
+    /// directory (PATH)", "the stash on the stick (PATH)", "--blob (PATH)".
+    pub from: Option<String>,
     /// Where the credentials came from (`--source-root`).
     pub source_root: &'a str,
     /// The blob on the ESP.
@@ -76,14 +79,26 @@ fn or_unknown<T: ToString>(v: Option<&T>) -> String {
 /// The summary and NixOS lines, as printed to stdout.
 pub fn render(s: &Summary<'_>) -> String {
     let mut o = String::new();
-    let what = match s.action {
-        Action::Keep => "kept the blob already on the ESP (checked with its passphrase)".to_owned(),
-        Action::Move => {
+    let what = match (s.action, &s.from) {
+        (Action::Keep, None) => {
+            "kept the blob already on the ESP (checked with its passphrase)".to_owned()
+        }
+        (Action::Keep, Some(from)) => {
+            format!("kept the blob from {from}, now on the ESP (checked with its passphrase)")
+        }
+        (Action::Move, None) => {
             "moved the blob on the ESP to this stick (same credentials, same passphrase)".to_owned()
         }
-        Action::Bundle | Action::Rebundle | Action::Replace => {
+        (Action::Move, Some(from)) => format!(
+            "moved the blob from {from} to this stick, now on the ESP (same credentials, same passphrase)"
+        ),
+        (Action::Bundle | Action::Rebundle | Action::Replace, None) => {
             format!("sealed the credentials from {}", s.source_root)
         }
+        (Action::Bundle | Action::Rebundle | Action::Replace, Some(from)) => format!(
+            "sealed the credentials from {} (the blob from {from} is kept as {BLOB_NAME}.prev)",
+            s.source_root
+        ),
     };
     let v = s.verified;
     let _ = writeln!(o);
@@ -162,6 +177,7 @@ mod tests {
     ) -> String {
         render(&Summary {
             action: Action::Bundle,
+            from: None,
             source_root: "/mnt",
             blob: Path::new("/mnt/boot/zeta-creds.enc"),
             uuid: "DEAD-BEEF",
@@ -171,6 +187,50 @@ mod tests {
             sealed,
             nix_blob: nix.map(str::to_owned),
         })
+    }
+
+    /// Issue 16: a blob found off the ESP is not "already on the ESP".
+    #[test]
+    fn the_first_line_says_where_the_blob_came_from() {
+        let v = Verified::default();
+        let first = |action, from: Option<&str>| {
+            render(&Summary {
+                action,
+                from: from.map(str::to_owned),
+                source_root: "/mnt",
+                blob: Path::new("/mnt/boot/zeta-creds.enc"),
+                uuid: "DEAD-BEEF",
+                uuid_norm: "dead-beef",
+                uuid_dir: Path::new("/mnt/etc/zeta"),
+                verified: &v,
+                sealed: None,
+                nix_blob: None,
+            })
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+        };
+        let r = Some("the rescue directory (/run/zeta-creds/rescued/x.enc)");
+        assert_eq!(
+            first(Action::Keep, None),
+            "Done: kept the blob already on the ESP (checked with its passphrase)"
+        );
+        assert_eq!(
+            first(Action::Keep, r),
+            "Done: kept the blob from the rescue directory (/run/zeta-creds/rescued/x.enc), now on the ESP (checked with its passphrase)"
+        );
+        assert_eq!(
+            first(Action::Move, Some("the stash on the stick (/s/node-a.enc)")),
+            "Done: moved the blob from the stash on the stick (/s/node-a.enc) to this stick, now on the ESP (same credentials, same passphrase)"
+        );
+        assert_eq!(
+            first(Action::Rebundle, Some("--blob (/b.enc)")),
+            "Done: sealed the credentials from /mnt (the blob from --blob (/b.enc) is kept as zeta-creds.enc.prev)"
+        );
+        for action in [Action::Keep, Action::Move, Action::Rebundle] {
+            assert!(!first(action, r).contains("already on the ESP"));
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use zeta_creds::rescue::{self, DEFAULT_RESCUE_DIR, RESCUE_DIR_ENV, Request, Syst
 
 use super::args::PROG;
 use super::exit::{Fail, StepExit};
-use super::ui;
+use super::{stash, stick, ui};
 
 /// Copy existing zeta-creds blobs off this machine's disks into RAM, before
 /// an installer partitions and formats them.
@@ -21,8 +21,9 @@ use super::ui;
 /// Run it before partitioning: the NixOS manual, disko and nixos-anywhere
 /// all reformat the ESP, and the blob lives there. It needs no passphrase
 /// and mounts every source read-only. By default it reads every EFI system
-/// partition of the machine's disks; --device and --from name sources
-/// instead. Copies go to /run/zeta-creds/rescued (ZETA_CREDS_RESCUE_DIR to
+/// partition of the machine's disks, and the stash on the live stick (its
+/// filesystem labelled ZETA-CREDS), keeping every host's blob there;
+/// --device, --from and --stash name sources instead. Copies go to /run/zeta-creds/rescued (ZETA_CREDS_RESCUE_DIR to
 /// override), which must be in RAM (tmpfs), so nothing lands on a disk
 /// about to be wiped. The install step after nixos-install looks there.
 #[derive(Parser, Debug)]
@@ -30,7 +31,7 @@ use super::ui;
     name = "zeta-creds-step rescue",
     no_binary_name = true,
     disable_version_flag = true,
-    after_help = "Exit status:\n   0  every source was read (or none holds a blob)\n   1  a source could not be rescued, or the rescue directory is unusable:\n      look before wiping a disk\n   2  usage error"
+    after_help = "Every host's blob in the stash is kept: one stick serves a fleet, and the\nstep after nixos-install picks the blob of the host it installs (of several\ngenerations, the newest). Nothing is ever removed from the rescue directory.\n\nExit status:\n   0  every source was read (or none holds a blob)\n   1  a source could not be rescued, or the rescue directory is unusable:\n      look before wiping a disk\n   2  usage error"
 )]
 pub struct RescueArgs {
     /// A partition or an image file to read (repeatable); replaces the scan
@@ -39,6 +40,12 @@ pub struct RescueArgs {
     /// A directory holding zeta-creds.enc, or a blob file (repeatable); replaces the scan
     #[arg(long, value_name = "PATH")]
     pub from: Vec<PathBuf>,
+    /// A stash directory: every <host>.enc (and .prev) in it is copied (repeatable); replaces the scan
+    #[arg(long, value_name = "DIR")]
+    pub stash: Vec<PathBuf>,
+    /// The live stick, whose ZETA-CREDS partition the default scan reads (default: the device mounted at /iso, /run/live/medium, ...)
+    #[arg(long, value_name = "DEV")]
+    pub usb_device: Option<String>,
     /// Accept a rescue directory that is not in RAM (tmpfs or ramfs)
     #[arg(long)]
     pub allow_rescue_dir_on_disk: bool,
@@ -88,9 +95,14 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
     let dir = std::env::var_os(RESCUE_DIR_ENV)
         .map_or_else(|| PathBuf::from(DEFAULT_RESCUE_DIR), PathBuf::from);
     let mut req = Request::new(dir);
+    let scan = args.device.is_empty() && args.from.is_empty() && args.stash.is_empty();
     req.devices = args.device;
     req.from = args.from;
+    req.stash_dirs = args.stash;
     req.allow_disk = args.allow_rescue_dir_on_disk;
+    if scan {
+        stick_stash(args.usb_device.as_deref(), &mut req);
+    }
     match rescue::run(&req, &SystemMounter) {
         Ok(report) => {
             let mut out = io::stdout().lock();
@@ -118,6 +130,39 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
             ui::report(&Fail::new(StepExit::Failed, format!("rescue: {e}")));
             StepExit::Failed
         }
+    }
+}
+
+/// The default scan also reads the stash on the live stick: its
+/// filesystem labelled ZETA-CREDS, read where it is mounted already, else
+/// mounted read-only by the rescue. Without a live stick (or a stash on
+/// it) there is nothing to add; the scan says so on stderr.
+fn stick_stash(usb_device: Option<&str>, req: &mut Request) {
+    let dev = match stick::find(usb_device) {
+        Ok((dev, _)) => dev,
+        Err(fail) => {
+            ui::say(format!(
+                "stash: not looked for ({}); pass --stash DIR to read one",
+                fail.message
+            ));
+            return;
+        }
+    };
+    match stash::discover(&dev) {
+        // Read where it is mounted already, else mounted read-only.
+        Some(stash::Found { device, .. }) => {
+            ui::say(format!(
+                "stash: {} (labelled {} on the live stick)",
+                device.display(),
+                stash::STASH_LABEL
+            ));
+            req.stash_devices.push(device);
+        }
+        None => ui::say(format!(
+            "stash: none on the live stick {} (no filesystem labelled {})",
+            dev.display(),
+            stash::STASH_LABEL
+        )),
     }
 }
 
@@ -157,9 +202,12 @@ mod tests {
             "esp.img",
             "--from",
             "/old/boot",
+            "--stash",
+            "/media/stick",
             "--json",
         ]))
         .unwrap();
+        assert_eq!(a.stash, [PathBuf::from("/media/stick")]);
         assert_eq!(
             a.device,
             [PathBuf::from("/dev/vda1"), PathBuf::from("esp.img")]
