@@ -3,9 +3,13 @@
 //!
 //! The order:
 //!
-//! 1. Load the target root's `etc/passwd` and `etc/group`; resolve the
-//!    user's home there (a home of `/` or an unknown user is refused for
-//!    every home entry, never replaced by root).
+//! 0. A restore that writes runs as root, or stops before anything.
+//! 1. Load the target root's `etc/passwd` and `etc/group` (none: is it
+//!    mounted?); resolve the user's home there (a home of `/` or an
+//!    unknown user is refused for every home entry, never replaced by
+//!    root); read the host's manifest, the restore policy (`policy`:
+//!    which paths a blob may write, no set-id bits, no two entries to
+//!    one destination).
 //! 2. For each entry as it is decrypted: resolve owner and group by name on
 //!    the target, walk to its parent directory one component at a time with
 //!    `O_NOFOLLOW` (creating missing parents: owned by the user inside the
@@ -18,9 +22,17 @@
 //!    reader has authenticated the final chunk and seen end of input: make
 //!    every staged file durable (`syncfs` of each filesystem written to,
 //!    which does for all of them what an `fsync` of each would); then
-//!    fchown, fchmod and set the mtime of each temporary file and rename it
-//!    over its destination; set the mode and owner of directory entries;
-//!    and make all of that durable the same way.
+//!    fchown, fchmod and set the mtime of each temporary file through a
+//!    descriptor checked to be the file staging created (device, inode,
+//!    type: a local user may swap names in a home), rename it over its
+//!    destination and check the result; set the mode and owner of
+//!    directory entries; and make all of that durable the same way. A
+//!    file or directory that is not what this run saw or created fails
+//!    its entry, never the run.
+//!
+//! The state record left by a commit keeps every record of the last
+//! restore that this run did not rewrite: a failed entry never loses the
+//! record that tells a local change from a stale one.
 //! 4. Any fatal error before step 3 removes every temporary file and every
 //!    directory this run created: no unverified byte reaches a destination.
 //!
