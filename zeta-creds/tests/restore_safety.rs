@@ -280,6 +280,40 @@ fn a_staged_file_swapped_for_a_fifo_fails_its_entry_without_blocking() {
     assert!(w.dst().join("var/lib/zeta-creds/state.json").is_file());
 }
 
+/// Issue 19 #2, the destination side: `--on-conflict backup` keeps the
+/// file the plan looked at as NAME.zeta-creds-bak, by a link made from a
+/// checked descriptor. A destination swapped between staging and commit
+/// fails the entry: no backup of something else, nothing replaced.
+#[test]
+fn a_backup_keeps_only_the_file_the_plan_looked_at() {
+    let w = World::bundled();
+    let first = restore(&w, &[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let hosts = w.dst().join(HOSTS);
+    fs::write(&hosts, b"edited locally\n").unwrap();
+    let out = restore_pausing_at(
+        &w,
+        "pause-after-staging",
+        &["--on-conflict", "backup"],
+        || {
+            fs::rename(&hosts, w.dst().join("home/zeta/.config/gh/hosts.yml.moved")).unwrap();
+            fs::write(&hosts, b"swapped in\n").unwrap();
+        },
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+    assert!(
+        said(&out, &["~/.config/gh/hosts.yml", "replaced"]),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(fs::read(&hosts).unwrap(), b"swapped in\n");
+    assert!(
+        !w.dst()
+            .join("home/zeta/.config/gh/hosts.yml.zeta-creds-bak")
+            .exists()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // #3: a file/directory swap while staging is one entry's problem
 // ---------------------------------------------------------------------------

@@ -182,21 +182,18 @@ fn commit_file(dir: &OwnedFd, mut s: Staged) -> io::Result<rustix::fs::Stat> {
             last_modification: t,
         },
     )?;
-    if s.backup {
+    if let Some(replaced) = s.backup {
         // A hard link keeps the replaced file (owner, mode, bytes) under
-        // NAME.zeta-creds-bak; the destination never stops existing.
+        // NAME.zeta-creds-bak; the destination never stops existing. The
+        // link is made from a descriptor of the file planned for, so a
+        // name swapped meanwhile can never get a root-made link.
+        let (old, _) = open_checked(dir, s.final_name.as_str(), replaced)?;
         let bak = format!("{}{BACKUP_SUFFIX}", s.final_name);
         match rustix::fs::unlinkat(dir, bak.as_str(), AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(e.into()),
         }
-        rustix::fs::linkat(
-            dir,
-            s.final_name.as_str(),
-            dir,
-            bak.as_str(),
-            AtFlags::empty(),
-        )?;
+        rustix::fs::linkat(&old, "", dir, bak.as_str(), AtFlags::EMPTY_PATH)?;
     }
     rustix::fs::renameat(dir, tmp, dir, s.final_name.as_str())?;
     // The temporary name is gone either way.

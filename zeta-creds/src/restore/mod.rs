@@ -393,8 +393,9 @@ struct Staged {
     mode: u32,
     owners: plan::Owners,
     mtime: i64,
-    /// Keep the file being replaced as NAME.zeta-creds-bak.
-    backup: bool,
+    /// Keep the file being replaced as NAME.zeta-creds-bak: the file seen
+    /// there when the entry was planned, and only that one.
+    backup: Option<stage::Identity>,
 }
 
 /// A directory entry whose mode and owner are set at commit.

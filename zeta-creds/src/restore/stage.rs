@@ -208,8 +208,8 @@ impl Run {
         };
         let display = self.reports[index].destination.clone();
         // `None`: a dry run below a directory that does not exist yet.
-        let (dir, found) = match parent {
-            None => (None, Found::Absent),
+        let (dir, (found, seen)) = match parent {
+            None => (None, (Found::Absent, None)),
             Some(parent) => {
                 let dir = match self.dirs.fd(parent) {
                     Ok(fd) => fd,
@@ -222,7 +222,7 @@ impl Run {
                 // Whatever is there may change under us (a local user
                 // owns the directory): a surprise refuses this entry only.
                 let found = match self.observe(&dir, name, meta, owners) {
-                    Ok(found) => found,
+                    Ok(observed) => observed,
                     Err(e) => return Ok(Err(Refusal(format!("cannot inspect it: {e}")))),
                 };
                 (Some((parent, dir)), found)
@@ -301,7 +301,8 @@ impl Run {
                     mode: meta.mode,
                     owners,
                     mtime: meta.mtime,
-                    backup,
+                    // The file a backup keeps is the one looked at here.
+                    backup: if backup { seen } else { None },
                 };
                 Ok(self
                     .stage_file(entries, &dir, parent, staged)?
@@ -310,16 +311,17 @@ impl Run {
         }
     }
 
-    /// What is at `name` in `dir` now, hashed only if the plan needs it.
+    /// What is at `name` in `dir` now, hashed only if the plan needs it,
+    /// and its identity.
     fn observe(
         &mut self,
         dir: &OwnedFd,
         name: &str,
         meta: &EntryMeta,
         owners: Owners,
-    ) -> io::Result<Found> {
+    ) -> io::Result<(Found, Option<Identity>)> {
         let Some(st) = fsx::lstat(dir, name)? else {
-            return Ok(Found::Absent);
+            return Ok((Found::Absent, None));
         };
         crate::msg::test_fault("pause-after-observe");
         let kind = fsx::file_type(&st);
@@ -331,14 +333,15 @@ impl Run {
         let size = st.st_size as u64;
         let same_contents = plan::needs_contents(meta, owners, kind, mode, seen, size)
             && same_contents(dir, name, &st, &meta.sha256, &mut self.buf)?;
-        Ok(Found::Present {
+        let found = Found::Present {
             kind,
             mode,
             owners: seen,
             size,
             record: FileRecord::of(&st),
             same_contents,
-        })
+        };
+        Ok((found, Some(Identity::of(&st))))
     }
 
     /// Write an entry's body to a fresh temporary file in `dir`, guarded
