@@ -163,6 +163,7 @@ fn run_restore(blob: &Path, target: &Path, pass: &SecretString) -> restore::Repo
         dry_run: false,
         on_conflict: restore::OnConflict::default(),
         allow_rollback: false,
+        allow_any_path: false,
         generation,
         blob: None,
     };

@@ -689,7 +689,9 @@ fn symlinked_etc_means_no_accounts_and_nothing_written_anywhere() {
         fs::remove_dir_all(w.dst().join("etc")).unwrap();
         symlink(w.path("outside/etc"), w.dst().join("etc")).unwrap();
     });
-    run.code(7).line(&["accounts", "etc/passwd"]);
+    // Exit 6, an input missing: nothing was written, so not "incomplete"
+    // (issue 19 #15).
+    run.code(6).line(&["accounts", "etc/passwd"]);
     assert_eq!(changed, Vec::<String>::new(), "{}", run.show());
 }
 

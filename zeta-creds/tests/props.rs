@@ -210,6 +210,7 @@ fn restore_from(blob: &[u8], target: &std::path::Path) -> Result<restore::Report
         dry_run: false,
         on_conflict: restore::OnConflict::KeepModified,
         allow_rollback: false,
+        allow_any_path: false,
         generation: 1,
         blob: None,
     };

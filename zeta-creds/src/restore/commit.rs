@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{AtFlags, Mode, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use super::stage::{DirId, chown};
+use super::stage::{DirId, Identity, chown, open_checked};
 use super::{BACKUP_SUFFIX, EntryReport, Error, Outcome, Run, Staged};
 use crate::state::{self, FileRecord, State};
 
@@ -147,26 +147,29 @@ impl Run {
 }
 
 /// Give a staged file its owner, mode and mtime, then rename it into place
-/// (made durable by the commit) and disarm its guard. The temporary name is
-/// ours (created `O_EXCL` in a directory opened without following
-/// symlinks), and every call here refuses to follow a symlink anyway.
+/// (made durable by the commit) and disarm its guard.
+///
+/// The directory may belong to a local user, who can swap the temporary
+/// name for a hard link to a root-owned file, a FIFO or anything else
+/// between staging and commit (issue 19 #2). So the name is opened once,
+/// without following a symlink and without blocking, and refused unless it
+/// is the very file staging created (device, inode, type; one link);
+/// owner, mode and mtime are then set through that descriptor, never by
+/// name. The rename is by name, relative to the checked directory, so
+/// the destination is checked afterwards to be that file too; if it is
+/// not, the entry fails and what was renamed is whatever the user put
+/// there, in a directory the user could write to anyway.
 fn commit_file(dir: &OwnedFd, mut s: Staged) -> io::Result<rustix::fs::Stat> {
     let tmp = s.tmp_name.as_str();
+    let (fd, st) = open_checked(dir, tmp, s.identity)?;
+    if st.st_nlink != 1 {
+        return Err(io::Error::other(format!(
+            "{tmp} has {} names, not the one it was created with; refusing to touch it",
+            st.st_nlink
+        )));
+    }
     // Owner before mode: chown clears set-id bits.
-    rustix::fs::chownat(
-        dir,
-        tmp,
-        Some(rustix::fs::Uid::from_raw(s.owners.uid)),
-        Some(rustix::fs::Gid::from_raw(s.owners.gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?;
-    // fchmodat cannot refuse symlinks on Linux; open the file itself.
-    let fd = rustix::fs::openat(
-        dir,
-        tmp,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    chown(&fd, s.owners.uid, s.owners.gid)?;
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(s.mode))?;
     let t = Timespec {
         tv_sec: s.mtime,
@@ -179,31 +182,33 @@ fn commit_file(dir: &OwnedFd, mut s: Staged) -> io::Result<rustix::fs::Stat> {
             last_modification: t,
         },
     )?;
-    drop(fd);
-    if s.backup {
+    if let Some(replaced) = s.backup {
         // A hard link keeps the replaced file (owner, mode, bytes) under
-        // NAME.zeta-creds-bak; the destination never stops existing.
+        // NAME.zeta-creds-bak; the destination never stops existing. The
+        // link is made from a descriptor of the file planned for, so a
+        // name swapped meanwhile can never get a root-made link.
+        let (old, _) = open_checked(dir, s.final_name.as_str(), replaced)?;
         let bak = format!("{}{BACKUP_SUFFIX}", s.final_name);
         match rustix::fs::unlinkat(dir, bak.as_str(), AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(e.into()),
         }
-        rustix::fs::linkat(
-            dir,
-            s.final_name.as_str(),
-            dir,
-            bak.as_str(),
-            AtFlags::empty(),
-        )?;
+        rustix::fs::linkat(&old, "", dir, bak.as_str(), AtFlags::EMPTY_PATH)?;
     }
     rustix::fs::renameat(dir, tmp, dir, s.final_name.as_str())?;
+    // The temporary name is gone either way.
     if let Some(guard) = s.tmp.take() {
         guard.disarm();
     }
-    // Made durable with everything else, after all renames (commit).
-    Ok(rustix::fs::statat(
-        dir,
-        s.final_name.as_str(),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?)
+    let placed = rustix::fs::statat(dir, s.final_name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+    if Identity::of(&placed) != s.identity {
+        return Err(io::Error::other(format!(
+            "{} is not the file staged for it after the rename (the temporary file was replaced during the commit); check it by hand",
+            s.final_name
+        )));
+    }
+    // Made durable with everything else, after all renames (commit). The
+    // record is the file's as it is now, through its descriptor (the
+    // rename changed its ctime).
+    Ok(rustix::fs::fstat(&fd)?)
 }

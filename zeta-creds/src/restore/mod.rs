@@ -3,9 +3,13 @@
 //!
 //! The order:
 //!
-//! 1. Load the target root's `etc/passwd` and `etc/group`; resolve the
-//!    user's home there (a home of `/` or an unknown user is refused for
-//!    every home entry, never replaced by root).
+//! 0. A restore that writes runs as root, or stops before anything.
+//! 1. Load the target root's `etc/passwd` and `etc/group` (none: is it
+//!    mounted?); resolve the user's home there (a home of `/` or an
+//!    unknown user is refused for every home entry, never replaced by
+//!    root); read the host's manifest, the restore policy (`policy`:
+//!    which paths a blob may write, no set-id bits, no two entries to
+//!    one destination).
 //! 2. For each entry as it is decrypted: resolve owner and group by name on
 //!    the target, walk to its parent directory one component at a time with
 //!    `O_NOFOLLOW` (creating missing parents: owned by the user inside the
@@ -18,9 +22,17 @@
 //!    reader has authenticated the final chunk and seen end of input: make
 //!    every staged file durable (`syncfs` of each filesystem written to,
 //!    which does for all of them what an `fsync` of each would); then
-//!    fchown, fchmod and set the mtime of each temporary file and rename it
-//!    over its destination; set the mode and owner of directory entries;
-//!    and make all of that durable the same way.
+//!    fchown, fchmod and set the mtime of each temporary file through a
+//!    descriptor checked to be the file staging created (device, inode,
+//!    type: a local user may swap names in a home), rename it over its
+//!    destination and check the result; set the mode and owner of
+//!    directory entries; and make all of that durable the same way. A
+//!    file or directory that is not what this run saw or created fails
+//!    its entry, never the run.
+//!
+//! The state record left by a commit keeps every record of the last
+//! restore that this run did not rewrite: a failed entry never loses the
+//! record that tells a local change from a stale one.
 //! 4. Any fatal error before step 3 removes every temporary file and every
 //!    directory this run created: no unverified byte reaches a destination.
 //!
@@ -36,6 +48,7 @@
 
 mod commit;
 mod plan;
+mod policy;
 mod stage;
 
 use std::collections::BTreeMap;
@@ -46,10 +59,13 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::envelope::{self, EntryReader};
+use crate::manifest;
 use crate::passwd::{self, Accounts};
 use crate::state::{self, FileRecord, State};
 use crate::{cleanup, fsx};
 use stage::{DirId, Dirs};
+
+pub use policy::HOST_MANIFEST;
 
 /// Why a restore stopped before committing anything.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +78,42 @@ pub enum Error {
         /// Why it cannot be opened.
         #[source]
         source: io::Error,
+    },
+    /// A restore that writes was not run as root.
+    #[error(
+        "restore must run as root: it creates files owned by other users and sets their owners; run as root (nothing was written)"
+    )]
+    NotRoot,
+    /// The target root has no `etc/passwd` or `etc/group`: not mounted, or
+    /// not a system.
+    #[error(
+        "target root {root} has no accounts database ({source}): is it mounted? Owners are resolved by name in its etc/passwd and etc/group (nothing was written)"
+    )]
+    NoAccounts {
+        /// The target root as given.
+        root: PathBuf,
+        /// Which file is missing.
+        #[source]
+        source: io::Error,
+    },
+    /// The host's manifest (the restore policy) is there but cannot be
+    /// read or is invalid.
+    #[error(
+        "the host's manifest decides what restore may write, and it is unusable: {0}; fix it (`zeta-creds manifest check`), or pass --allow-any-path (nothing was written)"
+    )]
+    HostManifest(#[source] manifest::Error),
+    /// Two entries of the blob resolve to one destination, or one is a
+    /// file where the other needs a directory.
+    #[error(
+        "the blob's entries {first} and {second} both resolve to {destination} (or one lies below the other as a file); a blob sealed by bundle never does that, so it is refused as a whole (nothing was written)"
+    )]
+    Conflict {
+        /// The earlier entry, as the blob names it.
+        first: String,
+        /// The later entry.
+        second: String,
+        /// The destination of the later entry, below the target root.
+        destination: String,
     },
     /// The target's `etc/passwd` or `etc/group` cannot be read.
     #[error(
@@ -111,6 +163,9 @@ pub struct Options {
     pub on_conflict: OnConflict,
     /// Restore a blob older than the one last restored here.
     pub allow_rollback: bool,
+    /// Write any path below the target root, not only those the host's
+    /// manifest (`etc/zeta/creds-manifest.toml` there) carries.
+    pub allow_any_path: bool,
     /// The (authenticated) generation of the blob being restored.
     pub generation: u64,
     /// Which blob this is, recorded in the state record by a restore that
@@ -202,20 +257,36 @@ impl Report {
 /// [`envelope::Header::unlock`]; this function commits only after it has
 /// returned the end of the stream.
 pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<Report, Error> {
+    if !opts.dry_run && !rustix::process::geteuid().is_root() {
+        return Err(Error::NotRoot);
+    }
     let root = fsx::open_root(&opts.target_root).map_err(|source| Error::TargetRoot {
         root: opts.target_root.clone(),
         source,
     })?;
-    let accounts = Accounts::load(&root).map_err(|source| Error::Accounts {
-        root: opts.target_root.clone(),
-        source,
+    let accounts = Accounts::load(&root).map_err(|source| {
+        let root = opts.target_root.clone();
+        if source.kind() == io::ErrorKind::NotFound {
+            Error::NoAccounts { root, source }
+        } else {
+            Error::Accounts { root, source }
+        }
     })?;
+    let paths = if opts.allow_any_path {
+        policy::Paths::Unrestricted { asked: true }
+    } else {
+        match policy::host_manifest(&root, &opts.target_root).map_err(Error::HostManifest)? {
+            Some(m) => policy::Paths::Manifest(m),
+            None => policy::Paths::Unrestricted { asked: false },
+        }
+    };
+    let policy = policy::Policy::new(paths);
     let user = opts
         .user
         .clone()
         .unwrap_or_else(|| entries.user().to_owned());
     let home = resolve_home(&accounts, &user, opts);
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = policy.note(&opts.target_root).into_iter().collect();
     let old_state = match state::load(&root) {
         state::Loaded::Present(s) => s,
         state::Loaded::Absent => State::default(),
@@ -242,8 +313,12 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         reports: Vec::new(),
         dry_run: opts.dry_run,
         on_conflict: opts.on_conflict,
+        policy,
+        // Every record of the last restore stays until this run writes or
+        // re-observes its entry: a failed or skipped entry keeps its record,
+        // so a later restore still sees a local edit as one (issue 19 #1).
+        records: old_state.files.clone(),
         old_state,
-        records: BTreeMap::new(),
         notes,
         buf: Zeroizing::new(vec![0u8; 64 * 1024]),
     };
@@ -312,12 +387,15 @@ struct Staged {
     /// The temporary file: removed unless the commit renames it.
     tmp: Option<cleanup::Guard>,
     tmp_name: String,
+    /// What `tmp_name` must still lead to at commit: the file created.
+    identity: stage::Identity,
     final_name: String,
     mode: u32,
     owners: plan::Owners,
     mtime: i64,
-    /// Keep the file being replaced as NAME.zeta-creds-bak.
-    backup: bool,
+    /// Keep the file being replaced as NAME.zeta-creds-bak: the file seen
+    /// there when the entry was planned, and only that one.
+    backup: Option<stage::Identity>,
 }
 
 /// A directory entry whose mode and owner are set at commit.
@@ -341,9 +419,12 @@ struct Run {
     reports: Vec<EntryReport>,
     dry_run: bool,
     on_conflict: OnConflict,
+    /// What this host lets a blob write, and the destinations claimed.
+    policy: policy::Policy,
     /// The record of the last restore.
     old_state: State,
-    /// The record this restore will leave, by destination path.
+    /// The record this restore will leave, by destination path: the last
+    /// restore's, with the entries this run wrote or looked at replaced.
     records: BTreeMap<String, FileRecord>,
     notes: Vec<String>,
     /// One zeroizing buffer for every body, not one per entry.

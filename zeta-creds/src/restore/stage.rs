@@ -43,9 +43,9 @@ pub(super) struct Dirs {
     pub(super) root: Arc<OwnedFd>,
     /// Every directory checked (and, unless dry-running, created) so far.
     ids: HashMap<Vec<String>, DirId>,
-    /// By id: its components, and whether it exists (`false`: not yet,
-    /// dry run only).
-    known: Vec<(Vec<String>, bool)>,
+    /// By id: its components, and the identity (device, inode) of the
+    /// directory checked there (`None`: not there yet, dry run only).
+    known: Vec<(Vec<String>, Option<Identity>)>,
     /// At most [`OPEN_DIRS`] open descriptors.
     open: HashMap<DirId, Arc<OwnedFd>>,
 }
@@ -58,7 +58,7 @@ impl Dirs {
         Dirs {
             root: Arc::new(root),
             ids: HashMap::from([(Vec::new(), Dirs::ROOT)]),
-            known: vec![(Vec::new(), true)],
+            known: vec![(Vec::new(), None)],
             open: HashMap::new(),
         }
     }
@@ -68,22 +68,31 @@ impl Dirs {
     }
 
     pub(super) fn exists(&self, id: DirId) -> bool {
-        self.known[id].1
+        id == Dirs::ROOT || self.known[id].1.is_some()
     }
 
     pub(super) fn components(&self, id: DirId) -> &[String] {
         &self.known[id].0
     }
 
-    /// Remember a checked directory (with its descriptor if it exists).
-    pub(super) fn insert(&mut self, components: &[String], fd: Option<OwnedFd>) -> DirId {
+    /// Remember a checked directory (with its descriptor if it exists),
+    /// and its identity: opened again later, it must be the same one.
+    pub(super) fn insert(
+        &mut self,
+        components: &[String],
+        fd: Option<OwnedFd>,
+    ) -> io::Result<DirId> {
+        let identity = match &fd {
+            Some(fd) => Some(Identity::of(&rustix::fs::fstat(fd)?)),
+            None => None,
+        };
         let id = self.known.len();
-        self.known.push((components.to_vec(), fd.is_some()));
+        self.known.push((components.to_vec(), identity));
         self.ids.insert(components.to_vec(), id);
         if let Some(fd) = fd {
             self.keep_open(id, Arc::new(fd));
         }
-        id
+        Ok(id)
     }
 
     pub(super) fn keep_open(&mut self, id: DirId, fd: Arc<OwnedFd>) {
@@ -96,7 +105,9 @@ impl Dirs {
     }
 
     /// The descriptor of a checked directory, opened again without
-    /// following symlinks if it was let go.
+    /// following symlinks if it was let go, and refused unless it is the
+    /// very directory checked before (device and inode): one moved away
+    /// and replaced by another fails its entries.
     pub(super) fn fd(&mut self, id: DirId) -> io::Result<Arc<OwnedFd>> {
         if id == Dirs::ROOT {
             return Ok(Arc::clone(&self.root));
@@ -105,7 +116,14 @@ impl Dirs {
             return Ok(Arc::clone(fd));
         }
         let components: Vec<&str> = self.known[id].0.iter().map(String::as_str).collect();
-        let fd = Arc::new(fsx::open_dir_path(&*self.root, &components)?);
+        let fd = fsx::open_dir_path(&*self.root, &components)?;
+        let now = Identity::of(&rustix::fs::fstat(&fd)?);
+        if self.known[id].1 != Some(now) {
+            return Err(io::Error::other(
+                "it is another directory than the one checked (replaced since)",
+            ));
+        }
+        let fd = Arc::new(fd);
         self.keep_open(id, Arc::clone(&fd));
         Ok(fd)
     }
@@ -139,9 +157,23 @@ impl Run {
                 outcome: Outcome::Failed,
                 reason: None,
             });
-            let outcome = match plan::owners(&meta, home, accounts) {
+            let outcome = match self
+                .policy
+                .check(&meta)
+                .and_then(|()| plan::owners(&meta, home, accounts))
+            {
                 Err(r) => Err(r),
                 Ok((home, owners)) => {
+                    if let Err(first) =
+                        self.policy
+                            .claim(&destination, meta.kind, &self.reports[index].entry)
+                    {
+                        return Err(Error::Conflict {
+                            first,
+                            second: self.reports[index].entry.clone(),
+                            destination: self.reports[index].destination.clone(),
+                        });
+                    }
                     self.entry(entries, &meta, home, owners, &destination, index)?
                 }
             };
@@ -175,13 +207,9 @@ impl Run {
             Err(r) => return Ok(Err(r)),
         };
         let display = self.reports[index].destination.clone();
-        let stage_err = |source: io::Error| Error::Stage {
-            path: display.clone(),
-            source,
-        };
         // `None`: a dry run below a directory that does not exist yet.
-        let (dir, found) = match parent {
-            None => (None, Found::Absent),
+        let (dir, (found, seen)) = match parent {
+            None => (None, (Found::Absent, None)),
             Some(parent) => {
                 let dir = match self.dirs.fd(parent) {
                     Ok(fd) => fd,
@@ -191,7 +219,12 @@ impl Run {
                         ))));
                     }
                 };
-                let found = self.observe(&dir, name, meta, owners).map_err(&stage_err)?;
+                // Whatever is there may change under us (a local user
+                // owns the directory): a surprise refuses this entry only.
+                let found = match self.observe(&dir, name, meta, owners) {
+                    Ok(observed) => observed,
+                    Err(e) => return Ok(Err(Refusal(format!("cannot inspect it: {e}")))),
+                };
                 (Some((parent, dir)), found)
             }
         };
@@ -216,8 +249,9 @@ impl Run {
                     && self.dirs.id(destination).is_none()
                     && let Some((_, dir)) = &dir
                     && let Ok(fd) = fsx::open_dir(&**dir, name)
+                    && let Err(e) = self.check_in(destination, Some(fd))
                 {
-                    self.check_in(destination, Some(fd));
+                    return Ok(Err(Refusal(format!("cannot inspect it: {e}"))));
                 }
                 Ok(Ok(outcome))
             }
@@ -234,10 +268,18 @@ impl Run {
                 }
                 let id = match self.dirs.id(destination) {
                     Some(id) => id,
-                    None => {
-                        let fd = fsx::open_dir(&*dir, name).map_err(&stage_err)?;
-                        self.check_in(destination, Some(fd))
-                    }
+                    // Replaced by something else since it was looked at
+                    // (a file, a symlink): this entry only.
+                    None => match fsx::open_dir(&*dir, name)
+                        .and_then(|fd| self.check_in(destination, Some(fd)))
+                    {
+                        Ok(id) => id,
+                        Err(e) => {
+                            return Ok(Err(Refusal(format!(
+                                "cannot open the directory: {e} (changed since it was looked at?)"
+                            ))));
+                        }
+                    },
                 };
                 self.dir_fixes.push(DirFix {
                     report: index,
@@ -249,33 +291,39 @@ impl Run {
             }
             Action::WriteFile { backup, .. } => {
                 let (parent, dir) = dir.expect("a real run creates every parent");
-                let staged = Staged {
+                let staged = |tmp: cleanup::Guard, tmp_name: String, identity: Identity| Staged {
                     report: index,
                     dir: parent,
-                    tmp: None,
-                    tmp_name: String::new(),
+                    tmp: Some(tmp),
+                    tmp_name,
+                    identity,
                     final_name: name.clone(),
                     mode: meta.mode,
                     owners,
                     mtime: meta.mtime,
-                    backup,
+                    // The file a backup keeps is the one looked at here.
+                    backup: if backup { seen } else { None },
                 };
-                Ok(self.stage_file(entries, &dir, staged)?.map(|()| outcome))
+                Ok(self
+                    .stage_file(entries, &dir, parent, staged)?
+                    .map(|()| outcome))
             }
         }
     }
 
-    /// What is at `name` in `dir` now, hashed only if the plan needs it.
+    /// What is at `name` in `dir` now, hashed only if the plan needs it,
+    /// and its identity.
     fn observe(
         &mut self,
         dir: &OwnedFd,
         name: &str,
         meta: &EntryMeta,
         owners: Owners,
-    ) -> io::Result<Found> {
+    ) -> io::Result<(Found, Option<Identity>)> {
         let Some(st) = fsx::lstat(dir, name)? else {
-            return Ok(Found::Absent);
+            return Ok((Found::Absent, None));
         };
+        crate::msg::test_fault("pause-after-observe");
         let kind = fsx::file_type(&st);
         let mode = st.st_mode & 0o7777;
         let seen = Owners {
@@ -284,15 +332,16 @@ impl Run {
         };
         let size = st.st_size as u64;
         let same_contents = plan::needs_contents(meta, owners, kind, mode, seen, size)
-            && same_contents(dir, name, &meta.sha256, &mut self.buf)?;
-        Ok(Found::Present {
+            && same_contents(dir, name, &st, &meta.sha256, &mut self.buf)?;
+        let found = Found::Present {
             kind,
             mode,
             owners: seen,
             size,
             record: FileRecord::of(&st),
             same_contents,
-        })
+        };
+        Ok((found, Some(Identity::of(&st))))
     }
 
     /// Write an entry's body to a fresh temporary file in `dir`, guarded
@@ -304,7 +353,8 @@ impl Run {
         &mut self,
         entries: &mut EntryReader<R>,
         dir: &OwnedFd,
-        mut staged: Staged,
+        dir_id: DirId,
+        staged: impl FnOnce(cleanup::Guard, String, Identity) -> Staged,
     ) -> Result<Result<(), Refusal>, Error> {
         let (tmp_name, fd) = match fsx::create_temp(dir) {
             Ok(t) => t,
@@ -314,13 +364,20 @@ impl Run {
                 ))));
             }
         };
+        let guard =
+            cleanup::Guard::temp_file(&self.dirs.root, self.dirs.components(dir_id), &tmp_name);
+        // What the commit checks the temporary name still leads to.
+        let identity = match rustix::fs::fstat(&fd) {
+            Ok(st) => Identity::of(&st),
+            Err(e) => {
+                drop(guard);
+                return Ok(Err(Refusal(format!(
+                    "cannot inspect its temporary file: {e}"
+                ))));
+            }
+        };
+        let staged = staged(guard, tmp_name, identity);
         let mut file = File::from(fd);
-        staged.tmp = Some(cleanup::Guard::temp_file(
-            &self.dirs.root,
-            self.dirs.components(staged.dir),
-            &tmp_name,
-        ));
-        staged.tmp_name = tmp_name;
         let mut write_error = None;
         loop {
             let n = entries.read_body(&mut self.buf)?;
@@ -385,7 +442,8 @@ impl Run {
                 }
                 Ok(None) => {
                     if self.dry_run {
-                        self.check_in(key, None);
+                        self.check_in(key, None)
+                            .map_err(|e| Refusal(format!("cannot inspect {shown}: {e}")))?;
                         return Ok(None);
                     }
                     let in_home = matches!(home_len, Some(n) if i + 1 >= n);
@@ -409,7 +467,9 @@ impl Run {
                     Refusal(format!("cannot open {shown}: {e}"))
                 }
             })?;
-            current = self.check_in(key, Some(fd));
+            current = self
+                .check_in(key, Some(fd))
+                .map_err(|e| Refusal(format!("cannot inspect {shown}: {e}")))?;
         }
         Ok(Some(current))
     }
@@ -417,7 +477,7 @@ impl Run {
     /// Remember a checked directory (`None`: absent, dry run), sweeping it
     /// of stale temporary files: every directory a run writes into is
     /// checked in here, once, before anything of this run is staged there.
-    fn check_in(&mut self, components: &[String], fd: Option<OwnedFd>) -> DirId {
+    fn check_in(&mut self, components: &[String], fd: Option<OwnedFd>) -> io::Result<DirId> {
         if !self.dry_run
             && let Some(fd) = &fd
         {
@@ -466,9 +526,70 @@ pub(super) fn chown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether the regular file `name` in `dir` has this SHA-256.
-fn same_contents(dir: &OwnedFd, name: &str, sha256: &[u8; 32], buf: &mut [u8]) -> io::Result<bool> {
-    let mut file = fsx::open_file(dir, name)?;
+/// What a name must still lead to: the device, inode and type seen (or
+/// created) before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Identity {
+    dev: u64,
+    ino: u64,
+    kind: FileType,
+}
+
+impl Identity {
+    pub(super) fn of(st: &rustix::fs::Stat) -> Identity {
+        Identity {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            kind: fsx::file_type(st),
+        }
+    }
+}
+
+/// Open `name` in `dir` for reading without following a symlink and
+/// without blocking (a FIFO swapped in opens at once and is then refused),
+/// and refuse it unless it is `expected`: the same device, inode and type.
+/// Every later operation on it goes through the returned descriptor.
+pub(super) fn open_checked(
+    dir: impl AsFd,
+    name: &str,
+    expected: Identity,
+) -> io::Result<(OwnedFd, rustix::fs::Stat)> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    let found = Identity::of(&st);
+    if found != expected {
+        return Err(io::Error::other(format!(
+            "{name} was replaced (now a {}, inode {}; expected a {}, inode {}); refusing to touch it",
+            fsx::kind_name(found.kind),
+            found.ino,
+            fsx::kind_name(expected.kind),
+            expected.ino
+        )));
+    }
+    // Blocking from here on: reads of a regular file do not block anyway.
+    Ok((fd, st))
+}
+
+/// Whether the regular file `name` in `dir`, the one `st` describes, has
+/// this SHA-256.
+fn same_contents(
+    dir: &OwnedFd,
+    name: &str,
+    st: &rustix::fs::Stat,
+    sha256: &[u8; 32],
+    buf: &mut [u8],
+) -> io::Result<bool> {
+    let (fd, _) = open_checked(dir, name, Identity::of(st))?;
+    let mut file = File::from(fd);
     let mut hasher = Sha256::new();
     loop {
         let n = file.read(buf)?;

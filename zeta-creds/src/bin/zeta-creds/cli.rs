@@ -220,6 +220,10 @@ pub struct RestoreArgs {
     /// Restore a blob older than the one last restored on this system
     #[arg(long)]
     pub allow_rollback: bool,
+    /// Write any path the blob names, not only those the host's manifest
+    /// (--target-root's etc/zeta/creds-manifest.toml) carries
+    #[arg(long)]
+    pub allow_any_path: bool,
     /// Do nothing, asking for no passphrase, when the blob is the one
     /// last restored under --target-root (the same header bytes and MAC);
     /// otherwise restore as usual

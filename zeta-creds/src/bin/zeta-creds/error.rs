@@ -294,8 +294,12 @@ impl CliError {
             },
             CliError::Restore { source, .. } => match source {
                 restore::Error::Envelope(e) => envelope_exit(e),
-                restore::Error::TargetRoot { .. } => Exit::InputMissing,
-                restore::Error::Accounts { .. } => Exit::Incomplete,
+                restore::Error::TargetRoot { .. }
+                | restore::Error::NoAccounts { .. }
+                | restore::Error::Accounts { .. }
+                | restore::Error::HostManifest(_) => Exit::InputMissing,
+                restore::Error::NotRoot => Exit::Failure,
+                restore::Error::Conflict { .. } => Exit::Corrupt,
                 restore::Error::Stage { .. } => Exit::Failure,
                 restore::Error::Rollback { .. } => Exit::Rollback,
             },

@@ -62,6 +62,15 @@ fn restore_blob(
     args: &RestoreArgs,
     env_pass: Option<SecretString>,
 ) -> Result<RestoreReport, CliError> {
+    // Before anything is read or asked: a restore that is not root can
+    // only fail entry by entry, and would leave directories and a state
+    // record owned by the wrong user (issue 19 #15).
+    if !args.dry_run && !rustix::process::geteuid().is_root() {
+        return Err(CliError::Restore {
+            blob: args.blob.clone(),
+            source: restore::Error::NotRoot,
+        });
+    }
     let sources = unlock::sources(&args.passphrase, env_pass);
     if let Err(why) = sys::lock_memory() {
         warning!("{why}");
@@ -135,6 +144,7 @@ fn restore_blob(
         dry_run: args.dry_run,
         on_conflict: args.on_conflict.into(),
         allow_rollback: args.allow_rollback,
+        allow_any_path: args.allow_any_path,
         generation,
         // The header's MAC has verified: its generation and date are
         // authentic now.
