@@ -300,7 +300,6 @@ impl CliError {
             },
             CliError::Diff { source, .. } => match source {
                 diff::Error::Envelope(e) => envelope_exit(e),
-                diff::Error::Source { .. } => Exit::Failure,
             },
             CliError::Rekey { source, .. } => match source {
                 rekey::Error::Envelope(e) => envelope_exit(e),

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use zeta_creds::bundle::{Pick, SkipKind};
+use zeta_creds::msg::escape;
 
 use super::{Text, kdf_guidance, kept_previous};
 use crate::cmd::bundle::BundleReport;
@@ -54,7 +55,12 @@ impl Text for PickSummary<'_> {
             skipped.len()
         )?;
         for s in skipped {
-            writeln!(out, "  skipped {}: {}", s.path, s.reason())?;
+            writeln!(
+                out,
+                "  skipped {}: {}",
+                escape(&s.path),
+                escape(&s.reason())
+            )?;
         }
         Ok(())
     }

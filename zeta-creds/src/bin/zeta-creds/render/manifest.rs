@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use zeta_creds::bundle::{EntryReport, Pick, SkipKind};
 use zeta_creds::manifest::{Manifest, human_size};
+use zeta_creds::msg::escape;
 
 use super::{Text, persona_suffix, plural};
 use crate::cmd::manifest_check::ManifestCheckReport;
@@ -132,7 +133,7 @@ fn entry(
             human_size(e.max_size)
         )?;
         for p in &e.matches {
-            writeln!(out, "{PAD}  {p}")?;
+            writeln!(out, "{PAD}  {}", escape(p))?;
         }
         if e.too_large() {
             writeln!(
@@ -146,7 +147,12 @@ fn entry(
         .iter()
         .filter(|s| s.entry == index && s.kind != SkipKind::Missing)
     {
-        writeln!(out, "{PAD}skipped {}: {}", s.path, s.reason())?;
+        writeln!(
+            out,
+            "{PAD}skipped {}: {}",
+            escape(&s.path),
+            escape(&s.reason())
+        )?;
     }
     Ok(())
 }
