@@ -288,7 +288,8 @@ impl CliError {
             CliError::Bundle(e) => match e {
                 bundle::Error::Manifest(manifest::Error::Read { .. })
                 | bundle::Error::SourceRoot { .. }
-                | bundle::Error::RequiredMissing { .. } => Exit::InputMissing,
+                | bundle::Error::RequiredMissing { .. }
+                | bundle::Error::RequiredNotCarried { .. } => Exit::InputMissing,
                 _ => Exit::Failure,
             },
             CliError::Restore { source, .. } => match source {
