@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Arguments, Write as _};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether `c` must not reach a terminal or the journal as it is: a C0 or
 /// C1 control character or DEL (a newline would start a forged line, an
@@ -94,6 +95,20 @@ pub enum Level {
     Notice = 5,
     /// `LOG_INFO`: detail.
     Info = 6,
+    /// `LOG_DEBUG`: printed only when [`set_debug`] turned it on (`-v`).
+    Debug = 7,
+}
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Print [`Level::Debug`] lines from now on (the command line's `-v`).
+pub fn set_debug(on: bool) {
+    DEBUG.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`Level::Debug`] lines are printed.
+pub fn debug_enabled() -> bool {
+    DEBUG.load(Ordering::Relaxed)
 }
 
 /// Whether stderr is the journal stream named by `JOURNAL_STREAM`.
@@ -126,12 +141,17 @@ pub fn prefix(level: Level) -> &'static str {
         Level::Warning => "<4>",
         Level::Notice => "<5>",
         Level::Info => "<6>",
+        Level::Debug => "<7>",
     }
 }
 
 /// Write one message line to stderr; `label` adds `error: ` or
-/// `warning: ` after the program name.
+/// `warning: ` after the program name. A [`Level::Debug`] line is written
+/// only when [`debug_enabled`].
 pub fn emit(level: Level, label: bool, args: Arguments<'_>) {
+    if matches!(level, Level::Debug) && !debug_enabled() {
+        return;
+    }
     let label = match (label, level) {
         (true, Level::Error) => "error: ",
         (true, Level::Warning) => "warning: ",
@@ -170,6 +190,12 @@ macro_rules! warning {
 #[macro_export]
 macro_rules! notice {
     ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Notice, false, format_args!($($t)*)) };
+}
+
+/// `debug!("...")`: detail for `-v`; silent otherwise.
+#[macro_export]
+macro_rules! debug {
+    ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Debug, false, format_args!($($t)*)) };
 }
 
 /// Test-only fault injection, compiled into debug builds only (release

@@ -11,7 +11,7 @@ use serde::Serialize;
 use zeta_creds::envelope::{self, Binding, EntryReader};
 use zeta_creds::readahead::ReadAhead;
 use zeta_creds::state::{self, RestoredBlob};
-use zeta_creds::{fsx, notice, restore, sys, usb, warning};
+use zeta_creds::{fsx, notice, restore, usb};
 
 use super::Status;
 use crate::cli::RestoreArgs;
@@ -63,9 +63,6 @@ fn restore_blob(
     env_pass: Option<SecretString>,
 ) -> Result<RestoreReport, CliError> {
     let sources = unlock::sources(&args.passphrase, env_pass);
-    if let Err(why) = sys::lock_memory() {
-        warning!("{why}");
-    }
     let usb_uuid = read_uuid(&args.uuid)?;
     // The host this is, to refuse another machine's blob before anyone is
     // asked for a passphrase (the fleet swap: node B's blob on node A's
