@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
@@ -223,4 +224,66 @@ fn the_memlock_note_is_debug_on_a_terminal_and_one_warning_in_the_journal() {
             "{name}: {se}"
         );
     }
+}
+
+/// Item 12, the installer shim: `unset` in a script cannot clear
+/// `/proc/PID/environ`, and every subshell it forks would show the
+/// passphrase there too. A `readlink` the shim runs from a subshell (first
+/// on `PATH`) records its parent's `/proc/PID/environ`, and the step (a
+/// fake binary) records its own and reads fd 3: neither holds
+/// `ZETA_CREDS_PASSPHRASE`, and the step still gets the passphrase.
+#[test]
+fn the_installer_shim_leaves_the_env_passphrase_in_no_process_environ() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let bin = w.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = w.path("environ.log");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v readlink"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let script = |path: &std::path::Path, body: String| {
+        std::fs::write(path, body).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script(
+        &bin.join("readlink"),
+        format!(
+            "#!/bin/sh\ntr '\\0' '\\n' </proc/$PPID/environ >>'{}'\nexec {} \"$@\"\n",
+            log.display(),
+            real.trim()
+        ),
+    );
+    let fake = w.path("fake-zeta-creds");
+    script(
+        &fake,
+        format!(
+            "#!/bin/sh\ntr '\\0' '\\n' </proc/$$/environ >>'{}'\nprintf 'fd3=%s\\n' \"$(cat <&3)\"\n",
+            log.display()
+        ),
+    );
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("../installer/zeta-creds-step.sh");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("bash")
+        .arg(&shim)
+        .env("PATH", path)
+        .env("ZETA_CREDS_BIN", &fake)
+        .env("ZETA_CREDS_PASSPHRASE", PASS)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("fd3={PASS}\n"));
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        seen.contains("ZETA_CREDS_BIN="),
+        "both environments recorded: {seen}"
+    );
+    assert!(!seen.contains(PASS), "{seen}");
+    assert!(!seen.contains("ZETA_CREDS_PASSPHRASE="), "{seen}");
 }
