@@ -17,7 +17,11 @@ impl Text for PickSummary<'_> {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
         let pick = self.0;
         let picked = || pick.entries.iter().filter(|e| e.picked);
-        let width = picked().map(|e| e.display.len()).max().unwrap_or(5).max(5);
+        let width = picked()
+            .map(|e| escape(&e.display).len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         writeln!(
             out,
             "{:<width$}  {:>6}  {:>10}  skipped",
@@ -28,7 +32,7 @@ impl Text for PickSummary<'_> {
                 writeln!(
                     out,
                     "{:<width$}  {:>6}  {:>10}  missing ({})",
-                    e.display,
+                    escape(&e.display),
                     "-",
                     "-",
                     if e.required { "required" } else { "optional" }
@@ -37,7 +41,10 @@ impl Text for PickSummary<'_> {
                 writeln!(
                     out,
                     "{:<width$}  {:>6}  {:>10}  {}",
-                    e.display, e.files, e.bytes, e.skipped
+                    escape(&e.display),
+                    e.files,
+                    e.bytes,
+                    e.skipped
                 )?;
             }
         }

@@ -41,7 +41,7 @@ fn matched(out: &mut dyn Write, pick: &Pick, m: &Manifest) -> io::Result<()> {
         persona_suffix(&pick.persona)
     )?;
     if let Some(d) = &m.description {
-        writeln!(out, "  {d}")?;
+        writeln!(out, "  {}", escape(d))?;
     }
     for (index, e) in pick.entries.iter().enumerate() {
         entry(out, pick, m, index, e)?;
@@ -95,7 +95,7 @@ fn entry(
         out,
         "line {:<4} {}{}{}",
         e.line,
-        e.display,
+        escape(&e.display),
         if flags.is_empty() {
             String::new()
         } else {
@@ -103,7 +103,7 @@ fn entry(
         },
         e.description
             .as_deref()
-            .map(|d| format!("  # {d}"))
+            .map(|d| format!("  # {}", escape(d)))
             .unwrap_or_default()
     )?;
     if !e.picked {
