@@ -485,10 +485,10 @@ pub(super) fn read_error(from: SourceKind, path: &Path, err: io::Error) -> Error
 
 /// Read the passphrase [`crate::sys::take_env_passphrase`] handed over on
 /// a pipe from `ZETA_CREDS_PASSPHRASE` to the restarted program: taken as
-/// it is (no newline stripped, like the environment it came from), at most
-/// [`READ_LIMIT`] bytes, so one that is too long is still refused as such
-/// when it is used. Bytes that are not UTF-8 give an empty passphrase,
-/// which is refused when it is used.
+/// it is (no newline stripped, like the environment it came from), at
+/// most [`MAX_PASSPHRASE_LEN`] + 3 bytes, so one that is too long is still
+/// refused as such when it is used. Bytes that are not UTF-8 give an empty
+/// passphrase, which is refused when it is used.
 pub fn read_handover(file: File) -> io::Result<SecretString> {
     let buf = read_bounded(file)?;
     Ok(SecretString::from(

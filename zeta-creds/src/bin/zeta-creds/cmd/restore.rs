@@ -247,15 +247,8 @@ fn if_new(args: &RestoreArgs) -> Result<Option<IfNewReport>, CliError> {
 }
 
 /// `s` with its control characters escaped, for a line of its own in the
-/// journal.
+/// journal: the one escape every human-readable line uses
+/// (`zeta_creds::msg::escape`).
 pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    zeta_creds::msg::escape(s).into_owned()
 }
