@@ -8,9 +8,31 @@
 # environment holds it and a `bash -x` trace never shows it (tracing is off
 # while it is expanded), and runs the step.
 #
+# `unset` does not clear a variable from /proc/PID/environ, which shows the
+# environment a process started with, and every subshell this script forks
+# would show it too. So, before anything else, the script puts the
+# passphrase on fd 3 and executes itself again without the variable; only
+# the short-lived subshell that writes the pipe ever holds it.
+#
 # The binary, first found: $ZETA_CREDS_BIN; zeta-creds beside this script; a
 # source checkout's target/release/zeta-creds; --zeta-creds PATH; PATH.
 set -euo pipefail
+
+trace_was_on=""
+secret_begin() { case $- in *x*) trace_was_on=1 && set +x ;; esac; }
+secret_end() { if [ -n "$trace_was_on" ]; then trace_was_on="" && set -x; fi; }
+
+secret_begin
+if [ -n "${ZETA_CREDS_PASSPHRASE:-}" ]; then
+    exec 3< <(printf '%s' "$ZETA_CREDS_PASSPHRASE")
+    unset ZETA_CREDS_PASSPHRASE
+    secret_end
+    bash_opts=()
+    case $- in *x*) bash_opts=(-x) ;; esac
+    ZETA_CREDS_STEP_FD3=1 exec "$BASH" "${bash_opts[@]}" "${BASH_SOURCE[0]}" "$@"
+fi
+unset ZETA_CREDS_PASSPHRASE
+secret_end
 
 here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 
@@ -39,17 +61,11 @@ if [ -z "$zc" ]; then
     exit 6
 fi
 
-trace_was_on=""
-secret_begin() { case $- in *x*) trace_was_on=1 && set +x ;; esac; }
-secret_end() { if [ -n "$trace_was_on" ]; then trace_was_on="" && set -x; fi; }
-
+# The passphrase is on fd 3 when the restart above put it there.
 handover=()
-secret_begin
-if [ -n "${ZETA_CREDS_PASSPHRASE:-}" ]; then
-    exec 3< <(printf '%s' "$ZETA_CREDS_PASSPHRASE")
+if [ "${ZETA_CREDS_STEP_FD3:-}" = 1 ]; then
     handover=(--env-passphrase-fd 3)
 fi
-unset ZETA_CREDS_PASSPHRASE
-secret_end
+unset ZETA_CREDS_STEP_FD3
 
 exec "$zc" install-step --shim "${BASH_SOURCE[0]}" "${handover[@]}" "$@"

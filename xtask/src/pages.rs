@@ -31,8 +31,9 @@ const CREDENTIALS_DIRECTORY: (&str, &str) = (
 const ZETA_CREDS_PASSPHRASE: (&str, &str) = (
     "ZETA_CREDS_PASSPHRASE",
     "The passphrase, for unattended installs only, and discouraged: a process's environment \
-     is inherited by every child and readable in /proc/PID/environ. zeta-creds removes it \
-     from its environment when it starts and warns when it uses it.",
+     is inherited by every child and readable in /proc/PID/environ for the process's whole \
+     life. zeta-creds restarts itself without it when it starts (the passphrase handed over \
+     on a pipe) and warns when it uses it; the shell that set it still holds it.",
 );
 
 const JOURNAL_STREAM: (&str, &str) = (

@@ -92,6 +92,40 @@ pub enum Error {
         /// Its line in the manifest.
         line: usize,
     },
+    /// A required entry matched something it does not carry (a symlink,
+    /// a special file, a name that is not UTF-8): required means present
+    /// and carried.
+    #[error(
+        "required path {path} under {root} is not carried: {why} (manifest {manifest}, line {line}); put the file itself there, or mark the entry `required = false`"
+    )]
+    RequiredNotCarried {
+        /// The path matched, as shown to the operator.
+        path: String,
+        /// Why it is not carried.
+        why: String,
+        /// The source root.
+        root: PathBuf,
+        /// The manifest.
+        manifest: PathBuf,
+        /// The entry's line in the manifest.
+        line: usize,
+    },
+    /// A picked path is too long or too deep for a blob.
+    #[error(
+        "{path} (manifest {manifest}, line {line}) is longer than {max_len} bytes or deeper than {max_depth} directories, which a blob cannot carry; move it, or add an exclude for it"
+    )]
+    PathTooLong {
+        /// The path, as shown to the operator (cut if very long).
+        path: String,
+        /// The manifest.
+        manifest: PathBuf,
+        /// The line of the entry that reached it.
+        line: usize,
+        /// The longest path a blob carries, in bytes.
+        max_len: usize,
+        /// The deepest path the picker walks to.
+        max_depth: usize,
+    },
     /// An entry picks more than its `max_size`.
     #[error(
         "entry {path} (manifest {manifest}, line {line}) picks {size} bytes, more than its max_size of {limit}; raise max_size for that entry, or add an exclude for what should not travel (caches, logs)",

@@ -10,14 +10,18 @@
 //! * **content** — a file whose SHA-256 differs (the blob stores each
 //!   file's digest; the file on disk is hashed), or a file that became a
 //!   directory or the reverse;
-//! * **meta** — the same content, another mode, owner or group.
+//! * **meta** — the same content, another mode, owner or group;
+//! * **unreadable** — a picked file that cannot be read now (its
+//!   permissions, or a FIFO swapped in for it after the pick: the open
+//!   never blocks, [`crate::fsx::open_file`]). It is refused for that path
+//!   alone, named with why; the rest of the diff goes on.
 //!
 //! Modification times are not compared: a file rewritten with the same
 //! bytes is not a change worth a re-bundle.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::Read;
 
 use serde::Serialize;
 
@@ -30,18 +34,9 @@ pub enum Error {
     /// The blob's payload (corrupt, tampered, truncated).
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
-    /// A picked file could not be hashed.
-    #[error("cannot read {path}: {source}")]
-    Source {
-        /// The path, as shown to the operator.
-        path: String,
-        /// Why it cannot be read.
-        #[source]
-        source: io::Error,
-    },
 }
 
-/// The four kinds of difference.
+/// The kinds of difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -53,6 +48,8 @@ pub enum Kind {
     Content,
     /// Same contents, different mode, owner or group.
     Meta,
+    /// Picked, but its contents cannot be read now (the detail says why).
+    Unreadable,
 }
 
 impl Kind {
@@ -63,6 +60,7 @@ impl Kind {
             Kind::Removed => "removed",
             Kind::Content => "content",
             Kind::Meta => "mode/owner",
+            Kind::Unreadable => "unreadable",
         }
     }
 }
@@ -136,7 +134,7 @@ pub fn diff<R: Read>(entries: &mut EntryReader<R>, pick: &Pick) -> Result<Report
             ));
             continue;
         };
-        if let Some(change) = compare(&meta, item, pick)? {
+        if let Some(change) = compare(&meta, item, pick) {
             changes.push((key_of(&meta), change));
         }
     }
@@ -166,29 +164,35 @@ fn kind_word(k: EntryKind) -> &'static str {
     }
 }
 
-fn compare(meta: &EntryMeta, item: &Item, pick: &Pick) -> Result<Option<Change>, Error> {
+fn compare(meta: &EntryMeta, item: &Item, pick: &Pick) -> Option<Change> {
     let path = item.display();
     if meta.kind != item.kind {
-        return Ok(Some(Change {
+        return Some(Change {
             kind: Kind::Content,
             path,
             detail: format!("{} -> {}", kind_word(meta.kind), kind_word(item.kind)),
-        }));
+        });
     }
     if item.kind == EntryKind::File {
         let differs = meta.size != item.size || {
-            let digest = pick.sha256(item).map_err(|source| Error::Source {
-                path: item.source_display(),
-                source,
-            })?;
+            let digest = match pick.sha256(item) {
+                Ok(digest) => digest,
+                Err(e) => {
+                    return Some(Change {
+                        kind: Kind::Unreadable,
+                        path,
+                        detail: format!("cannot read {}: {e}", item.source_display()),
+                    });
+                }
+            };
             digest != meta.sha256
         };
         if differs {
-            return Ok(Some(Change {
+            return Some(Change {
                 kind: Kind::Content,
                 path,
                 detail: format!("{} -> {} bytes", meta.size, item.size),
-            }));
+            });
         }
     }
     let mut detail = Vec::new();
@@ -201,9 +205,9 @@ fn compare(meta: &EntryMeta, item: &Item, pick: &Pick) -> Result<Option<Change>,
             meta.owner, meta.group, item.owner, item.group
         ));
     }
-    Ok((!detail.is_empty()).then(|| Change {
+    (!detail.is_empty()).then(|| Change {
         kind: Kind::Meta,
         path,
         detail: detail.join(", "),
-    }))
+    })
 }

@@ -47,20 +47,29 @@ pub fn open_dir_path(dir: impl AsFd, components: &[&str]) -> io::Result<OwnedFd>
 }
 
 /// Open a regular file `name` in `dir` for reading, refusing a symlink.
+///
+/// The open never blocks: it is `O_NONBLOCK`, so a FIFO swapped in for a
+/// file (while a passphrase is typed, say) opens at once instead of
+/// waiting for a writer, and is then refused by the type of the open
+/// descriptor (`fstat`), not by an earlier `lstat` of the name. The flag is
+/// cleared again on the regular file that is returned.
 pub fn open_file(dir: impl AsFd, name: &str) -> io::Result<File> {
     let fd = rustix::fs::openat(
         dir,
         name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
         Mode::empty(),
     )?;
     let st = rustix::fs::fstat(&fd)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "not a regular file",
+            format!("it is a {}, not a regular file", kind_name(kind)),
         ));
     }
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
     Ok(File::from(fd))
 }
 

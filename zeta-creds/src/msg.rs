@@ -8,8 +8,81 @@
 //! started from a unit does not get prefixes.
 #![forbid(unsafe_code)]
 
-use std::fmt::Arguments;
+use std::borrow::Cow;
+use std::fmt::{self, Arguments, Write as _};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `c` must not reach a terminal or the journal as it is: a C0 or
+/// C1 control character or DEL (a newline would start a forged line, an
+/// ESC a terminal escape sequence), a line or paragraph separator, or a
+/// bidirectional override that reorders what the operator reads.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c => {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+}
+
+/// A name or path made safe for human-readable output (stdout text,
+/// stderr, the journal): every control character, line separator and
+/// bidirectional override is written as an escape (`\n`, `\t`, `\r`,
+/// `\u{1b}`), so a file name cannot start a forged log line or send an
+/// escape sequence to the operator's terminal. Everything else is kept as
+/// it is. JSON output never goes through this: serde escapes it exactly.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs_escape(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape`] for bytes that may not be UTF-8 (a file name read from a
+/// directory): each byte that is not part of valid UTF-8 is written as
+/// `\xNN`, so the operator sees which name is meant.
+pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return escape(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&escape(chunk.valid()));
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape`] as a `Display` wrapper, for `format!("{}", Escaped(name))`.
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape(self.0))
+    }
+}
 
 /// syslog priorities used by zeta-creds.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +95,20 @@ pub enum Level {
     Notice = 5,
     /// `LOG_INFO`: detail.
     Info = 6,
+    /// `LOG_DEBUG`: printed only when [`set_debug`] turned it on (`-v`).
+    Debug = 7,
+}
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Print [`Level::Debug`] lines from now on (the command line's `-v`).
+pub fn set_debug(on: bool) {
+    DEBUG.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`Level::Debug`] lines are printed.
+pub fn debug_enabled() -> bool {
+    DEBUG.load(Ordering::Relaxed)
 }
 
 /// Whether stderr is the journal stream named by `JOURNAL_STREAM`.
@@ -54,12 +141,17 @@ pub fn prefix(level: Level) -> &'static str {
         Level::Warning => "<4>",
         Level::Notice => "<5>",
         Level::Info => "<6>",
+        Level::Debug => "<7>",
     }
 }
 
 /// Write one message line to stderr; `label` adds `error: ` or
-/// `warning: ` after the program name.
+/// `warning: ` after the program name. A [`Level::Debug`] line is written
+/// only when [`debug_enabled`].
 pub fn emit(level: Level, label: bool, args: Arguments<'_>) {
+    if matches!(level, Level::Debug) && !debug_enabled() {
+        return;
+    }
     let label = match (label, level) {
         (true, Level::Error) => "error: ",
         (true, Level::Warning) => "warning: ",
@@ -67,11 +159,18 @@ pub fn emit(level: Level, label: bool, args: Arguments<'_>) {
     };
     // Never panics: a closed stderr must not turn a message into an abort
     // that skips the cleanup guards (a warning is printed from a `Drop`).
+    //
+    // The message is escaped as a whole ([`escape`]): whatever name it
+    // carries, it stays one line, so it cannot forge a journal line with a
+    // priority prefix of its own or reach the terminal as an escape
+    // sequence.
     use std::io::Write;
+    let text = args.to_string();
     let _ = writeln!(
         std::io::stderr(),
-        "{}zeta-creds: {label}{args}",
-        prefix(level)
+        "{}zeta-creds: {label}{}",
+        prefix(level),
+        escape(&text)
     );
 }
 
@@ -91,6 +190,12 @@ macro_rules! warning {
 #[macro_export]
 macro_rules! notice {
     ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Notice, false, format_args!($($t)*)) };
+}
+
+/// `debug!("...")`: detail for `-v`; silent otherwise.
+#[macro_export]
+macro_rules! debug {
+    ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Debug, false, format_args!($($t)*)) };
 }
 
 /// Test-only fault injection, compiled into debug builds only (release
@@ -151,6 +256,31 @@ pub fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names with a newline, a priority prefix, an ANSI escape or bytes
+    /// that are not UTF-8 are shown on one line, escaped (issue 19, item 5).
+    #[test]
+    fn escape_keeps_hostile_names_on_one_inert_line() {
+        assert!(matches!(escape("~/.config/gh/hosts.yml"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("a\n<0>zeta-creds: forged"),
+            "a\\n<0>zeta-creds: forged"
+        );
+        assert_eq!(
+            escape("x\u{1b}[31mred\u{1b}[0m"),
+            "x\\u{1b}[31mred\\u{1b}[0m"
+        );
+        assert_eq!(escape("t\tr\r\u{7f}\u{9b}"), "t\\tr\\r\\u{7f}\\u{9b}");
+        assert_eq!(escape("rtl\u{202e}txt.exe"), "rtl\\u{202e}txt.exe");
+        assert_eq!(escape("caf\u{e9} \u{2603}"), "caf\u{e9} \u{2603}");
+        assert_eq!(escape_bytes(b"bad\xff\xfe\n.yml"), "bad\\xff\\xfe\\n.yml");
+        assert_eq!(escape_bytes(b"plain"), "plain");
+        assert_eq!(format!("{}", Escaped("a\nb")), "a\\nb");
+        for s in ["a\nb", "\u{1b}[2J", "\r\n<0>x", "\u{2028}"] {
+            let e = escape(s);
+            assert!(!e.chars().any(needs_escape), "{e:?}");
+        }
+    }
 
     #[test]
     fn utc_formats_known_instants() {

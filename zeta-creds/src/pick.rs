@@ -19,10 +19,21 @@ use rustix::fs::FileType;
 use sha2::{Digest, Sha256};
 
 use crate::bundle::{Error, WholeHome};
-use crate::envelope::{Anchor, CHUNK_SIZE, EntryKind};
+use crate::envelope::{Anchor, CHUNK_SIZE, EntryKind, MAX_PATH_LEN};
 use crate::fsx;
 use crate::manifest::{self, Component, Manifest};
+use crate::msg;
 use crate::passwd::{self, Accounts};
+
+/// Deepest path the picker walks to, in components below its anchor (`~`
+/// or `/`). A blob path is at most [`MAX_PATH_LEN`] bytes, which already
+/// bounds the depth to about 2048; this lower bound also bounds the
+/// directory descriptors the walk holds at once (one per level) well below
+/// the usual soft limit of 1024 open files.
+pub const MAX_DEPTH: usize = 512;
+
+/// Longest path shown in a message before it is cut with `...`.
+const SHOWN_PATH_LEN: usize = 256;
 
 /// One path to carry, found on disk.
 #[derive(Debug, Clone)]
@@ -86,6 +97,10 @@ pub enum SkipKind {
     Special(&'static str),
     /// A name that is not UTF-8 (the format stores UTF-8 paths).
     NotUtf8,
+    /// A path longer than [`MAX_PATH_LEN`] bytes or deeper than
+    /// [`MAX_DEPTH`] components below its anchor: a blob cannot carry it,
+    /// so nothing below it is walked, and [`Pick::check`] refuses the pick.
+    TooLong,
 }
 
 /// A path that is not carried, and why.
@@ -106,7 +121,11 @@ impl Skipped {
     pub fn is_warning(&self) -> bool {
         matches!(
             self.kind,
-            SkipKind::Symlink | SkipKind::ParentNotDir | SkipKind::Special(_) | SkipKind::NotUtf8
+            SkipKind::Symlink
+                | SkipKind::ParentNotDir
+                | SkipKind::Special(_)
+                | SkipKind::NotUtf8
+                | SkipKind::TooLong
         )
     }
 
@@ -123,6 +142,9 @@ impl Skipped {
                 format!("a {kind} is not a regular file or directory; not carried")
             }
             SkipKind::NotUtf8 => "its name is not UTF-8; not carried (rename it)".into(),
+            SkipKind::TooLong => format!(
+                "longer than {MAX_PATH_LEN} bytes or deeper than {MAX_DEPTH} directories; a blob cannot carry it (move it, or exclude it)"
+            ),
         }
     }
 }
@@ -142,6 +164,9 @@ pub struct EntryReport {
     pub picked: bool,
     /// The existing paths its pattern matched (before walking into them).
     pub matches: Vec<String>,
+    /// Those of [`EntryReport::matches`] that are not carried (a symlink,
+    /// a special file, a name that is not UTF-8, a path too long).
+    pub uncarried: Vec<String>,
     /// Files it picks.
     pub files: usize,
     /// Directories it picks.
@@ -204,7 +229,11 @@ impl Pick {
     }
 
     /// Refuse what a bundle must not carry: a required entry that matched
-    /// nothing (the first one), then an entry over its `max_size`.
+    /// nothing (the first one), a required entry that matched something it
+    /// does not carry (a symlink: required means present *and* carried), a
+    /// path too long or too deep for a blob, then an entry over its
+    /// `max_size`. All of it is known from the walk, so a bundle refuses
+    /// before it asks for a passphrase.
     pub fn check(&self) -> Result<(), Error> {
         if let Some(e) = self.entries.iter().find(|e| e.required && e.missing()) {
             return Err(Error::RequiredMissing {
@@ -212,6 +241,32 @@ impl Pick {
                 root: self.source_root.clone(),
                 manifest: self.manifest.clone(),
                 line: e.line,
+            });
+        }
+        for (index, e) in self.entries.iter().enumerate() {
+            let Some(path) = e.uncarried.first().filter(|_| e.required && e.picked) else {
+                continue;
+            };
+            let why = self
+                .skipped
+                .iter()
+                .find(|s| s.entry == index && &s.path == path)
+                .map_or_else(|| "not carried".to_owned(), Skipped::reason);
+            return Err(Error::RequiredNotCarried {
+                path: path.clone(),
+                why,
+                root: self.source_root.clone(),
+                manifest: self.manifest.clone(),
+                line: e.line,
+            });
+        }
+        if let Some(s) = self.skipped.iter().find(|s| s.kind == SkipKind::TooLong) {
+            return Err(Error::PathTooLong {
+                path: s.path.clone(),
+                manifest: self.manifest.clone(),
+                line: self.entries[s.entry].line,
+                max_len: MAX_PATH_LEN,
+                max_depth: MAX_DEPTH,
             });
         }
         if let Some(e) = self.entries.iter().find(|e| e.too_large()) {
@@ -310,6 +365,7 @@ pub fn pick(manifest: &Manifest, source_root: &Path, persona: &str) -> Result<Pi
             personas: entry.personas.clone(),
             picked: entry.applies_to(persona),
             matches: Vec::new(),
+            uncarried: Vec::new(),
             files: 0,
             dirs: 0,
             bytes: 0,
@@ -339,16 +395,13 @@ pub fn pick(manifest: &Manifest, source_root: &Path, persona: &str) -> Result<Pi
                 })));
             }
             let rel = m.source[base.len()..].join("/");
-            if walker.visit(
-                &m.dir,
-                &m.name,
-                m.source.clone(),
-                rel.clone(),
-                entry,
-                index,
-                "",
-            )? {
-                report.matches.push(display(entry.anchor, &rel));
+            let items_before_match = walker.items.len();
+            if walker.visit(&m.dir, &m.name, m.source.clone(), rel.clone(), entry, index)? {
+                let shown = display(entry.anchor, &rel);
+                if walker.items.len() == items_before_match {
+                    report.uncarried.push(shown.clone());
+                }
+                report.matches.push(shown);
             }
         }
         for item in &walker.items[items_before..] {
@@ -517,9 +570,12 @@ impl Walker<'_> {
     }
 
     /// Visit `name` in `dir`: record it (and, for a directory, everything
-    /// below it that is not excluded). `sub` is the path relative to the
-    /// entry's match, for `exclude`. False if it does not exist.
-    #[allow(clippy::too_many_arguments)]
+    /// below it that is not excluded). False if it does not exist.
+    ///
+    /// The walk is iterative, with an explicit stack of open directories,
+    /// so a deep tree cannot overflow the call stack; it goes no deeper than
+    /// [`MAX_DEPTH`] components or [`MAX_PATH_LEN`] bytes below the anchor
+    /// ([`SkipKind::TooLong`]), which also bounds the descriptors it holds.
     fn visit(
         &mut self,
         dir: &OwnedFd,
@@ -528,32 +584,106 @@ impl Walker<'_> {
         rel: String,
         entry: &manifest::Entry,
         index: usize,
-        sub: &str,
     ) -> Result<bool, Error> {
-        let shown = display(entry.anchor, &rel);
+        let (sub_dir, names) = match self.record(dir, name, &source, &rel, entry, index, "")? {
+            Visited::Absent => return Ok(false),
+            Visited::Leaf => return Ok(true),
+            Visited::Dir(sub_dir, names) => (sub_dir, names),
+        };
+        /// A directory being walked: its descriptor, the names in it not
+        /// visited yet, and its paths (source components, blob path and
+        /// path relative to the entry's match, for `exclude`).
+        struct Frame {
+            dir: OwnedFd,
+            names: std::vec::IntoIter<String>,
+            source: Vec<String>,
+            rel: String,
+            sub: String,
+        }
+        let mut stack = vec![Frame {
+            dir: sub_dir,
+            names: names.into_iter(),
+            source,
+            rel,
+            sub: String::new(),
+        }];
+        while let Some(top) = stack.last_mut() {
+            let Some(child) = top.names.next() else {
+                stack.pop();
+                continue;
+            };
+            let mut child_source = top.source.clone();
+            child_source.push(child.clone());
+            let child_rel = format!("{}/{child}", top.rel);
+            let child_sub = if top.sub.is_empty() {
+                child.clone()
+            } else {
+                format!("{}/{child}", top.sub)
+            };
+            if let Visited::Dir(dir, names) = self.record(
+                &top.dir,
+                &child,
+                &child_source,
+                &child_rel,
+                entry,
+                index,
+                &child_sub,
+            )? {
+                stack.push(Frame {
+                    dir,
+                    names: names.into_iter(),
+                    source: child_source,
+                    rel: child_rel,
+                    sub: child_sub,
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Record `name` in `dir` as an item, or as skipped and why. For a
+    /// directory that is carried, returns it opened, with its names sorted
+    /// (the caller walks them). `sub` is the path relative to the entry's
+    /// match, for `exclude`.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        dir: &OwnedFd,
+        name: &str,
+        source: &[String],
+        rel: &str,
+        entry: &manifest::Entry,
+        index: usize,
+        sub: &str,
+    ) -> Result<Visited, Error> {
+        let shown = display(entry.anchor, rel);
+        if rel.len() > MAX_PATH_LEN || rel.split('/').count() > MAX_DEPTH {
+            self.skip(cut(&shown), SkipKind::TooLong, index);
+            return Ok(Visited::Leaf);
+        }
         if !sub.is_empty()
             && let Some(pattern) = entry.exclude.matching(sub)
         {
             self.skip(shown, SkipKind::Excluded(pattern.to_owned()), index);
-            return Ok(true);
+            return Ok(Visited::Leaf);
         }
         let Some(st) = fsx::lstat(dir, name).map_err(|source| Error::ReadSource {
             path: shown.clone(),
             source,
         })?
         else {
-            return Ok(false);
+            return Ok(Visited::Absent);
         };
         let kind = match fsx::file_type(&st) {
             FileType::RegularFile => EntryKind::File,
             FileType::Directory => EntryKind::Dir,
             FileType::Symlink => {
                 self.skip(shown, SkipKind::Symlink, index);
-                return Ok(true);
+                return Ok(Visited::Leaf);
             }
             other => {
                 self.skip(shown, SkipKind::Special(fsx::kind_name(other)), index);
-                return Ok(true);
+                return Ok(Visited::Leaf);
             }
         };
         // The manifest's override, else the name of the id on the source.
@@ -594,8 +724,8 @@ impl Walker<'_> {
         };
         self.items.push(Item {
             anchor: entry.anchor,
-            rel: rel.clone(),
-            source: source.clone(),
+            rel: rel.to_owned(),
+            source: source.to_vec(),
             kind,
             mode,
             owner,
@@ -609,40 +739,46 @@ impl Walker<'_> {
             ino: st.st_ino,
             entry: index,
         });
-        if kind == EntryKind::Dir {
-            let sub_dir = fsx::open_dir(dir, name).map_err(|source| Error::ReadSource {
-                path: shown.clone(),
-                source,
-            })?;
-            let (mut names, odd) = list_dir(&sub_dir).map_err(|source| Error::ReadSource {
-                path: shown.clone(),
-                source,
-            })?;
-            for o in odd {
-                self.skip(format!("{shown}/{o}"), SkipKind::NotUtf8, index);
-            }
-            names.sort();
-            for child in names {
-                let mut child_source = source.clone();
-                child_source.push(child.clone());
-                let child_sub = if sub.is_empty() {
-                    child.clone()
-                } else {
-                    format!("{sub}/{child}")
-                };
-                self.visit(
-                    &sub_dir,
-                    &child,
-                    child_source,
-                    format!("{rel}/{child}"),
-                    entry,
-                    index,
-                    &child_sub,
-                )?;
-            }
+        if kind != EntryKind::Dir {
+            return Ok(Visited::Leaf);
         }
-        Ok(true)
+        let sub_dir = fsx::open_dir(dir, name).map_err(|source| Error::ReadSource {
+            path: shown.clone(),
+            source,
+        })?;
+        let (mut names, odd) = list_dir(&sub_dir).map_err(|source| Error::ReadSource {
+            path: shown.clone(),
+            source,
+        })?;
+        for o in odd {
+            self.skip(format!("{shown}/{o}"), SkipKind::NotUtf8, index);
+        }
+        names.sort();
+        Ok(Visited::Dir(sub_dir, names))
     }
+}
+
+/// What [`Walker::record`] found.
+enum Visited {
+    /// Nothing by that name.
+    Absent,
+    /// Recorded (an item or a skip), nothing to walk below it.
+    Leaf,
+    /// A carried directory, opened, and the names in it.
+    Dir(OwnedFd, Vec<String>),
+}
+
+/// `path`, cut to [`SHOWN_PATH_LEN`] bytes (at a character boundary) with
+/// `...` when longer: a path too long to carry is too long to print whole.
+fn cut(path: &str) -> String {
+    if path.len() <= SHOWN_PATH_LEN {
+        return path.to_owned();
+    }
+    let mut end = SHOWN_PATH_LEN;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &path[..end])
 }
 
 /// `~/` or `/` plus the components after the home (for messages).
@@ -665,7 +801,8 @@ fn is_not_dir(e: &io::Error) -> bool {
 }
 
 /// Names in a directory, without `.` and `..`; names that are not UTF-8
-/// are returned apart (lossily), since the format stores UTF-8 paths.
+/// are returned apart, escaped for messages ([`msg::escape_bytes`]: each
+/// byte that is not UTF-8 as `\xNN`), since the format stores UTF-8 paths.
 fn list_dir(dir: &OwnedFd) -> io::Result<(Vec<String>, Vec<String>)> {
     let mut names = Vec::new();
     let mut odd = Vec::new();
@@ -678,7 +815,7 @@ fn list_dir(dir: &OwnedFd) -> io::Result<(Vec<String>, Vec<String>)> {
         }
         match String::from_utf8(name.to_vec()) {
             Ok(n) => names.push(n),
-            Err(e) => odd.push(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Err(e) => odd.push(msg::escape_bytes(e.as_bytes()).into_owned()),
         }
     }
     Ok((names, odd))

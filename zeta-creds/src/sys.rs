@@ -5,26 +5,95 @@
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::FromRawFd;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 
 use secrecy::SecretString;
 
 /// The environment variable the installer may use to pass a passphrase.
 pub const PASSPHRASE_ENV: &str = "ZETA_CREDS_PASSPHRASE";
 
-/// Take `ZETA_CREDS_PASSPHRASE` out of the environment, so that no child
-/// process (such as `systemd-ask-password`) inherits it.
+/// Set by zeta-creds for itself only, when it restarts without
+/// [`PASSPHRASE_ENV`]: the number of an inherited pipe that holds the
+/// passphrase ([`take_env_passphrase`]). Not an interface for operators.
+pub const PASSPHRASE_HANDOVER_ENV: &str = "ZETA_CREDS_HANDOVER_FD";
+
+/// Take `ZETA_CREDS_PASSPHRASE` out of the process, environment block
+/// included. Returns the passphrase, if there was one, and a warning to
+/// print, if any.
+///
+/// `remove_var` alone is not enough: the kernel shows the environment the
+/// process was started with in `/proc/PID/environ` for as long as it runs,
+/// whatever the process does to its own copy. So, when the variable is
+/// set, the process writes the passphrase into a pipe and executes itself
+/// again (same PID, same arguments) without the variable, naming the pipe
+/// in [`PASSPHRASE_HANDOVER_ENV`]; the new image reads the pipe here and
+/// closes it. If that restart fails (no `/proc/self/exe`), the run goes on
+/// with the passphrase and the warning says where it stays readable.
 ///
 /// Must be called at the start of `main`, before any thread exists.
-pub fn take_env_passphrase() -> Option<SecretString> {
-    let value = std::env::var_os(PASSPHRASE_ENV)?;
-    // SAFETY: `remove_var` is unsafe because another thread could read the
-    // environment concurrently. This runs first thing in `main`, before the
-    // program spawns any thread, so no other thread exists.
+pub fn take_env_passphrase() -> (Option<SecretString>, Option<String>) {
+    if let Some(fd) = std::env::var_os(PASSPHRASE_HANDOVER_ENV) {
+        // SAFETY: `remove_var` is unsafe because another thread could read
+        // the environment concurrently. This runs first thing in `main`,
+        // before the program spawns any thread, so no other thread exists.
+        unsafe { std::env::remove_var(PASSPHRASE_HANDOVER_ENV) };
+        let fd = fd.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
+        return match file_from_inherited_fd(fd).and_then(crate::passphrase::read_handover) {
+            Ok(passphrase) => (Some(passphrase), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "cannot read the passphrase handed over from {PASSPHRASE_ENV} ({e})"
+                )),
+            ),
+        };
+    }
+    let Some(value) = std::env::var_os(PASSPHRASE_ENV) else {
+        return (None, None);
+    };
+    // SAFETY: as above: no other thread exists yet.
     unsafe { std::env::remove_var(PASSPHRASE_ENV) };
+    let why = restart_without_env(&value);
+    let note = format!(
+        "{PASSPHRASE_ENV} stays readable in /proc/{}/environ while this runs: cannot restart without it ({why})",
+        std::process::id()
+    );
     let value = value.into_string().unwrap_or_default();
-    Some(SecretString::from(value))
+    (Some(SecretString::from(value)), Some(note))
+}
+
+/// Hand `value` to a new image of this program on a pipe and execute it
+/// without [`PASSPHRASE_ENV`]. Returns only if that failed, with why.
+fn restart_without_env(value: &OsStr) -> io::Error {
+    let (read, mut write) = match io::pipe() {
+        Ok(pipe) => pipe,
+        Err(e) => return e,
+    };
+    // The passphrase and the bytes that tell it is too long: less than a
+    // pipe holds, so the write cannot block with no reader yet.
+    let bytes = value.as_bytes();
+    let bytes = &bytes[..bytes.len().min(crate::passphrase::MAX_PASSPHRASE_LEN + 3)];
+    if let Err(e) = write.write_all(bytes) {
+        return e;
+    }
+    drop(write);
+    // The read end must survive the exec (std opens pipes close-on-exec).
+    if let Err(e) = rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::empty()) {
+        return e.into();
+    }
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| "zeta-creds".into());
+    std::process::Command::new("/proc/self/exe")
+        .arg0(argv0)
+        .args(args)
+        .env_remove(PASSPHRASE_ENV)
+        .env(PASSPHRASE_HANDOVER_ENV, read.as_raw_fd().to_string())
+        .exec()
 }
 
 /// Make the process non-dumpable and disable core dumps, so a crash or a
@@ -76,6 +145,10 @@ pub fn file_from_inherited_fd(fd: i32) -> std::io::Result<File> {
 /// module sets `LimitMEMLOCK=infinity`): with a finite limit, `MCL_FUTURE`
 /// would make a later large allocation (scrypt's buffer) fail and abort the
 /// process, which is worse than a warning. Returns why it did not lock.
+///
+/// `main` calls it once, the same way for every command that holds a
+/// passphrase, a key or plaintext (`bundle`, `restore`, `verify`, `diff`,
+/// `rekey`, `install-step`), before any of them is read.
 pub fn lock_memory() -> Result<(), String> {
     use rustix::mm::{MlockAllFlags, mlockall};
     use rustix::process::{Resource, getrlimit};

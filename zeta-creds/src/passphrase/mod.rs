@@ -30,9 +30,13 @@
 //!    oneshot has no controlling tty, so this path never opens `/dev/tty`
 //!    (stdin is `/dev/null`, and `--no-tty` tells the tool the same).
 //! 5. **`ZETA_CREDS_PASSPHRASE`** — for the installer only. The environment
-//!    leaks to children and to `/proc/PID/environ`; `main` removes the
-//!    variable first thing (see [`crate::sys::take_env_passphrase`]) and this
-//!    module warns when it is used.
+//!    leaks to children and to `/proc/PID/environ`, which shows the
+//!    environment a process *started* with for as long as it runs, whatever
+//!    it unsets. So `main`, first thing, restarts the program without the
+//!    variable, handing the passphrase over on a pipe (see
+//!    [`crate::sys::take_env_passphrase`]); this module warns when it is
+//!    used. Whoever set the variable (a shell, a script) still holds it in
+//!    its own environment.
 //! 6. **A terminal prompt** (rpassword), only when stdin is a terminal; with no
 //!    terminal and no source the error lists every source and how to use it.
 //!
@@ -477,6 +481,19 @@ pub(super) fn read_error(from: SourceKind, path: &Path, err: io::Error) -> Error
         what: path.display().to_string(),
         err,
     }
+}
+
+/// Read the passphrase [`crate::sys::take_env_passphrase`] handed over on
+/// a pipe from `ZETA_CREDS_PASSPHRASE` to the restarted program: taken as
+/// it is (no newline stripped, like the environment it came from), at
+/// most [`MAX_PASSPHRASE_LEN`] + 3 bytes, so one that is too long is still
+/// refused as such when it is used. Bytes that are not UTF-8 give an empty
+/// passphrase, which is refused when it is used.
+pub fn read_handover(file: File) -> io::Result<SecretString> {
+    let buf = read_bounded(file)?;
+    Ok(SecretString::from(
+        std::str::from_utf8(&buf).unwrap_or_default(),
+    ))
 }
 
 /// Read to EOF, at most [`READ_LIMIT`] bytes, into a zeroizing buffer

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::scan;
-use crate::msg::utc;
+use crate::msg::{escape, utc};
 
 /// Where a source came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -325,14 +325,16 @@ pub struct Report {
 /// warnings, and a summary: what the binary prints.
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Each line escaped: a file name on a disk being rescued must not
+        // start a line of its own or reach the terminal as an escape.
         for s in &self.sources {
-            writeln!(f, "{s}")?;
+            writeln!(f, "{}", escape(&s.to_string()))?;
         }
         for s in &self.same_stick {
-            writeln!(f, "{s}")?;
+            writeln!(f, "{}", escape(&s.to_string()))?;
         }
         for w in &self.warnings {
-            writeln!(f, "warning: {w}")?;
+            writeln!(f, "warning: {}", escape(w))?;
         }
         let copied = self.copied().count();
         let already = self

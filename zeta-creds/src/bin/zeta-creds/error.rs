@@ -288,7 +288,8 @@ impl CliError {
             CliError::Bundle(e) => match e {
                 bundle::Error::Manifest(manifest::Error::Read { .. })
                 | bundle::Error::SourceRoot { .. }
-                | bundle::Error::RequiredMissing { .. } => Exit::InputMissing,
+                | bundle::Error::RequiredMissing { .. }
+                | bundle::Error::RequiredNotCarried { .. } => Exit::InputMissing,
                 bundle::Error::OtherHost { .. } => Exit::OtherUsb,
                 _ => Exit::Failure,
             },
@@ -305,7 +306,6 @@ impl CliError {
             },
             CliError::Diff { source, .. } => match source {
                 diff::Error::Envelope(e) => envelope_exit(e),
-                diff::Error::Source { .. } => Exit::Failure,
             },
             CliError::Rekey { source, .. } => match source {
                 rekey::Error::Envelope(e) => envelope_exit(e),

@@ -21,7 +21,7 @@ use clap::Parser;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use zeta_creds::{cleanup, sys, warning};
+use zeta_creds::{cleanup, debug, msg, sys, warning};
 
 use crate::cli::{Cli, Command, ManifestCommand};
 use crate::cmd::Status;
@@ -31,8 +31,12 @@ use crate::render::Text;
 
 fn main() -> ExitCode {
     // First, before any thread exists: take the passphrase out of the
-    // environment so no child process inherits it.
-    let env_passphrase = sys::take_env_passphrase();
+    // environment (restarting without it, so /proc/PID/environ does not
+    // keep it either), so no child process inherits it.
+    let (env_passphrase, env_note) = sys::take_env_passphrase();
+    if let Some(w) = env_note {
+        warning!("{w}");
+    }
     for w in sys::harden_process() {
         warning!("{w}");
     }
@@ -42,11 +46,44 @@ fn main() -> ExitCode {
     // A usage error exits 2 here, before any command has read (or
     // consumed) a passphrase file.
     let cli = Cli::parse();
+    if holds_secrets(&cli.command) {
+        lock_memory();
+    }
     // After the environment is clean: this starts a thread.
     if let Err(e) = cleanup::install_signal_handler() {
         warning!("cannot handle signals ({e}); an interrupted run may leave temporary files");
     }
     run(cli, env_passphrase)
+}
+
+/// Whether `command` reads a passphrase, a key or plaintext: the commands
+/// whose memory is locked ([`lock_memory`]), all of them alike.
+fn holds_secrets(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::InstallStep { .. }
+            | Command::Bundle(_)
+            | Command::Restore(_)
+            | Command::Verify(_)
+            | Command::Diff(_)
+            | Command::Rekey(_)
+    )
+}
+
+/// Lock memory ([`sys::lock_memory`]). When it cannot: a warning in a
+/// unit (stderr is the journal), whose module promises
+/// `LimitMEMLOCK=infinity`, so a failure there is a misconfiguration; one
+/// debug line (`-v`) on an interactive run, where a finite limit is the
+/// normal case and a warning on every manual command would teach the
+/// operator to ignore warnings.
+fn lock_memory() {
+    if let Err(why) = sys::lock_memory() {
+        if msg::stderr_is_journal() {
+            warning!("{why}");
+        } else {
+            debug!("{why}");
+        }
+    }
 }
 
 /// Run the command the operator chose; print its report, or its error;

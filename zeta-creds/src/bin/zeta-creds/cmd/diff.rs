@@ -56,6 +56,7 @@ pub fn run(args: &DiffArgs, env_pass: Option<SecretString>) -> Result<DiffReport
     let persona = header.unauthenticated_fields().persona.clone();
     let pick = bundle::pick(&loaded, &args.source_root, &persona)?;
     warn_skipped(&pick);
+    zeta_creds::msg::test_fault("pause-after-pick");
     let (unlocked, _) = unlock::unlock(
         &header,
         &args.blob,

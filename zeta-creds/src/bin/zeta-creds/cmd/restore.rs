@@ -11,7 +11,7 @@ use serde::Serialize;
 use zeta_creds::envelope::{self, Binding, EntryReader};
 use zeta_creds::readahead::ReadAhead;
 use zeta_creds::state::{self, RestoredBlob};
-use zeta_creds::{fsx, notice, restore, sys, usb, warning};
+use zeta_creds::{fsx, notice, restore, usb};
 
 use super::Status;
 use crate::cli::RestoreArgs;
@@ -72,9 +72,6 @@ fn restore_blob(
         });
     }
     let sources = unlock::sources(&args.passphrase, env_pass);
-    if let Err(why) = sys::lock_memory() {
-        warning!("{why}");
-    }
     let usb_uuid = read_uuid(&args.uuid)?;
     // The host this is, to refuse another machine's blob before anyone is
     // asked for a passphrase (the fleet swap: node B's blob on node A's
@@ -260,15 +257,8 @@ fn if_new(args: &RestoreArgs) -> Result<Option<IfNewReport>, CliError> {
 }
 
 /// `s` with its control characters escaped, for a line of its own in the
-/// journal.
+/// journal: the one escape every human-readable line uses
+/// (`zeta_creds::msg::escape`).
 pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    zeta_creds::msg::escape(s).into_owned()
 }

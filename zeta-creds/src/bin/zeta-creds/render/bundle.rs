@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use zeta_creds::bundle::{Pick, SkipKind};
+use zeta_creds::msg::escape;
 
 use super::{Text, kdf_guidance, kept_previous};
 use crate::cmd::bundle::BundleReport;
@@ -16,7 +17,11 @@ impl Text for PickSummary<'_> {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
         let pick = self.0;
         let picked = || pick.entries.iter().filter(|e| e.picked);
-        let width = picked().map(|e| e.display.len()).max().unwrap_or(5).max(5);
+        let width = picked()
+            .map(|e| escape(&e.display).len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         writeln!(
             out,
             "{:<width$}  {:>6}  {:>10}  skipped",
@@ -27,7 +32,7 @@ impl Text for PickSummary<'_> {
                 writeln!(
                     out,
                     "{:<width$}  {:>6}  {:>10}  missing ({})",
-                    e.display,
+                    escape(&e.display),
                     "-",
                     "-",
                     if e.required { "required" } else { "optional" }
@@ -36,7 +41,10 @@ impl Text for PickSummary<'_> {
                 writeln!(
                     out,
                     "{:<width$}  {:>6}  {:>10}  {}",
-                    e.display, e.files, e.bytes, e.skipped
+                    escape(&e.display),
+                    e.files,
+                    e.bytes,
+                    e.skipped
                 )?;
             }
         }
@@ -54,7 +62,12 @@ impl Text for PickSummary<'_> {
             skipped.len()
         )?;
         for s in skipped {
-            writeln!(out, "  skipped {}: {}", s.path, s.reason())?;
+            writeln!(
+                out,
+                "  skipped {}: {}",
+                escape(&s.path),
+                escape(&s.reason())
+            )?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use zeta_creds::diff::Kind;
+use zeta_creds::msg::escape;
 
 use super::Text;
 use crate::cmd::diff::DiffReport;
@@ -12,19 +13,21 @@ impl Text for DiffReport {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
         let report = &self.report;
         if let Some((was, now)) = &report.user_changed {
-            writeln!(out, "{:<11} {was} -> {now}", "user")?;
+            writeln!(out, "{:<11} {} -> {}", "user", escape(was), escape(now))?;
         }
         for c in &report.changes {
+            let path = escape(&c.path);
             if c.detail.is_empty() {
-                writeln!(out, "{:<11} {}", c.kind.word(), c.path)?;
+                writeln!(out, "{:<11} {path}", c.kind.word())?;
             } else {
-                writeln!(out, "{:<11} {}  ({})", c.kind.word(), c.path, c.detail)?;
+                let detail = escape(&c.detail);
+                writeln!(out, "{:<11} {path}  ({detail})", c.kind.word())?;
             }
         }
         let (blob, manifest, root) = (
-            self.blob.display(),
-            self.manifest.display(),
-            self.source_root.display(),
+            escape(&self.blob.to_string_lossy()).into_owned(),
+            escape(&self.manifest.to_string_lossy()).into_owned(),
+            escape(&self.source_root.to_string_lossy()).into_owned(),
         );
         if report.is_identical() {
             return writeln!(
@@ -35,11 +38,15 @@ impl Text for DiffReport {
         }
         writeln!(
             out,
-            "blob {blob} differs from what manifest {manifest} picks under {root}: {} added, {} removed, {} changed content, {} changed mode or owner{}; re-bundle to carry them",
+            "blob {blob} differs from what manifest {manifest} picks under {root}: {} added, {} removed, {} changed content, {} changed mode or owner{}{}; re-bundle to carry them",
             report.count(Kind::Added),
             report.count(Kind::Removed),
             report.count(Kind::Content),
             report.count(Kind::Meta),
+            match report.count(Kind::Unreadable) {
+                0 => String::new(),
+                n => format!(", {n} unreadable now"),
+            },
             if report.user_changed.is_some() {
                 ", another user"
             } else {

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use zeta_creds::bundle::{EntryReport, Pick, SkipKind};
 use zeta_creds::manifest::{Manifest, human_size};
+use zeta_creds::msg::escape;
 
 use super::{Text, persona_suffix, plural};
 use crate::cmd::manifest_check::ManifestCheckReport;
@@ -40,7 +41,7 @@ fn matched(out: &mut dyn Write, pick: &Pick, m: &Manifest) -> io::Result<()> {
         persona_suffix(&pick.persona)
     )?;
     if let Some(d) = &m.description {
-        writeln!(out, "  {d}")?;
+        writeln!(out, "  {}", escape(d))?;
     }
     for (index, e) in pick.entries.iter().enumerate() {
         entry(out, pick, m, index, e)?;
@@ -94,7 +95,7 @@ fn entry(
         out,
         "line {:<4} {}{}{}",
         e.line,
-        e.display,
+        escape(&e.display),
         if flags.is_empty() {
             String::new()
         } else {
@@ -102,7 +103,7 @@ fn entry(
         },
         e.description
             .as_deref()
-            .map(|d| format!("  # {d}"))
+            .map(|d| format!("  # {}", escape(d)))
             .unwrap_or_default()
     )?;
     if !e.picked {
@@ -132,7 +133,7 @@ fn entry(
             human_size(e.max_size)
         )?;
         for p in &e.matches {
-            writeln!(out, "{PAD}  {p}")?;
+            writeln!(out, "{PAD}  {}", escape(p))?;
         }
         if e.too_large() {
             writeln!(
@@ -146,7 +147,12 @@ fn entry(
         .iter()
         .filter(|s| s.entry == index && s.kind != SkipKind::Missing)
     {
-        writeln!(out, "{PAD}skipped {}: {}", s.path, s.reason())?;
+        writeln!(
+            out,
+            "{PAD}skipped {}: {}",
+            escape(&s.path),
+            escape(&s.reason())
+        )?;
     }
     Ok(())
 }

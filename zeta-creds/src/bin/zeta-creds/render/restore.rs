@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use zeta_creds::msg::escape;
 use zeta_creds::restore::Outcome;
 use zeta_creds::{error, warning};
 
@@ -37,11 +38,15 @@ impl Text for RestoreReport {
             (Outcome::Failed, _) => "FAILED",
         };
         for e in &report.entries {
+            let destination = escape(&e.destination);
             match (&e.outcome, &e.reason) {
-                (Outcome::Kept, Some(why)) => {
-                    writeln!(out, "{:<13} {}  ({why})", verb(&e.outcome), e.destination)?
-                }
-                _ => writeln!(out, "{:<13} {}", verb(&e.outcome), e.destination)?,
+                (Outcome::Kept, Some(why)) => writeln!(
+                    out,
+                    "{:<13} {destination}  ({})",
+                    verb(&e.outcome),
+                    escape(why)
+                )?,
+                _ => writeln!(out, "{:<13} {destination}", verb(&e.outcome))?,
             }
         }
         let count = |o: Outcome| report.entries.iter().filter(|e| e.outcome == o).count();

@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use zeta_creds::msg::escape;
 use zeta_creds::status::FileState;
 use zeta_creds::warning;
 
@@ -34,10 +35,12 @@ impl Text for StatusReport {
                 FileState::Vanished | FileState::New => String::new(),
                 FileState::Unreadable { reason } => reason.clone(),
             };
+            let path = escape(&f.path);
             if detail.is_empty() {
-                writeln!(out, "{:<10} {}", f.state.word(), f.path)?;
+                writeln!(out, "{:<10} {path}", f.state.word())?;
             } else {
-                writeln!(out, "{:<10} {}  ({detail})", f.state.word(), f.path)?;
+                let detail = escape(&detail);
+                writeln!(out, "{:<10} {path}  ({detail})", f.state.word())?;
             }
         }
         let blob = match &self.sealed_utc {

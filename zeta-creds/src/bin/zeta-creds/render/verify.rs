@@ -4,6 +4,8 @@
 
 use std::io::{self, Write};
 
+use zeta_creds::msg::escape;
+
 use super::{Text, or_none, persona_suffix};
 use crate::cmd::verify::VerifyReport;
 
@@ -15,9 +17,9 @@ impl Text for VerifyReport {
                 "{} {} {:>17} {:>10}  {}",
                 if e.kind == "dir" { 'd' } else { '-' },
                 e.mode,
-                format!("{}:{}", e.owner, e.group),
+                escape(&format!("{}:{}", e.owner, e.group)),
                 e.size,
-                e.path
+                escape(&e.path)
             )?;
         }
         writeln!(

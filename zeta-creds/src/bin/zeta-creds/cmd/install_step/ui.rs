@@ -9,9 +9,11 @@ use std::io::{self, Read, Write};
 use super::args::PROG;
 use super::exit::{Fail, StepExit};
 
-/// `zeta-creds-step: MESSAGE` on stderr.
+/// `zeta-creds-step: MESSAGE` on stderr, on one line: control characters
+/// in a name it carries are escaped (`zeta_creds::msg::escape`).
 pub fn say(message: impl AsRef<str>) {
-    let _ = writeln!(io::stderr(), "{PROG}: {}", message.as_ref());
+    let message = zeta_creds::msg::escape(message.as_ref());
+    let _ = writeln!(io::stderr(), "{PROG}: {message}");
 }
 
 /// `zeta-creds-step: warning: MESSAGE` on stderr.
