@@ -10,6 +10,7 @@
 
 use std::fmt::Arguments;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// syslog priorities used by zeta-creds.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,43 @@ pub enum Level {
     Notice = 5,
     /// `LOG_INFO`: detail.
     Info = 6,
+}
+
+/// How much goes to stderr, from the binary's `-q` and `-v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `-q`: errors and warnings only.
+    Quiet = 0,
+    /// The default: notices too.
+    Normal = 1,
+    /// `-v`: detail (`info!`) too.
+    Verbose = 2,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+/// Set how much goes to stderr, once, before any message.
+pub fn set_verbosity(v: Verbosity) {
+    VERBOSITY.store(v as u8, Ordering::Relaxed);
+}
+
+/// How much goes to stderr.
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// Whether a line at `level` is printed at the current [`verbosity`]:
+/// errors and warnings always, notices unless `-q`, detail only with `-v`.
+pub fn shown(level: Level) -> bool {
+    match level {
+        Level::Error | Level::Warning => true,
+        Level::Notice => verbosity() >= Verbosity::Normal,
+        Level::Info => verbosity() >= Verbosity::Verbose,
+    }
 }
 
 /// Whether stderr is the journal stream named by `JOURNAL_STREAM`.
@@ -60,6 +98,9 @@ pub fn prefix(level: Level) -> &'static str {
 /// Write one message line to stderr; `label` adds `error: ` or
 /// `warning: ` after the program name.
 pub fn emit(level: Level, label: bool, args: Arguments<'_>) {
+    if !shown(level) {
+        return;
+    }
     let label = match (label, level) {
         (true, Level::Error) => "error: ",
         (true, Level::Warning) => "warning: ",
@@ -91,6 +132,12 @@ macro_rules! warning {
 #[macro_export]
 macro_rules! notice {
     ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Notice, false, format_args!($($t)*)) };
+}
+
+/// `info!("...")`: detail, printed only with `-v`.
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Info, false, format_args!($($t)*)) };
 }
 
 /// Test-only fault injection, compiled into debug builds only (release

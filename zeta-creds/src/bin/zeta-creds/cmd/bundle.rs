@@ -85,6 +85,7 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         &context,
         args.new_blob.allow_weak_passphrase,
     )?;
+    render::deriving_key(args.work_factor);
     let written = bundle::write(&opts, &plan, &pass)?;
     if let Some(claimed) = written.unverified_previous {
         warning!(

@@ -11,13 +11,14 @@ use serde::Serialize;
 use zeta_creds::envelope::{self, Binding, EntryReader};
 use zeta_creds::readahead::ReadAhead;
 use zeta_creds::state::{self, RestoredBlob};
-use zeta_creds::{fsx, notice, restore, sys, usb, warning};
+use zeta_creds::{fsx, info, notice, restore, sys, usb};
 
 use super::Status;
 use crate::cli::RestoreArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::input::{open_blob, read_host, read_uuid};
+use crate::render::progress::Progress;
 use crate::render::utc;
 use crate::unlock;
 
@@ -64,7 +65,9 @@ fn restore_blob(
 ) -> Result<RestoreReport, CliError> {
     let sources = unlock::sources(&args.passphrase, env_pass);
     if let Err(why) = sys::lock_memory() {
-        warning!("{why}");
+        // Said with -v only: the NixOS unit raises the limit, and a
+        // manual run would print it every time.
+        info!("{why}");
     }
     let usb_uuid = read_uuid(&args.uuid)?;
     // The host this is, to refuse another machine's blob before anyone is
@@ -126,7 +129,12 @@ fn restore_blob(
     };
     // Decrypt on a second thread while this one hashes and writes
     // (docs/PERFORMANCE.md); the release rules do not change.
-    let payload = ReadAhead::spawn(unlocked.payload_reader(file))
+    // A progress line on a terminal, for a restore over a second.
+    let payload_bytes = file
+        .metadata()
+        .map_or(0, |m| m.len().saturating_sub(header.len() as u64));
+    let progress = Progress::new("restoring", payload_bytes);
+    let payload = ReadAhead::spawn(unlocked.payload_reader(progress.reader(file)))
         .map_err(|e| restore_err(envelope::Error::Io(e).into()))?;
     let mut entries = EntryReader::new(payload).map_err(|e| restore_err(e.into()))?;
     let opts = restore::Options {
@@ -140,7 +148,9 @@ fn restore_blob(
         // authentic now.
         blob: Some(RestoredBlob::of(&header)),
     };
-    let report = restore::restore(&mut entries, &opts).map_err(restore_err)?;
+    let report = restore::restore(&mut entries, &opts);
+    progress.finish();
+    let report = report.map_err(restore_err)?;
     Ok(RestoreReport {
         blob: blob.clone(),
         generation,
