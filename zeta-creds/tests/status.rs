@@ -199,7 +199,9 @@ fn json_has_the_counts_and_one_object_per_file() {
         serde_json::from_slice(&fs::read(w.dst().join("var/lib/zeta-creds/state.json")).unwrap())
             .unwrap();
     assert!(record["restored_blob"]["sealed"].is_u64());
-    let rfc3339 = v["sealed"].as_str().expect("RFC 3339, null when not recorded");
+    let rfc3339 = v["sealed"]
+        .as_str()
+        .expect("RFC 3339, null when not recorded");
     let shape: String = rfc3339
         .chars()
         .map(|c| if c.is_ascii_digit() { '0' } else { c })

@@ -28,8 +28,8 @@ use crate::cli::{Cli, Command, ManifestCommand};
 use crate::cmd::Status;
 use crate::error::CliError;
 use crate::exit::Exit;
-use crate::render::json::{self, Json};
 use crate::render::Text;
+use crate::render::json::{self, Json};
 
 fn main() -> ExitCode {
     // First, before any thread exists: take the passphrase out of the
@@ -62,6 +62,8 @@ fn main() -> ExitCode {
 /// say how it ended. `env` is the passphrase taken out of the environment,
 /// if any.
 fn run(cli: Cli, env: Option<SecretString>) -> ExitCode {
+    // Before the command runs: what it prints mid-run must know.
+    render::set_json(wants_json(&cli.command));
     match cli.command {
         // The installer step parses its own options (clap hands them over
         // unparsed), so that its usage errors and --help are the step's.
@@ -81,6 +83,21 @@ fn run(cli: Cli, env: Option<SecretString>) -> ExitCode {
     .into()
 }
 
+/// Whether the command was given `--json`.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Bundle(a) => a.json,
+        Command::Restore(a) => a.json,
+        Command::Inspect(a) => a.json,
+        Command::Verify(a) => a.json,
+        Command::Diff(a) => a.json,
+        Command::Status(a) => a.json,
+        Command::Rekey(a) => a.json,
+        Command::Manifest(ManifestCommand::Check(a)) => a.json,
+        Command::Completions(_) | Command::InstallStep { .. } => false,
+    }
+}
+
 /// Print a text-only report, then take its status.
 fn text<R: Text + Status>(report: R) -> Exit {
     render::text(&report)
@@ -93,7 +110,6 @@ fn text<R: Text + Status>(report: R) -> Exit {
 /// ended (a failure too: scripts never read stderr). Errors still go to
 /// stderr, for the operator and the journal.
 fn report<R: Text + Json + Status>(report: Result<R, CliError>, json: bool) -> Exit {
-    render::set_json(json);
     if !json {
         return match report {
             Ok(report) => text(report),

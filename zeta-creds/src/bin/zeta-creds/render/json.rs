@@ -201,7 +201,8 @@ impl Json for RestoreRun {
             }
             RestoreRun::Restored(r) => {
                 let report = &r.report;
-                let n = |o: Outcome| count(report.entries.iter().filter(|e| e.outcome == o).count());
+                let n =
+                    |o: Outcome| count(report.entries.iter().filter(|e| e.outcome == o).count());
                 doc.blob = path(&r.blob);
                 doc.generation = r.generation;
                 doc.dry_run = report.dry_run;
@@ -255,10 +256,13 @@ impl Json for DiffReport {
             manifest: path(&self.manifest),
             source_root: path(&self.source_root),
             identical: r.is_identical(),
-            user_changed: r.user_changed.as_ref().map(|(blob, manifest)| UserChangedDoc {
-                blob: blob.clone(),
-                manifest: manifest.clone(),
-            }),
+            user_changed: r
+                .user_changed
+                .as_ref()
+                .map(|(blob, manifest)| UserChangedDoc {
+                    blob: blob.clone(),
+                    manifest: manifest.clone(),
+                }),
             counts: DiffCounts {
                 in_blob: count(r.in_blob),
                 on_disk: count(r.on_disk),

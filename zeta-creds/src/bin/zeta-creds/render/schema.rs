@@ -16,9 +16,9 @@
 //! This file may use only `serde` and `std`, since the test compiles it.
 #![forbid(unsafe_code)]
 
-use serde::Serialize;
 #[cfg(test)]
 use serde::Deserialize;
+use serde::Serialize;
 
 /// The version of the JSON documents; raised when a field changes meaning
 /// or disappears (adding a field does not raise it).
