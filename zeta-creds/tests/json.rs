@@ -17,7 +17,7 @@ mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde::de::DeserializeOwned;
@@ -157,7 +157,7 @@ fn run(w: &World, args: &[&str]) -> Output {
     w.cmd().args(args).output().unwrap()
 }
 
-fn s(p: &PathBuf) -> &str {
+fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

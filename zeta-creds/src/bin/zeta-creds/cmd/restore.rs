@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Serialize;
 
 use zeta_creds::envelope::{self, Binding, EntryReader};
 use zeta_creds::readahead::ReadAhead;
@@ -22,16 +21,13 @@ use crate::render::progress::Progress;
 use crate::render::utc;
 use crate::unlock;
 
-/// What a restore did (or, with `--dry-run`, would do). Its JSON is this
-/// struct with the library's report flattened into it.
-#[derive(Serialize)]
+/// What a restore did (or, with `--dry-run`, would do).
 pub struct RestoreReport {
     /// The blob.
     pub blob: PathBuf,
     /// Its authenticated generation.
     pub generation: u64,
     /// One line per entry, and the notes.
-    #[serde(flatten)]
     pub report: restore::Report,
 }
 
@@ -159,8 +155,6 @@ fn restore_blob(
 }
 
 /// What a `restore` run ended with.
-#[derive(Serialize)]
-#[serde(untagged)]
 pub enum RestoreRun {
     /// The blob was restored (or, with `--dry-run`, checked).
     Restored(RestoreReport),
@@ -183,7 +177,6 @@ impl Status for RestoreRun {
 }
 
 /// What `--if-new` found, from the blob's header alone.
-#[derive(Serialize)]
 pub struct IfNewReport {
     /// The blob.
     pub blob: PathBuf,
@@ -196,7 +189,6 @@ pub struct IfNewReport {
     /// The same, as a UTC date.
     pub sealed_utc: String,
     /// Why a restore is needed, when it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 

@@ -1,10 +1,12 @@
-//! What the commands print: the text and JSON of their reports.
+//! What the commands print: the text and JSON of their reports, and the
+//! lines for a person at a terminal (the key derivation, progress).
 //!
 //! Output rules (after age's `tui.go`): results go to stdout; everything
 //! else goes to stderr through `zeta_creds::msg`, prefixed `zeta-creds:`,
-//! lowercase, without a final period. A command returns a typed report
-//! (`cmd/`); its `--json` is that report serialized, and its text is
-//! written from the same report by the [`Text`] impl in this module's
+//! lowercase, without a final period, as much of it as `-q`/`-v` ask
+//! (`msg::Verbosity`). A command returns a typed report (`cmd/`); its
+//! `--json` document (`schema.rs`, docs/JSON.md) is made from that report
+//! in `json.rs`, and its text by the [`Text`] impl in this module's
 //! per-command files, so the two cannot say different things.
 #![forbid(unsafe_code)]
 

@@ -14,6 +14,7 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use zeta_creds::msg::Verbosity;
 use zeta_creds::sys::PASSPHRASE_ENV;
 
 use super::exit::{Fail, StepExit};
@@ -89,6 +90,12 @@ impl ZetaCreds {
         capture_stderr: bool,
     ) -> Result<Ran, Fail> {
         let mut cmd = Command::new(&self.path);
+        // `zeta-creds -q/-v install-step`: the same for each child.
+        match zeta_creds::msg::verbosity() {
+            Verbosity::Quiet => cmd.arg("--quiet"),
+            Verbosity::Normal => &mut cmd,
+            Verbosity::Verbose => cmd.arg("--verbose"),
+        };
         cmd.args(args).env_remove(PASSPHRASE_ENV);
         if passphrase.is_some() {
             cmd.args(["--passphrase-fd", "0"]).stdin(Stdio::piped());
