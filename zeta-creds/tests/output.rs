@@ -172,3 +172,105 @@ fn deriving_the_key_is_said_on_a_terminal_only() {
     assert!(out.status.success(), "{seen}");
     assert!(!seen.contains("deriving the key"), "{seen}");
 }
+
+/// Run `zeta-creds ARGS` on a pseudo-terminal (`script`); what the
+/// terminal showed.
+fn on_a_terminal(args: &[&str]) -> String {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_zeta-creds"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("ZETA_CREDS_PASSPHRASE")
+        .env("ZETA_CREDS_TEST_PROGRESS_AFTER_MS", "0")
+        .output()
+        .expect("util-linux `script` runs zeta-creds on a terminal");
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{seen}");
+    seen
+}
+
+/// A bundle and a restore show a progress line on a terminal once they
+/// have taken a second (here, in a debug build, from the start:
+/// `ZETA_CREDS_TEST_PROGRESS_AFTER_MS`), erased when done; never when
+/// stderr is a pipe (as in the journal).
+#[test]
+fn progress_on_a_terminal_for_work_over_a_second() {
+    let w = World::new();
+    std::fs::create_dir_all(w.src().join("srv")).unwrap();
+    std::fs::write(w.src().join("srv/big.bin"), vec![0u8; 3 << 20]).unwrap();
+    let manifest = w.path("big.toml");
+    std::fs::write(
+        &manifest,
+        "version = 1\nuser = \"zeta\"\n\n[[entry]]\npath = \"/srv/big.bin\"\nmax_size = \"64MiB\"\n",
+    )
+    .unwrap();
+    let (m, src, blob, dst) = (
+        manifest.display().to_string(),
+        w.src().display().to_string(),
+        w.blob().display().to_string(),
+        w.dst().display().to_string(),
+    );
+    let bundle = |pf: &str| {
+        [
+            "bundle",
+            "--manifest",
+            &m,
+            "--source-root",
+            &src,
+            "--out",
+            &blob,
+            "--usb-uuid",
+            UUID,
+            "--work-factor",
+            "10",
+            "--force",
+            "--passphrase-file",
+            pf,
+        ]
+        .map(str::to_owned)
+    };
+    let pf = w.pass_file(PASS).display().to_string();
+    let seen = on_a_terminal(&bundle(&pf).each_ref().map(String::as_str));
+    assert!(seen.contains("\rzeta-creds: sealing "), "{seen:?}");
+    assert!(seen.contains(" of 6.0 MiB ("), "read twice: {seen:?}");
+    assert!(seen.contains("\r\x1b[K"), "erased when done: {seen:?}");
+    let pf = w.pass_file(PASS).display().to_string();
+    let restore = [
+        "restore",
+        "--blob",
+        &blob,
+        "--target-root",
+        &dst,
+        "--usb-uuid",
+        UUID,
+        "--passphrase-file",
+        &pf,
+    ];
+    let seen = on_a_terminal(&restore);
+    assert!(seen.contains("\rzeta-creds: restoring "), "{seen:?}");
+    assert!(seen.contains("\r\x1b[K"), "{seen:?}");
+    // In a pipe: no progress, no carriage return.
+    let pf = w.pass_file(PASS).display().to_string();
+    let out = w
+        .cmd()
+        .env("ZETA_CREDS_TEST_PROGRESS_AFTER_MS", "0")
+        .args(bundle(&pf).each_ref().map(String::as_str))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains('\r'), "{}", stderr(&out));
+    let pf = w.pass_file(PASS).display().to_string();
+    let out = w
+        .cmd()
+        .env("ZETA_CREDS_TEST_PROGRESS_AFTER_MS", "0")
+        .args(restore.map(|a| if a == restore[8] { pf.as_str() } else { a }))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains('\r'), "{}", stderr(&out));
+}

@@ -22,6 +22,7 @@ pub struct Progress {
 
 struct State {
     what: &'static str,
+    after: Duration,
     total: u64,
     done: u64,
     started: Instant,
@@ -32,14 +33,15 @@ struct State {
 impl Progress {
     /// A progress line, drawn only when stderr is watched.
     pub fn new(what: &'static str, total: u64) -> Progress {
-        Progress::shown_if(super::stderr_is_watched(), what, total)
+        Progress::shown_if(super::stderr_is_watched(), what, total, after())
     }
 
-    fn shown_if(shown: bool, what: &'static str, total: u64) -> Progress {
+    fn shown_if(shown: bool, what: &'static str, total: u64, after: Duration) -> Progress {
         Progress {
             state: shown.then(|| {
                 Arc::new(Mutex::new(State {
                     what,
+                    after,
                     total,
                     done: 0,
                     started: Instant::now(),
@@ -57,7 +59,7 @@ impl Progress {
         s.done = s.done.saturating_add(n);
         let now = Instant::now();
         if s.finished
-            || now.duration_since(s.started) < AFTER
+            || now.duration_since(s.started) < s.after
             || s.drawn.is_some_and(|at| now.duration_since(at) < REDRAW)
         {
             return;
@@ -84,6 +86,23 @@ impl Progress {
             progress: self.clone(),
         }
     }
+}
+
+/// [`AFTER`]; in a debug build, `ZETA_CREDS_TEST_PROGRESS_AFTER_MS` may
+/// shorten it, so a test sees the line without a long run (release builds,
+/// which users run, read no such variable).
+#[cfg(debug_assertions)]
+fn after() -> Duration {
+    std::env::var("ZETA_CREDS_TEST_PROGRESS_AFTER_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(AFTER, Duration::from_millis)
+}
+
+/// [`AFTER`].
+#[cfg(not(debug_assertions))]
+fn after() -> Duration {
+    AFTER
 }
 
 impl State {
@@ -121,17 +140,18 @@ mod tests {
 
     #[test]
     fn counts_what_is_read_and_says_how_far() {
-        let p = Progress::shown_if(true, "restoring", 4 << 20);
+        let p = Progress::shown_if(true, "restoring", 4 << 20, AFTER);
         let mut r = p.reader(&[0u8; 1 << 20][..]);
         io::copy(&mut r, &mut io::sink()).unwrap();
         let state = p.state.as_ref().unwrap().lock().unwrap();
         assert_eq!(state.done, 1 << 20);
         assert_eq!(state.line(), "zeta-creds: restoring 1.0 of 4.0 MiB (25%)");
+        assert!(state.drawn.is_none(), "not drawn in its first second");
     }
 
     #[test]
     fn nothing_is_counted_when_not_shown() {
-        let p = Progress::shown_if(false, "restoring", 10);
+        let p = Progress::shown_if(false, "restoring", 10, Duration::ZERO);
         p.add(5);
         p.finish();
         assert!(p.state.is_none());
