@@ -559,6 +559,18 @@ pub struct Written {
 /// the files again, checks each against its first-pass digest, and encrypts
 /// it. The file key is only ever held by the sealing code, as before.
 pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<Written, Error> {
+    write_with_progress(opts, plan, passphrase, &mut |_| {})
+}
+
+/// [`write`], calling `progress` with each item's size once it is hashed
+/// (first pass) and once it is sealed (second pass): `2 *
+/// plan.pick.total_size()` bytes in all, for a progress line.
+pub fn write_with_progress(
+    opts: &Options,
+    plan: &Plan,
+    passphrase: &SecretString,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Written, Error> {
     // Continue the replaced blob's generation when it opens with this
     // passphrase (one extra key derivation, on a re-bundle only).
     let mut generation = plan.generation;
@@ -617,7 +629,11 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
             .pick
             .items
             .iter()
-            .map(|item| hash_item(&plan.pick, item, &mut buf).map_err(|e| add_err(item, e)))
+            .map(|item| {
+                let hashed = hash_item(&plan.pick, item, &mut buf).map_err(|e| add_err(item, e));
+                progress(item.size);
+                hashed
+            })
             .collect();
         match kdf.join() {
             Ok(sealed) => (sealed, first_pass),
@@ -629,6 +645,7 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
     let mut entries = EntryWriter::new(stream, &plan.pick.user).map_err(seal_err)?;
     for (item, hashed) in plan.pick.items.iter().zip(&first_pass) {
         add_item(&mut entries, &plan.pick, item, hashed.as_ref()).map_err(|e| add_err(item, e))?;
+        progress(item.size);
     }
     let stream = entries.finish().map_err(seal_err)?;
     let buffered = stream.finish().map_err(seal_err)?;

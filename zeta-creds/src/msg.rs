@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Arguments, Write as _};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Whether `c` must not reach a terminal or the journal as it is: a C0 or
 /// C1 control character or DEL (a newline would start a forged line, an
@@ -95,20 +95,45 @@ pub enum Level {
     Notice = 5,
     /// `LOG_INFO`: detail.
     Info = 6,
-    /// `LOG_DEBUG`: printed only when [`set_debug`] turned it on (`-v`).
+    /// `LOG_DEBUG`: printed only with `-v`, like [`Level::Info`].
     Debug = 7,
 }
 
-static DEBUG: AtomicBool = AtomicBool::new(false);
-
-/// Print [`Level::Debug`] lines from now on (the command line's `-v`).
-pub fn set_debug(on: bool) {
-    DEBUG.store(on, Ordering::Relaxed);
+/// How much goes to stderr, from the binary's `-q` and `-v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `-q`: errors and warnings only.
+    Quiet = 0,
+    /// The default: notices too.
+    Normal = 1,
+    /// `-v`: detail (`info!`) too.
+    Verbose = 2,
 }
 
-/// Whether [`Level::Debug`] lines are printed.
-pub fn debug_enabled() -> bool {
-    DEBUG.load(Ordering::Relaxed)
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+/// Set how much goes to stderr, once, before any message.
+pub fn set_verbosity(v: Verbosity) {
+    VERBOSITY.store(v as u8, Ordering::Relaxed);
+}
+
+/// How much goes to stderr.
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// Whether a line at `level` is printed at the current [`verbosity`]:
+/// errors and warnings always, notices unless `-q`, detail only with `-v`.
+pub fn shown(level: Level) -> bool {
+    match level {
+        Level::Error | Level::Warning => true,
+        Level::Notice => verbosity() >= Verbosity::Normal,
+        Level::Info | Level::Debug => verbosity() >= Verbosity::Verbose,
+    }
 }
 
 /// Whether stderr is the journal stream named by `JOURNAL_STREAM`.
@@ -146,10 +171,10 @@ pub fn prefix(level: Level) -> &'static str {
 }
 
 /// Write one message line to stderr; `label` adds `error: ` or
-/// `warning: ` after the program name. A [`Level::Debug`] line is written
-/// only when [`debug_enabled`].
+/// `warning: ` after the program name; nothing when the current
+/// [`verbosity`] does not show `level`.
 pub fn emit(level: Level, label: bool, args: Arguments<'_>) {
-    if matches!(level, Level::Debug) && !debug_enabled() {
+    if !shown(level) {
         return;
     }
     let label = match (label, level) {
@@ -196,6 +221,12 @@ macro_rules! notice {
 #[macro_export]
 macro_rules! debug {
     ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Debug, false, format_args!($($t)*)) };
+}
+
+/// `info!("...")`: detail, printed only with `-v`.
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::msg::emit($crate::msg::Level::Info, false, format_args!($($t)*)) };
 }
 
 /// Test-only fault injection, compiled into debug builds only (release

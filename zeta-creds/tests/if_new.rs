@@ -70,8 +70,9 @@ fn the_blob_last_restored_is_skipped_without_touching_the_passphrase_file() {
     assert_eq!(out.status.code(), Some(0));
     assert!(left);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(v["already_restored"], true);
+    assert_eq!(v["if_new"]["already_restored"], true);
     assert_eq!(v["generation"], generation);
+    assert_eq!(v["counts"]["entries"], 0, "nothing was restored");
 }
 
 /// The record names the blob by a SHA-256 of its public header bytes and

@@ -198,10 +198,15 @@ fn json_has_the_counts_and_one_object_per_file() {
     let record: serde_json::Value =
         serde_json::from_slice(&fs::read(w.dst().join("var/lib/zeta-creds/state.json")).unwrap())
             .unwrap();
-    assert_eq!(
-        v["sealed"], record["restored_blob"]["sealed"],
-        "null when not recorded"
-    );
+    assert!(record["restored_blob"]["sealed"].is_u64());
+    let rfc3339 = v["sealed"]
+        .as_str()
+        .expect("RFC 3339, null when not recorded");
+    let shape: String = rfc3339
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '0' } else { c })
+        .collect();
+    assert_eq!(shape, "0000-00-00T00:00:00Z", "{rfc3339}");
     assert_eq!(
         v["state_record"],
         w.dst()
@@ -218,7 +223,7 @@ fn json_has_the_counts_and_one_object_per_file() {
     let state_of = |path: &str| {
         files
             .iter()
-            .find(|f| f["path"] == path)
+            .find(|f| f["destination"] == path)
             .unwrap_or_else(|| panic!("{path} not in {v}"))["state"]
             .clone()
     };
@@ -272,7 +277,16 @@ fn corrupt_record(contents: &[u8], reason: &str) {
     fs::write(&record, contents).unwrap();
     let out = status_with_manifest(&w, &["--json"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exit_code"], 6);
+    assert_eq!(v["exit_name"], "input-missing");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("state record {} cannot be used", record.display())),
+        "{v}"
+    );
     let err = stderr(&out);
     assert!(
         err.starts_with(&format!(

@@ -33,6 +33,13 @@ pub struct Cli {
     /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
+    /// On stderr, print only errors and warnings: no notes, no progress
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// On stderr, print details too: what the key derivation cost, whether
+    /// memory could be locked
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 /// The subcommands.
@@ -163,6 +170,9 @@ pub struct BundleArgs {
     /// Whose home "~" means, instead of the manifest's user
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
+    #[arg(long)]
+    pub json: bool,
     /// `--no-backup`, `--allow-weak-passphrase`.
     #[command(flatten)]
     pub new_blob: NewBlobArgs,
@@ -255,7 +265,7 @@ pub struct RestoreArgs {
     /// The work-factor cap.
     #[command(flatten)]
     pub cap: WorkFactorCap,
-    /// Print the summary as JSON on stdout
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
     #[arg(long)]
     pub json: bool,
     /// Where the passphrase comes from.
@@ -269,7 +279,7 @@ pub struct InspectArgs {
     /// The blob to inspect
     #[arg(value_name = "BLOB")]
     pub blob: PathBuf,
-    /// Print JSON on stdout
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
     #[arg(long)]
     pub json: bool,
 }
@@ -283,7 +293,7 @@ pub struct VerifyArgs {
     /// List the entries (paths, modes, owners, sizes)
     #[arg(long)]
     pub list: bool,
-    /// Print JSON on stdout
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
     #[arg(long)]
     pub json: bool,
     /// The work-factor cap.
@@ -310,6 +320,9 @@ pub struct DiffArgs {
     /// Whose home "~" means, instead of the manifest's user (as bundle --user)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
+    #[arg(long)]
+    pub json: bool,
     /// The work-factor cap.
     #[command(flatten)]
     pub cap: WorkFactorCap,
@@ -332,7 +345,7 @@ pub struct StatusArgs {
     /// would pick them
     #[arg(long, value_name = "NAME")]
     pub persona: Option<String>,
-    /// Print the report as JSON on stdout
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
     #[arg(long)]
     pub json: bool,
 }
@@ -363,6 +376,9 @@ pub struct RekeyArgs {
     /// The work-factor cap.
     #[command(flatten)]
     pub cap: WorkFactorCap,
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
+    #[arg(long)]
+    pub json: bool,
     /// `--no-backup`, `--allow-weak-passphrase`.
     #[command(flatten)]
     pub new_blob: NewBlobArgs,
@@ -410,6 +426,9 @@ pub struct ManifestCheckArgs {
     /// e.g. in a NixOS checkPhase, where the system is not there)
     #[arg(long, conflicts_with_all = ["source_root", "persona"])]
     pub syntax_only: bool,
+    /// Print the result as JSON on stdout (docs/JSON.md), a failure too
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The shells `completions` knows. (No doc comments on the variants:

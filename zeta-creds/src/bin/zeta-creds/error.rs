@@ -383,6 +383,21 @@ impl CliError {
         }
     }
 
+    /// The message as `error:` prints it, followed by each cause it does
+    /// not already include (`; caused by: ...`): for `--json`.
+    pub fn full_message(&self) -> String {
+        let mut message = error_message(self);
+        let text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            if !text.contains(&s.to_string()) {
+                message.push_str(&format!("; caused by: {s}"));
+            }
+            source = s.source();
+        }
+        message
+    }
+
     /// Print the error on stderr: the message, each cause the message does
     /// not already include, then the hint.
     pub fn report(&self) {

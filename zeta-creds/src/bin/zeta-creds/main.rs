@@ -21,13 +21,15 @@ use clap::Parser;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use zeta_creds::{cleanup, debug, msg, sys, warning};
+use zeta_creds::msg::{self, Verbosity};
+use zeta_creds::{cleanup, debug, sys, warning};
 
 use crate::cli::{Cli, Command, ManifestCommand};
 use crate::cmd::Status;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::render::Text;
+use crate::render::json::{self, Json};
 
 fn main() -> ExitCode {
     // First, before any thread exists: take the passphrase out of the
@@ -44,8 +46,15 @@ fn main() -> ExitCode {
         warning!("{w}");
     }
     // A usage error exits 2 here, before any command has read (or
-    // consumed) a passphrase file.
-    let cli = Cli::parse();
+    // consumed) a passphrase file; with --json, as a JSON document too.
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(&e));
+    msg::set_verbosity(if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    });
     if holds_secrets(&cli.command) {
         lock_memory();
     }
@@ -90,41 +99,120 @@ fn lock_memory() {
 /// say how it ended. `env` is the passphrase taken out of the environment,
 /// if any.
 fn run(cli: Cli, env: Option<SecretString>) -> ExitCode {
-    let result = match cli.command {
+    // Before the command runs: what it prints mid-run must know.
+    render::set_json(wants_json(&cli.command));
+    match cli.command {
         // The installer step parses its own options (clap hands them over
         // unparsed), so that its usage errors and --help are the step's.
         Command::InstallStep { args } => return cmd::install_step::main(args, env),
-        Command::Bundle(args) => text(cmd::bundle::run(&args, env)),
-        Command::Restore(args) => json(cmd::restore::run(&args, env), args.json),
-        Command::Inspect(args) => json(cmd::inspect::run(&args), args.json),
-        Command::Verify(args) => json(cmd::verify::run(&args, env), args.json),
-        Command::Diff(args) => text(cmd::diff::run(&args, env)),
-        Command::Status(args) => json(cmd::status::run(&args), args.json),
-        Command::Rekey(args) => text(cmd::rekey::run(&args, env)),
-        Command::Manifest(ManifestCommand::Check(args)) => text(cmd::manifest_check::run(&args)),
-        Command::Completions(args) => text(Ok(cmd::completions::run(&args))),
-    };
-    result
-        .unwrap_or_else(|err| {
-            err.report();
-            err.exit()
-        })
-        .into()
+        Command::Bundle(args) => report(cmd::bundle::run(&args, env), args.json),
+        Command::Restore(args) => report(cmd::restore::run(&args, env), args.json),
+        Command::Inspect(args) => report(cmd::inspect::run(&args), args.json),
+        Command::Verify(args) => report(cmd::verify::run(&args, env), args.json),
+        Command::Diff(args) => report(cmd::diff::run(&args, env), args.json),
+        Command::Status(args) => report(cmd::status::run(&args), args.json),
+        Command::Rekey(args) => report(cmd::rekey::run(&args, env), args.json),
+        Command::Manifest(ManifestCommand::Check(args)) => {
+            report(cmd::manifest_check::run(&args), args.json)
+        }
+        Command::Completions(args) => text(cmd::completions::run(&args)),
+    }
+    .into()
+}
+
+/// Whether the command was given `--json`.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Bundle(a) => a.json,
+        Command::Restore(a) => a.json,
+        Command::Inspect(a) => a.json,
+        Command::Verify(a) => a.json,
+        Command::Diff(a) => a.json,
+        Command::Status(a) => a.json,
+        Command::Rekey(a) => a.json,
+        Command::Manifest(ManifestCommand::Check(a)) => a.json,
+        Command::Completions(_) | Command::InstallStep { .. } => false,
+    }
 }
 
 /// Print a text-only report, then take its status.
-fn text<R: Text + Status>(report: Result<R, CliError>) -> Result<Exit, CliError> {
-    let report = report?;
-    render::text(&report)?;
-    report.status()
+fn text<R: Text + Status>(report: R) -> Exit {
+    render::text(&report)
+        .and_then(|()| report.status())
+        .unwrap_or_else(|err| fail(&err))
 }
 
-/// Print a report as JSON (`--json`) or text, then take its status.
-fn json<R: Text + Serialize + Status>(
-    report: Result<R, CliError>,
-    json: bool,
-) -> Result<Exit, CliError> {
-    let report = report?;
-    render::text_or_json(&report, json)?;
-    report.status()
+/// Print a report, or the error the command ended with: as text, or with
+/// `--json` as the one JSON document on stdout, which says how the run
+/// ended (a failure too: scripts never read stderr). Errors still go to
+/// stderr, for the operator and the journal.
+fn report<R: Text + Json + Status>(report: Result<R, CliError>, json: bool) -> Exit {
+    if !json {
+        return match report {
+            Ok(report) => text(report),
+            Err(err) => fail(&err),
+        };
+    }
+    let (report, status) = match report {
+        Ok(report) => {
+            let status = report.status();
+            (report, status)
+        }
+        Err(err) => {
+            let exit = err.exit();
+            err.report();
+            return print_json(&json::failure_doc(exit, json::error_doc(&err)), exit);
+        }
+    };
+    report.messages_before();
+    let (exit, error) = match &status {
+        Ok(exit) => (*exit, None),
+        Err(err) => (err.exit(), Some(json::error_doc(err))),
+    };
+    let exit = print_json(&report.doc(json::Head { exit, error }), exit);
+    report.messages_after();
+    if let Err(err) = status {
+        err.report();
+    }
+    exit
+}
+
+/// Print a JSON document on stdout; the run ends in `exit`, or in a
+/// failure when stdout cannot be written.
+fn print_json<T: Serialize>(doc: &T, exit: Exit) -> Exit {
+    match json::print(doc) {
+        Ok(()) => exit,
+        Err(e) => fail(&CliError::Output(e)),
+    }
+}
+
+/// Report an error on stderr; its status.
+fn fail(err: &CliError) -> Exit {
+    err.report();
+    err.exit()
+}
+
+/// A command line clap refuses (or `--help`, `--version`): clap prints it
+/// and exits as usual; a usage error in a run that asked for `--json`
+/// also prints the failure document on stdout.
+fn usage_error(e: &clap::Error) -> ! {
+    if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+        let exit = Exit::Usage;
+        let first = e.to_string();
+        let message = first
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_owned();
+        let doc = json::failure_doc(
+            exit,
+            render::schema::ErrorDoc {
+                message,
+                hint: Some("see `zeta-creds COMMAND --help`".to_owned()),
+            },
+        );
+        let _ = json::print(&doc);
+    }
+    e.exit()
 }

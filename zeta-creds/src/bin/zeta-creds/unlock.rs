@@ -14,11 +14,11 @@ use secrecy::SecretString;
 
 use zeta_creds::envelope::{self, Binding, Header, UnlockedHeader, UsbUuid};
 use zeta_creds::passphrase::{self, Passphrases, Prompt, SourceOptions};
-use zeta_creds::{msg, notice, quality, warning};
+use zeta_creds::{msg, quality, warning};
 
 use crate::cli::PassphraseArgs;
 use crate::error::CliError;
-use crate::render::kdf_memory_mib;
+use crate::render;
 
 /// Whether stdin is a terminal (a prompt is possible).
 pub fn stdin_is_tty() -> bool {
@@ -96,16 +96,13 @@ pub fn unlock<'h>(
             return Err(wrong());
         };
         msg::test_fault("stall-before-kdf");
+        let log_n = header.unauthenticated_fields().log_n;
+        render::deriving_key(log_n);
         let started = std::time::Instant::now();
         let result = header.unlock(&pass, expected, max_log_n);
-        let log_n = header.unauthenticated_fields().log_n;
-        // The cost of the work factor on this machine, where it is paid
-        // (at boot, in the journal): guidance, never calibration.
-        notice!(
-            "key derivation took {} ms and {} MiB of memory here (work factor {log_n})",
-            started.elapsed().as_millis(),
-            kdf_memory_mib(log_n)
-        );
+        // The cost of the work factor on this machine, where it is paid:
+        // guidance, never calibration; with -v only.
+        render::derived_key(log_n, started.elapsed());
         match result {
             Ok(unlocked) => return Ok((unlocked, pass)),
             Err(envelope::Error::WrongPassphrase) => {

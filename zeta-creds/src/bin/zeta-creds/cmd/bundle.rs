@@ -14,6 +14,7 @@ use super::Status;
 use crate::cli::BundleArgs;
 use crate::error::CliError;
 use crate::input::{manifest_path, read_host, read_uuid};
+use crate::render::progress::Progress;
 use crate::render::{self, PickSummary, warn_skipped, warn_test_work_factor};
 use crate::unlock;
 
@@ -97,7 +98,13 @@ pub fn run(args: &BundleArgs, env_pass: Option<SecretString>) -> Result<BundleRe
         &context,
         args.new_blob.allow_weak_passphrase,
     )?;
-    let written = bundle::write(&opts, &plan, &pass)?;
+    render::deriving_key(args.work_factor);
+    // A progress line on a terminal, for a bundle over a second: each
+    // file is read twice (hashed, then sealed).
+    let progress = Progress::new("sealing", 2 * plan.pick.total_size());
+    let written = bundle::write_with_progress(&opts, &plan, &pass, &mut |n| progress.add(n));
+    progress.finish();
+    let written = written?;
     if let Some(claimed) = written.unverified_previous {
         warning!(
             "the blob replaced at {} did not open with this passphrase, so its generation ({claimed}, unauthenticated) was not continued: the new blob has generation {}; a copy of the old blob (kept as {}{}) still opens with the old passphrase: delete it if the old passphrase must not bring it back",

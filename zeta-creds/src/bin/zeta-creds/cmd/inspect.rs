@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 use zeta_creds::envelope;
 
 use super::Status;
@@ -13,14 +11,14 @@ use crate::error::CliError;
 use crate::input::open_blob;
 use crate::render::utc;
 
-/// A blob's header fields, all unauthenticated. Field order is the JSON's.
-#[derive(Serialize)]
+/// A blob's header fields, all unauthenticated (`render/json.rs` makes
+/// its JSON document).
 pub struct InspectReport {
     /// The blob.
     pub blob: PathBuf,
     /// Always false: no passphrase checked the MAC.
     pub authenticated: bool,
-    /// Says so, for JSON readers.
+    /// Says so, for readers of the JSON.
     pub note: &'static str,
     /// The envelope format version.
     pub format_version: u8,

@@ -12,7 +12,7 @@ use super::Status;
 use crate::cli::RekeyArgs;
 use crate::error::CliError;
 use crate::input::{open_blob, read_new_uuid};
-use crate::render::warn_test_work_factor;
+use crate::render::{self, warn_test_work_factor};
 use crate::unlock::{self, stdin_is_tty};
 use zeta_creds::envelope::{Binding, Host};
 
@@ -96,6 +96,7 @@ pub fn run(args: &RekeyArgs, env_pass: Option<SecretString>) -> Result<RekeyRepo
         log_n,
         backup: !args.new_blob.no_backup,
     };
+    render::deriving_key(log_n);
     let outcome =
         rekey::rekey(unlocked, &mut file, &new_pass, &opts).map_err(|source| CliError::Rekey {
             blob: blob.clone(),

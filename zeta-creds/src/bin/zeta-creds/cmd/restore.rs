@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Serialize;
 
 use zeta_creds::envelope::{self, Binding, EntryReader};
 use zeta_creds::readahead::ReadAhead;
@@ -18,19 +17,17 @@ use crate::cli::RestoreArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::input::{open_blob, read_host, read_uuid};
+use crate::render::progress::Progress;
 use crate::render::utc;
 use crate::unlock;
 
-/// What a restore did (or, with `--dry-run`, would do). Its JSON is this
-/// struct with the library's report flattened into it.
-#[derive(Serialize)]
+/// What a restore did (or, with `--dry-run`, would do).
 pub struct RestoreReport {
     /// The blob.
     pub blob: PathBuf,
     /// Its authenticated generation.
     pub generation: u64,
     /// One line per entry, and the notes.
-    #[serde(flatten)]
     pub report: restore::Report,
 }
 
@@ -132,7 +129,12 @@ fn restore_blob(
     };
     // Decrypt on a second thread while this one hashes and writes
     // (docs/PERFORMANCE.md); the release rules do not change.
-    let payload = ReadAhead::spawn(unlocked.payload_reader(file))
+    // A progress line on a terminal, for a restore over a second.
+    let payload_bytes = file
+        .metadata()
+        .map_or(0, |m| m.len().saturating_sub(header.len() as u64));
+    let progress = Progress::new("restoring", payload_bytes);
+    let payload = ReadAhead::spawn(unlocked.payload_reader(progress.reader(file)))
         .map_err(|e| restore_err(envelope::Error::Io(e).into()))?;
     let mut entries = EntryReader::new(payload).map_err(|e| restore_err(e.into()))?;
     let opts = restore::Options {
@@ -147,7 +149,9 @@ fn restore_blob(
         // authentic now.
         blob: Some(RestoredBlob::of(&header)),
     };
-    let report = restore::restore(&mut entries, &opts).map_err(restore_err)?;
+    let report = restore::restore(&mut entries, &opts);
+    progress.finish();
+    let report = report.map_err(restore_err)?;
     Ok(RestoreReport {
         blob: blob.clone(),
         generation,
@@ -156,8 +160,6 @@ fn restore_blob(
 }
 
 /// What a `restore` run ended with.
-#[derive(Serialize)]
-#[serde(untagged)]
 pub enum RestoreRun {
     /// The blob was restored (or, with `--dry-run`, checked).
     Restored(RestoreReport),
@@ -180,7 +182,6 @@ impl Status for RestoreRun {
 }
 
 /// What `--if-new` found, from the blob's header alone.
-#[derive(Serialize)]
 pub struct IfNewReport {
     /// The blob.
     pub blob: PathBuf,
@@ -193,7 +194,6 @@ pub struct IfNewReport {
     /// The same, as a UTC date.
     pub sealed_utc: String,
     /// Why a restore is needed, when it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 

@@ -10,8 +10,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use zeta_creds::envelope::{self, EntryKind};
 use zeta_creds::manifest::Manifest;
 use zeta_creds::{fsx, pick, state, status};
@@ -23,9 +21,7 @@ use crate::exit::Exit;
 use crate::input::HOST_MANIFEST;
 use crate::render::utc;
 
-/// What changed on disk since the blob was restored. Field order is the
-/// JSON's.
-#[derive(Serialize)]
+/// What changed on disk since the blob was restored.
 pub struct StatusReport {
     /// The root checked.
     pub target_root: PathBuf,
@@ -44,7 +40,6 @@ pub struct StatusReport {
     /// new is picked.
     pub fresh: bool,
     /// Counts and one line per file.
-    #[serde(flatten)]
     pub report: status::Report,
 }
 

@@ -6,7 +6,6 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
-use serde::Serialize;
 
 use zeta_creds::envelope::{self, Binding, EntryKind, EntryReader};
 
@@ -16,8 +15,7 @@ use crate::error::CliError;
 use crate::input::open_blob;
 use crate::unlock;
 
-/// What `verify` found, all authenticated. Field order is the JSON's.
-#[derive(Serialize)]
+/// What `verify` found, all authenticated.
 pub struct VerifyReport {
     /// The blob.
     pub blob: PathBuf,
@@ -42,12 +40,10 @@ pub struct VerifyReport {
     /// How many entries the payload holds.
     pub entry_count: usize,
     /// The entries, with `--list`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<VerifyEntry>>,
 }
 
 /// One entry of `verify --list`.
-#[derive(Serialize)]
 pub struct VerifyEntry {
     /// `~/...` or `/...`.
     pub path: String,

@@ -1,30 +1,35 @@
-//! What the commands print: the text and JSON of their reports.
+//! What the commands print: the text and JSON of their reports, and the
+//! lines for a person at a terminal (the key derivation, progress).
 //!
 //! Output rules (after age's `tui.go`): results go to stdout; everything
 //! else goes to stderr through `zeta_creds::msg`, prefixed `zeta-creds:`,
-//! lowercase, without a final period. A command returns a typed report
-//! (`cmd/`); its `--json` is that report serialized, and its text is
-//! written from the same report by the [`Text`] impl in this module's
+//! lowercase, without a final period, as much of it as `-q`/`-v` ask
+//! (`msg::Verbosity`). A command returns a typed report (`cmd/`); its
+//! `--json` document (`schema.rs`, docs/JSON.md) is made from that report
+//! in `json.rs`, and its text by the [`Text`] impl in this module's
 //! per-command files, so the two cannot say different things.
 #![forbid(unsafe_code)]
 
 mod bundle;
 mod diff;
 mod inspect;
+pub mod json;
 mod manifest;
+pub mod progress;
 mod rekey;
 mod restore;
+pub mod schema;
 mod status;
 mod verify;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
-use std::time::Duration;
-
-use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use zeta_creds::envelope;
-use zeta_creds::warning;
+use zeta_creds::msg::{self, Verbosity};
+use zeta_creds::{info, warning};
 
 use crate::error::CliError;
 
@@ -46,34 +51,85 @@ impl Text for crate::cmd::completions::CompletionsReport {
     }
 }
 
-/// Print a report that has only a text form.
+/// Whether this run prints its result as JSON (`--json`): then stdout
+/// holds the one JSON document, and a table printed mid-run goes to stderr.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Say, once, before anything is printed, that this run prints JSON.
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+/// Print a report as text: on stdout, or on stderr (unless `-q`) in a
+/// `--json` run, where stdout is the JSON document's alone.
 pub fn text<R: Text>(report: &R) -> Result<(), CliError> {
     report.messages_before();
-    let mut out = io::stdout().lock();
-    report
-        .text(&mut out)
-        .and_then(|()| out.flush())
-        .map_err(CliError::Output)?;
-    drop(out);
+    if JSON.load(Ordering::Relaxed) {
+        if msg::verbosity() > Verbosity::Quiet {
+            let mut err = io::stderr().lock();
+            let _ = report.text(&mut err).and_then(|()| err.flush());
+        }
+    } else {
+        let mut out = io::stdout().lock();
+        report
+            .text(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(CliError::Output)?;
+    }
     report.messages_after();
     Ok(())
 }
 
-/// Print a report as pretty JSON when `json`, else as text.
-pub fn text_or_json<R: Text + Serialize>(report: &R, json: bool) -> Result<(), CliError> {
-    if !json {
-        return text(report);
+/// Whether stderr is a terminal a person watches (not the journal, not a
+/// file) and `-q` was not given: only then are the key derivation line and
+/// progress shown.
+pub fn stderr_is_watched() -> bool {
+    msg::verbosity() > Verbosity::Quiet && io::stderr().is_terminal() && !msg::stderr_is_journal()
+}
+
+/// Before a key derivation at work factor `log_n`, on a terminal only: one
+/// line saying what it costs and about how long it takes here (measured at
+/// a small work factor and scaled: scrypt's time doubles with each step).
+pub fn deriving_key(log_n: u8) {
+    if !stderr_is_watched() {
+        return;
     }
-    report.messages_before();
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, report)
-        .map_err(io::Error::from)
-        .and_then(|()| writeln!(out))
-        .and_then(|()| out.flush())
-        .map_err(CliError::Output)?;
-    drop(out);
-    report.messages_after();
-    Ok(())
+    let estimate = scrypt_estimate(log_n);
+    msg::emit(
+        msg::Level::Notice,
+        false,
+        format_args!(
+            "deriving the key (work factor {log_n}, ~{:.1} s here, {} MiB)...",
+            estimate.as_secs_f64(),
+            kdf_memory_mib(log_n)
+        ),
+    );
+}
+
+/// How long scrypt at `log_n` (r = 8, p = 1) should take here: one run at
+/// a work factor of at most [`CALIBRATION_LOG_N`] (a few milliseconds),
+/// scaled by 2 per step above it.
+fn scrypt_estimate(log_n: u8) -> Duration {
+    let small = log_n.min(CALIBRATION_LOG_N);
+    let started = Instant::now();
+    let mut out = [0u8; 32];
+    if let Ok(params) = scrypt::Params::new(small, 8, 1) {
+        let _ = scrypt::scrypt(b"calibration", b"calibration", &params, &mut out);
+    }
+    started.elapsed() * (1u32 << (log_n - small))
+}
+
+/// The work factor [`scrypt_estimate`] measures at: 4 MiB.
+const CALIBRATION_LOG_N: u8 = 12;
+
+/// After a key derivation, with `-v` only: what the work factor cost
+/// here (guidance; the journal of a boot-time restore gets it with `-v`).
+pub fn derived_key(log_n: u8, took: Duration) {
+    info!(
+        "key derivation took {} ms and {} MiB of memory here (work factor {log_n})",
+        took.as_millis(),
+        kdf_memory_mib(log_n)
+    );
 }
 
 /// Work factors below this print a warning: they are for tests.

@@ -20,7 +20,7 @@ pub const CREDENTIAL_PATH: &str = "/etc/credstore.encrypted/zeta-creds-passphras
 /// not give prints as `?` (or is left out of the NixOS lines).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// `entry_count`.
+    /// `counts.entries`.
     pub entries: Option<u64>,
     /// `user`.
     pub user: Option<String>,

@@ -14,6 +14,7 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use zeta_creds::msg::Verbosity;
 use zeta_creds::sys::PASSPHRASE_ENV;
 
 use super::exit::{Fail, StepExit};
@@ -89,6 +90,12 @@ impl ZetaCreds {
         capture_stderr: bool,
     ) -> Result<Ran, Fail> {
         let mut cmd = Command::new(&self.path);
+        // `zeta-creds -q/-v install-step`: the same for each child.
+        match zeta_creds::msg::verbosity() {
+            Verbosity::Quiet => cmd.arg("--quiet"),
+            Verbosity::Normal => &mut cmd,
+            Verbosity::Verbose => cmd.arg("--verbose"),
+        };
         cmd.args(args).env_remove(PASSPHRASE_ENV);
         if passphrase.is_some() {
             cmd.args(["--passphrase-fd", "0"]).stdin(Stdio::piped());
@@ -180,12 +187,18 @@ pub struct HeaderJson {
     /// The blob's generation.
     #[serde(default)]
     pub generation: Option<u64>,
-    /// The persona it was bundled for (empty: none).
-    #[serde(default)]
+    /// The persona it was bundled for (empty: none; `null` in the JSON).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub persona: String,
     /// Its scrypt work factor.
     #[serde(default)]
     pub work_factor: Option<u8>,
+}
+
+/// A string that JSON may give as `null` (docs/JSON.md: an empty persona
+/// is `null`), read as the empty string.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// The fields of `verify --json` the step reads.
@@ -194,9 +207,9 @@ pub struct VerifyJson {
     /// The stick the blob is bound to (normalized).
     #[serde(default)]
     pub usb_uuid: Option<String>,
-    /// Entries in the payload.
+    /// Entries in the payload (`counts.entries`).
     #[serde(default)]
-    pub entry_count: Option<u64>,
+    pub counts: Option<VerifyCountsJson>,
     /// The blob's generation.
     #[serde(default)]
     pub generation: Option<u64>,
@@ -211,6 +224,14 @@ pub struct VerifyJson {
     pub work_factor: Option<u64>,
 }
 
+/// The counts of `verify --json` the step reads.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+pub struct VerifyCountsJson {
+    /// Entries in the payload.
+    #[serde(default)]
+    pub entries: Option<u64>,
+}
+
 impl VerifyJson {
     /// Parse `verify --json`'s stdout; anything unreadable is all unknown.
     pub fn parse(stdout: &[u8]) -> VerifyJson {
@@ -220,7 +241,7 @@ impl VerifyJson {
     /// What the summary prints.
     pub fn verified(&self) -> Verified {
         Verified {
-            entries: self.entry_count,
+            entries: self.counts.as_ref().and_then(|c| c.entries),
             user: self.user.clone(),
             generation: self.generation,
             persona: self.persona.clone(),
@@ -244,7 +265,7 @@ mod tests {
     fn reports_are_read_as_json_not_by_pattern() {
         let h = HeaderJson::parse(
             br#"{"blob": "/e/zeta-creds.enc", "authenticated": false, "usb_uuid": "dead-beef",
-                "work_factor": 10, "generation": 3, "persona": "", "note": "x \"persona\": \"fake\""}"#,
+                "work_factor": 10, "generation": 3, "persona": null, "note": "x \"persona\": \"fake\""}"#,
         )
         .unwrap();
         assert_eq!(
@@ -259,7 +280,7 @@ mod tests {
         );
         assert_eq!(HeaderJson::parse(b"not json"), None);
         let v = VerifyJson::parse(
-            br#"{"usb_uuid": "dead-beef", "entry_count": 8, "generation": 1, "user": "zeta", "persona": "reviewer", "work_factor": 21}"#,
+            br#"{"usb_uuid": "dead-beef", "counts": {"entries": 8}, "generation": 1, "user": "zeta", "persona": "reviewer", "work_factor": 21}"#,
         );
         assert_eq!(v.usb_uuid.as_deref(), Some("dead-beef"));
         let s = v.verified();
