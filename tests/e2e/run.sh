@@ -29,6 +29,10 @@ SOURCE_UID=1000
 BOUND_SERIAL=DEADBEEF
 OTHER_SERIAL=CAFEF00D
 ESP_SERIAL=E5B00001 # mounted at /boot by the guest's fstab
+REINSTALL_ESP_SERIAL=E5B00002 # the ESP reformatted by the real reinstall
+NEW_ESP_SERIAL=E5B00003       # the new machine's ESP
+STASH_SERIAL=5E7A0001         # the stick's ZETA-CREDS partition
+NEW_ROOT_UUID=7e57c0de-0000-4000-8000-00000000e2e6 # the new machine's root (ext4)
 GUEST_BINARY=/usr/local/bin/zeta-creds
 PROMPT="Passphrase for zeta-creds blob"
 
@@ -40,7 +44,8 @@ log() { printf '[e2e %3ds] %s\n' "$((SECONDS - started))" "$*"; }
 
 [ "$(id -u)" -eq 0 ] || skip "tests/e2e needs root (the guest build, owners in the fake source tree)"
 for tool in qemu-system-x86_64 mmdebstrap mkfs.vfat mcopy mtype mkfs.ext4 debugfs dpkg-deb \
-    apt-get apt-cache busybox cpio depmod gzip nix-instantiate jq blkid script setsid cargo; do
+    apt-get apt-cache busybox cpio depmod gzip nix-instantiate jq blkid script setsid cargo \
+    tune2fs mdir mtype truncate; do
     command -v "$tool" >/dev/null 2>&1 ||
         skip "$tool not found (scripts/setup-debian.sh installs what tests/e2e needs)"
 done
@@ -68,6 +73,10 @@ trap cleanup EXIT
 log "cargo build --release -p zeta-creds"
 cargo build --release --locked -p zeta-creds 2>&1 | tail -n 1
 binary=$repo/target/release/zeta-creds
+# The zeta-creds whose argv and environment tests/installer/lib.sh's
+# sampler watches (it has no wrapper here).
+real_zc=$binary
+zcw=$binary
 step=$repo/installer/zeta-creds-step.sh
 
 # tests/vm's guest, from the same cache.
@@ -100,6 +109,9 @@ fat "$work/usb-other.img" "$OTHER_SERIAL" 1024
 
 ## The stages, in the order written ########################################
 for s in "${scenario_ids[@]}"; do
+    if [ -n "${ZETA_E2E_SCENARIOS:-}" ] && [[ " $ZETA_E2E_SCENARIOS " != *" $s "* ]]; then
+        continue
+    fi
     echo "== $s. ${scenario_titles[$s]}"
     "scenario_$s"
 done
