@@ -15,7 +15,8 @@
 #            stick-uuid) as --usb-device and the passphrase from the file
 #            `passphrase` (removed once read) in ZETA_CREDS_PASSPHRASE.
 # Everything it learns goes to the results disk: <mode>.log (the step's
-# output), <mode>.rc, and the files named below.
+# output), <mode>.rc (124: the step hung and was stopped, so that the
+# collector still reports the boot), and the files named below.
 set -u
 job=/var/lib/zeta-e2e
 # /mnt is the target's in `install`: the results disk is reached through a
@@ -34,7 +35,7 @@ lsblk --json -o NAME,PATH,TYPE,PARTTYPE,FSTYPE,UUID,LABEL,MOUNTPOINTS >"$out/lsb
 case $mode in
 rescue)
     rc=0
-    zeta-creds install-step rescue </dev/null >"$out/rescue.log" 2>&1 || rc=$?
+    timeout --kill-after=5 120 zeta-creds install-step rescue </dev/null >"$out/rescue.log" 2>&1 || rc=$?
     echo "$rc" >"$out/rescue.rc"
     rescued=/run/zeta-creds/rescued
     stat -c '%a %U %G' "$rescued" >"$out/rescued-dir.txt" 2>&1
@@ -55,7 +56,7 @@ install)
         pass=$(cat "$job/passphrase")
         rm -f "$job/passphrase"
         ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass ZETA_CREDS_MANIFEST_DIR=$job/manifest \
-            zeta-creds install-step --target /mnt --esp /mnt/boot --usb-device "$stick" \
+            timeout --kill-after=5 180 zeta-creds install-step --target /mnt --esp /mnt/boot --usb-device "$stick" \
             --work-factor 10 </dev/null >"$out/install.log" 2>&1 || rc=$?
         unset pass
         echo "$rc" >"$out/install.rc"
