@@ -104,3 +104,116 @@ active_exited() {
         sed 's/^/        | /' "$work/$1.results/status.txt"
     fi
 }
+
+## The live system, new disks ###############################################
+# debugfs commands that replace the image's /etc/fstab by FILE.
+fstab_cmds() { printf '%s\n' "rm /etc/fstab"; put "$1" /etc/fstab 644; }
+
+# esp_fstab NAME SERIAL: the root image NAME.img mounts the ESP whose FAT
+# serial is SERIAL (8 hex digits) at /boot, as the hardware configuration
+# nixos-generate-config writes for the new ESP does
+# (fileSystems."/boot".device = "/dev/disk/by-uuid/XXXX-XXXX"): the
+# fstab's /boot line names the new UUID.
+esp_fstab() {
+    local name=$1 uuid=${2:0:4}-${2:4:4}
+    debugfs -R "cat /etc/fstab" "$work/$name.img" 2>/dev/null |
+        sed "s#^UUID=[^ ]* /boot #UUID=$uuid /boot #" >"$work/$name.fstab"
+    grep -q "^UUID=$uuid /boot vfat " "$work/$name.fstab" || {
+        cat "$work/$name.fstab"
+        echo "tests/e2e: the guest's fstab has no /boot line to point at $uuid"
+        exit 1
+    }
+    local cmds
+    mapfile -t cmds < <(fstab_cmds "$work/$name.fstab")
+    debugfs_write "$work/$name.img" "${cmds[@]}"
+}
+
+# live_root NAME MODE [FILE DEST MODE]...: NAME.img, the live system booted
+# from the stick, from the cached guest: our binary, tests/e2e/live.sh run
+# once by zeta-e2e-live.service (before tests/vm's collector) with MODE
+# (see live.sh), each FILE at DEST (under /var/lib/zeta-e2e, the job), no
+# restore unit, and no ESP in its fstab (a live system mounts no disk of
+# the machine).
+live_root() {
+    local name=$1 mode=$2
+    shift 2
+    cp --sparse=always "$guest/root.img" "$work/$name.img"
+    debugfs -R "cat /etc/fstab" "$work/$name.img" 2>/dev/null | grep -v ' /boot ' >"$work/$name.fstab"
+    printf '%s\n' "$mode" >"$work/$name.mode"
+    cat >"$work/zeta-e2e-live.service" <<'UNIT'
+[Unit]
+Description=zeta-creds e2e: the operator's work on the live system
+After=local-fs.target systemd-udev-settle.service
+Before=zeta-vm-collect.service
+RequiresMountsFor=/mnt/results
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/zeta-e2e-live
+StandardOutput=journal
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    local cmds
+    mapfile -t cmds < <(
+        fstab_cmds "$work/$name.fstab"
+        put "$binary" "$GUEST_BINARY" 755
+        put "$repo/tests/e2e/live.sh" /usr/local/sbin/zeta-e2e-live 755
+        put "$work/zeta-e2e-live.service" /etc/systemd/system/zeta-e2e-live.service 644
+        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-e2e-live.service /etc/systemd/system/zeta-e2e-live.service"
+        echo "mkdir /var/lib/zeta-e2e"
+        echo "sif /var/lib/zeta-e2e mode 040700"
+        echo "mkdir /var/lib/zeta-e2e/manifest"
+        put "$repo/manifest/default.toml" /var/lib/zeta-e2e/manifest/default.toml 644
+        put "$work/$name.mode" /var/lib/zeta-e2e/mode 644
+        while [ "$#" -ge 3 ]; do
+            put "$1" "/var/lib/zeta-e2e/$2" "$3"
+            shift 3
+        done
+    )
+    debugfs_write "$work/$name.img" "${cmds[@]}"
+}
+
+# mbr IMAGE START SECTORS [START SECTORS]: an MBR partition table (type
+# 0x0c, FAT32 LBA, for each) written into IMAGE, as `sfdisk` would (CHS
+# fields unused), without needing fdisk on the host.
+mbr() {
+    local image=$1 bytes="" start size
+    shift
+    le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+    while [ "$#" -ge 2 ]; do
+        start=$1 size=$2
+        shift 2
+        bytes="$bytes\\x00\\xfe\\xff\\xff\\x0c\\xfe\\xff\\xff$(le32 "$start")$(le32 "$size")"
+    done
+    # shellcheck disable=SC2059 # the format is the bytes
+    printf "$bytes" | dd of="$image" bs=1 seek=446 conv=notrunc status=none
+    printf '\x55\xaa' | dd of="$image" bs=1 seek=510 conv=notrunc status=none
+}
+
+# partitioned_stick IMAGE STASH_SERIAL [FILE NAME]...: a stick like one
+# written from the NixOS ISO with a stash partition appended: partition 1
+# (sectors 2048-4095) the stick's FAT, serial $BOUND_SERIAL, the one the
+# blobs are bound to; partition 2 (from sector 4096, 4 MiB) FAT labelled
+# ZETA-CREDS holding each FILE as NAME. Each filesystem is made on its own
+# image (the host may have no vfat driver and no fdisk) and copied in.
+# shellcheck disable=SC2034 # read by scenarios.sh
+STASH_OFFSET=$((4096 * 512)) # mtools: IMAGE@@$STASH_OFFSET
+partitioned_stick() {
+    local image=$1 serial=$2
+    shift 2
+    rm -f "$image"
+    truncate -s $(((4096 + 8192) * 512)) "$image"
+    mbr "$image" 2048 2048 4096 8192
+    fat "$image.p1" "$BOUND_SERIAL" 1024
+    rm -f "$image.p2"
+    mkfs.vfat -C -n ZETA-CREDS -i "$serial" "$image.p2" 4096 >/dev/null
+    while [ "$#" -ge 2 ]; do
+        mcopy -i "$image.p2" "$1" "::/$2"
+        shift 2
+    done
+    dd if="$image.p1" of="$image" bs=512 seek=2048 conv=notrunc status=none
+    dd if="$image.p2" of="$image" bs=512 seek=4096 conv=notrunc status=none
+    rm -f "$image.p1" "$image.p2"
+}

@@ -253,16 +253,60 @@ fn remove_targets(targets: BTreeMap<u64, Target>) {
     }
 }
 
+thread_local! {
+    /// Whether this thread is inside [`commit_section`] already.
+    static IN_COMMIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Run `f` with signals held off: a signal that arrives meanwhile is acted
-/// on only when `f` returns.
+/// on only when `f` returns. Sections nest: one opened inside another on
+/// the same thread (the install step renames a blob, an
+/// [`crate::fsx::AtomicFile`], while it holds a stash partition mounted)
+/// runs inside the outer one instead of waiting for it forever.
 pub fn commit_section<T>(f: impl FnOnce() -> T) -> T {
+    if IN_COMMIT.with(std::cell::Cell::get) {
+        return f();
+    }
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            IN_COMMIT.with(|c| c.set(false));
+        }
+    }
     let _guard = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
+    IN_COMMIT.with(|c| c.set(true));
+    // Dropped before `_guard`: the flag is cleared while the lock is held.
+    let _leave = Leave;
     f()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_sections_nest_on_one_thread_and_hold_off_another() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let inner = commit_section(|| commit_section(|| 7));
+            tx.send(inner).unwrap();
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got, Ok(7), "a nested commit_section deadlocked");
+        // Left, the section is free again; held, another thread waits.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        commit_section(|| {
+            let other = std::thread::spawn(move || commit_section(|| tx.send(()).unwrap()));
+            assert!(
+                rx.recv_timeout(std::time::Duration::from_millis(200))
+                    .is_err()
+            );
+            other
+        })
+        .join()
+        .unwrap();
+        assert_eq!(rx.try_recv(), Ok(()));
+    }
 
     #[test]
     fn a_guard_removes_on_drop_and_keeps_when_disarmed() {

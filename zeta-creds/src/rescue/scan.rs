@@ -15,12 +15,15 @@ pub const ESP_TYPE_GUID: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
 pub const ESP_TYPE_MBR: &str = "0xef";
 
 /// The arguments `lsblk` is run with (no shell); [`parse_lsblk`] reads
-/// its output. `MOUNTPOINTS` needs util-linux 2.37 or later.
+/// its output. `MOUNTPOINTS` needs util-linux 2.37 or later. `NAME` is
+/// the column lsblk draws its tree in: without it lsblk prints a flat list
+/// (partitions beside their disk, no `children`), and neither the live
+/// stick nor the stash partition on the stick's disk can be told apart.
 pub const LSBLK_ARGS: &[&str] = &[
     "--json",
     "--bytes",
     "-o",
-    "PATH,TYPE,PARTTYPE,FSTYPE,UUID,LABEL,MOUNTPOINTS",
+    "NAME,PATH,TYPE,PARTTYPE,FSTYPE,UUID,LABEL,MOUNTPOINTS",
 ];
 
 /// One node of `lsblk --json`'s tree.
@@ -280,6 +283,12 @@ mod tests {
         assert_eq!(candidates(&parse_lsblk(json).unwrap()), vec![]);
         assert!(parse_lsblk("lsblk: unknown column: MOUNTPOINTS").is_err());
         assert!(parse_lsblk(r#"{"blockdevices":[{"type":"disk"}]}"#).is_err());
+    }
+
+    #[test]
+    fn lsblk_is_asked_for_its_tree_column() {
+        let columns = LSBLK_ARGS.last().unwrap();
+        assert!(columns.split(',').any(|c| c == "NAME"), "{columns}");
     }
 
     #[test]
