@@ -234,6 +234,11 @@ pub struct Report {
     pub entries: Vec<EntryReport>,
     /// Things the operator should know that are not entry failures.
     pub notes: Vec<String>,
+    /// Set when no host manifest limits the paths this restore may write
+    /// (none installed, no `--allow-any-path`): the sentence saying so.
+    /// Not a warning: it is the state of every host that installs no
+    /// manifest, said once per run at notice level.
+    pub unrestricted: Option<String>,
 }
 
 impl Report {
@@ -286,7 +291,8 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         .clone()
         .unwrap_or_else(|| entries.user().to_owned());
     let home = resolve_home(&accounts, &user, opts);
-    let mut notes: Vec<String> = policy.note(&opts.target_root).into_iter().collect();
+    let unrestricted = policy.note(&opts.target_root);
+    let mut notes: Vec<String> = Vec::new();
     let old_state = match state::load(&root) {
         state::Loaded::Present(s) => s,
         state::Loaded::Absent => State::default(),
@@ -330,7 +336,7 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
         }
     });
     match result {
-        Ok(()) if opts.dry_run => Ok(run.into_report(user, true)),
+        Ok(()) if opts.dry_run => Ok(run.into_report(user, true, unrestricted)),
         Ok(()) => {
             crate::msg::test_fault("stall-after-staging");
             crate::msg::test_fault("panic-after-staging");
@@ -345,7 +351,7 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
                 run.commit();
                 run.save_state(opts.generation, opts.blob.clone());
             });
-            Ok(run.into_report(user, false))
+            Ok(run.into_report(user, false, unrestricted))
         }
         Err(e) => {
             run.rollback();
@@ -449,12 +455,13 @@ impl Run {
         self.dirs.close_all();
     }
 
-    fn into_report(mut self, user: String, dry_run: bool) -> Report {
+    fn into_report(mut self, user: String, dry_run: bool, unrestricted: Option<String>) -> Report {
         Report {
             user,
             dry_run,
             entries: std::mem::take(&mut self.reports),
             notes: std::mem::take(&mut self.notes),
+            unrestricted,
         }
     }
 }

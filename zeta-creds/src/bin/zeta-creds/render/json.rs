@@ -226,7 +226,12 @@ impl Json for RestoreRun {
                         reason: e.reason.clone(),
                     })
                     .collect();
-                doc.notes = report.notes.clone();
+                doc.notes = report
+                    .unrestricted
+                    .iter()
+                    .chain(&report.notes)
+                    .cloned()
+                    .collect();
             }
         }
         doc

@@ -6,13 +6,16 @@ use std::io::{self, Write};
 
 use zeta_creds::msg::escape;
 use zeta_creds::restore::Outcome;
-use zeta_creds::{error, warning};
+use zeta_creds::{error, notice, warning};
 
 use super::Text;
 use crate::cmd::restore::{IfNewReport, RestoreReport, RestoreRun, printable};
 
 impl Text for RestoreReport {
     fn messages_before(&self) {
+        if let Some(note) = &self.report.unrestricted {
+            notice!("{note}");
+        }
         for note in &self.report.notes {
             warning!("{note}");
         }
