@@ -79,12 +79,12 @@ pub enum Error {
     Envelope(#[from] envelope::Error),
     /// The blob is older than the one last restored here.
     #[error(
-        "rollback refused: the blob has generation {blob}, older than generation {recorded} last restored here; an older blob can bring back a revoked key (pass --allow-rollback if you mean it)"
+        "rollback refused: the blob has generation {blob}, older than generation {recorded}, the newest this system has sealed or restored; an older blob (such as the BLOB.prev a bundle keeps, put back over the blob) can bring back a revoked key; nothing was written (pass --allow-rollback if you mean it)"
     )]
     Rollback {
         /// The blob's generation.
         blob: u64,
-        /// The generation last restored here.
+        /// The newest generation this system has sealed or restored.
         recorded: u64,
     },
     /// Staging failed in a way that is not one entry's (a filesystem error).
@@ -227,10 +227,11 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
             State::default()
         }
     };
-    if opts.generation < old_state.generation && !opts.allow_rollback {
+    let newest = old_state.newest_generation();
+    if opts.generation < newest && !opts.allow_rollback {
         return Err(Error::Rollback {
             blob: opts.generation,
-            recorded: old_state.generation,
+            recorded: newest,
         });
     }
 
