@@ -223,6 +223,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// `rebundle`: the blob is not the one the state record names.
+    #[error(
+        "{out} is not the blob this system last restored or sealed (state record {record}); a restore may be pending, or the blob was replaced: not re-bundled; restore it first, or run `zeta-creds bundle` by hand"
+    )]
+    NotThisSystemsBlob {
+        /// The blob.
+        out: PathBuf,
+        /// The state record.
+        record: PathBuf,
+    },
     /// Sealing failed.
     #[error("cannot seal {out}: {source}")]
     Seal {
@@ -609,7 +619,7 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
 }
 
 /// The state record's path under `root`, as the operator sees it.
-fn record_path(root: &Path) -> PathBuf {
+pub fn record_path(root: &Path) -> PathBuf {
     let mut path = root.to_owned();
     path.extend(crate::state::STATE_DIR);
     path.push(crate::state::STATE_FILE);

@@ -64,6 +64,7 @@ fn run(cli: Cli, env: Option<SecretString>) -> ExitCode {
         Command::Diff(args) => text(cmd::diff::run(&args, env)),
         Command::Status(args) => json(cmd::status::run(&args), args.json),
         Command::Rekey(args) => text(cmd::rekey::run(&args, env)),
+        Command::Rebundle(args) => text(cmd::rebundle::run(&args, env)),
         Command::Manifest(ManifestCommand::Check(args)) => text(cmd::manifest_check::run(&args)),
         Command::Completions(args) => text(Ok(cmd::completions::run(&args))),
     };

@@ -12,6 +12,7 @@ mod bundle;
 mod diff;
 mod inspect;
 mod manifest;
+mod rebundle;
 mod rekey;
 mod restore;
 mod status;
