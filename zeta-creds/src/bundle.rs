@@ -490,7 +490,7 @@ fn check_room(out: &Path, estimate: u64, prev: u64) -> Result<(), Error> {
 #[derive(Debug, Clone, Copy)]
 pub struct Written {
     /// Whether the state record of the source root was raised to the new
-    /// blob ([`Plan::raise_record`]).
+    /// blob ([`Plan::raise_record`]; not on a read-only source root).
     pub raised_record: bool,
     /// The new blob's generation.
     pub generation: u64,
@@ -601,16 +601,23 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
     let kept_previous = atomic
         .commit_keeping_previous(opts.backup)
         .map_err(out_err)?;
-    if plan.raise_record {
-        raise_record(plan, &first_pass, sealed).map_err(|source| Error::RaiseRecord {
-            out: opts.out.clone(),
-            generation,
-            record: record_path(&opts.source_root),
-            source,
-        })?;
-    }
+    // A source root mounted read-only (an old root bundled from a rescue
+    // system) cannot restore either: nothing to protect there.
+    let raised_record = plan.raise_record
+        && match raise_record(plan, &first_pass, sealed) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => false,
+            Err(source) => {
+                return Err(Error::RaiseRecord {
+                    out: opts.out.clone(),
+                    generation,
+                    record: record_path(&opts.source_root),
+                    source,
+                });
+            }
+        };
     Ok(Written {
-        raised_record: plan.raise_record,
+        raised_record,
         generation,
         unverified_previous,
         kept_previous,

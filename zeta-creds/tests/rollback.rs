@@ -196,3 +196,76 @@ fn a_bundle_continues_above_the_newest_sealed_generation() {
     assert_eq!(v["sealed_blob"]["generation"], 42);
     assert_eq!(v["generation"], 3);
 }
+
+/// Unmounts a read-only bind mount when dropped (also when the test
+/// fails).
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn bind(dir: &Path) -> ReadOnly {
+        let run = |args: &[&str]| {
+            let st = std::process::Command::new("mount")
+                .args(args)
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount {args:?} {}", dir.display());
+        };
+        run(&["--bind"]);
+        let guard = ReadOnly(dir.to_owned());
+        run(&["-o", "remount,bind,ro"]);
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A source root mounted read-only (an old root bundled from a rescue
+/// system) cannot restore either: the bundle succeeds and leaves its
+/// record alone, instead of failing after the blob was written. Any
+/// other failure to raise the record is an error (exit 1) that says the
+/// blob was written and what `.prev` then means.
+#[test]
+fn root_a_read_only_source_root_is_bundled_without_a_record() {
+    require_root("a read-only bind mount");
+    let w = World::new();
+    w.populate();
+    let _ro = ReadOnly::bind(&w.src());
+    w.bundle_ok();
+    assert_eq!(generation_of(&w, &w.blob()), 1);
+    assert!(!w.src().join("var/lib/zeta-creds/state.json").exists());
+}
+
+/// A record that cannot be raised on a writable root is an error after
+/// the blob was written: exit 1, naming the blob, its generation, the
+/// record and what `.prev` means until it is raised.
+#[test]
+fn a_record_that_cannot_be_raised_is_an_error_that_says_the_blob_was_written() {
+    let w = World::new();
+    w.populate();
+    fs::create_dir_all(w.src().join("var/lib")).unwrap();
+    fs::write(w.src().join("var/lib/zeta-creds"), b"not a directory").unwrap();
+    let pf = w.pass_file(PASS);
+    let out = w
+        .bundle()
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "sealed {} (generation 1), but cannot raise the state record {}",
+            w.blob().display(),
+            w.src().join("var/lib/zeta-creds/state.json").display()
+        )) && err.contains(".prev put back over the blob is not refused here as a rollback"),
+        "{err}"
+    );
+    assert_eq!(generation_of(&w, &w.blob()), 1);
+}
