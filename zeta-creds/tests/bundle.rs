@@ -348,7 +348,7 @@ fn bash_completion_loads_and_completes_subcommands() {
     let out = Command::new("bash").args(["-c", &probe]).output().unwrap();
     assert!(out.status.success(), "{}", out_str(&out.stderr));
     let words: Vec<String> = out_str(&out.stdout).lines().map(str::to_owned).collect();
-    assert_eq!(words, ["restore", "rekey"], "{words:?}");
+    assert_eq!(words, ["restore", "rekey", "rebundle"], "{words:?}");
 }
 
 #[test]
