@@ -1025,7 +1025,13 @@ let
   # against the disk, as `status`; nothing, a re-bundle, or one warning),
   # so the units are a schedule and a sandbox, no shell.
   mkRebundle =
-    { cfg, binary }:
+    {
+      cfg,
+      binary,
+      # systemctl, for the shutdown unit's ExecStop= (the module passes
+      # the system's own).
+      systemctl ? "systemctl",
+    }:
     let
       c = withDefaults cfg;
       pp = c.passphrase;
@@ -1165,18 +1171,27 @@ let
 
       # Before shutdown or reboot, so that a reinstall starts from the
       # newest tokens: a oneshot that stays active (RemainAfterExit=) and
-      # runs the re-bundle as its ExecStop=, which systemd runs when it
-      # stops the unit at shutdown (systemd.service(5), ExecStop=;
-      # DefaultDependencies= adds Conflicts= and Before=shutdown.target).
-      # Units stop in the reverse of their start order, so this one stops
-      # before the ESP and /var are unmounted (After=, RequiresMountsFor=).
-      # No ExecStart=: systemd decrypts a unit's credentials when it
-      # spawns its first process, so the passphrase is unsealed only at
-      # shutdown, not held in /run/credentials for the whole uptime.
+      # whose ExecStop= systemd runs when it stops the unit at shutdown
+      # (systemd.service(5), ExecStop=; DefaultDependencies= adds
+      # Conflicts= and Before=shutdown.target). Units stop in the reverse
+      # of their start order, so it stops before the ESP and /var are
+      # unmounted (After=, RequiresMountsFor=).
+      #
+      # Its ExecStop= starts zeta-creds-rebundle.service, the timer's own
+      # unit, rather than re-bundling itself: systemd (252, tests/vm
+      # scenario rb) decrypts a unit's credentials only for its start
+      # commands, so an ExecStop= finds no passphrase, and a unit started
+      # at boot to hold one would keep it unsealed in /run/credentials for
+      # the whole uptime. --job-mode=ignore-dependencies: a start job
+      # during shutdown would otherwise be refused (the unit conflicts
+      # with shutdown.target); its ordering was satisfied at boot, and the
+      # mounts it needs are held by this unit until it has stopped. The
+      # re-bundle unit unseals the credential only while it runs, as at
+      # any hour.
       shutdownUnit = unit // {
         Description = "Re-bundle the zeta-creds blob before shutdown when carried credentials changed";
         # At boot the record may not exist yet (the restore writes it);
-        # the binary checks it at shutdown.
+        # the re-bundle unit checks it at shutdown.
         ConditionPathExists = [
           c.blob
           c.usbUuidFile
@@ -1186,11 +1201,15 @@ let
       shutdownService = {
         Type = "oneshot";
         RemainAfterExit = true;
-        ExecStop = escapeArgv argv;
-        SuccessExitStatus = "10";
+        ExecStop = escapeArgv [
+          systemctl
+          "start"
+          "--job-mode=ignore-dependencies"
+          rebundleName
+        ];
         TimeoutStopSec = timeoutSecs;
-      }
-      // sandbox;
+        SyslogIdentifier = "zeta-creds";
+      };
       shutdownInstall = {
         WantedBy = [ "multi-user.target" ];
       };
@@ -1266,6 +1285,8 @@ let
       # The shell of the credential-failure hook (ExecStopPost=); the NixOS
       # module passes pkgs.runtimeShell.
       shell ? "/bin/sh",
+      # systemctl, for zeta-creds-rebundle-shutdown.service.
+      systemctl ? "systemctl",
     }:
     let
       c = withDefaults cfg;
@@ -1274,7 +1295,7 @@ let
       fallback = credentialMode && pp.credentialFallback == "interactive";
       newBlob = c.restoreOn == "new-blob";
       core = mkCore { inherit cfg binary userHome; };
-      rebundle = mkRebundle { inherit cfg binary; };
+      rebundle = mkRebundle { inherit cfg binary systemctl; };
       inherit (core) argv install;
       check = mkCheck {
         inherit

@@ -75,6 +75,8 @@ let
     binary = lib.getExe cfg.package;
     # The credential-failure hook's shell (ExecStopPost=, credential mode).
     shell = pkgs.runtimeShell or "/bin/sh";
+    # zeta-creds-rebundle-shutdown.service starts the re-bundle with it.
+    systemctl = if pkgs ? systemd then "${pkgs.systemd}/bin/systemctl" else "systemctl";
   };
   # The manifest as a file, checked by the binary itself (as sops-nix checks
   # its manifest with sops-install-secrets -check-mode in a checkPhase).

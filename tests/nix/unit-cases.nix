@@ -991,10 +991,12 @@ let
           (eq "nixosServices: the re-bundle" x.nixosServices.zeta-creds-rebundle r.service.nixos)
           # Before shutdown: active from boot, the re-bundle is its stop.
           (eq "shutdown: RemainAfterExit" d.service.RemainAfterExit true)
-          (absent "shutdown: no ExecStart (the credential is unsealed only at stop)" d.service "ExecStart")
-          (eq "shutdown: ExecStop" d.service.ExecStop argv)
+          (absent "shutdown: no ExecStart" d.service "ExecStart")
+          (eq "shutdown: ExecStop starts the re-bundle unit, which unseals only while it runs" d.service.ExecStop
+            "systemctl start --job-mode=ignore-dependencies zeta-creds-rebundle.service"
+          )
           (eq "shutdown: TimeoutStopSec" d.service.TimeoutStopSec "360")
-          (eq "shutdown: the same credential" d.service.LoadCredentialEncrypted s.LoadCredentialEncrypted)
+          (absent "shutdown: holds no credential" d.service "LoadCredentialEncrypted")
           (eq "shutdown: wanted at boot" d.nixos.wantedBy [ "multi-user.target" ])
           (eq "shutdown: after the restore units" d.unit.After r.service.unit.After)
           (eq "shutdown: no state-record condition at boot" d.unit.ConditionPathExists [
