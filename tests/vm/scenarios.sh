@@ -586,3 +586,69 @@ UNIT
     no_passphrase rb-new
     discard "$work/rb-esp.img"
 }
+
+# ---------------------------------------------------------------------------
+# Keeping the blob fresh where a human holds the passphrase (interactive
+# mode, issue 18): on a's restored disk the same timer's unit only
+# reports. After a rotated token it logs one warning (journal priority
+# warning) naming the file and the sealed date, leaves the login line in
+# /run/zeta-creds-notice/stale (0644, no path), succeeds (exit 10 is
+# SuccessExitStatus=), and asks for nothing.
+scenario rr "interactive mode: the re-bundle timer's unit only reports, in the journal and the login line"
+scenario_rr() {
+    a_restored rr
+    printf 'github.com: {oauth_token: gho_rotated_in_the_guest}\n' >"$work/rr-hosts.yml"
+    cat >"$work/rr-probe" <<'PROBE'
+#!/bin/bash
+# After the boot: rotate the gh token, run the re-bundle unit as its timer
+# would, and write what it did to the results disk.
+set -u
+out=/mnt/results
+cat /var/lib/zeta-vm/rr-hosts.yml >/home/zeta/.config/gh/hosts.yml
+systemctl start zeta-creds-rebundle.service
+systemctl show zeta-creds-rebundle.service -p Result -p ExecMainStatus >"$out/rebundle-unit.txt" 2>&1
+journalctl -b -u zeta-creds-rebundle.service -p warning -o cat --no-pager >"$out/rebundle-warnings.txt" 2>&1
+stat -c '%a %U' /run/zeta-creds-notice/stale >"$out/notice-stat.txt" 2>&1
+cat /run/zeta-creds-notice/stale >"$out/notice.txt" 2>&1
+PROBE
+    cat >"$work/rr-probe.service" <<'UNIT'
+[Unit]
+Description=zeta-creds VM test: rotate a login, run the re-bundle unit (report only)
+After=zeta-creds-restore.service zeta-creds-restore-check.service
+Before=zeta-vm-collect.service
+RequiresMountsFor=/mnt/results
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/zeta-vm-rr-probe
+UNIT
+    local cmds
+    mapfile -t cmds < <(
+        put "$repo/manifest/default.toml" /etc/zeta/creds-manifest.toml 644
+        put "$work/rr-hosts.yml" /var/lib/zeta-vm/rr-hosts.yml 600
+        put "$work/rr-probe" /usr/local/sbin/zeta-vm-rr-probe 755
+        put "$work/rr-probe.service" /etc/systemd/system/zeta-vm-rr-probe.service 644
+        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-vm-rr-probe.service /etc/systemd/system/zeta-vm-rr-probe.service"
+    )
+    debugfs_write "$work/rr.img" "${cmds[@]}"
+    boot rr "$work/rr.img" "$work/esp.img" "$work/usb-bound.img" no
+    discard "$work/rr.img"
+    expect_prompts rr 0
+    # Exit 10 (tests/rebundle.rs) is listed in SuccessExitStatus=, so the
+    # unit is not failed.
+    if grep -qx 'Result=success' "$work/rr.results/rebundle-unit.txt" 2>/dev/null; then
+        ok "rr: zeta-creds-rebundle.service reported and is not failed"
+    else
+        fail "rr: zeta-creds-rebundle.service: $(tr '\n' ' ' <"$work/rr.results/rebundle-unit.txt" 2>/dev/null)"
+    fi
+    in_file rr rebundle-warnings.txt "1 carried files changed since the blob was sealed on "
+    in_file rr rebundle-warnings.txt ": /home/zeta/.config/gh/hosts.yml; run \`zeta-creds bundle\` to carry them"
+    in_file rr notice-stat.txt "644 root"
+    in_file rr notice.txt "zeta-creds: 1 carried files changed since the blob was sealed on "
+    if grep -q hosts.yml "$work/rr.results/notice.txt" 2>/dev/null; then
+        fail "rr: the world-readable login line names a path"
+    else
+        ok "rr: the login line names no path"
+    fi
+    no_passphrase rr
+}
