@@ -249,3 +249,24 @@ fn a_wrong_passphrase_seals_nothing() {
     assert_eq!(before, fs::read(w.blob()).unwrap());
     assert!(!prev(&w).exists());
 }
+
+/// A required entry gone whole (the tool logged out) is reported as
+/// vanished files, in both modes, with exit 10: the bundle's own checks
+/// (which would refuse it with exit 6) are made only when it seals.
+#[test]
+fn a_required_entry_gone_is_reported_not_an_error() {
+    let w = World::bundled();
+    fs::remove_dir_all(w.src().join("home/zeta/.config/gh")).unwrap();
+    let before = fs::read(w.blob()).unwrap();
+    for extra in [&[][..], &["--report-only"][..]] {
+        let pf = w.pass_file(PASS);
+        let out = rebundle(&w, Some(&pf), extra);
+        assert_eq!(out.status.code(), Some(10), "{extra:?}: {out:?}");
+        assert!(
+            stderr(&out).contains("/home/zeta/.config/gh/hosts.yml (vanished)"),
+            "{extra:?}: {out:?}"
+        );
+        assert!(pf.exists());
+    }
+    assert_eq!(before, fs::read(w.blob()).unwrap());
+}

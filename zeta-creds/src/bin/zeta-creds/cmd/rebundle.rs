@@ -4,10 +4,11 @@
 //!
 //! Order of work: the record and the blob's header (no passphrase): the
 //! blob must be the one this system last restored or sealed, or a restore
-//! is pending and nothing is done; the pick (as `bundle`); the comparison;
-//! the decision ([`zeta_creds::rebundle::decide`]). Only a re-bundle reads
-//! the passphrase, and it must open the blob bound to this stick and this
-//! host before anything is written.
+//! is pending and nothing is done; the pick; the comparison; the decision
+//! ([`zeta_creds::rebundle::decide`]). Only a re-bundle makes the bundle's
+//! checks (required entries, sizes, room on the ESP) and reads the
+//! passphrase, which must open the blob bound to this stick and this host
+//! before anything is written.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 
 use zeta_creds::envelope::{self, Binding, EntryKind};
+use zeta_creds::manifest::Manifest;
 use zeta_creds::rebundle::{self, Decision};
 use zeta_creds::{bundle, fsx, pick, state, status};
 
@@ -116,9 +118,11 @@ pub fn run(
         force: false,
         backup: true,
     };
-    let plan = bundle::plan(&opts)?;
-    let picked: BTreeSet<String> = plan
-        .pick
+    // What the manifest picks now, for the files the blob does not carry
+    // yet. The bundle's own checks (required entries, sizes, room on the
+    // ESP) are made only when it seals.
+    let manifest = Manifest::load(&opts.manifest)?;
+    let picked: BTreeSet<String> = pick::pick(&manifest, &opts.source_root, &persona)?
         .items
         .iter()
         .filter(|i| i.kind == EntryKind::File)
@@ -138,6 +142,7 @@ pub fn run(
         kept_previous: false,
     };
     if decision == Decision::Rebundle {
+        let plan = bundle::plan(&opts)?;
         let binding = Binding {
             usb_uuid: Some(&usb_uuid),
             host: Some(&host),
