@@ -77,7 +77,7 @@ pub enum Error {
     /// The payload failed to authenticate or parse.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
-    /// The blob is older than the one last restored here.
+    /// The blob is older than the newest this system has sealed or restored.
     #[error(
         "rollback refused: the blob has generation {blob}, older than generation {recorded}, the newest this system has sealed or restored; an older blob (such as the BLOB.prev a bundle keeps, put back over the blob) can bring back a revoked key; nothing was written (pass --allow-rollback if you mean it)"
     )]
@@ -109,7 +109,8 @@ pub struct Options {
     pub dry_run: bool,
     /// What to do with a file changed locally since the last restore.
     pub on_conflict: OnConflict,
-    /// Restore a blob older than the one last restored here.
+    /// Restore a blob older than the newest this system has sealed or
+    /// restored.
     pub allow_rollback: bool,
     /// The (authenticated) generation of the blob being restored.
     pub generation: u64,
