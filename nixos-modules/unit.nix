@@ -72,6 +72,14 @@ let
     onConflict = "keep-modified";
     maxWorkFactor = 20;
     extraWritablePaths = [ ];
+    # Keeping the blob fresh (mkRebundle). `enable = null`: on exactly
+    # when passphrase.mode = "credential" (the module's default says the
+    # same); `report`: without a passphrase at hand, the timer still says
+    # what changed.
+    rebundle = {
+      enable = null;
+      report = true;
+    };
   };
 
   passphraseModes = [
@@ -203,6 +211,7 @@ let
     // cfg
     // {
       passphrase = defaults.passphrase // (cfg.passphrase or { });
+      rebundle = defaults.rebundle // (cfg.rebundle or { });
     };
 
   ## Assertions ##############################################################
@@ -310,6 +319,16 @@ let
           + "Set users.users.${toString c.user}.home (and createHome = true), or set zeta.credsRestore.user to another user.";
       }
     ]
+    ++ [
+      {
+        assertion = c.rebundle.enable != true || pp.mode == "credential";
+        message =
+          "zeta.credsRestore.rebundle.enable needs passphrase.mode = \"credential\": a re-bundle with nobody at the "
+          + "machine needs the passphrase without a human (a file-mode passphrase is consumed at boot). "
+          + "Leave rebundle.enable unset (interactive and file mode then only report a stale blob, rebundle.report), "
+          + "or seal the passphrase to the TPM2 (passphrase.mode = \"credential\").";
+      }
+    ]
     ++ optionals (pp.mode == "file" && pp.file != null) [ (pathOk "passphrase.file" pp.file) ]
     ++ optionals (pp.mode == "credential" && pp.credential != null) [
       (pathOk "passphrase.credential" pp.credential)
@@ -384,21 +403,27 @@ let
     "Type"
     "RemainAfterExit"
     "ExecStart"
+    "ExecStop"
     "SuccessExitStatus"
     "ExecStopPost"
     "Restart"
     "RestartSec"
     "RestartPreventExitStatus"
     "TimeoutStartSec"
+    "TimeoutStopSec"
     "SyslogIdentifier"
     "LoadCredentialEncrypted"
     "LimitMEMLOCK"
     "LimitCORE"
     "UMask"
     "ProtectSystem"
+    "ProtectHome"
     "ReadWritePaths"
     "StateDirectory"
     "StateDirectoryMode"
+    "RuntimeDirectory"
+    "RuntimeDirectoryMode"
+    "RuntimeDirectoryPreserve"
     "PrivateTmp"
     "PrivateDevices"
     "BindReadOnlyPaths"
@@ -429,6 +454,11 @@ let
     "KeyringMode"
   ];
   installKeys = [ "WantedBy" ];
+  timerKeys = [
+    "OnCalendar"
+    "RandomizedDelaySec"
+    "Persistent"
+  ];
 
   ## The unit ################################################################
 
@@ -956,6 +986,297 @@ let
       nixos = toNixos unit service install;
     };
 
+  rebundleName = "zeta-creds-rebundle.service";
+  rebundleTimerName = "zeta-creds-rebundle.timer";
+  rebundleShutdownName = "zeta-creds-rebundle-shutdown.service";
+  # The login message a stale blob leaves (`rebundle --notice`): one line,
+  # counts and date, no path, world-readable; removed once the blob is
+  # fresh. /run: gone at reboot, written again by the next run. The module
+  # prints it in login shells (environment.loginShellInit).
+  # A directory of its own, not /run/zeta-creds (where a file-mode
+  # passphrase is often staged): RuntimeDirectoryMode= makes it 0755.
+  staleNotice = "/run/zeta-creds-notice/stale";
+  # The manifest the module installs: what a re-bundle carries. Without
+  # it there is nothing to re-bundle with.
+  hostManifest = "/etc/zeta/creds-manifest.toml";
+  # The state record: written by a restore that succeeded or a bundle on
+  # this system. Without it there is nothing to compare with.
+  stateRecord = "/var/lib/zeta-creds/state.json";
+
+  # Whether the re-bundle seals (credential mode, rebundle.enable), as
+  # opposed to only reporting.
+  rebundleSeals =
+    c:
+    let
+      pp = c.passphrase;
+      wanted = if c.rebundle.enable == null then pp.mode == "credential" else c.rebundle.enable;
+    in
+    wanted && pp.mode == "credential" && pp.credential != null;
+
+  # Keeping the blob fresh (issue 18): null when neither sealing nor
+  # reporting is on, else
+  #   { argv; seals;
+  #     service;   # zeta-creds-rebundle.service: { name; unit; service; install; text; nixos; }
+  #     timer;     # zeta-creds-rebundle.timer: { name; unit; timer; install; text; nixos; }
+  #     shutdown;  # null (report only), or zeta-creds-rebundle-shutdown.service
+  #   }
+  #
+  # The logic is in the binary (`zeta-creds rebundle`: the state record
+  # against the disk, as `status`; nothing, a re-bundle, or one warning),
+  # so the units are a schedule and a sandbox, no shell.
+  mkRebundle =
+    {
+      cfg,
+      binary,
+      # systemctl, for the shutdown unit's ExecStop= (the module passes
+      # the system's own).
+      systemctl ? "systemctl",
+    }:
+    let
+      c = withDefaults cfg;
+      pp = c.passphrase;
+      seals = rebundleSeals c;
+      argv = [
+        binary
+        "rebundle"
+        "--blob"
+        c.blob
+        "--usb-uuid-file"
+        c.usbUuidFile
+        "--max-work-factor"
+        (toString c.maxWorkFactor)
+        "--notice"
+        staleNotice
+      ]
+      ++ optionals (c.persona != null) [
+        "--persona"
+        c.persona
+      ]
+      # Interactive and file mode: nobody to type the passphrase, so only
+      # the warning and the login message. The passphrase is never read.
+      ++ optionals (!seals) [ "--report-only" ];
+
+      unit = {
+        Description =
+          if seals then
+            "Re-bundle the zeta-creds blob when carried credentials changed"
+          else
+            "Report carried credentials changed since the zeta-creds blob was sealed";
+        Documentation = [
+          "man:zeta-creds-rebundle(1)"
+          "https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md"
+        ];
+        # Never while the restore is pending: after every restore unit
+        # (ordering against one not in the transaction is a no-op). The
+        # restore's own success marker is the state record naming the
+        # blob on the ESP: the binary refuses any other blob (a restore
+        # that failed or has not run yet), so a run that overtakes the
+        # restore still seals nothing.
+        After = [
+          "local-fs.target"
+          mainName
+          fallbackName
+          checkName
+        ];
+        Before = [ ];
+        ConditionPathExists = [
+          c.blob
+          c.usbUuidFile
+          hostManifest
+          stateRecord
+        ];
+        RequiresMountsFor = unique (
+          [
+            (dirOf c.blob)
+            (dirOf c.usbUuidFile)
+          ]
+          ++ optionals seals [ (dirOf pp.credential) ]
+        );
+      };
+
+      # As tight as the restore's sandbox, minus what only a writer of
+      # /etc and homes needs: it reads the carried files
+      # (CAP_DAC_READ_SEARCH: they are the users' own, mode 0600) and
+      # writes only the blob's directory and the state record.
+      sandbox = {
+        SyslogIdentifier = "zeta-creds";
+        LimitMEMLOCK = "infinity";
+        LimitCORE = 0;
+        UMask = "0077";
+        ProtectSystem = "strict";
+        ProtectHome = "read-only";
+        # The stale notice, kept when the unit stops, readable by logins.
+        RuntimeDirectory = "zeta-creds-notice";
+        RuntimeDirectoryMode = "0755";
+        RuntimeDirectoryPreserve = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        PrivateNetwork = true;
+        PrivateIPC = true;
+        PrivateMounts = true;
+        IPAddressDeny = "any";
+        RestrictAddressFamilies = "AF_UNIX";
+        NoNewPrivileges = true;
+        CapabilityBoundingSet =
+          if seals then "CAP_DAC_READ_SEARCH CAP_IPC_LOCK" else "CAP_DAC_READ_SEARCH";
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        ProcSubset = "pid";
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = "@system-service";
+        SystemCallErrorNumber = "EPERM";
+        KeyringMode = "private";
+      }
+      // (
+        if seals then
+          {
+            # The new blob beside the old one (and BLOB.prev), and the
+            # state record it raises.
+            ReadWritePaths = [ (dirOf c.blob) ];
+            StateDirectory = "zeta-creds";
+            StateDirectoryMode = "0700";
+            # The same sealed passphrase as the restore; systemd decrypts
+            # it when the unit's process starts, for this unit only. If it
+            # cannot (a cleared TPM), the unit fails with 243/CREDENTIALS
+            # before zeta-creds runs: the ESP is not touched.
+            LoadCredentialEncrypted = "passphrase:${pp.credential}";
+          }
+        else
+          { }
+      );
+
+      # Three key derivations at most (unlock, continue the generation,
+      # seal), and reading the files.
+      timeoutSecs = toString (3 * workMarginSecs);
+
+      service = {
+        Type = "oneshot";
+        ExecStart = escapeArgv argv;
+        # 10: stale and not re-bundled (reported, or a carried file
+        # vanished): the warning is in the journal, the unit is not failed.
+        SuccessExitStatus = "10";
+        TimeoutStartSec = timeoutSecs;
+      }
+      // sandbox;
+
+      # Before shutdown or reboot, so that a reinstall starts from the
+      # newest tokens: a oneshot that stays active (RemainAfterExit=) and
+      # whose ExecStop= systemd runs when it stops the unit at shutdown
+      # (systemd.service(5), ExecStop=; DefaultDependencies= adds
+      # Conflicts= and Before=shutdown.target). Units stop in the reverse
+      # of their start order, so it stops before the ESP and /var are
+      # unmounted (After=, RequiresMountsFor=).
+      #
+      # Its ExecStop= starts zeta-creds-rebundle.service, the timer's own
+      # unit, rather than re-bundling itself: systemd (252, tests/vm
+      # scenario rb) decrypts a unit's credentials only for its start
+      # commands, so an ExecStop= finds no passphrase, and a unit started
+      # at boot to hold one would keep it unsealed in /run/credentials for
+      # the whole uptime. --job-mode=ignore-dependencies: a start job
+      # during shutdown would otherwise be refused (the unit conflicts
+      # with shutdown.target); its ordering was satisfied at boot, and the
+      # mounts it needs are held by this unit until it has stopped. The
+      # re-bundle unit unseals the credential only while it runs, as at
+      # any hour.
+      shutdownUnit = unit // {
+        Description = "Re-bundle the zeta-creds blob before shutdown when carried credentials changed";
+        # At boot the record may not exist yet (the restore writes it);
+        # the re-bundle unit checks it at shutdown.
+        ConditionPathExists = [
+          c.blob
+          c.usbUuidFile
+          hostManifest
+        ];
+      };
+      shutdownService = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStop = escapeArgv [
+          systemctl
+          "start"
+          "--job-mode=ignore-dependencies"
+          rebundleName
+        ];
+        TimeoutStopSec = timeoutSecs;
+        SyslogIdentifier = "zeta-creds";
+      };
+      shutdownInstall = {
+        WantedBy = [ "multi-user.target" ];
+      };
+
+      timerUnit = {
+        Description = "Keep the zeta-creds blob fresh, hourly";
+        Documentation = [
+          "man:zeta-creds-rebundle(1)"
+          "https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md"
+        ];
+      };
+      timer = {
+        OnCalendar = "hourly";
+        # Not all machines of a fleet at the full hour.
+        RandomizedDelaySec = "15min";
+        Persistent = false;
+      };
+      timerInstall = {
+        WantedBy = [ "timers.target" ];
+      };
+      serviceInstall = { };
+    in
+    if !(seals || c.rebundle.report) then
+      null
+    else
+      {
+        inherit argv seals;
+        service = {
+          name = rebundleName;
+          inherit unit service;
+          install = serviceInstall;
+          text = renderUnit rebundleName unit service serviceInstall;
+          nixos = toNixos unit service serviceInstall;
+        };
+        timer = {
+          name = rebundleTimerName;
+          unit = timerUnit;
+          inherit timer;
+          install = timerInstall;
+          text =
+            "# ${rebundleTimerName}, rendered by nixos-modules/unit.nix\n"
+            + renderSection "Unit" unitKeys timerUnit
+            + "\n"
+            + renderSection "Timer" timerKeys timer
+            + "\n"
+            + renderSection "Install" installKeys timerInstall;
+          nixos = {
+            description = timerUnit.Description;
+            documentation = timerUnit.Documentation;
+            wantedBy = timerInstall.WantedBy;
+            timerConfig = timer;
+          };
+        };
+        shutdown =
+          if seals then
+            {
+              name = rebundleShutdownName;
+              unit = shutdownUnit;
+              service = shutdownService;
+              install = shutdownInstall;
+              text = renderUnit rebundleShutdownName shutdownUnit shutdownService shutdownInstall;
+              nixos = toNixos shutdownUnit shutdownService shutdownInstall;
+            }
+          else
+            null;
+      };
+
   mkUnit =
     {
       cfg,
@@ -964,6 +1285,8 @@ let
       # The shell of the credential-failure hook (ExecStopPost=); the NixOS
       # module passes pkgs.runtimeShell.
       shell ? "/bin/sh",
+      # systemctl, for zeta-creds-rebundle-shutdown.service.
+      systemctl ? "systemctl",
     }:
     let
       c = withDefaults cfg;
@@ -972,6 +1295,7 @@ let
       fallback = credentialMode && pp.credentialFallback == "interactive";
       newBlob = c.restoreOn == "new-blob";
       core = mkCore { inherit cfg binary userHome; };
+      rebundle = mkRebundle { inherit cfg binary systemctl; };
       inherit (core) argv install;
       check = mkCheck {
         inherit
@@ -1073,18 +1397,38 @@ let
       nixos = toNixos unit service install;
       fallback = if fallback then fallbackUnit else null;
       check = if newBlob then check else null;
+      inherit rebundle;
       # Every unit file the configuration needs, by name.
       units = {
         ${mainName} = text;
       }
       // (if fallback then { ${fallbackName} = fallbackUnit.text; } else { })
-      // (if newBlob then { ${checkName} = check.text; } else { });
+      // (if newBlob then { ${checkName} = check.text; } else { })
+      // (
+        if rebundle == null then
+          { }
+        else
+          {
+            ${rebundleName} = rebundle.service.text;
+            ${rebundleTimerName} = rebundle.timer.text;
+          }
+          // (if rebundle.shutdown == null then { } else { ${rebundleShutdownName} = rebundle.shutdown.text; })
+      );
       # The same, as NixOS's systemd.services.
       nixosServices = {
         zeta-creds-restore = toNixos unit service install;
       }
       // (if fallback then { zeta-creds-restore-fallback = fallbackUnit.nixos; } else { })
-      // (if newBlob then { zeta-creds-restore-check = check.nixos; } else { });
+      // (if newBlob then { zeta-creds-restore-check = check.nixos; } else { })
+      // (if rebundle == null then { } else { zeta-creds-rebundle = rebundle.service.nixos; })
+      // (
+        if rebundle == null || rebundle.shutdown == null then
+          { }
+        else
+          { zeta-creds-rebundle-shutdown = rebundle.shutdown.nixos; }
+      );
+      # NixOS's systemd.timers.
+      nixosTimers = if rebundle == null then { } else { zeta-creds-rebundle = rebundle.timer.nixos; };
     };
 in
 {
@@ -1113,6 +1457,9 @@ in
     escapeArgv
     mkUnit
     mkFollowUp
+    mkRebundle
+    rebundleSeals
+    staleNotice
     secretInstallers
     ;
 }

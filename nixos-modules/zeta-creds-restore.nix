@@ -75,6 +75,8 @@ let
     binary = lib.getExe cfg.package;
     # The credential-failure hook's shell (ExecStopPost=, credential mode).
     shell = pkgs.runtimeShell or "/bin/sh";
+    # zeta-creds-rebundle-shutdown.service starts the re-bundle with it.
+    systemctl = if pkgs ? systemd then "${pkgs.systemd}/bin/systemctl" else "systemctl";
   };
   # The manifest as a file, checked by the binary itself (as sops-nix checks
   # its manifest with sops-install-secrets -check-mode in a checkPhase).
@@ -455,6 +457,51 @@ in
       };
     };
 
+    rebundle = {
+      enable = mkOption {
+        type = types.bool;
+        default = cfg.passphrase.mode == "credential";
+        defaultText = literalExpression ''config.zeta.credsRestore.passphrase.mode == "credential"'';
+        example = false;
+        description = ''
+          Keep the blob fresh by itself: `zeta-creds-rebundle.timer` runs
+          `zeta-creds rebundle` hourly (`RandomizedDelaySec=15min`), and
+          `zeta-creds-rebundle-shutdown.service` runs it before every
+          shutdown or reboot, so that a reinstall starts from the newest
+          logins (an OAuth refresh token that rotates on every use is dead
+          in a blob sealed before the rotation). Each run compares the state
+          record with the disk, as `zeta-creds status` does; when a carried
+          file changed (or the manifest picks a new one) it loads the same
+          sealed passphrase as the restore (`LoadCredentialEncrypted=`),
+          which must open the blob bound to this stick and this host, and
+          seals a new blob from the host's manifest with a higher
+          generation, keeping the old one as `BLOB.prev` and raising the
+          state record, so that `BLOB.prev` put back is refused as a
+          rollback. It never runs while the restore is pending (it refuses
+          any blob this system has not restored or sealed), never drops a
+          carried file that vanished (exit 10 and a warning: run
+          `zeta-creds bundle` by hand), and logs one line per run. Needs
+          `passphrase.mode = "credential"` and the host manifest
+          ({option}`zeta.credsRestore.manifest`).
+        '';
+      };
+      report = mkOption {
+        type = types.bool;
+        default = d.rebundle.report;
+        example = false;
+        description = ''
+          Without {option}`zeta.credsRestore.rebundle.enable` (interactive
+          and file mode: a human holds the passphrase), the same hourly
+          timer only reports a stale blob: one warning in the journal
+          ("N carried files changed since the blob was sealed on DATE: …;
+          run `zeta-creds bundle` to carry them") and one line printed at
+          every login shell (SSH included) from
+          `/run/zeta-creds-notice/stale` (counts and date, no path), removed
+          once the blob is fresh again. The passphrase is never read.
+        '';
+      };
+    };
+
     extraWritablePaths = mkOption {
       type = types.listOf externalPath;
       default = d.extraWritablePaths;
@@ -502,5 +549,17 @@ in
     # passphrase.credentialFallback = "interactive", the sops-nix and agenix
     # follow-ups, and the ordering of the services that read their secrets.
     systemd.services = unit.nixosServices // integrations.services;
+
+    # zeta-creds-rebundle.timer (rebundle.enable, or rebundle.report).
+    systemd.timers = unit.nixosTimers;
+
+    # The stale-blob line at every login shell (bash, zsh and fish read
+    # environment.loginShellInit). Not pam_motd: NixOS configures it with
+    # one static file (users.motd or users.motdFile, built into the
+    # store), and no motd directory that a unit could write into at run
+    # time.
+    environment.loginShellInit = lib.mkIf (unit.rebundle != null) ''
+      if [ -r ${unitLib.staleNotice} ]; then cat ${unitLib.staleNotice}; fi
+    '';
   };
 }

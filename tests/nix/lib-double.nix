@@ -83,6 +83,13 @@ let
       description = "string";
       check = isString;
     };
+    # nixpkgs' types.lines: definitions joined with newlines.
+    lines = mkOptionType {
+      name = "lines";
+      description = "strings concatenated with \"\\n\"";
+      check = isString;
+      merge = _loc: defs: concatStringsSep "\n" (map (d: d.value) defs);
+    };
     bool = mkOptionType {
       name = "bool";
       description = "boolean";

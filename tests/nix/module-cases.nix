@@ -112,6 +112,8 @@ let
           "passphrase.mode"
           "passphrase.timeout"
           "persona"
+          "rebundle.enable"
+          "rebundle.report"
           "requireUsbPresent"
           "restoreOn"
           "usbUuidFile"
@@ -179,6 +181,7 @@ let
           (eq "zeta-creds on PATH" r.config.environment.systemPackages [ stubPackage ])
           (eq "no manifest in /etc by default" r.config.environment.etc { })
           (eq "services" (attrNames r.merged) [
+            "zeta-creds-rebundle"
             "zeta-creds-restore"
             "zeta-creds-restore-check"
           ])
@@ -281,6 +284,8 @@ let
         [
           (eq "failed assertions" r.failedAssertions [ ])
           (eq "services" (attrNames r.services) [
+            "zeta-creds-rebundle"
+            "zeta-creds-rebundle-shutdown"
             "zeta-creds-restore"
             "zeta-creds-restore-check"
             "zeta-creds-restore-fallback"
@@ -308,6 +313,8 @@ let
         in
         [
           (eq "services" (attrNames r.services) [
+            "zeta-creds-rebundle"
+            "zeta-creds-rebundle-shutdown"
             "zeta-creds-restore"
             "zeta-creds-restore-check"
           ])
@@ -675,6 +682,7 @@ let
         [
           (eq "no follow-up" (attrNames r.merged) [
             "nginx"
+            "zeta-creds-rebundle"
             "zeta-creds-restore"
             "zeta-creds-restore-check"
           ])
@@ -693,10 +701,63 @@ let
             secrets.db = { };
           }).merged
         ) [
+          "zeta-creds-rebundle"
           "zeta-creds-restore"
           "zeta-creds-restore-check"
         ])
       ];
+    }
+    {
+      name = "rebundle (issue 18): on in credential mode, reporting otherwise, the login line";
+      checks =
+        let
+          cred = ev {
+            enable = true;
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds-passphrase";
+            };
+          } { };
+          inter = ev { enable = true; } { };
+          off = ev {
+            enable = true;
+            rebundle.report = false;
+          } { };
+          forced = ev {
+            enable = true;
+            rebundle.enable = true;
+          } { };
+          login = "if [ -r /run/zeta-creds-notice/stale ]; then cat /run/zeta-creds-notice/stale; fi\n";
+        in
+        [
+          (eq "credential mode: enable defaults to true" cred.cfg.rebundle.enable true)
+          (eq "interactive: enable defaults to false" inter.cfg.rebundle.enable false)
+          (eq "report defaults to true" inter.cfg.rebundle.report true)
+          (eq "credential mode: the timer" (attrNames cred.config.systemd.timers) [ "zeta-creds-rebundle" ])
+          (eq "credential mode: timers are unit.nix's" cred.config.systemd.timers
+            (u.mkUnit {
+              cfg = cred.cfg;
+              binary = stubBin;
+            }).nixosTimers
+          )
+          (holds "credential mode: the re-bundle loads the restore's credential" (
+            cred.merged.zeta-creds-rebundle.serviceConfig.LoadCredentialEncrypted
+            == cred.merged.zeta-creds-restore.serviceConfig.LoadCredentialEncrypted
+          ))
+          (holds "interactive: the timer only reports" (
+            builtins.match ".* --report-only" inter.merged.zeta-creds-rebundle.serviceConfig.ExecStart != null
+          ))
+          (eq "the login line" inter.config.environment.loginShellInit login)
+          (eq "switched off: no timer" off.config.systemd.timers { })
+          (eq "switched off: no re-bundle unit" (attrNames off.merged) [
+            "zeta-creds-restore"
+            "zeta-creds-restore-check"
+          ])
+          (eq "switched off: no login line" off.config.environment.loginShellInit "")
+          (holds "enable without a sealed passphrase is refused" (
+            builtins.any (m: builtins.match ".*rebundle.enable needs passphrase.mode.*" m != null) forced.failedAssertions
+          ))
+        ];
     }
     {
       name = "restoreOn: the check unit with new-blob, none with every-boot";
@@ -730,7 +791,10 @@ let
           (holds "credential mode: the restore does" (
             cred.merged.zeta-creds-restore.serviceConfig ? LoadCredentialEncrypted
           ))
-          (eq "every-boot: no check" (attrNames eb.merged) [ "zeta-creds-restore" ])
+          (eq "every-boot: no check" (attrNames eb.merged) [
+            "zeta-creds-rebundle"
+            "zeta-creds-restore"
+          ])
           (eq "every-boot: wants nothing" eb.service.wants [ ])
           (eq "every-boot: no marker condition" eb.service.unitConfig.ConditionPathExists [
             "/boot/zeta-creds.enc"

@@ -93,7 +93,12 @@ in
     users.users = opt (types.attrsOf (types.attrsOf types.raw)) { };
     environment.systemPackages = opt (types.listOf types.package) [ ];
     environment.etc = opt (types.attrsOf (types.attrsOf types.raw)) { };
+    # nixos/modules/config/shells-environment.nix: lines.
+    environment.loginShellInit = opt types.lines "";
     systemd.services = opt (types.attrsOf (types.submodule serviceModule)) { };
+    # nixos/modules/system/boot/systemd.nix: attrsOf (submodule timer
+    # options); only whole values are set here.
+    systemd.timers = opt (types.attrsOf (types.attrsOf types.raw)) { };
     system.build = opt (types.attrsOf types.raw) { };
     system.activationScripts = opt (types.attrsOf (types.attrsOf types.raw)) { };
   };

@@ -231,8 +231,9 @@ for name in interactive every-boot file credential custom; do
         cat "$work/render.err"
         continue
     fi
-    if systemd-analyze verify --man=yes "$work/$name"/*.service >"$work/verify.out" 2>&1; then
-        ok "$name: systemd-analyze verify ($(cd "$work/$name" && echo *.service))"
+    # Every unit file: the services and zeta-creds-rebundle.timer.
+    if systemd-analyze verify --man=yes "$work/$name"/*.service "$work/$name"/*.timer >"$work/verify.out" 2>&1; then
+        ok "$name: systemd-analyze verify ($(cd "$work/$name" && echo *.service *.timer))"
     else
         fail "$name: systemd-analyze verify:"
         cat "$work/verify.out"

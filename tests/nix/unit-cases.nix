@@ -105,7 +105,17 @@ let
       ))
       (eq "DeviceAllow only in credential mode" (s ? DeviceAllow) (s ? LoadCredentialEncrypted))
       (eq "units (sorted by name)" (builtins.attrNames x.units) (
-        (if x.check == null then [ ] else [ "zeta-creds-restore-check.service" ])
+        (
+          if x.rebundle == null then
+            [ ]
+          else
+            (if x.rebundle.shutdown == null then [ ] else [ "zeta-creds-rebundle-shutdown.service" ])
+            ++ [
+              "zeta-creds-rebundle.service"
+              "zeta-creds-rebundle.timer"
+            ]
+        )
+        ++ (if x.check == null then [ ] else [ "zeta-creds-restore-check.service" ])
         ++ (if x.fallback == null then [ ] else [ "zeta-creds-restore-fallback.service" ])
         ++ [ "zeta-creds-restore.service" ]
       ))
@@ -424,6 +434,8 @@ let
           (eq "credential unit RemainAfterExit" x.service.RemainAfterExit false)
           (eq "fallback nixos wantedBy" f.nixos.wantedBy [ ])
           (eq "nixosServices" (builtins.attrNames x.nixosServices) [
+            "zeta-creds-rebundle"
+            "zeta-creds-rebundle-shutdown"
             "zeta-creds-restore"
             "zeta-creds-restore-check"
             "zeta-creds-restore-fallback"
@@ -727,6 +739,9 @@ let
       (fires "an unknown restoreOn" {
         cfg.restoreOn = "sometimes";
       } (esc "restoreOn must be \"new-blob\""))
+      (fires "a re-bundle without a sealed passphrase" {
+        cfg.rebundle.enable = true;
+      } (esc "rebundle.enable needs passphrase.mode = \"credential\""))
       {
       name = "restoreOn = \"new-blob\" (the default): the check unit";
       checks =
@@ -840,9 +855,206 @@ let
             "/boot/zeta-creds.enc"
             "/etc/zeta/usb-uuid"
           ])
-          (eq "units" (builtins.attrNames x.units) [ "zeta-creds-restore.service" ])
-          (eq "nixosServices" (builtins.attrNames x.nixosServices) [ "zeta-creds-restore" ])
+          (eq "units" (builtins.attrNames x.units) [
+            "zeta-creds-rebundle.service"
+            "zeta-creds-rebundle.timer"
+            "zeta-creds-restore.service"
+          ])
+          (eq "nixosServices" (builtins.attrNames x.nixosServices) [
+            "zeta-creds-rebundle"
+            "zeta-creds-restore"
+          ])
           (eq "the restore's ExecStart is unchanged" x.service.ExecStart (mk { }).service.ExecStart)
+        ];
+    }
+    {
+      name = "rebundle, credential mode: sealed by the timer and before shutdown (issue 18)";
+      checks =
+        let
+          x = mk {
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds";
+            };
+          };
+          r = x.rebundle;
+          s = r.service.service;
+          d = r.shutdown;
+          argv = "${bin} rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --max-work-factor 20 --notice /run/zeta-creds-notice/stale";
+          # The sandbox the restore has, key by key, that the re-bundle
+          # keeps as it is.
+          same = [
+            "ProtectSystem"
+            "UMask"
+            "LimitMEMLOCK"
+            "LimitCORE"
+            "PrivateTmp"
+            "PrivateDevices"
+            "PrivateNetwork"
+            "PrivateIPC"
+            "PrivateMounts"
+            "IPAddressDeny"
+            "RestrictAddressFamilies"
+            "NoNewPrivileges"
+            "ProtectKernelTunables"
+            "ProtectKernelModules"
+            "ProtectKernelLogs"
+            "ProtectControlGroups"
+            "ProtectClock"
+            "ProtectHostname"
+            "ProtectProc"
+            "ProcSubset"
+            "RestrictNamespaces"
+            "RestrictRealtime"
+            "RestrictSUIDSGID"
+            "LockPersonality"
+            "MemoryDenyWriteExecute"
+            "SystemCallArchitectures"
+            "SystemCallFilter"
+            "SystemCallErrorNumber"
+            "KeyringMode"
+            "LoadCredentialEncrypted"
+            "SyslogIdentifier"
+          ];
+        in
+        [
+          (eq "seals" r.seals true)
+          (eq "ExecStart: the binary, no shell, no --report-only" s.ExecStart argv)
+          (eq "After: every restore unit" r.service.unit.After [
+            "local-fs.target"
+            "zeta-creds-restore.service"
+            "zeta-creds-restore-fallback.service"
+            "zeta-creds-restore-check.service"
+          ])
+          (eq "ConditionPathExists: blob, stick, manifest, state record" r.service.unit.ConditionPathExists [
+            "/boot/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+            "/etc/zeta/creds-manifest.toml"
+            "/var/lib/zeta-creds/state.json"
+          ])
+          (eq "RequiresMountsFor" r.service.unit.RequiresMountsFor [
+            "/boot"
+            "/etc/zeta"
+            "/etc/credstore.encrypted"
+          ])
+          (eq "the restore's credential" s.LoadCredentialEncrypted "passphrase:/etc/credstore.encrypted/zeta-creds")
+          (eq "writes only the blob's directory" s.ReadWritePaths [ "/boot" ])
+          (eq "and the state record" s.StateDirectory "zeta-creds")
+          (eq "reads homes, writes none" s.ProtectHome "read-only")
+          (eq "reads the users' files, chowns nothing" s.CapabilityBoundingSet "CAP_DAC_READ_SEARCH CAP_IPC_LOCK")
+          (eq "stale-but-reported is not a failure" s.SuccessExitStatus "10")
+          (eq "the notice directory" {
+            inherit (s) RuntimeDirectory RuntimeDirectoryMode RuntimeDirectoryPreserve;
+          } {
+            RuntimeDirectory = "zeta-creds-notice";
+            RuntimeDirectoryMode = "0755";
+            RuntimeDirectoryPreserve = true;
+          })
+          (absent "no restart" s "Restart")
+          (eq "the restore's sandbox, key by key" (map (k: s.${k}) same) (map (k: x.service.${k}) same))
+          (eq "started by the timer only" r.service.nixos.wantedBy [ ])
+          (eq "timer" r.timer.timer {
+            OnCalendar = "hourly";
+            RandomizedDelaySec = "15min";
+            Persistent = false;
+          })
+          (eq "timer text" r.timer.text (
+            "# zeta-creds-rebundle.timer, rendered by nixos-modules/unit.nix\n"
+            + "[Unit]\n"
+            + "Description=Keep the zeta-creds blob fresh, hourly\n"
+            + "Documentation=man:zeta-creds-rebundle(1)\n"
+            + "Documentation=https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md\n"
+            + "\n"
+            + "[Timer]\n"
+            + "OnCalendar=hourly\n"
+            + "RandomizedDelaySec=15min\n"
+            + "Persistent=no\n"
+            + "\n"
+            + "[Install]\n"
+            + "WantedBy=timers.target\n"
+          ))
+          (eq "nixosTimers" x.nixosTimers {
+            zeta-creds-rebundle = {
+              description = "Keep the zeta-creds blob fresh, hourly";
+              documentation = [
+                "man:zeta-creds-rebundle(1)"
+                "https://github.com/zeta-creds/zeta-creds/blob/main/nixos-modules/README.md"
+              ];
+              wantedBy = [ "timers.target" ];
+              timerConfig = {
+                OnCalendar = "hourly";
+                RandomizedDelaySec = "15min";
+                Persistent = false;
+              };
+            };
+          })
+          (eq "nixosServices: the re-bundle" x.nixosServices.zeta-creds-rebundle r.service.nixos)
+          # Before shutdown: active from boot, the re-bundle is its stop.
+          (eq "shutdown: RemainAfterExit" d.service.RemainAfterExit true)
+          (absent "shutdown: no ExecStart" d.service "ExecStart")
+          (eq "shutdown: ExecStop starts the re-bundle unit, which unseals only while it runs" d.service.ExecStop
+            "systemctl start --job-mode=ignore-dependencies zeta-creds-rebundle.service"
+          )
+          (eq "shutdown: TimeoutStopSec" d.service.TimeoutStopSec "360")
+          (absent "shutdown: holds no credential" d.service "LoadCredentialEncrypted")
+          (eq "shutdown: wanted at boot" d.nixos.wantedBy [ "multi-user.target" ])
+          (eq "shutdown: after the restore units" d.unit.After r.service.unit.After)
+          (eq "shutdown: no state-record condition at boot" d.unit.ConditionPathExists [
+            "/boot/zeta-creds.enc"
+            "/etc/zeta/usb-uuid"
+            "/etc/zeta/creds-manifest.toml"
+          ])
+          (eq "shutdown: not stopped (so not re-bundled) by a switch" d.nixos.stopIfChanged false)
+          (eq "nixosServices: the shutdown unit" x.nixosServices.zeta-creds-rebundle-shutdown d.nixos)
+        ];
+    }
+    {
+      name = "rebundle, interactive and file mode: the timer only reports";
+      checks =
+        let
+          x = mk { persona = "ops"; };
+          f = mk {
+            passphrase = {
+              mode = "file";
+              file = "/run/zeta-creds/passphrase";
+            };
+          };
+          s = x.rebundle.service.service;
+        in
+        [
+          (eq "seals" x.rebundle.seals false)
+          (eq "ExecStart" s.ExecStart "${bin} rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --max-work-factor 20 --notice /run/zeta-creds-notice/stale --persona ops --report-only")
+          (eq "file mode: the same" f.rebundle.service.service.ExecStart "${bin} rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --max-work-factor 20 --notice /run/zeta-creds-notice/stale --report-only")
+          (absent "no credential" s "LoadCredentialEncrypted")
+          (absent "writes no blob" s "ReadWritePaths")
+          (absent "writes no record" s "StateDirectory")
+          (eq "no IPC_LOCK: no secret held" s.CapabilityBoundingSet "CAP_DAC_READ_SEARCH")
+          (eq "no shutdown unit" x.rebundle.shutdown null)
+          (eq "no credential mount" x.rebundle.service.unit.RequiresMountsFor [
+            "/boot"
+            "/etc/zeta"
+          ])
+        ];
+    }
+    {
+      name = "rebundle switched off";
+      checks =
+        let
+          off = mk { rebundle.report = false; };
+          reportOnly = mk {
+            passphrase = {
+              mode = "credential";
+              credential = "/etc/credstore.encrypted/zeta-creds";
+            };
+            rebundle.enable = false;
+          };
+        in
+        [
+          (eq "report = false outside credential mode: nothing" off.rebundle null)
+          (eq "no timer" off.nixosTimers { })
+          (eq "credential mode, enable = false: reports only" reportOnly.rebundle.seals false)
+          (absent "and holds no credential" reportOnly.rebundle.service.service "LoadCredentialEncrypted")
+          (eq "u.rebundleSeals agrees" (u.rebundleSeals (u.withDefaults { rebundle.enable = false; })) false)
         ];
     }
     {

@@ -165,6 +165,8 @@ unit_cmds() {
 # $PROMPT shows on the console) or `answer=TEXT` (the same, when TEXT
 # shows). With TPM_STATE_DIR, a software TPM2 (swtpm) with its state in
 # that directory is attached (tpm-tis); a new directory is a new TPM.
+# ESP_READONLY=off attaches the ESP writable (a scenario that re-bundles;
+# its guest's fstab must mount /boot rw too).
 # Results land in $work/NAME.results/; boot times in $work/boot-times.
 boot() {
     local name=$1 root=$2 esp=$3 usb=$4 answer=$5 tpm=${6:-}
@@ -212,7 +214,7 @@ boot() {
         -chardev "pipe,id=console,path=$work/serial" -serial chardev:console \
         "${tpm_args[@]}" \
         -drive "file=$root,format=raw,if=virtio,cache=unsafe" \
-        -drive "file=$esp,format=raw,if=virtio,cache=unsafe,readonly=on" \
+        -drive "file=$esp,format=raw,if=virtio,cache=unsafe,readonly=${ESP_READONLY:-on}" \
         -drive "file=$work/results.img,format=raw,if=virtio,cache=unsafe" \
         -drive "file=$usb,format=raw,if=virtio,cache=unsafe,readonly=on" \
         >"$dir/qemu.log" 2>&1 &

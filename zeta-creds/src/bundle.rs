@@ -8,7 +8,10 @@
 //! blob being replaced and the room in its directory ([`plan`]); only then
 //! ask for the passphrase (the caller does, between [`plan`] and
 //! [`write()`]); write the blob to a temporary file beside `--out`, fsync,
-//! keep the previous blob as `BLOB.prev`, rename, fsync the directory.
+//! keep the previous blob as `BLOB.prev`, rename, fsync the directory;
+//! then raise the state record of the system bundled ([`crate::state`]:
+//! the newest sealed blob and the files it carries), so that `BLOB.prev`
+//! put back over the blob is refused there as a rollback.
 //!
 //! The same [`pick`] serves `manifest check` (which prints it) and `diff`
 //! (which compares it with a blob), so all three agree on what a manifest
@@ -257,6 +260,31 @@ pub enum Error {
         /// Bytes free.
         available: u64,
     },
+    /// The blob was written, but the state record could not be raised.
+    #[error(
+        "sealed {out} (generation {generation}), but cannot raise the state record {record}: {source}; until it is raised, {out}.prev put back over the blob is not refused here as a rollback, and `status` compares the disk with the older blob: fix the cause and run bundle again"
+    )]
+    RaiseRecord {
+        /// The blob written.
+        out: PathBuf,
+        /// Its generation.
+        generation: u64,
+        /// The state record.
+        record: PathBuf,
+        /// Why it cannot be written.
+        #[source]
+        source: io::Error,
+    },
+    /// `rebundle`: the blob is not the one the state record names.
+    #[error(
+        "{out} is not the blob this system last restored or sealed (state record {record}); a restore may be pending, or the blob was replaced: not re-bundled; restore it first, or run `zeta-creds bundle` by hand"
+    )]
+    NotThisSystemsBlob {
+        /// The blob.
+        out: PathBuf,
+        /// The state record.
+        record: PathBuf,
+    },
     /// Sealing failed.
     #[error("cannot seal {out}: {source}")]
     Seal {
@@ -343,6 +371,10 @@ pub struct Plan {
     pub existing: Option<Existing>,
     /// The blob's estimated size in bytes.
     pub estimate: u64,
+    /// Whether [`write()`] raises the state record of the source root: the
+    /// record exists there, or the blob is sealed for the source root's
+    /// own host (not `--host` naming another).
+    pub raise_record: bool,
 }
 
 /// Pick, check, and decide the generation and the room needed.
@@ -354,15 +386,19 @@ pub fn plan(opts: &Options) -> Result<Plan, Error> {
     let pick = pick(&manifest, &opts.source_root, &opts.persona)?;
     pick.check()?;
     let existing = existing_blob(opts)?;
-    // 1 + the state record of the system being re-bundled, so a re-bundle
-    // is never refused there as a rollback (docs/THREAT-MODEL.md,
-    // rollback). The blob being replaced can raise it only once its MAC
-    // verified (write()): a header anyone can edit on the ESP must not
-    // raise a counter (a forged 2^64-1 would end every later bundle).
-    let recorded = match crate::state::load(&pick.root) {
-        crate::state::Loaded::Present(s) => s.generation,
+    // 1 + the newest generation the state record of the system being
+    // re-bundled knows (restored or sealed), so a re-bundle is never
+    // refused there as a rollback (docs/THREAT-MODEL.md, rollback). The
+    // blob being replaced can raise it only once its MAC verified
+    // (write()): a header anyone can edit on the ESP must not raise a
+    // counter (a forged 2^64-1 would end every later bundle).
+    let record = crate::state::load(&pick.root);
+    let recorded = match &record {
+        crate::state::Loaded::Present(s) => s.newest_generation(),
         _ => 0,
     };
+    let raise_record = matches!(record, crate::state::Loaded::Present(_))
+        || crate::hostname::of_root(&opts.source_root).is_ok_and(|h| h == opts.host);
     let generation = next_generation(recorded, &opts.out)?;
     let estimate = estimate_blob_size(
         &pick.user,
@@ -380,6 +416,7 @@ pub fn plan(opts: &Options) -> Result<Plan, Error> {
         generation,
         existing,
         estimate,
+        raise_record,
     })
 }
 
@@ -535,6 +572,9 @@ fn check_room(out: &Path, estimate: u64, prev: u64) -> Result<(), Error> {
 /// What [`write()`] did.
 #[derive(Debug, Clone, Copy)]
 pub struct Written {
+    /// Whether the state record of the source root was raised to the new
+    /// blob ([`Plan::raise_record`]; not on a read-only source root).
+    pub raised_record: bool,
     /// The new blob's generation.
     pub generation: u64,
     /// The generation the replaced blob's header claimed, when that blob
@@ -616,8 +656,12 @@ pub fn write_with_progress(
     };
     let mut atomic = AtomicFile::create(&opts.out).map_err(out_err)?;
     crate::msg::test_fault("stall-after-blob-temp");
-    // One STREAM chunk per write(2).
-    let out = io::BufWriter::with_capacity(CHUNK_SIZE + TAG_LEN, atomic.file());
+    // One STREAM chunk per write(2); the header's bytes kept aside, to
+    // name the new blob in the state record.
+    let out = Head::new(io::BufWriter::with_capacity(
+        CHUNK_SIZE + TAG_LEN,
+        atomic.file(),
+    ));
     let ((stream, kdf_time), first_pass) = std::thread::scope(|scope| {
         let kdf = scope.spawn(|| {
             let start = Instant::now();
@@ -648,17 +692,101 @@ pub fn write_with_progress(
         progress(item.size);
     }
     let stream = entries.finish().map_err(seal_err)?;
-    let buffered = stream.finish().map_err(seal_err)?;
-    buffered.into_inner().map_err(|e| out_err(e.into_error()))?;
+    let Head { inner, head } = stream.finish().map_err(seal_err)?;
+    inner.into_inner().map_err(|e| out_err(e.into_error()))?;
+    // Our own header, as written: its generation and date are ours.
+    let sealed = Header::read(&mut head.as_slice())
+        .map(|h| crate::state::RestoredBlob::of(&h))
+        .map_err(seal_err)?;
     let kept_previous = atomic
         .commit_keeping_previous(opts.backup)
         .map_err(out_err)?;
+    // A source root mounted read-only (an old root bundled from a rescue
+    // system) cannot restore either: nothing to protect there.
+    let raised_record = plan.raise_record
+        && match raise_record(plan, &first_pass, sealed) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => false,
+            Err(source) => {
+                return Err(Error::RaiseRecord {
+                    out: opts.out.clone(),
+                    generation,
+                    record: record_path(&opts.source_root),
+                    source,
+                });
+            }
+        };
     Ok(Written {
+        raised_record,
         generation,
         unverified_previous,
         kept_previous,
         kdf_time,
     })
+}
+
+/// The state record's path under `root`, as the operator sees it.
+pub fn record_path(root: &Path) -> PathBuf {
+    let mut path = root.to_owned();
+    path.extend(crate::state::STATE_DIR);
+    path.push(crate::state::STATE_FILE);
+    path
+}
+
+/// Raise the state record of the source root to the blob just sealed:
+/// the newest sealed blob, and each sealed file as the first pass found it
+/// (the second pass checked it had not changed since). Read again here, so
+/// a restore that committed meanwhile keeps its part of the record.
+fn raise_record(
+    plan: &Plan,
+    first_pass: &[Option<Hashed>],
+    sealed: crate::state::RestoredBlob,
+) -> io::Result<()> {
+    let root = std::sync::Arc::new(rustix::io::dup(&plan.pick.root)?);
+    let old = match crate::state::load(&root) {
+        crate::state::Loaded::Present(s) => s,
+        _ => crate::state::State::default(),
+    };
+    let files = plan
+        .pick
+        .items
+        .iter()
+        .zip(first_pass)
+        .filter_map(|(item, hashed)| Some((item.source_display(), hashed.as_ref()?.record)))
+        .collect();
+    crate::state::save(&root, &old.raised(sealed, files))
+}
+
+/// The first bytes written through it (the header and a little more),
+/// kept aside; everything goes on to `inner`.
+struct Head<W> {
+    inner: W,
+    head: Vec<u8>,
+}
+
+impl<W> Head<W> {
+    /// More than the largest header (FORMAT.md §2).
+    const KEEP: usize = 4096;
+
+    fn new(inner: W) -> Head<W> {
+        Head {
+            inner,
+            head: Vec::with_capacity(Self::KEEP),
+        }
+    }
+}
+
+impl<W: Write> Write for Head<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let room = Self::KEEP - self.head.len();
+        self.head.extend_from_slice(&buf[..n.min(room)]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -678,6 +806,8 @@ enum AddError {
 /// A file as the first pass saw it: what identifies this version of it,
 /// and its size and digest.
 struct Hashed {
+    /// What the state record keeps of it.
+    record: crate::state::FileRecord,
     ino: u64,
     ctime: (i64, i64),
     size: u64,
@@ -686,18 +816,22 @@ struct Hashed {
 
 /// Open a picked file (no symlink followed), check it is still the file
 /// the pick found, and return it with what identifies this version.
-fn open_item(pick: &Pick, item: &Item) -> Result<(File, u64, (i64, i64), u64), AddError> {
+fn open_item(pick: &Pick, item: &Item) -> Result<(File, rustix::fs::Stat), AddError> {
     let file = pick.open(item).map_err(AddError::Source)?;
     let st = rustix::fs::fstat(file.as_fd()).map_err(|e| AddError::Source(e.into()))?;
     if st.st_ino != item.ino {
         return Err(AddError::Changed);
     }
-    Ok((
-        file,
+    Ok((file, st))
+}
+
+/// What identifies this version of a file: inode, ctime, size.
+fn identity(st: &rustix::fs::Stat) -> (u64, (i64, i64), u64) {
+    (
         st.st_ino,
         (st.st_ctime, st.st_ctime_nsec as i64),
         st.st_size as u64,
-    ))
+    )
 }
 
 /// First pass over a file: its size and SHA-256 (`None` for a directory).
@@ -705,9 +839,11 @@ fn hash_item(pick: &Pick, item: &Item, buf: &mut [u8]) -> Result<Option<Hashed>,
     if item.kind == EntryKind::Dir {
         return Ok(None);
     }
-    let (mut file, ino, ctime, _) = open_item(pick, item)?;
+    let (mut file, st) = open_item(pick, item)?;
+    let (ino, ctime, _) = identity(&st);
     let (size, sha256) = crate::pick::hash_reader(&mut file, buf).map_err(AddError::Source)?;
     Ok(Some(Hashed {
+        record: crate::state::FileRecord::of(&st),
         ino,
         ctime,
         size,
@@ -740,8 +876,8 @@ fn add_item<W: Write>(
             .add(&meta, &mut io::empty())
             .map_err(AddError::Envelope);
     };
-    let (mut file, ino, ctime, size) = open_item(pick, item)?;
-    if (ino, ctime, size) != (hashed.ino, hashed.ctime, hashed.size) {
+    let (mut file, st) = open_item(pick, item)?;
+    if identity(&st) != (hashed.ino, hashed.ctime, hashed.size) {
         return Err(AddError::Changed);
     }
     meta.size = hashed.size;

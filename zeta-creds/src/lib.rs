@@ -19,6 +19,7 @@ pub mod passwd;
 pub mod pick;
 pub mod quality;
 pub mod readahead;
+pub mod rebundle;
 pub mod rekey;
 pub mod rescue;
 pub mod restore;

@@ -4,7 +4,10 @@
 //! It lets a restore tell "still exactly what zeta-creds wrote" from
 //! "changed since" (the operator rotated a login), the way dpkg tells a
 //! conffile the admin edited; and it carries the generation of the last
-//! restored blob, so an older blob is refused (rollback).
+//! restored blob and of the newest blob sealed from this system
+//! ([`State::sealed_blob`]), so a blob older than either is refused
+//! (rollback: `BLOB.prev` put back over the blob by someone who can write
+//! the ESP).
 //!
 //! It holds no secret and no hash of a secret: only the size, mtime, ctime
 //! and inode of each file a restore wrote, and which blob was restored
@@ -49,6 +52,45 @@ pub struct State {
     /// `restore --if-new` restores and asks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_blob: Option<RestoredBlob>,
+    /// The newest blob a bundle sealed from this system (written by
+    /// [`State::raised`]); `files` then holds what that bundle sealed.
+    /// Absent in records no bundle raised. A restore keeps it as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_blob: Option<RestoredBlob>,
+}
+
+impl State {
+    /// The generation below which a blob is a rollback here: the newest
+    /// this system has restored or sealed.
+    pub fn newest_generation(&self) -> u64 {
+        self.sealed_blob
+            .as_ref()
+            .map_or(self.generation, |b| b.generation.max(self.generation))
+    }
+
+    /// The newest blob this system restored or sealed, if the record
+    /// names one (the sealed one when both have the same generation: it
+    /// was sealed from what is on this disk).
+    pub fn newest_blob(&self) -> Option<&RestoredBlob> {
+        match (&self.sealed_blob, &self.restored_blob) {
+            (Some(s), Some(r)) if r.generation > s.generation => Some(r),
+            (Some(s), _) => Some(s),
+            (None, r) => r.as_ref(),
+        }
+    }
+
+    /// This record after a bundle sealed `blob` from this system, with
+    /// `files` (by path on this system) as the bundle found them: the
+    /// newest sealed blob becomes `blob` (the bundle gave it a generation
+    /// above [`State::newest_generation`]), and the files become what that
+    /// blob carries, so that `status` compares the disk with the newest
+    /// blob. The last restored blob and its generation stay as they were.
+    pub fn raised(mut self, blob: RestoredBlob, files: BTreeMap<String, FileRecord>) -> State {
+        self.sealed_blob = Some(blob);
+        self.version = 1;
+        self.files = files;
+        self
+    }
 }
 
 /// Which blob a restore wrote from: enough to recognise it again from its
@@ -205,6 +247,11 @@ mod tests {
                 generation: 7,
                 sealed: 1_700_000_000,
             }),
+            sealed_blob: Some(RestoredBlob {
+                id: "cd".repeat(32),
+                generation: 8,
+                sealed: 1_700_000_100,
+            }),
             ..State::default()
         };
         s.files.insert(
@@ -253,6 +300,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The rollback floor is the newer of the restored and the sealed
+    /// generation, and the blob shown is the one that has it.
+    #[test]
+    fn the_newest_of_restored_and_sealed_counts() {
+        let blob = |generation, sealed| RestoredBlob {
+            id: String::new(),
+            generation,
+            sealed,
+        };
+        let mut s = State {
+            version: 1,
+            generation: 5,
+            restored_blob: Some(blob(5, 50)),
+            ..State::default()
+        };
+        assert_eq!(s.newest_generation(), 5);
+        assert_eq!(s.newest_blob().map(|b| b.sealed), Some(50));
+        s = s.raised(blob(6, 60), BTreeMap::new());
+        assert_eq!((s.newest_generation(), s.generation), (6, 5));
+        assert_eq!(s.newest_blob().map(|b| b.sealed), Some(60));
+        s.generation = 7;
+        s.restored_blob = Some(blob(7, 70));
+        assert_eq!(s.newest_generation(), 7);
+        assert_eq!(s.newest_blob().map(|b| b.sealed), Some(70));
     }
 
     #[test]

@@ -121,12 +121,14 @@ fn no_backup_keeps_no_prev_and_an_unreadable_blob_needs_force() {
     assert_eq!(fs::read(w.blob()).unwrap(), b"not a blob at all");
     let out = w.bundle_with(PASS, &["--force"]);
     assert!(out.status.success(), "{}", out_str(&out.stderr));
-    // The unreadable file is what .prev keeps; the new blob starts over.
+    // The unreadable file is what .prev keeps; the new blob goes on from
+    // the state record the two bundles before raised (generation 2), not
+    // from the unreadable file.
     assert_eq!(
         fs::read(w.path("esp/zeta-creds.enc.prev")).unwrap(),
         b"not a blob at all"
     );
-    assert!(out_str(&out.stdout).contains("(generation 1,"));
+    assert!(out_str(&out.stdout).contains("(generation 3,"));
 }
 
 /// A weak passphrase is refused (exit 1, nothing written) with the fix;
@@ -346,7 +348,7 @@ fn bash_completion_loads_and_completes_subcommands() {
     let out = Command::new("bash").args(["-c", &probe]).output().unwrap();
     assert!(out.status.success(), "{}", out_str(&out.stderr));
     let words: Vec<String> = out_str(&out.stdout).lines().map(str::to_owned).collect();
-    assert_eq!(words, ["restore", "rekey"], "{words:?}");
+    assert_eq!(words, ["restore", "rekey", "rebundle"], "{words:?}");
 }
 
 #[test]
@@ -418,10 +420,10 @@ fn a_forged_generation_on_the_esp_neither_ends_nor_raises_bundles() {
     );
     assert_eq!(
         header_generation(&w, &w.blob()),
-        1,
-        "no state record here: the forged number raised nothing"
+        3,
+        "one above the state record the genuine bundles raised: the forged number raised nothing"
     );
     // And the next bundle goes on from the new, genuine blob.
     w.bundle_ok();
-    assert_eq!(header_generation(&w, &w.blob()), 2);
+    assert_eq!(header_generation(&w, &w.blob()), 4);
 }

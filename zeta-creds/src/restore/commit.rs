@@ -133,6 +133,8 @@ impl Run {
             generation,
             files: std::mem::take(&mut self.records),
             restored_blob: blob.filter(|_| complete),
+            // A restore never lowers what this system has sealed.
+            sealed_blob: self.old_state.sealed_blob.clone(),
         };
         if let Err(e) = state::save(&self.dirs.root, &state) {
             self.reports.push(EntryReport {

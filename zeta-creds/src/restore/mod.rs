@@ -129,14 +129,14 @@ pub enum Error {
     /// The payload failed to authenticate or parse.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
-    /// The blob is older than the one last restored here.
+    /// The blob is older than the newest this system has sealed or restored.
     #[error(
-        "rollback refused: the blob has generation {blob}, older than generation {recorded} last restored here; an older blob can bring back a revoked key (pass --allow-rollback if you mean it)"
+        "rollback refused: the blob has generation {blob}, older than generation {recorded}, the newest this system has sealed or restored; an older blob (such as the BLOB.prev a bundle keeps, put back over the blob) can bring back a revoked key; nothing was written (pass --allow-rollback if you mean it)"
     )]
     Rollback {
         /// The blob's generation.
         blob: u64,
-        /// The generation last restored here.
+        /// The newest generation this system has sealed or restored.
         recorded: u64,
     },
     /// Staging failed in a way that is not one entry's (a filesystem error).
@@ -161,7 +161,8 @@ pub struct Options {
     pub dry_run: bool,
     /// What to do with a file changed locally since the last restore.
     pub on_conflict: OnConflict,
-    /// Restore a blob older than the one last restored here.
+    /// Restore a blob older than the newest this system has sealed or
+    /// restored.
     pub allow_rollback: bool,
     /// Write any path below the target root, not only those the host's
     /// manifest (`etc/zeta/creds-manifest.toml` there) carries.
@@ -304,10 +305,11 @@ pub fn restore<R: Read>(entries: &mut EntryReader<R>, opts: &Options) -> Result<
             State::default()
         }
     };
-    if opts.generation < old_state.generation && !opts.allow_rollback {
+    let newest = old_state.newest_generation();
+    if opts.generation < newest && !opts.allow_rollback {
         return Err(Error::Rollback {
             blob: opts.generation,
-            recorded: old_state.generation,
+            recorded: newest,
         });
     }
 

@@ -105,6 +105,23 @@ pub enum Command {
     /// --same-passphrase keeps the current one (to move to a new stick).
     #[command(after_help = format!("{REKEY_NOTE}\n\n{}", help_epilogue()))]
     Rekey(RekeyArgs),
+    /// Keep the blob fresh: re-bundle it when carried files changed
+    ///
+    /// For the system that restores the blob (the NixOS module's timer runs
+    /// it). Compares the state record with the disk as `status` does; when
+    /// nothing changed, exits 0 without touching the passphrase or the
+    /// blob. When carried files changed (or the manifest picks new ones),
+    /// it unlocks BLOB with its passphrase (bound to this stick and this
+    /// host, so the passphrase is the current one) and seals a new blob
+    /// from the same manifest, stick, host, persona and work factor, with a
+    /// higher generation; the old blob is kept as BLOB.prev and the state
+    /// record raised, so BLOB.prev is refused as a rollback. Refuses a BLOB
+    /// that is not the one this system last restored or sealed (a restore
+    /// pending). Never drops a carried file that vanished unless
+    /// --drop-vanished (exit 10, nothing written). --report-only only says
+    /// what changed (exit 10), for hosts where a human types the
+    /// passphrase. One line per run.
+    Rebundle(RebundleArgs),
     /// Work with manifests
     #[command(subcommand)]
     Manifest(ManifestCommand),
@@ -227,7 +244,7 @@ pub struct RestoreArgs {
     /// let the blob win, or let the blob win and keep NAME.zeta-creds-bak
     #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnConflict::KeepModified)]
     pub on_conflict: OnConflict,
-    /// Restore a blob older than the one last restored on this system
+    /// Restore a blob older than the newest this system sealed or restored
     #[arg(long)]
     pub allow_rollback: bool,
     /// Write any path the blob names, not only those the host's manifest
@@ -348,6 +365,46 @@ pub struct StatusArgs {
     /// Print the result as JSON on stdout (docs/JSON.md), a failure too
     #[arg(long)]
     pub json: bool,
+}
+
+/// `zeta-creds rebundle`.
+#[derive(Args)]
+pub struct RebundleArgs {
+    /// The blob to keep fresh, replaced in place, e.g. /boot/zeta-creds.enc
+    #[arg(long, value_name = "BLOB")]
+    pub blob: PathBuf,
+    /// The stick the blob is bound to.
+    #[command(flatten)]
+    pub uuid: UuidArgs,
+    /// Root of the running system (its state record, its files)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub source_root: PathBuf,
+    /// Manifest [default: SOURCE_ROOT/etc/zeta/creds-manifest.toml]
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Whose home "~" means, instead of the manifest's user (as bundle
+    /// --user: the user the blob was sealed for)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The persona the blob was bundled for (empty: none)
+    #[arg(long, value_name = "NAME")]
+    pub persona: Option<String>,
+    /// Only report what changed (exit 10); ask and seal nothing
+    #[arg(long)]
+    pub report_only: bool,
+    /// Re-bundle even when carried files vanished, dropping them from the blob
+    #[arg(long, conflicts_with = "report_only")]
+    pub drop_vanished: bool,
+    /// Write a one-line login message here when the blob is stale (mode
+    /// 0644, no paths in it), and remove it when the blob is fresh
+    #[arg(long, value_name = "FILE")]
+    pub notice: Option<PathBuf>,
+    /// The work-factor cap.
+    #[command(flatten)]
+    pub cap: WorkFactorCap,
+    /// Where the blob's current passphrase comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
 }
 
 /// `zeta-creds rekey`.

@@ -103,7 +103,7 @@ impl Exit {
                 "restore incomplete: some entries could not be written (each one named)"
             }
             Exit::Rollback => {
-                "rollback refused: blob older than the one last restored on this system"
+                "rollback refused: blob older than the newest this system sealed or restored"
             }
             Exit::Differs => {
                 "status, diff: the blob and the disk differ; restore --if-new --check: a restore is needed"

@@ -112,6 +112,10 @@ fn run(cli: Cli, env: Option<SecretString>) -> ExitCode {
         Command::Diff(args) => report(cmd::diff::run(&args, env), args.json),
         Command::Status(args) => report(cmd::status::run(&args), args.json),
         Command::Rekey(args) => report(cmd::rekey::run(&args, env), args.json),
+        Command::Rebundle(args) => match cmd::rebundle::run(&args, env) {
+            Ok(report) => text(report),
+            Err(err) => fail(&err),
+        },
         Command::Manifest(ManifestCommand::Check(args)) => {
             report(cmd::manifest_check::run(&args), args.json)
         }
@@ -131,7 +135,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Status(a) => a.json,
         Command::Rekey(a) => a.json,
         Command::Manifest(ManifestCommand::Check(a)) => a.json,
-        Command::Completions(_) | Command::InstallStep { .. } => false,
+        Command::Completions(_) | Command::Rebundle(_) | Command::InstallStep { .. } => false,
     }
 }
 

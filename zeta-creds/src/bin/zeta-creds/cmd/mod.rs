@@ -12,6 +12,7 @@ pub mod diff;
 pub mod inspect;
 pub mod install_step;
 pub mod manifest_check;
+pub mod rebundle;
 pub mod rekey;
 pub mod restore;
 pub mod status;

@@ -89,12 +89,13 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport, CliError> {
         None => BTreeSet::new(),
     };
     let report = status::report(&record.files, |p| status::observe(&root, p), &picked);
-    // The blob the record was written from, when a restore named it.
-    let sealed = record.restored_blob.as_ref().map(|b| b.sealed);
+    // The blob the record was written from, when a restore or a bundle
+    // on this system named it.
+    let sealed = record.newest_blob().map(|b| b.sealed);
     Ok(StatusReport {
         target_root: root_path.clone(),
         state_record: record_path,
-        generation: record.generation,
+        generation: record.newest_generation(),
         sealed,
         sealed_utc: sealed.map(utc),
         manifest,

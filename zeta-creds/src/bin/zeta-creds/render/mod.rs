@@ -16,6 +16,7 @@ mod inspect;
 pub mod json;
 mod manifest;
 pub mod progress;
+mod rebundle;
 mod rekey;
 mod restore;
 pub mod schema;
