@@ -286,14 +286,15 @@ tty_step() {
     tty_drive "$log" 30 "$cmd" "$@" || rc=$?
 }
 
-# header BLOB FIELD: one field of `zeta-creds inspect --json`.
+# header BLOB FIELD: one field of `zeta-creds inspect --json` (docs/JSON.md);
+# null (an empty persona) is printed as nothing.
 header() {
-    "$real_zc" inspect --json "$1" | sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p"
+    "$real_zc" inspect --json "$1" | jq -r --arg f "$2" '.[$f] // empty'
 }
 # entry_count BLOB PASSPHRASE: entries, as `zeta-creds verify --json` counts.
 entry_count() {
     "$real_zc" verify --blob "$1" --json --passphrase-fd 3 3< <(printf '%s' "$2") 2>/dev/null |
-        sed -n 's/^ *"entry_count": *\([0-9]*\),\{0,1\}$/\1/p'
+        jq -r '.counts.entries // empty'
 }
 
 # check_uuid_file TARGET WANT

@@ -36,7 +36,7 @@ skip() {
     exit 77
 }
 [ "$(id -u)" -eq 0 ] || skip "tests/installer needs root (the fake target trees have owners)"
-for tool in mkfs.vfat mkfs.ext4 blkid script setsid cargo; do
+for tool in mkfs.vfat mkfs.ext4 blkid script setsid jq cargo; do
     command -v "$tool" >/dev/null 2>&1 ||
         skip "$tool not found (scripts/setup-debian.sh installs what tests/installer needs)"
 done
