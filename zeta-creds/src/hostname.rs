@@ -125,8 +125,8 @@ pub fn kernel_host() -> Result<Host, Error> {
 /// `root/etc/hostname`, resolved inside the root open as `root_fd`.
 pub fn from_file(root_fd: &OwnedFd, root: &Path) -> Result<Host, Error> {
     let file = root.join("etc/hostname");
-    let text = read_inside(root_fd, "etc/hostname").map_err(|e| match e {
-        Resolve::Missing(why) => Error::Missing {
+    let text = read_inside(root_fd, "etc/hostname", MAX_FILE_LEN).map_err(|e| match e {
+        Resolve::NotFound(why) | Resolve::Missing(why) => Error::Missing {
             root: root.to_owned(),
             file: file.clone(),
             why,
@@ -159,8 +159,11 @@ pub fn from_file(root_fd: &OwnedFd, root: &Path) -> Result<Host, Error> {
 
 /// Why [`read_inside`] failed.
 #[derive(Debug)]
-enum Resolve {
-    /// A component does not exist, or is not what the path needs.
+pub(crate) enum Resolve {
+    /// A component does not exist.
+    NotFound(String),
+    /// A component is not what the path needs (a file where a directory
+    /// must be, a directory or a FIFO where the file must be).
     Missing(String),
     /// A link leads above the root, or there are too many.
     Escapes(String),
@@ -175,10 +178,14 @@ impl From<rustix::io::Errno> for Resolve {
 }
 
 /// Read the regular file at `path` (relative, `/`-separated) below
-/// `root_fd`, following symlinks as the system under the root would see
-/// them: an absolute target starts again at the root, a relative one at
-/// the directory holding the link, and `..` never goes above the root.
-fn read_inside(root_fd: &OwnedFd, path: &str) -> Result<Vec<u8>, Resolve> {
+/// `root_fd`, at most `limit` bytes, following symlinks as the system
+/// under the root would see them: an absolute target starts again at the
+/// root, a relative one at the directory holding the link, and `..` never
+/// goes above the root. Done by hand, one component at a time, rather than
+/// with `openat2(RESOLVE_IN_ROOT)`: the restore unit's system call filter
+/// refuses `openat2` (ENOSYS) on the systemd versions we boot. The file is
+/// opened without blocking and its type checked on the descriptor.
+pub(crate) fn read_inside(root_fd: &OwnedFd, path: &str, limit: u64) -> Result<Vec<u8>, Resolve> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let reopen_root = || rustix::fs::openat(root_fd, ".", dir_flags, Mode::empty());
     // The directories from the root down to the current one: `..` pops.
@@ -203,7 +210,7 @@ fn read_inside(root_fd: &OwnedFd, path: &str) -> Result<Vec<u8>, Resolve> {
         let st = match rustix::fs::statat(here, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(rustix::io::Errno::NOENT) => {
-                return Err(Resolve::Missing(format!(
+                return Err(Resolve::NotFound(format!(
                     "does not exist (/{walked}{name_str} is missing)"
                 )));
             }
@@ -235,7 +242,11 @@ fn read_inside(root_fd: &OwnedFd, path: &str) -> Result<Vec<u8>, Resolve> {
                 let fd = rustix::fs::openat(
                     here,
                     &name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+                    OFlags::RDONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC
+                        | OFlags::NOCTTY
+                        | OFlags::NONBLOCK,
                     Mode::empty(),
                 )?;
                 let st = rustix::fs::fstat(&fd)?;
@@ -246,13 +257,13 @@ fn read_inside(root_fd: &OwnedFd, path: &str) -> Result<Vec<u8>, Resolve> {
                 }
                 let mut out = Vec::new();
                 std::fs::File::from(fd)
-                    .take(MAX_FILE_LEN + 1)
+                    .take(limit + 1)
                     .read_to_end(&mut out)
                     .map_err(Resolve::Io)?;
-                if out.len() as u64 > MAX_FILE_LEN {
+                if out.len() as u64 > limit {
                     return Err(Resolve::Io(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("larger than {MAX_FILE_LEN} bytes"),
+                        format!("larger than {limit} bytes"),
                     )));
                 }
                 return Ok(out);

@@ -18,16 +18,15 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::ops::Bound;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
-
 use super::Refusal;
 use crate::envelope::{EntryKind, EntryMeta};
 use crate::fsx;
+use crate::hostname::{self, Resolve};
 use crate::manifest::{self, Component, Manifest};
 
 /// Where the host's manifest is, below the target root.
@@ -51,7 +50,8 @@ pub(super) enum Paths {
 
 /// The host's manifest, read below the target root. Absolute symlinks
 /// (NixOS links `/etc/zeta/...` to `/etc/static/...` and on to the store)
-/// resolve inside the target root, never outside it (`RESOLVE_IN_ROOT`):
+/// resolve inside the target root, never outside it
+/// ([`hostname::read_inside`]):
 /// at install time `/mnt/etc/...` finds `/mnt/nix/store/...`, not the live
 /// system's. `Ok(None)`: none installed.
 pub(super) fn host_manifest(
@@ -63,38 +63,14 @@ pub(super) fn host_manifest(
         path: shown.clone(),
         source,
     };
-    let fd = match rustix::fs::openat2(
-        root,
-        HOST_MANIFEST,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(read_error(e.into())),
+    let text = match hostname::read_inside(root, HOST_MANIFEST, MAX_MANIFEST_SIZE) {
+        Ok(text) => text,
+        Err(Resolve::NotFound(_)) => return Ok(None),
+        Err(Resolve::Missing(why) | Resolve::Escapes(why)) => {
+            return Err(read_error(io::Error::new(io::ErrorKind::InvalidInput, why)));
+        }
+        Err(Resolve::Io(e)) => return Err(read_error(e)),
     };
-    let st = rustix::fs::fstat(&fd).map_err(|e| read_error(e.into()))?;
-    if fsx::file_type(&st) != FileType::RegularFile {
-        return Err(read_error(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "a {}, not a regular file",
-                fsx::kind_name(fsx::file_type(&st))
-            ),
-        )));
-    }
-    let mut text = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_MANIFEST_SIZE + 1)
-        .read_to_end(&mut text)
-        .map_err(read_error)?;
-    if text.len() as u64 > MAX_MANIFEST_SIZE {
-        return Err(read_error(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {MAX_MANIFEST_SIZE} bytes"),
-        )));
-    }
     let text = String::from_utf8(text)
         .map_err(|e| read_error(io::Error::new(io::ErrorKind::InvalidData, e)))?;
     Manifest::parse(&text, &shown).map(Some)
