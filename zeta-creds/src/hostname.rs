@@ -125,7 +125,7 @@ pub fn kernel_host() -> Result<Host, Error> {
 /// `root/etc/hostname`, resolved inside the root open as `root_fd`.
 pub fn from_file(root_fd: &OwnedFd, root: &Path) -> Result<Host, Error> {
     let file = root.join("etc/hostname");
-    let text = read_inside(root_fd, "etc/hostname").map_err(|e| match e {
+    let text = read_inside(root_fd, "etc/hostname", MAX_FILE_LEN).map_err(|e| match e {
         Resolve::Missing(why) => Error::Missing {
             root: root.to_owned(),
             file: file.clone(),
@@ -174,11 +174,23 @@ impl From<rustix::io::Errno> for Resolve {
     }
 }
 
+/// [`read_inside`] for other files of a root the running system does not
+/// own (an old installation's `etc/zeta/creds-manifest.toml`, a store
+/// symlink on NixOS): at most `limit` bytes; the error says why, for a
+/// message that names the file.
+pub fn read_file_inside(root_fd: &OwnedFd, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+    read_inside(root_fd, path, limit).map_err(|e| match e {
+        Resolve::Missing(why) | Resolve::Escapes(why) => why,
+        Resolve::Io(e) => e.to_string(),
+    })
+}
+
 /// Read the regular file at `path` (relative, `/`-separated) below
 /// `root_fd`, following symlinks as the system under the root would see
 /// them: an absolute target starts again at the root, a relative one at
 /// the directory holding the link, and `..` never goes above the root.
-fn read_inside(root_fd: &OwnedFd, path: &str) -> Result<Vec<u8>, Resolve> {
+/// More than `limit` bytes is an error.
+fn read_inside(root_fd: &OwnedFd, path: &str, limit: u64) -> Result<Vec<u8>, Resolve> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let reopen_root = || rustix::fs::openat(root_fd, ".", dir_flags, Mode::empty());
     // The directories from the root down to the current one: `..` pops.
@@ -246,13 +258,13 @@ fn read_inside(root_fd: &OwnedFd, path: &str) -> Result<Vec<u8>, Resolve> {
                 }
                 let mut out = Vec::new();
                 std::fs::File::from(fd)
-                    .take(MAX_FILE_LEN + 1)
+                    .take(limit + 1)
                     .read_to_end(&mut out)
                     .map_err(Resolve::Io)?;
-                if out.len() as u64 > MAX_FILE_LEN {
+                if out.len() as u64 > limit {
                     return Err(Resolve::Io(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("larger than {MAX_FILE_LEN} bytes"),
+                        format!("larger than {limit} bytes"),
                     )));
                 }
                 return Ok(out);

@@ -13,7 +13,7 @@ use zeta_creds::rescue::{self, DEFAULT_RESCUE_DIR, RESCUE_DIR_ENV, Request, Syst
 
 use super::args::PROG;
 use super::exit::{Fail, StepExit};
-use super::{stash, stick, ui};
+use super::{reseal, stash, stick, ui};
 
 /// Copy existing zeta-creds blobs off this machine's disks into RAM, before
 /// an installer partitions and formats them.
@@ -52,6 +52,15 @@ pub struct RescueArgs {
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// The previous installation's root filesystem (a partition or an image file; repeatable); default: the machine's disks when they are scanned
+    #[arg(long, value_name = "DEV")]
+    pub old_root: Vec<PathBuf>,
+    /// Seal a fresh blob from the old system's current files without asking (passphrase: ZETA_CREDS_PASSPHRASE, else the terminal)
+    #[arg(long, conflicts_with = "no_reseal")]
+    pub reseal: bool,
+    /// Do not look for the old system; the step uses the rescued blob as it is
+    #[arg(long)]
+    pub no_reseal: bool,
 }
 
 /// The arguments after `rescue`, if the step was asked to rescue: the first
@@ -73,7 +82,7 @@ pub fn requested(argv: &[OsString]) -> Option<Vec<OsString>> {
 }
 
 /// Run `rescue` with its arguments; prints its report and errors.
-pub fn main(argv: Vec<OsString>) -> StepExit {
+pub fn main(argv: Vec<OsString>, pass: reseal::PassSource) -> StepExit {
     let args = match RescueArgs::try_parse_from(&argv) {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {
@@ -96,9 +105,9 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
         .map_or_else(|| PathBuf::from(DEFAULT_RESCUE_DIR), PathBuf::from);
     let mut req = Request::new(dir);
     let scan = args.device.is_empty() && args.from.is_empty() && args.stash.is_empty();
-    req.devices = args.device;
-    req.from = args.from;
-    req.stash_dirs = args.stash;
+    req.devices = args.device.clone();
+    req.from = args.from.clone();
+    req.stash_dirs = args.stash.clone();
     req.allow_disk = args.allow_rescue_dir_on_disk;
     if scan {
         stick_stash(args.usb_device.as_deref(), &mut req);
@@ -120,7 +129,8 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
                 ));
                 return StepExit::Failed;
             }
-            if report.has_failures() {
+            let resealed = reseal::after_rescue(&report, &reseal_options(&args, scan), pass);
+            if report.has_failures() || resealed != StepExit::Ok {
                 StepExit::Failed
             } else {
                 StepExit::Ok
@@ -130,6 +140,21 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
             ui::report(&Fail::new(StepExit::Failed, format!("rescue: {e}")));
             StepExit::Failed
         }
+    }
+}
+
+/// `--reseal`, `--no-reseal`, `--old-root`: where the old system is looked
+/// for after the copies ([`reseal::after_rescue`]).
+fn reseal_options(args: &RescueArgs, scan: bool) -> reseal::Options {
+    let mode = match (args.reseal, args.no_reseal) {
+        (true, _) => reseal::Mode::Yes,
+        (_, true) => reseal::Mode::No,
+        _ => reseal::Mode::Ask,
+    };
+    reseal::Options {
+        mode,
+        old_roots: args.old_root.clone(),
+        scan,
     }
 }
 

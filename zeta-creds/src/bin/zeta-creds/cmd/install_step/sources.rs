@@ -142,6 +142,11 @@ pub fn choose(seen: &[Seen], stick: &str, host: Option<&str>) -> Result<Choice, 
                 }
                 (n, None) => format!("the newest generation ({g}) of the {n} blobs there"),
             };
+            let why = if is_resealed(&seen[best]) {
+                format!("{why}: the fresh re-seal `rescue` made from the old system's current files")
+            } else {
+                why
+            };
             chosen = Some((best, why));
             break;
         }
@@ -199,6 +204,16 @@ fn not_used(s: &Seen, best: Option<&Seen>, host: Option<&str>) -> String {
         }
         None => format!("generation {generation}, not used"),
     }
+}
+
+/// A blob `install-step rescue` sealed from the old system's current files
+/// (named `resealed-<host>-g<generation>.enc` in the rescue directory).
+fn is_resealed(s: &Seen) -> bool {
+    s.origin == Origin::Rescued
+        && s.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(zeta_creds::rescue::oldroot::RESEALED_PREFIX))
 }
 
 /// The files in the rescue directory that may be blobs: regular files
