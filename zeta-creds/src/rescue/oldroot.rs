@@ -31,7 +31,7 @@ use secrecy::SecretString;
 
 use super::mount::Mounter;
 use super::scan::{BlockDevice, descendants, live_reason};
-use super::BlobInfo;
+use super::{BlobInfo, Outcome, Report};
 use crate::bundle;
 use crate::cleanup::Guard;
 use crate::envelope::{self, Binding, Header, Host, UsbUuid};
@@ -260,7 +260,9 @@ pub struct OldRoot {
 /// without a state record was never restored by zeta-creds, one without
 /// `etc/zeta/usb-uuid` never installed by its step.
 pub fn identify(root: &OwnedFd, shown: &Path) -> Result<OldRoot, String> {
-    let record = PathBuf::from("/").join(state::STATE_DIR.join("/")).join(state::STATE_FILE);
+    let record = PathBuf::from("/")
+        .join(state::STATE_DIR.join("/"))
+        .join(state::STATE_FILE);
     let restored_generation = match state::load(root) {
         state::Loaded::Present(s) => s.generation,
         state::Loaded::Absent => {
@@ -270,7 +272,10 @@ pub fn identify(root: &OwnedFd, shown: &Path) -> Result<OldRoot, String> {
             ));
         }
         state::Loaded::Corrupt(why) => {
-            return Err(format!("its state record {} is unusable: {why}", record.display()));
+            return Err(format!(
+                "its state record {} is unusable: {why}",
+                record.display()
+            ));
         }
     };
     let uuid_text = hostname::read_file_inside(root, USB_UUID_PATH, 256)
@@ -279,9 +284,9 @@ pub fn identify(root: &OwnedFd, shown: &Path) -> Result<OldRoot, String> {
         .map_err(|e| format!("/{USB_UUID_PATH}: {e}"))?;
     let host = hostname::from_file(root, shown).map_err(|e| e.to_string())?;
     let manifest = match hostname::read_file_inside(root, MANIFEST_PATH, MAX_MANIFEST_BYTES) {
-        Ok(bytes) => Some(
-            String::from_utf8(bytes).map_err(|_| format!("/{MANIFEST_PATH} is not UTF-8"))?,
-        ),
+        Ok(bytes) => {
+            Some(String::from_utf8(bytes).map_err(|_| format!("/{MANIFEST_PATH} is not UTF-8"))?)
+        }
         Err(_) if !exists_inside(root, MANIFEST_PATH) => None,
         Err(why) => return Err(format!("/{MANIFEST_PATH}: {why}")),
     };
@@ -306,6 +311,21 @@ fn exists_inside(root: &OwnedFd, path: &str) -> bool {
     }
 }
 
+/// Every blob in the rescue directory this run found: copied now, or
+/// found again (the same bytes stored by this run or an earlier one),
+/// each copy once.
+pub fn rescued(report: &Report) -> Vec<(&PathBuf, &BlobInfo)> {
+    let mut out: Vec<(&PathBuf, &BlobInfo)> = Vec::new();
+    for s in &report.sources {
+        if let Outcome::Copied { stored, blob } | Outcome::Duplicate { stored, blob } = &s.outcome
+            && !out.iter().any(|(p, _)| *p == stored)
+        {
+            out.push((stored, blob));
+        }
+    }
+    out
+}
+
 /// The rescued blob the old root `old` belongs to: bound to its stick and
 /// sealed for its host, of the highest generation (then the first path).
 /// `None`: none of the rescued blobs is this system's.
@@ -319,7 +339,9 @@ pub fn matching_blob<'a>(
         {
             continue;
         }
-        if best.is_none_or(|(p, b)| (blob.generation, std::cmp::Reverse(path)) > (b.generation, std::cmp::Reverse(p))) {
+        if best.is_none_or(|(p, b)| {
+            (blob.generation, std::cmp::Reverse(path)) > (b.generation, std::cmp::Reverse(p))
+        }) {
             best = Some((path, blob));
         }
     }
@@ -487,7 +509,7 @@ pub fn reseal(r: &Reseal<'_>) -> Result<Resealed, ResealError> {
             std::io::Write::write_all(&mut file, text.as_bytes()).map_err(stage_err)?;
             (
                 r.rescue_dir.join(&name),
-                format!("{}/{MANIFEST_PATH}", r.root.display()),
+                format!("the old system's /{MANIFEST_PATH}"),
             )
         }
         (None, Some(default)) => (default.to_owned(), default.display().to_string()),
@@ -496,15 +518,16 @@ pub fn reseal(r: &Reseal<'_>) -> Result<Resealed, ResealError> {
                 dir: r.rescue_dir.to_owned(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    format!("the old system has no /{MANIFEST_PATH} and no default manifest was found"),
+                    format!(
+                        "the old system has no /{MANIFEST_PATH} and no default manifest was found"
+                    ),
                 ),
             });
         }
     };
-    let out = r.rescue_dir.join(format!(
-        "{RESEALED_PREFIX}{}-g{generation}.enc",
-        r.old.host
-    ));
+    let out = r
+        .rescue_dir
+        .join(format!("{RESEALED_PREFIX}{}-g{generation}.enc", r.old.host));
     let opts = bundle::Options {
         manifest,
         source_root: r.root.to_owned(),
@@ -529,4 +552,213 @@ pub fn reseal(r: &Reseal<'_>) -> Result<Resealed, ResealError> {
         manifest: shown,
         items: plan.pick.items.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn ext_xfs_btrfs_are_roots_luks_and_zfs_are_skipped_with_why_others_are_not_roots() {
+        assert_eq!(classify("ext4"), Ok(Some(FsKind::Ext4)));
+        assert_eq!(classify("ext3"), Ok(Some(FsKind::Ext4)));
+        assert_eq!(classify("xfs"), Ok(Some(FsKind::Xfs)));
+        assert_eq!(classify("btrfs"), Ok(Some(FsKind::Btrfs)));
+        assert!(
+            classify("crypto_LUKS")
+                .unwrap_err()
+                .contains("LUKS-encrypted")
+        );
+        assert!(classify("zfs_member").unwrap_err().contains("ZFS pool"));
+        for other in ["vfat", "swap", "iso9660", "squashfs", ""] {
+            assert_eq!(classify(other), Ok(None), "{other}");
+        }
+    }
+
+    #[test]
+    fn every_mount_is_read_only_without_replay_and_runs_nothing() {
+        for (kind, replay) in [
+            (FsKind::Ext4, "noload"),
+            (FsKind::Xfs, "norecovery"),
+            (FsKind::Btrfs, "rescue=nologreplay"),
+        ] {
+            let o = mount_options(kind);
+            let opts: Vec<&str> = o.split(',').collect();
+            for want in ["ro", "loop", "nosuid", "nodev", "noexec", replay] {
+                assert!(opts.contains(&want), "{kind:?}: {o} lacks {want}");
+            }
+            assert!(!opts.contains(&"rw"));
+        }
+    }
+
+    const LSBLK: &str = r#"{"blockdevices":[
+  {"path":"/dev/loop0","type":"loop","parttype":null,"fstype":"ext4","uuid":null,"label":null,"mountpoints":["/nix/.rw-store"]},
+  {"path":"/dev/sda","type":"disk","parttype":null,"fstype":"iso9660","uuid":null,"label":"nixos","mountpoints":[null],"children":[
+     {"path":"/dev/sda1","type":"part","parttype":"0x0","fstype":"iso9660","uuid":null,"label":"nixos","mountpoints":["/iso"]},
+     {"path":"/dev/sda3","type":"part","parttype":null,"fstype":"ext4","uuid":null,"label":"persist","mountpoints":[null]}]},
+  {"path":"/dev/nvme0n1","type":"disk","parttype":null,"fstype":null,"uuid":null,"label":null,"mountpoints":[null],"children":[
+     {"path":"/dev/nvme0n1p1","type":"part","parttype":"c12a7328-f81f-11d2-ba4b-00a0c93ec93b","fstype":"vfat","uuid":"7C1E-3A2B","label":null,"mountpoints":[null]},
+     {"path":"/dev/nvme0n1p2","type":"part","parttype":null,"fstype":"ext4","uuid":null,"label":"nixos","mountpoints":[null]},
+     {"path":"/dev/nvme0n1p3","type":"part","parttype":null,"fstype":"swap","uuid":null,"label":null,"mountpoints":[null]},
+     {"path":"/dev/nvme0n1p4","type":"part","parttype":null,"fstype":"crypto_LUKS","uuid":null,"label":null,"mountpoints":[null],"children":[
+        {"path":"/dev/mapper/home","type":"crypt","parttype":null,"fstype":"xfs","uuid":null,"label":null,"mountpoints":[null]}]},
+     {"path":"/dev/nvme0n1p5","type":"part","parttype":null,"fstype":"zfs_member","uuid":null,"label":"rpool","mountpoints":[null]},
+     {"path":"/dev/nvme0n1p6","type":"part","parttype":null,"fstype":"btrfs","uuid":null,"label":null,"mountpoints":[null]}]},
+  {"path":"/dev/sr0","type":"rom","parttype":null,"fstype":"ext4","uuid":null,"label":null,"mountpoints":[null]}
+]}"#;
+
+    #[test]
+    fn the_search_lists_the_machines_root_filesystems_and_skips_the_stick_loops_and_roms() {
+        let devices = super::super::scan::parse_lsblk(LSBLK).unwrap();
+        let got: Vec<(String, Result<FsKind, bool>)> = candidates(&devices)
+            .into_iter()
+            .map(|c| (c.device.display().to_string(), c.kind.map_err(|_| true)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/dev/nvme0n1p2".to_owned(), Ok(FsKind::Ext4)),
+                ("/dev/nvme0n1p4".to_owned(), Err(true)),
+                ("/dev/nvme0n1p5".to_owned(), Err(true)),
+                ("/dev/nvme0n1p6".to_owned(), Ok(FsKind::Btrfs)),
+                ("/dev/mapper/home".to_owned(), Ok(FsKind::Xfs)),
+            ]
+        );
+    }
+
+    fn dir_fd(p: &Path) -> OwnedFd {
+        fsx::open_root(p).unwrap()
+    }
+
+    #[test]
+    fn the_root_is_the_top_or_a_common_btrfs_subvolume() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        assert_eq!(find_root_dir(&dir_fd(t.path())), Some(""));
+        for sub in ["@", "root"] {
+            let t = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(t.path().join(sub).join("etc")).unwrap();
+            std::fs::create_dir_all(t.path().join("@home")).unwrap();
+            assert_eq!(find_root_dir(&dir_fd(t.path())), Some(sub));
+        }
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("home/etc")).unwrap();
+        assert_eq!(find_root_dir(&dir_fd(t.path())), None, "not a root");
+        // A symlinked etc is not followed out of the filesystem.
+        let t = tempfile::tempdir().unwrap();
+        symlink("/etc", t.path().join("etc")).unwrap();
+        assert_eq!(find_root_dir(&dir_fd(t.path())), None);
+    }
+
+    /// A NixOS-like old root: host name and manifest are store symlinks.
+    fn old_root(dir: &Path, state: Option<&str>, uuid: Option<&str>) {
+        let store = dir.join("nix/store/0000-etc/etc");
+        std::fs::create_dir_all(store.join("zeta")).unwrap();
+        std::fs::create_dir_all(dir.join("etc/zeta")).unwrap();
+        std::fs::write(store.join("hostname"), "Node-A\n").unwrap();
+        std::fs::write(store.join("zeta/creds-manifest.toml"), "version = 1\n").unwrap();
+        symlink("/nix/store/0000-etc/etc", dir.join("etc/static")).unwrap();
+        symlink("/etc/static/hostname", dir.join("etc/hostname")).unwrap();
+        symlink(
+            "/etc/static/zeta/creds-manifest.toml",
+            dir.join("etc/zeta/creds-manifest.toml"),
+        )
+        .unwrap();
+        if let Some(uuid) = uuid {
+            std::fs::write(dir.join("etc/zeta/usb-uuid"), uuid).unwrap();
+        }
+        if let Some(state) = state {
+            std::fs::create_dir_all(dir.join("var/lib/zeta-creds")).unwrap();
+            std::fs::write(dir.join("var/lib/zeta-creds/state.json"), state).unwrap();
+        }
+    }
+
+    const STATE: &str = r#"{"version":1,"generation":3,"files":{}}"#;
+
+    #[test]
+    fn an_old_root_is_known_by_its_state_record_stick_and_host_read_inside_it() {
+        let t = tempfile::tempdir().unwrap();
+        old_root(t.path(), Some(STATE), Some("DEAD-BEEF\n"));
+        let old = identify(&dir_fd(t.path()), t.path()).unwrap();
+        assert_eq!(old.usb_uuid.as_str(), "dead-beef");
+        assert_eq!(old.host.as_str(), "node-a");
+        assert_eq!(old.restored_generation, 3);
+        assert_eq!(old.manifest.as_deref(), Some("version = 1\n"));
+
+        // Without its own manifest: None (the default is the caller's).
+        std::fs::remove_file(t.path().join("etc/zeta/creds-manifest.toml")).unwrap();
+        assert_eq!(
+            identify(&dir_fd(t.path()), t.path()).unwrap().manifest,
+            None
+        );
+    }
+
+    #[test]
+    fn an_old_root_without_its_record_or_stick_or_with_a_bad_one_is_not_used_and_says_why() {
+        let cases: [(Option<&str>, Option<&str>, &str); 5] = [
+            (None, Some("DEAD-BEEF"), "no state record"),
+            (Some("{not json"), Some("DEAD-BEEF"), "is unusable"),
+            (
+                Some(r#"{"version":9,"generation":1,"files":{}}"#),
+                Some("DEAD-BEEF"),
+                "unknown version",
+            ),
+            (Some(STATE), None, "etc/zeta/usb-uuid"),
+            (Some(STATE), Some("not/a uuid"), "etc/zeta/usb-uuid"),
+        ];
+        for (state, uuid, want) in cases {
+            let t = tempfile::tempdir().unwrap();
+            old_root(t.path(), state, uuid);
+            let err = identify(&dir_fd(t.path()), t.path()).unwrap_err();
+            assert!(err.contains(want), "{err} lacks {want}");
+        }
+        // A manifest link that leaves the root is refused, not followed.
+        let t = tempfile::tempdir().unwrap();
+        old_root(t.path(), Some(STATE), Some("DEAD-BEEF"));
+        std::fs::remove_file(t.path().join("etc/zeta/creds-manifest.toml")).unwrap();
+        symlink(
+            "../../../../../../../../../../etc/passwd",
+            t.path().join("etc/zeta/creds-manifest.toml"),
+        )
+        .unwrap();
+        let err = identify(&dir_fd(t.path()), t.path()).unwrap_err();
+        assert!(err.contains("creds-manifest.toml"), "{err}");
+    }
+
+    fn info(uuid: &str, host: Option<&str>, generation: u64) -> BlobInfo {
+        BlobInfo {
+            usb_uuid: uuid.into(),
+            host: host.map(str::to_owned),
+            generation,
+            created: 1_780_000_000,
+            persona: String::new(),
+            tool_version: "0.1.0".into(),
+            format_version: 2,
+            size: 1000,
+            sha256: "ab".repeat(32),
+        }
+    }
+
+    #[test]
+    fn the_matching_blob_is_this_sticks_and_hosts_newest() {
+        let old = OldRoot {
+            usb_uuid: UsbUuid::parse("DEAD-BEEF").unwrap(),
+            host: Host::parse("node-a").unwrap(),
+            restored_generation: 1,
+            manifest: None,
+        };
+        let blobs = [
+            (PathBuf::from("a1"), info("dead-beef", Some("node-a"), 1)),
+            (PathBuf::from("a3"), info("dead-beef", Some("node-a"), 3)),
+            (PathBuf::from("a2"), info("dead-beef", Some("node-a"), 2)),
+            (PathBuf::from("b9"), info("dead-beef", Some("node-b"), 9)),
+            (PathBuf::from("c9"), info("cafe-f00d", Some("node-a"), 9)),
+            (PathBuf::from("v1"), info("dead-beef", None, 9)),
+        ];
+        let got = matching_blob(&old, blobs.iter().map(|(p, i)| (p, i))).unwrap();
+        assert_eq!(got.0, &PathBuf::from("a3"));
+        let others = &blobs[3..];
+        assert!(matching_blob(&old, others.iter().map(|(p, i)| (p, i))).is_none());
+    }
 }

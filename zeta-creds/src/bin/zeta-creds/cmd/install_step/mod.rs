@@ -77,7 +77,7 @@ pub fn main(
 ) -> ExitCode {
     let argv: Vec<OsString> = argv.into_iter().collect();
     if let Some(rest) = rescue::requested(&argv) {
-        let pass = reseal::PassSource::new(&argv, env_passphrase);
+        let pass = reseal::Handover::new(&argv, env_passphrase);
         return ExitCode::from(rescue::main(rest, pass).code());
     }
     let exit = match args::parse_argv(argv) {

@@ -82,7 +82,7 @@ pub fn requested(argv: &[OsString]) -> Option<Vec<OsString>> {
 }
 
 /// Run `rescue` with its arguments; prints its report and errors.
-pub fn main(argv: Vec<OsString>, pass: reseal::PassSource) -> StepExit {
+pub fn main(argv: Vec<OsString>, pass: reseal::Handover) -> StepExit {
     let args = match RescueArgs::try_parse_from(&argv) {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {

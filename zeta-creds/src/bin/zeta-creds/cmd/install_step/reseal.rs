@@ -54,34 +54,43 @@ pub struct Options {
     pub scan: bool,
 }
 
-/// Where the passphrase would come from: the script's pipe
-/// (`--env-passphrase-fd`, before `rescue`), else `ZETA_CREDS_PASSPHRASE`
-/// as the binary took it. Read only when a re-seal needs it.
-pub struct PassSource {
+/// What the installer script hands over before `rescue`: the passphrase
+/// (its pipe, `--env-passphrase-fd`, else `ZETA_CREDS_PASSPHRASE` as the
+/// binary took it; read only when a re-seal needs it) and the script's
+/// path (`--shim`, beside which the packaged manifest is).
+pub struct Handover {
     fd: Option<i32>,
     env: Option<SecretString>,
+    shim: Option<PathBuf>,
 }
 
-impl PassSource {
+impl Handover {
     /// From the step's whole argv and the binary's environment passphrase.
-    pub fn new(argv: &[OsString], env: Option<SecretString>) -> PassSource {
-        let mut fd = None;
+    pub fn new(argv: &[OsString], env: Option<SecretString>) -> Handover {
+        let (mut fd, mut shim) = (None, None);
         let mut i = 0;
         while i < argv.len() {
             let a = argv[i].to_string_lossy();
+            let next = argv.get(i + 1);
             if a == "rescue" {
                 break;
             } else if a == "--env-passphrase-fd" {
-                fd = argv.get(i + 1).and_then(|v| v.to_str()?.parse().ok());
+                fd = next.and_then(|v| v.to_str()?.parse().ok());
                 i += 2;
             } else if let Some(v) = a.strip_prefix("--env-passphrase-fd=") {
                 fd = v.parse().ok();
+                i += 1;
+            } else if a == "--shim" {
+                shim = next.map(PathBuf::from);
+                i += 2;
+            } else if let Some(v) = a.strip_prefix("--shim=") {
+                shim = Some(PathBuf::from(v));
                 i += 1;
             } else {
                 i += 1;
             }
         }
-        PassSource { fd, env }
+        Handover { fd, env, shim }
     }
 
     fn take(&mut self) -> Result<Option<SecretString>, String> {
@@ -109,14 +118,26 @@ struct Found {
 /// After the copies: look for the old system and offer the re-seal; else
 /// (or when it does not happen) say how old the rescued blob is. Returns
 /// `Failed` only when `--reseal` (or a "yes") did not end in a fresh blob.
-pub fn after_rescue(report: &Report, opts: &Options, mut pass: PassSource) -> StepExit {
+pub fn after_rescue(report: &Report, opts: &Options, mut pass: Handover) -> StepExit {
     if opts.mode == Mode::No {
         fallback(report, "--no-reseal");
         return StepExit::Ok;
     }
+    if oldroot::rescued(report).is_empty() {
+        if opts.mode == Mode::Yes {
+            warn(
+                "not re-sealed: no blob was rescued, so there is no passphrase to keep; the step after nixos-install bundles a new blob",
+            );
+            return StepExit::Failed;
+        }
+        return StepExit::Ok;
+    }
     let found = search(report, opts);
     let Some(f) = found else {
-        fallback(report, "no previous installation of a rescued blob's host was found");
+        fallback(
+            report,
+            "no previous installation of a rescued blob's host was found",
+        );
         return StepExit::Ok;
     };
     say(format!(
@@ -149,7 +170,9 @@ pub fn after_rescue(report: &Report, opts: &Options, mut pass: PassSource) -> St
             }
         }
         _ => {
-            say("not re-sealing without a terminal: pass --reseal (with ZETA_CREDS_PASSPHRASE) to seal a fresh blob from the old system's current files");
+            say(
+                "not re-sealing without a terminal: pass --reseal (with ZETA_CREDS_PASSPHRASE) to seal a fresh blob from the old system's current files",
+            );
             false
         }
     };
@@ -161,7 +184,7 @@ pub fn after_rescue(report: &Report, opts: &Options, mut pass: PassSource) -> St
         fallback(report, "not re-sealed");
         return StepExit::Failed;
     };
-    match seal(&f, &opened) {
+    match seal(&f, &opened, pass.shim.as_deref()) {
         Ok(done) => {
             say(format!(
                 "re-sealed: {} (host {}, stick {}, generation {}, {} files and directories from the old system's current files, manifest {}); the step after nixos-install uses it",
@@ -225,33 +248,46 @@ fn candidates(opts: &Options) -> Vec<Candidate> {
 }
 
 /// Mount `device` read-only (or use where it is mounted), run `f` on the
-/// root directory inside, and unmount, with signals held off.
+/// root directory inside, and unmount. A signal meanwhile detaches the
+/// mount and removes its directory (`cleanup::Guard::mount`); `f` may
+/// commit files of its own, so it does not run inside a commit section.
 fn with_root<T>(
     device: &Path,
     kind: FsKind,
     f: impl FnOnce(&Path, &'static str) -> Result<T, String>,
 ) -> Result<T, String> {
-    cleanup::commit_section(|| {
-        let at_root = |top: &Path| -> Result<T, String> {
-            let fd = fsx::open_root(top).map_err(|e| format!("cannot open it: {e}"))?;
-            let sub = oldroot::find_root_dir(&fd).ok_or_else(|| {
-                "it does not look like a root filesystem (no etc/, nor in an @ or root subvolume)"
-                    .to_owned()
-            })?;
-            f(&top.join(sub), sub)
-        };
-        if let Some(at) = SystemMounter.mounted_at(device) {
-            return at_root(&at);
-        }
-        let mounter = RootMounter { kind };
-        let mounted = Mounted::mount(&mounter, &default_mount_base(), device)
-            .map_err(|e| format!("cannot mount it read-only: {e}"))?;
-        let out = at_root(mounted.path());
-        if let Err(e) = mounted.release() {
+    let at_root = |top: &Path| -> Result<T, String> {
+        let fd = fsx::open_root(top).map_err(|e| format!("cannot open it: {e}"))?;
+        let sub = oldroot::find_root_dir(&fd).ok_or_else(|| {
+            "it does not look like a root filesystem (no etc/, nor in an @ or root subvolume)"
+                .to_owned()
+        })?;
+        f(&top.join(sub), sub)
+    };
+    if let Some(at) = SystemMounter.mounted_at(device) {
+        return at_root(&at);
+    }
+    let mounter = RootMounter { kind };
+    // The mount and its guard come into being together.
+    let (mounted, guard) = cleanup::commit_section(|| {
+        Mounted::mount(&mounter, &default_mount_base(), device)
+            .map(|m| {
+                let g = cleanup::Guard::mount(m.path());
+                (m, g)
+            })
+            .map_err(|e| format!("cannot mount it read-only: {e}"))
+    })?;
+    let out = at_root(mounted.path());
+    let released = cleanup::commit_section(|| mounted.release());
+    match released {
+        Ok(()) => guard.disarm(),
+        Err(e) => {
             warn(format!("old root {}: {e}", device.display()));
+            // Detached lazily by the guard's drop.
+            drop(guard);
         }
-        out
-    })
+    }
+    out
 }
 
 /// The first old root that is a rescued blob's system (the newest blob's,
@@ -269,7 +305,7 @@ fn search(report: &Report, opts: &Options) -> Option<Found> {
         let got = with_root(&c.device, kind, |root, sub| {
             let fd = fsx::open_root(root).map_err(|e| format!("cannot open it: {e}"))?;
             let old = oldroot::identify(&fd, root)?;
-            let Some((blob, info)) = oldroot::matching_blob(&old, report.copied()) else {
+            let Some((blob, info)) = oldroot::matching_blob(&old, oldroot::rescued(report)) else {
                 return Err(format!(
                     "host {}, stick {}: no rescued blob is that system's",
                     old.host, old.usb_uuid
@@ -304,7 +340,7 @@ fn search(report: &Report, opts: &Options) -> Option<Found> {
 
 /// The passphrase that opens the rescued blob: the script's (one try),
 /// else up to three on the terminal. `None`: said why; nothing written.
-fn open(f: &Found, pass: &mut PassSource) -> Option<oldroot::Opened> {
+fn open(f: &Found, pass: &mut Handover) -> Option<oldroot::Opened> {
     let from_env = match pass.take() {
         Ok(p) => p,
         Err(why) => {
@@ -324,7 +360,9 @@ fn open(f: &Found, pass: &mut PassSource) -> Option<oldroot::Opened> {
         };
     }
     if !have_tty() {
-        warn("not re-sealed: no passphrase (set ZETA_CREDS_PASSPHRASE, or run on a terminal); nothing was written");
+        warn(
+            "not re-sealed: no passphrase (set ZETA_CREDS_PASSPHRASE, or run on a terminal); nothing was written",
+        );
         return None;
     }
     let message = format!(
@@ -350,7 +388,9 @@ fn open(f: &Found, pass: &mut PassSource) -> Option<oldroot::Opened> {
                 }
             },
             Ok(None) => {
-                warn("not re-sealed: no passphrase opened the rescued blob after 3 tries; nothing was written");
+                warn(
+                    "not re-sealed: no passphrase opened the rescued blob after 3 tries; nothing was written",
+                );
                 return None;
             }
             Err(e) => {
@@ -364,13 +404,17 @@ fn open(f: &Found, pass: &mut PassSource) -> Option<oldroot::Opened> {
 }
 
 /// Mount the old root again and seal from it into the rescue directory.
-fn seal(f: &Found, opened: &oldroot::Opened) -> Result<oldroot::Resealed, String> {
+fn seal(
+    f: &Found,
+    opened: &oldroot::Opened,
+    shim: Option<&Path>,
+) -> Result<oldroot::Resealed, String> {
     let rescue_dir = f
         .blob
         .parent()
         .map(Path::to_owned)
         .ok_or("the rescued blob has no directory")?;
-    let default_manifest = default_manifest();
+    let default_manifest = default_manifest(shim);
     with_root(&f.device, f.kind, |root, sub| {
         if sub != f.sub {
             return Err("it changed since it was looked at".into());
@@ -391,18 +435,21 @@ fn seal(f: &Found, opened: &oldroot::Opened) -> Result<oldroot::Resealed, String
 }
 
 /// The step's default manifest when the old system has none of its own:
-/// `$ZETA_CREDS_MANIFEST_DIR/default.toml`, else the packaged one.
-fn default_manifest() -> Option<PathBuf> {
+/// `$ZETA_CREDS_MANIFEST_DIR/default.toml`, else the packaged one beside
+/// the installer script or the binary.
+fn default_manifest(shim: Option<&Path>) -> Option<PathBuf> {
     let dir_of = |p: &Path| {
         std::fs::canonicalize(p)
             .ok()
             .and_then(|p| p.parent().map(Path::to_owned))
     };
-    let install_dirs: Vec<PathBuf> = std::env::current_exe()
-        .ok()
-        .and_then(|p| dir_of(&p))
-        .into_iter()
-        .collect();
+    let install_dirs: Vec<PathBuf> = [
+        shim.and_then(dir_of),
+        std::env::current_exe().ok().and_then(|p| dir_of(&p)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let manifest_dir = std::env::var("ZETA_CREDS_MANIFEST_DIR")
         .ok()
         .filter(|d| !d.is_empty());
@@ -417,7 +464,7 @@ fn default_manifest() -> Option<PathBuf> {
 /// (its newest generation) and how old it is.
 fn fallback(report: &Report, why: &str) {
     let mut newest: BTreeMap<Option<&str>, &BlobInfo> = BTreeMap::new();
-    for (_, info) in report.copied() {
+    for (_, info) in oldroot::rescued(report) {
         let e = newest.entry(info.host.as_deref()).or_insert(info);
         if info.generation > e.generation {
             *e = info;
@@ -444,26 +491,32 @@ mod tests {
     }
 
     #[test]
-    fn the_scripts_pipe_is_found_before_rescue_only() {
+    fn the_scripts_pipe_and_path_are_found_before_rescue_only() {
+        let h = Handover::new(&os(&["--shim", "/i/step.sh", "rescue"]), None);
+        assert_eq!(h.shim, Some(PathBuf::from("/i/step.sh")));
         assert_eq!(
-            PassSource::new(&os(&["--env-passphrase-fd", "3", "rescue"]), None).fd,
+            Handover::new(&os(&["--shim=/s", "rescue"]), None).shim,
+            Some(PathBuf::from("/s"))
+        );
+        assert_eq!(
+            Handover::new(&os(&["--env-passphrase-fd", "3", "rescue"]), None).fd,
             Some(3)
         );
         assert_eq!(
-            PassSource::new(&os(&["--env-passphrase-fd=4", "rescue"]), None).fd,
+            Handover::new(&os(&["--env-passphrase-fd=4", "rescue"]), None).fd,
             Some(4)
         );
         assert_eq!(
-            PassSource::new(&os(&["rescue", "--env-passphrase-fd", "3"]), None).fd,
+            Handover::new(&os(&["rescue", "--env-passphrase-fd", "3"]), None).fd,
             None
         );
     }
 
     #[test]
     fn an_empty_environment_passphrase_is_none() {
-        let mut p = PassSource::new(&[], Some(SecretString::from("")));
+        let mut p = Handover::new(&[], Some(SecretString::from("")));
         assert!(p.take().unwrap().is_none());
-        let mut p = PassSource::new(&[], Some(SecretString::from("x y")));
+        let mut p = Handover::new(&[], Some(SecretString::from("x y")));
         assert!(p.take().unwrap().is_some());
         assert!(p.take().unwrap().is_none(), "read once");
     }

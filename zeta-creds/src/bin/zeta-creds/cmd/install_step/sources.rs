@@ -143,7 +143,9 @@ pub fn choose(seen: &[Seen], stick: &str, host: Option<&str>) -> Result<Choice, 
                 (n, None) => format!("the newest generation ({g}) of the {n} blobs there"),
             };
             let why = if is_resealed(&seen[best]) {
-                format!("{why}: the fresh re-seal `rescue` made from the old system's current files")
+                format!(
+                    "{why}: the fresh re-seal `rescue` made from the old system's current files"
+                )
             } else {
                 why
             };
