@@ -863,8 +863,8 @@ scenario_U() {
 # since the blob was sealed. A wrong passphrase writes nothing; without a
 # terminal or --reseal nothing is re-sealed and the rescued blob's age is
 # said; on a terminal a mistyped passphrase is asked again; --reseal seals
-# generation 2 from the old files. The image is never changed and no loop
-# device stays. After the wipe the step installs the fresh blob, says it is
+# generation 2 from the old files; a damaged image is named and the
+# rescued blob used. The image is never changed and no loop device stays. After the wipe the step installs the fresh blob, says it is
 # the re-seal, and a restore brings the rotated login.
 scenario V "rescue re-seals from the old root still on the disk; the step after the wipe installs it"
 scenario_V() {
@@ -932,6 +932,27 @@ scenario_V() {
     expect_eq "--reseal: no temporary file left" "$(find "$work/V/rescued" -mindepth 1 -name '.*' | wc -l)" 0
     expect_eq "the old root's image is unchanged" "$(sha256sum <"$img")" "$sum"
     expect_eq "no loop device left on the image" "$(losetup -j "$img")" ""
+
+    # A damaged old root (cut short: the mount fails; its inode tables
+    # zeroed: nothing that looks like a root): said, the rescued blob is
+    # used, nothing re-sealed, no loop device left.
+    cp "$img" "$work/V/cut.img"
+    truncate -s 20M "$work/V/cut.img"
+    cp "$img" "$work/V/zeroed.img"
+    dd if=/dev/zero of="$work/V/zeroed.img" bs=1M seek=1 count=6 conv=notrunc status=none
+    for bad_img in cut zeroed; do
+        rc=0
+        ZETA_CREDS_RESCUE_DIR=$work/V/rescued-$bad_img ZETA_CREDS_PASSPHRASE=$pass setsid -w "$step" rescue \
+            --from "$work/V/esp" --old-root "$work/V/$bad_img.img" --reseal --allow-rescue-dir-on-disk \
+            </dev/null >"$work/V-$bad_img.log" 2>&1 || rc=$?
+        expect_eq "damaged old root ($bad_img): exit status" "$rc" 0
+        expect_grep "damaged old root ($bad_img): says why" "$work/V-$bad_img.log" \
+            "old root $work/V/$bad_img.img: not re-sealing from it: "
+        expect_grep "damaged old root ($bad_img): falls back to the rescued blob" "$work/V-$bad_img.log" \
+            "the step after nixos-install uses the rescued blob for host node-a: generation 1"
+        expect_eq "damaged old root ($bad_img): only the rescued blob" "$(find "$work/V/rescued-$bad_img" -mindepth 1 | wc -l)" 1
+        expect_eq "damaged old root ($bad_img): no loop device left" "$(losetup -j "$work/V/$bad_img.img")" ""
+    done
 
     # The installer wipes the disk: a fresh ESP and root.
     rm -rf "$work/V/esp" "$work/V/root"

@@ -23,7 +23,8 @@ use super::{reseal, stash, stick, ui};
 /// and mounts every source read-only. By default it reads every EFI system
 /// partition of the machine's disks, and the stash on the live stick (its
 /// filesystem labelled ZETA-CREDS), keeping every host's blob there;
-/// --device, --from and --stash name sources instead. Copies go to /run/zeta-creds/rescued (ZETA_CREDS_RESCUE_DIR to
+/// --device, --from and --stash name sources instead. Then it offers to
+/// re-seal from the old system still on the disk (see below). Copies go to /run/zeta-creds/rescued (ZETA_CREDS_RESCUE_DIR to
 /// override), which must be in RAM (tmpfs), so nothing lands on a disk
 /// about to be wiped. The install step after nixos-install looks there.
 #[derive(Parser, Debug)]
@@ -31,7 +32,7 @@ use super::{reseal, stash, stick, ui};
     name = "zeta-creds-step rescue",
     no_binary_name = true,
     disable_version_flag = true,
-    after_help = "Every host's blob in the stash is kept: one stick serves a fleet, and the\nstep after nixos-install picks the blob of the host it installs (of several\ngenerations, the newest). Nothing is ever removed from the rescue directory.\n\nExit status:\n   0  every source was read (or none holds a blob)\n   1  a source could not be rescued, or the rescue directory is unusable:\n      look before wiping a disk\n   2  usage error"
+    after_help = "Every host's blob in the stash is kept: one stick serves a fleet, and the\nstep after nixos-install picks the blob of the host it installs (of several\ngenerations, the newest). Nothing is ever removed from the rescue directory.\n\nThen rescue looks for the previous installation (ext4, xfs or btrfs; LUKS\nand ZFS are skipped), mounted read-only without journal replay: when its\nstate record, etc/zeta/usb-uuid and host name match a rescued blob, it\noffers (on a terminal; --reseal without asking) to seal a fresh blob from\nthat system's current files, under the passphrase that opens the rescued\nblob, at generation old + 1 (resealed-<host>-g<N>.enc); the step after\nnixos-install uses it. Otherwise it says how old the rescued blob is.\n\nExit status:\n   0  every source was read (or none holds a blob)\n   1  a source could not be rescued, or the rescue directory is unusable:\n      look before wiping a disk; or a re-seal that was asked for failed\n      (nothing was written; the rescued blob is still there)\n   2  usage error"
 )]
 pub struct RescueArgs {
     /// A partition or an image file to read (repeatable); replaces the scan
