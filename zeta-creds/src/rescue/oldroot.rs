@@ -352,8 +352,8 @@ pub fn matching_blob<'a>(
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResealError {
-    /// The passphrase does not open the rescued blob (or the blob is not
-    /// what its header says): the caller may ask again.
+    /// The passphrase does not open the rescued blob: the caller may ask
+    /// again.
     #[error("the passphrase does not open the rescued blob {}: {source}", blob.display())]
     WrongPassphrase {
         /// The rescued blob.
@@ -362,7 +362,8 @@ pub enum ResealError {
         #[source]
         source: envelope::Error,
     },
-    /// The rescued blob cannot be read.
+    /// The rescued blob cannot be read, is not this old system's (another
+    /// stick or host), or is damaged.
     #[error("cannot read the rescued blob {}: {reason}", blob.display())]
     Blob {
         /// The rescued blob.
@@ -438,9 +439,13 @@ pub fn open_rescued(
     };
     let unlocked = header
         .unlock(&passphrase, &binding, envelope::DEFAULT_MAX_LOG_N)
-        .map_err(|source| ResealError::WrongPassphrase {
-            blob: blob.to_owned(),
-            source,
+        .map_err(|source| match source {
+            // Only a key that does not unwrap is worth another try.
+            envelope::Error::WrongPassphrase => ResealError::WrongPassphrase {
+                blob: blob.to_owned(),
+                source,
+            },
+            other => file_err(other.to_string()),
         })?;
     let fields = unlocked.fields().clone();
     Ok(Opened {
