@@ -127,6 +127,28 @@ fn a_wrong_passphrase_writes_nothing_and_the_right_one_seals_the_current_files_a
     );
     let hosts = fs::read_to_string(w.dst().join("home/zeta/.config/gh/hosts.yml")).unwrap();
     assert!(hosts.contains("gho_ROTATED"), "{hosts}");
+
+    // Run again (rescue twice): the earlier re-seal is replaced by a
+    // fresher one of the same generation, as its name says.
+    let first = fs::read(&done.path).unwrap();
+    let again = oldroot::reseal(&Reseal {
+        old: &old,
+        root: &w.src(),
+        opened: &opened,
+        default_manifest: None,
+        rescue_dir: rescue.path(),
+    })
+    .unwrap();
+    assert_eq!(
+        (again.path.as_path(), again.generation),
+        (done.path.as_path(), 2)
+    );
+    assert_eq!(header(&again.path).generation, 2);
+    assert_ne!(fs::read(&again.path).unwrap(), first, "sealed anew");
+    assert_eq!(
+        names(rescue.path()),
+        ["abcd-1234-g1-00000000.enc", "resealed-node-a-g2.enc"]
+    );
 }
 
 #[test]

@@ -549,6 +549,10 @@ pub fn reseal(r: &Reseal<'_>) -> Result<Resealed, ResealError> {
     let mut plan = bundle::plan(&opts)?;
     // Authenticated above: the rescued blob's MAC verified.
     plan.generation = plan.generation.max(generation);
+    // A re-seal of an earlier run (same name, same generation) is replaced
+    // by this fresher one, not continued: its generation must stay the one
+    // in its name.
+    plan.existing = None;
     let written = bundle::write(&opts, &plan, &r.opened.passphrase)?;
     drop(staged);
     Ok(Resealed {
