@@ -53,7 +53,7 @@ pub struct RescueArgs {
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
-    /// The previous installation's root filesystem (a partition or an image file; repeatable); default: the machine's disks when they are scanned
+    /// The previous installation's root filesystem (a partition or an image file; repeatable); default: the machine's disks, with the default scan or --reseal
     #[arg(long, value_name = "DEV")]
     pub old_root: Vec<PathBuf>,
     /// Seal a fresh blob from the old system's current files without asking (passphrase: ZETA_CREDS_PASSPHRASE, else the terminal)
@@ -155,7 +155,8 @@ fn reseal_options(args: &RescueArgs, scan: bool) -> reseal::Options {
     reseal::Options {
         mode,
         old_roots: args.old_root.clone(),
-        scan,
+        // --reseal with --device/--from still looks on the disks.
+        scan: scan || args.reseal,
     }
 }
 

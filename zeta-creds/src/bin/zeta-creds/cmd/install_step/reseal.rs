@@ -7,7 +7,8 @@
 //! * `--reseal`: re-seal without asking, the passphrase from
 //!   `ZETA_CREDS_PASSPHRASE` (else the terminal); a failure exits 1.
 //! * neither: on a terminal, ask (default yes); without one, say that
-//!   `--reseal` does it and go on with the rescued blob.
+//!   `--reseal` does it and go on with the rescued blob (no old root is
+//!   mounted then).
 //!
 //! Each old root is mounted read-only twice at most, never across a
 //! question: once to recognise it, once to seal from it, each time inside
@@ -130,6 +131,14 @@ pub fn after_rescue(report: &Report, opts: &Options, mut pass: Handover) -> Step
             );
             return StepExit::Failed;
         }
+        return StepExit::Ok;
+    }
+    if opts.mode == Mode::Ask && !have_tty() {
+        // No one to ask: no old root is mounted for nothing.
+        say(
+            "not re-sealing without a terminal: pass --reseal (with ZETA_CREDS_PASSPHRASE) to seal a fresh blob from the old system's current files",
+        );
+        fallback(report, "not re-sealed");
         return StepExit::Ok;
     }
     let found = search(report, opts);
