@@ -118,18 +118,19 @@ struct Found {
 
 /// After the copies: look for the old system and offer the re-seal; else
 /// (or when it does not happen) say how old the rescued blob is. Returns
-/// `Failed` only when `--reseal` (or a "yes") did not end in a fresh blob.
+/// `Failed` only when an old system was found and the re-seal `--reseal`
+/// (or a "yes") asked for did not end in a fresh blob.
 pub fn after_rescue(report: &Report, opts: &Options, mut pass: Handover) -> StepExit {
     if opts.mode == Mode::No {
         fallback(report, "--no-reseal");
         return StepExit::Ok;
     }
     if oldroot::rescued(report).is_empty() {
+        // Nothing to re-seal from: a new machine, not a failure.
         if opts.mode == Mode::Yes {
-            warn(
+            say(
                 "not re-sealed: no blob was rescued, so there is no passphrase to keep; the step after nixos-install bundles a new blob",
             );
-            return StepExit::Failed;
         }
         return StepExit::Ok;
     }
