@@ -14,12 +14,13 @@
 # ESP served from the rescue directory, a new machine from the stash, a
 # read-only and a full stash, a fleet; S. --user and an unknown user
 # before any passphrase; T. a mistyped passphrase during a re-bundle;
-# U. rescue of the stash (every host's blob, bad files named).
+# U. rescue of the stash (every host's blob, bad files named); V. rescue
+# re-seals from the old root still on the disk (an ext4 image).
 # Throughout, a sampler reads every process's argv (and every zeta-creds
 # process's environment) and must never find a passphrase; and no file
 # under the targets, the ESPs or the step's TMPDIR may hold one.
 #
-# Needs root (the fake trees have owners), mkfs.vfat, mkfs.ext4, blkid,
+# Needs root (the fake trees have owners), mkfs.vfat, mkfs.ext4, blkid, losetup,
 # script, setsid and cargo; prints `SKIPPED: <reason>` and exits 77 without
 # them. Takes about 15 s.
 #
@@ -36,7 +37,7 @@ skip() {
     exit 77
 }
 [ "$(id -u)" -eq 0 ] || skip "tests/installer needs root (the fake target trees have owners)"
-for tool in mkfs.vfat mkfs.ext4 blkid script setsid jq cargo; do
+for tool in mkfs.vfat mkfs.ext4 blkid losetup script setsid jq cargo; do
     command -v "$tool" >/dev/null 2>&1 ||
         skip "$tool not found (scripts/setup-debian.sh installs what tests/installer needs)"
 done
@@ -168,7 +169,7 @@ if [ -s "$work/env-leaks" ]; then
 else
     ok "ZETA_CREDS_PASSPHRASE reached no zeta-creds process"
 fi
-hits=$(grep -rlF -f "$work/secrets" "$work"/[A-U]*/ "$work/tmp" 2>/dev/null || true)
+hits=$(grep -rlF -f "$work/secrets" "$work"/[A-V]*/ "$work/tmp" 2>/dev/null || true)
 if [ -n "$hits" ]; then
     bad "files under the targets, ESPs or TMPDIR hold a passphrase: $hits"
 else

@@ -854,3 +854,125 @@ scenario_U() {
     if cmp -s "$work/U/esp/zeta-creds.enc" "$work/R/stash/node-b.enc"; then ok "new node-b: got node-b's blob"; else bad "new node-b: not node-b's blob"; fi
     check_uuid_file "$work/U/root" DEAD-BEEF
 }
+
+# ---------------------------------------------------------------------------
+# Rescue re-seals from the old system when it is still on the disk (issue
+# 18): an ext4 image of the old root (mkfs.ext4 -d, no mount needed to make
+# it; the rescue loop-mounts it read-only) holds a state record,
+# etc/zeta/usb-uuid, a manifest linked into its store, and a login rotated
+# since the blob was sealed. A wrong passphrase writes nothing; without a
+# terminal or --reseal nothing is re-sealed and the rescued blob's age is
+# said; on a terminal a mistyped passphrase is asked again; --reseal seals
+# generation 2 from the old files; a damaged image is named and the
+# rescued blob used. The image is never changed and no loop device stays. After the wipe the step installs the fresh blob, says it is
+# the re-seal, and a restore brings the rotated login.
+scenario V "rescue re-seals from the old root still on the disk; the step after the wipe installs it"
+scenario_V() {
+    local img=$work/V/root.img sum cmd
+    make_target "$work/V/root" creds
+    mkdir -p "$work/V/esp"
+    ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/V1.log" \
+        --target "$work/V/root" --esp "$work/V/esp" --usb-device "$work/stick.img"
+    expect_eq "setup: sealed generation 1" "$rc $(header "$work/V/esp/zeta-creds.enc" generation)" "0 1"
+    # The old system lived on: its restore left a state record, its
+    # manifest is a link into its store, and gh rotated its token.
+    mkdir -p "$work/V/root/var/lib/zeta-creds" "$work/V/root/nix/store/0000-etc/etc/zeta"
+    printf '{"version":1,"generation":1,"files":{}}\n' >"$work/V/root/var/lib/zeta-creds/state.json"
+    chmod 0600 "$work/V/root/var/lib/zeta-creds/state.json"
+    cp "$repo/manifest/default.toml" "$work/V/root/nix/store/0000-etc/etc/zeta/creds-manifest.toml"
+    ln -s /etc/static/zeta/creds-manifest.toml "$work/V/root/etc/zeta/creds-manifest.toml"
+    printf 'github.com:\n    oauth_token: gho_rotated0002\n    user: zeta\n' >"$work/V/root/home/zeta/.config/gh/hosts.yml"
+    mkfs.ext4 -q -d "$work/V/root" "$img" 64M >/dev/null
+    sum=$(sha256sum <"$img")
+
+    rc=0
+    ZETA_CREDS_RESCUE_DIR=$work/V/rescued ZETA_CREDS_PASSPHRASE=$wrong setsid -w "$step" rescue \
+        --from "$work/V/esp" --old-root "$img" --reseal --allow-rescue-dir-on-disk \
+        </dev/null >"$work/V2.log" 2>&1 || rc=$?
+    expect_eq "wrong passphrase: exit status" "$rc" 1
+    expect_grep "wrong passphrase: found the old system" "$work/V2.log" \
+        "old system on $img: host node-a, stick dead-beef; its rescued blob"
+    expect_grep "wrong passphrase: says so" "$work/V2.log" "the passphrase does not open the rescued blob"
+    expect_grep "wrong passphrase: falls back and says how old" "$work/V2.log" \
+        "not re-sealed: the step after nixos-install uses the rescued blob for host node-a: generation 1, sealed"
+    expect_eq "wrong passphrase: only the rescued blob, nothing half-written" \
+        "$(find "$work/V/rescued" -mindepth 1 | wc -l)" 1
+
+    rc=0
+    ZETA_CREDS_RESCUE_DIR=$work/V/rescued2 setsid -w "$step" rescue \
+        --from "$work/V/esp" --old-root "$img" --allow-rescue-dir-on-disk \
+        </dev/null >"$work/V3.log" 2>&1 || rc=$?
+    expect_eq "no terminal, no --reseal: exit status" "$rc" 0
+    expect_grep "no terminal: says how to re-seal" "$work/V3.log" "not re-sealing without a terminal: pass --reseal"
+    expect_grep "no terminal: says how old the rescued blob is" "$work/V3.log" "(0 days ago); files changed since then are not in it"
+    expect_eq "no terminal: no re-seal" "$(find "$work/V/rescued2" -name 'resealed-*' | wc -l)" 0
+
+    cmd=$(printf '%q ' env "ZETA_CREDS_RESCUE_DIR=$work/V/rescued3" "$step" rescue \
+        --from "$work/V/esp" --old-root "$img" --allow-rescue-dir-on-disk)
+    rc=0
+    tty_drive "$work/V4.log" 30 "$cmd" "[Y/n]" y "Passphrase of the rescued blob" "$wrong" \
+        "Passphrase of the rescued blob" "$pass" || rc=$?
+    expect_eq "terminal: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/V4.log"
+    expect_grep "terminal: a mistyped passphrase is asked again" "$work/V4.log" "that passphrase does not open the rescued blob"
+    expect_eq "terminal: re-sealed" "$(find "$work/V/rescued3" -name 'resealed-node-a-g2.enc' | wc -l)" 1
+    expect_no_secret "terminal: no passphrase echoed" "$work/V4.log"
+
+    rc=0
+    ZETA_CREDS_RESCUE_DIR=$work/V/rescued ZETA_CREDS_PASSPHRASE=$pass setsid -w "$step" rescue \
+        --from "$work/V/esp" --old-root "$img" --reseal --allow-rescue-dir-on-disk \
+        </dev/null >"$work/V5.log" 2>&1 || rc=$?
+    expect_eq "--reseal: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/V5.log"
+    expect_grep "--reseal: says what it sealed" "$work/V5.log" \
+        "re-sealed: $work/V/rescued/resealed-node-a-g2.enc (host node-a, stick dead-beef, generation 2, "
+    expect_grep "--reseal: with the old system's manifest" "$work/V5.log" "manifest the old system's /etc/zeta/creds-manifest.toml"
+    expect_eq "--reseal: generation and host" \
+        "$(header "$work/V/rescued/resealed-node-a-g2.enc" generation) $(header "$work/V/rescued/resealed-node-a-g2.enc" host)" "2 node-a"
+    expect_eq "--reseal: no temporary file left" "$(find "$work/V/rescued" -mindepth 1 -name '.*' | wc -l)" 0
+    expect_eq "the old root's image is unchanged" "$(sha256sum <"$img")" "$sum"
+    expect_eq "no loop device left on the image" "$(losetup -j "$img")" ""
+
+    # A damaged old root (cut short: the mount fails; its inode tables
+    # zeroed: nothing that looks like a root): said, the rescued blob is
+    # used, nothing re-sealed, no loop device left.
+    cp "$img" "$work/V/cut.img"
+    truncate -s 20M "$work/V/cut.img"
+    cp "$img" "$work/V/zeroed.img"
+    dd if=/dev/zero of="$work/V/zeroed.img" bs=1M seek=1 count=6 conv=notrunc status=none
+    for bad_img in cut zeroed; do
+        rc=0
+        ZETA_CREDS_RESCUE_DIR=$work/V/rescued-$bad_img ZETA_CREDS_PASSPHRASE=$pass setsid -w "$step" rescue \
+            --from "$work/V/esp" --old-root "$work/V/$bad_img.img" --reseal --allow-rescue-dir-on-disk \
+            </dev/null >"$work/V-$bad_img.log" 2>&1 || rc=$?
+        expect_eq "damaged old root ($bad_img): exit status" "$rc" 0
+        expect_grep "damaged old root ($bad_img): says why" "$work/V-$bad_img.log" \
+            "old root $work/V/$bad_img.img: not re-sealing from it: "
+        expect_grep "damaged old root ($bad_img): falls back to the rescued blob" "$work/V-$bad_img.log" \
+            "the step after nixos-install uses the rescued blob for host node-a: generation 1"
+        expect_eq "damaged old root ($bad_img): only the rescued blob" "$(find "$work/V/rescued-$bad_img" -mindepth 1 | wc -l)" 1
+        expect_eq "damaged old root ($bad_img): no loop device left" "$(losetup -j "$work/V/$bad_img.img")" ""
+    done
+
+    # The installer wipes the disk: a fresh ESP and root.
+    rm -rf "$work/V/esp" "$work/V/root"
+    mkdir -p "$work/V/esp"
+    make_target "$work/V/root"
+    ZETA_CREDS_RESCUE_DIR=$work/V/rescued ZETA_CREDS_PICKER=1 ZETA_CREDS_PASSPHRASE=$pass run_step "$work/V6.log" \
+        --target "$work/V/root" --esp "$work/V/esp" --usb-device "$work/stick.img"
+    expect_eq "after the wipe: exit status" "$rc" 0
+    [ "$rc" -eq 0 ] || show_log "$work/V6.log"
+    expect_grep "after the wipe: says it is the fresh re-seal" "$work/V6.log" \
+        "the newest generation (2) of the 2 blobs there for host node-a: the fresh re-seal \`rescue\` made from the old system's current files"
+    if cmp -s "$work/V/esp/zeta-creds.enc" "$work/V/rescued/resealed-node-a-g2.enc"; then
+        ok "after the wipe: the ESP holds the fresh re-seal"
+    else
+        bad "after the wipe: the ESP does not hold the fresh re-seal"
+    fi
+    rc=0
+    "$real_zc" restore --blob "$work/V/esp/zeta-creds.enc" --usb-uuid-file "$work/V/root/etc/zeta/usb-uuid" \
+        --target-root "$work/V/root" --passphrase-fd 3 3< <(printf '%s' "$pass") >"$work/V7.log" 2>&1 || rc=$?
+    expect_eq "restore: exit status" "$rc" 0
+    expect_grep "restore: the login as it was on the old system, not as sealed" \
+        "$work/V/root/home/zeta/.config/gh/hosts.yml" "gho_rotated0002"
+}

@@ -40,6 +40,8 @@ enum Target {
     TempFile(Below),
     /// A directory this run created (removed only if empty).
     CreatedDir(Below),
+    /// A read-only mount this run made on a directory it created.
+    Mount(PathBuf),
 }
 
 /// A name in the directory `components` below `base`. Held by name, not by
@@ -114,6 +116,15 @@ impl Guard {
         Guard::register(Target::CreatedDir(Below::new(base, components, name)))
     }
 
+    /// Guard the read-only mount this run made on the directory `path`
+    /// (which it created, empty): removal detaches it (`umount --lazy`, so
+    /// files still open in it do not keep it) and removes the directory.
+    /// For work that cannot run inside [`commit_section`] (it commits
+    /// files of its own) while a filesystem is mounted.
+    pub fn mount(path: &Path) -> Guard {
+        Guard::register(Target::Mount(path.to_owned()))
+    }
+
     /// Record which file a passphrase-file guard stands for (the `fstat` of
     /// the descriptor read from): only a file with that device and inode is
     /// removed. No effect on other guards.
@@ -175,6 +186,17 @@ impl Target {
         match self {
             Target::TempFile(b) => b.unlink(AtFlags::empty(), last),
             Target::CreatedDir(b) => b.unlink(AtFlags::REMOVEDIR, last),
+            Target::Mount(path) => {
+                let _ = std::process::Command::new("umount")
+                    .arg("--lazy")
+                    .arg("--")
+                    .arg(&path)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                let _ = std::fs::remove_dir(&path);
+            }
             Target::PassphraseFile { path, identity } => {
                 if let Err(e) = remove_passphrase_file(&path, identity) {
                     crate::warning!(
@@ -241,7 +263,7 @@ fn remove_targets(targets: BTreeMap<u64, Target>) {
     let (mut temps, mut dirs, mut files) = (Vec::new(), Vec::new(), Vec::new());
     for target in targets.into_values().rev() {
         match target {
-            Target::TempFile(_) => temps.push(target),
+            Target::TempFile(_) | Target::Mount(_) => temps.push(target),
             Target::CreatedDir(_) => dirs.push(target),
             Target::PassphraseFile { .. } => files.push(target),
         }

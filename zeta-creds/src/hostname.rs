@@ -177,6 +177,17 @@ impl From<rustix::io::Errno> for Resolve {
     }
 }
 
+/// Read another file of a root the running system does not own (an old
+/// installation's `etc/zeta/creds-manifest.toml`, a store symlink on
+/// NixOS), resolved inside the root as `etc/hostname` is: at most `limit`
+/// bytes; the error says why, for a message that names the file.
+pub fn read_file_inside(root_fd: &OwnedFd, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+    read_inside(root_fd, path, limit).map_err(|e| match e {
+        Resolve::NotFound(why) | Resolve::Missing(why) | Resolve::Escapes(why) => why,
+        Resolve::Io(e) => e.to_string(),
+    })
+}
+
 /// Read the regular file at `path` (relative, `/`-separated) below
 /// `root_fd`, at most `limit` bytes, following symlinks as the system
 /// under the root would see them: an absolute target starts again at the

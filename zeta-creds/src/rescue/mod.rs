@@ -30,6 +30,7 @@
 
 pub mod copy;
 pub mod mount;
+pub mod oldroot;
 mod report;
 pub mod scan;
 #[cfg(test)]

@@ -104,7 +104,7 @@ pub fn descendants(dev: &BlockDevice) -> Vec<&BlockDevice> {
 /// ISO 9660 filesystem (the NixOS installer image written to a stick, or
 /// a CD) or something mounted at `/iso`, where the NixOS installer mounts
 /// its image.
-fn live_reason(top: &BlockDevice) -> Option<String> {
+pub(crate) fn live_reason(top: &BlockDevice) -> Option<String> {
     descendants(top).into_iter().find_map(|d| {
         if d.fstype.as_deref() == Some("iso9660") {
             Some(format!(

@@ -467,7 +467,10 @@ Environment:
 Where the blob comes from, first found: the ESP, the rescue directory (the
 newest generation for this host), the stash (<host>.enc), --blob FILE; every
 line up to the summary says which. `rescue` before partitioning copies the
-ESPs' blobs and every host's blob in the stash into the rescue directory.
+ESPs' blobs and every host's blob in the stash into the rescue directory,
+and can re-seal a fresh one from the old system still on the disk
+(`rescue --help`); that one is the newest, and the step says it is the
+fresh re-seal.
 
 Before a bundle asks for a passphrase, the manifest's user (or --user) must
 be in the source root's etc/passwd and every required entry must be there;

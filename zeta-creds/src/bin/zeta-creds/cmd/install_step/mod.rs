@@ -42,6 +42,7 @@ mod offesp;
 mod preflight;
 mod report;
 mod rescue;
+mod reseal;
 mod seal;
 mod secret;
 mod sources;
@@ -76,7 +77,8 @@ pub fn main(
 ) -> ExitCode {
     let argv: Vec<OsString> = argv.into_iter().collect();
     if let Some(rest) = rescue::requested(&argv) {
-        return ExitCode::from(rescue::main(rest).code());
+        let pass = reseal::Handover::new(&argv, env_passphrase);
+        return ExitCode::from(rescue::main(rest, pass).code());
     }
     let exit = match args::parse_argv(argv) {
         Ok(args) => run(&args, env_passphrase),

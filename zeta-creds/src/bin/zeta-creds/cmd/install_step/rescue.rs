@@ -13,7 +13,7 @@ use zeta_creds::rescue::{self, DEFAULT_RESCUE_DIR, RESCUE_DIR_ENV, Request, Syst
 
 use super::args::PROG;
 use super::exit::{Fail, StepExit};
-use super::{stash, stick, ui};
+use super::{reseal, stash, stick, ui};
 
 /// Copy existing zeta-creds blobs off this machine's disks into RAM, before
 /// an installer partitions and formats them.
@@ -23,7 +23,8 @@ use super::{stash, stick, ui};
 /// and mounts every source read-only. By default it reads every EFI system
 /// partition of the machine's disks, and the stash on the live stick (its
 /// filesystem labelled ZETA-CREDS), keeping every host's blob there;
-/// --device, --from and --stash name sources instead. Copies go to /run/zeta-creds/rescued (ZETA_CREDS_RESCUE_DIR to
+/// --device, --from and --stash name sources instead. Then it offers to
+/// re-seal from the old system still on the disk (see below). Copies go to /run/zeta-creds/rescued (ZETA_CREDS_RESCUE_DIR to
 /// override), which must be in RAM (tmpfs), so nothing lands on a disk
 /// about to be wiped. The install step after nixos-install looks there.
 #[derive(Parser, Debug)]
@@ -31,7 +32,7 @@ use super::{stash, stick, ui};
     name = "zeta-creds-step rescue",
     no_binary_name = true,
     disable_version_flag = true,
-    after_help = "Every host's blob in the stash is kept: one stick serves a fleet, and the\nstep after nixos-install picks the blob of the host it installs (of several\ngenerations, the newest). Nothing is ever removed from the rescue directory.\n\nExit status:\n   0  every source was read (or none holds a blob)\n   1  a source could not be rescued, or the rescue directory is unusable:\n      look before wiping a disk\n   2  usage error"
+    after_help = "Every host's blob in the stash is kept: one stick serves a fleet, and the\nstep after nixos-install picks the blob of the host it installs (of several\ngenerations, the newest). Nothing is ever removed from the rescue directory.\n\nThen rescue looks for the previous installation (ext4, xfs or btrfs; LUKS\nand ZFS are skipped), mounted read-only without journal replay: when its\nstate record, etc/zeta/usb-uuid and host name match a rescued blob, it\noffers (on a terminal; --reseal without asking) to seal a fresh blob from\nthat system's current files, under the passphrase that opens the rescued\nblob, at generation old + 1 (resealed-<host>-g<N>.enc); the step after\nnixos-install uses it. Otherwise it says how old the rescued blob is.\n\nExit status:\n   0  every source was read (or none holds a blob)\n   1  a source could not be rescued, or the rescue directory is unusable:\n      look before wiping a disk; or a re-seal that was asked for failed\n      (nothing was written; the rescued blob is still there)\n   2  usage error"
 )]
 pub struct RescueArgs {
     /// A partition or an image file to read (repeatable); replaces the scan
@@ -52,6 +53,15 @@ pub struct RescueArgs {
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// The previous installation's root filesystem (a partition or an image file; repeatable); default: the machine's disks, with the default scan or --reseal
+    #[arg(long, value_name = "DEV")]
+    pub old_root: Vec<PathBuf>,
+    /// Seal a fresh blob from the old system's current files without asking (passphrase: ZETA_CREDS_PASSPHRASE, else the terminal)
+    #[arg(long, conflicts_with = "no_reseal")]
+    pub reseal: bool,
+    /// Do not look for the old system; the step uses the rescued blob as it is
+    #[arg(long)]
+    pub no_reseal: bool,
 }
 
 /// The arguments after `rescue`, if the step was asked to rescue: the first
@@ -73,7 +83,7 @@ pub fn requested(argv: &[OsString]) -> Option<Vec<OsString>> {
 }
 
 /// Run `rescue` with its arguments; prints its report and errors.
-pub fn main(argv: Vec<OsString>) -> StepExit {
+pub fn main(argv: Vec<OsString>, pass: reseal::Handover) -> StepExit {
     let args = match RescueArgs::try_parse_from(&argv) {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {
@@ -96,9 +106,9 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
         .map_or_else(|| PathBuf::from(DEFAULT_RESCUE_DIR), PathBuf::from);
     let mut req = Request::new(dir);
     let scan = args.device.is_empty() && args.from.is_empty() && args.stash.is_empty();
-    req.devices = args.device;
-    req.from = args.from;
-    req.stash_dirs = args.stash;
+    req.devices = args.device.clone();
+    req.from = args.from.clone();
+    req.stash_dirs = args.stash.clone();
     req.allow_disk = args.allow_rescue_dir_on_disk;
     if scan {
         stick_stash(args.usb_device.as_deref(), &mut req);
@@ -120,7 +130,8 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
                 ));
                 return StepExit::Failed;
             }
-            if report.has_failures() {
+            let resealed = reseal::after_rescue(&report, &reseal_options(&args, scan), pass);
+            if report.has_failures() || resealed != StepExit::Ok {
                 StepExit::Failed
             } else {
                 StepExit::Ok
@@ -130,6 +141,22 @@ pub fn main(argv: Vec<OsString>) -> StepExit {
             ui::report(&Fail::new(StepExit::Failed, format!("rescue: {e}")));
             StepExit::Failed
         }
+    }
+}
+
+/// `--reseal`, `--no-reseal`, `--old-root`: where the old system is looked
+/// for after the copies ([`reseal::after_rescue`]).
+fn reseal_options(args: &RescueArgs, scan: bool) -> reseal::Options {
+    let mode = match (args.reseal, args.no_reseal) {
+        (true, _) => reseal::Mode::Yes,
+        (_, true) => reseal::Mode::No,
+        _ => reseal::Mode::Ask,
+    };
+    reseal::Options {
+        mode,
+        old_roots: args.old_root.clone(),
+        // --reseal with --device/--from still looks on the disks.
+        scan: scan || args.reseal,
     }
 }
 

@@ -142,6 +142,13 @@ pub fn choose(seen: &[Seen], stick: &str, host: Option<&str>) -> Result<Choice, 
                 }
                 (n, None) => format!("the newest generation ({g}) of the {n} blobs there"),
             };
+            let why = if is_resealed(&seen[best]) {
+                format!(
+                    "{why}: the fresh re-seal `rescue` made from the old system's current files"
+                )
+            } else {
+                why
+            };
             chosen = Some((best, why));
             break;
         }
@@ -201,6 +208,25 @@ fn not_used(s: &Seen, best: Option<&Seen>, host: Option<&str>) -> String {
     }
 }
 
+/// A blob `install-step rescue` sealed from the old system's current files:
+/// in the rescue directory, named `resealed-<host>-g<generation>.enc` after
+/// its own header (a rescued copy is named after its stick, with a hash, so
+/// no header can make one look like this).
+fn is_resealed(s: &Seen) -> bool {
+    let (Some(h), Some(name)) = (&s.header, s.path.file_name().and_then(|n| n.to_str())) else {
+        return false;
+    };
+    let (Some(host), Some(g)) = (&h.host, h.generation) else {
+        return false;
+    };
+    s.origin == Origin::Rescued
+        && name
+            == format!(
+                "{}{host}-g{g}.enc",
+                zeta_creds::rescue::oldroot::RESEALED_PREFIX
+            )
+}
+
 /// The files in the rescue directory that may be blobs: regular files
 /// (not symlinks) named `*.enc`, sorted; none when it does not exist.
 pub fn rescued_files(dir: &Path) -> Vec<PathBuf> {
@@ -244,6 +270,58 @@ mod tests {
             origin,
             header: None,
         }
+    }
+
+    #[test]
+    fn the_fresh_reseal_is_named_as_such_and_nothing_else_is() {
+        let fresh = seen(
+            "/r/resealed-node-a-g3.enc",
+            Origin::Rescued,
+            "dead-beef",
+            Some("node-a"),
+            3,
+        );
+        let copy = seen(
+            "/r/dead-beef-g2-0a1b2c3d.enc",
+            Origin::Rescued,
+            "dead-beef",
+            Some("node-a"),
+            2,
+        );
+        let c = choose(&[copy.clone(), fresh.clone()], "dead-beef", Some("node-a")).unwrap();
+        assert_eq!(c.chosen, Some(1));
+        assert!(
+            c.why
+                .ends_with("the fresh re-seal `rescue` made from the old system's current files"),
+            "{}",
+            c.why
+        );
+        // A copy whose (unauthenticated) stick mimics the name is not one,
+        // nor is a name whose generation is not the header's.
+        let mimic = seen(
+            "/r/resealed-node-a-g3-0a1b2c3d.enc",
+            Origin::Rescued,
+            "resealed-node-a",
+            Some("node-a"),
+            3,
+        );
+        let wrong_g = seen(
+            "/r/resealed-node-a-g9.enc",
+            Origin::Rescued,
+            "dead-beef",
+            Some("node-a"),
+            3,
+        );
+        for s in [mimic, wrong_g] {
+            let c = choose(&[s], "dead-beef", Some("node-a")).unwrap();
+            assert!(!c.why.contains("re-seal"), "{}", c.why);
+        }
+        assert!(
+            !choose(&[copy], "dead-beef", Some("node-a"))
+                .unwrap()
+                .why
+                .contains("re-seal")
+        );
     }
 
     fn chosen_path(seen: &[Seen], host: Option<&str>) -> Option<PathBuf> {
