@@ -871,10 +871,13 @@ let
   # credentials: Protocol error" (for a missing file too) and status
   # 243/CREDENTIALS, before ExecStart= runs; these lines name the
   # credential, the likely causes, and the way back.
+  # `rebundle`: the same lines for zeta-creds-rebundle.service, which
+  # loads the same credential (the blob was left as it was; no fallback).
   credentialMessage =
     {
       cfg,
       argv,
+      rebundle ? false,
     }:
     let
       c = withDefaults cfg;
@@ -882,11 +885,23 @@ let
       byHand = concatStringsSep " " ([ "zeta-creds" ] ++ builtins.tail argv);
     in
     [
-      "the sealed passphrase ${pp.credential} (LoadCredentialEncrypted=passphrase:${pp.credential}) could not be decrypted, so systemd did not start zeta-creds (status 243/CREDENTIALS) and nothing was restored."
+      (
+        "the sealed passphrase ${pp.credential} (LoadCredentialEncrypted=passphrase:${pp.credential}) could not be decrypted, so systemd did not start zeta-creds (status 243/CREDENTIALS) and "
+        + (
+          if rebundle then
+            "nothing was re-bundled: the blob on the ESP was not touched, and it is not kept fresh until this is fixed."
+          else
+            "nothing was restored."
+        )
+      )
       "likely causes: the file is missing; it was sealed on another machine; or this machine's TPM2 no longer unseals it (the TPM was cleared or reset, or a firmware, Secure Boot or boot loader update changed the PCRs it is bound to)."
     ]
     ++ (
-      if pp.credentialFallback == "interactive" then
+      if rebundle then
+        [
+          "to re-bundle now: run `${byHand}` as root on a terminal (it asks for the passphrase)."
+        ]
+      else if pp.credentialFallback == "interactive" then
         [
           "asking for the passphrase on the console instead (passphrase.credentialFallback = \"interactive\", ${fallbackName})."
         ]
@@ -906,22 +921,30 @@ let
   # and, with the interactive fallback, leave the marker the fallback unit
   # needs. Any other stop removes the marker. A single-quoted word each, so
   # the message is never expanded by the shell.
+  #
+  # With `rebundle` (zeta-creds-rebundle.service): the journal only, no
+  # console (nobody waits at it for a timer's unit), no marker.
   credentialFailureScript =
     {
       cfg,
       argv,
+      rebundle ? false,
     }:
     let
       c = withDefaults cfg;
       fallback = c.passphrase.credentialFallback == "interactive";
-      lines = credentialMessage { inherit cfg argv; };
+      lines = credentialMessage { inherit cfg argv rebundle; };
       quote = s: "'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'";
       words = concatStringsSep " " (map quote lines);
     in
-    "if [ \"$EXIT_CODE\" = exited ] && [ \"$EXIT_STATUS\" = 243 ]; then set -- ${words}; "
-    + "for l; do printf '<3>%s\\n' \"$l\"; printf 'zeta-creds-restore: %s\\n' \"$l\" 2>/dev/null >/dev/console || :; done; "
-    + (if fallback then ": >${credentialFailedMarker}; " else "")
-    + "else rm -f ${credentialFailedMarker}; fi";
+    if rebundle then
+      "if [ \"$EXIT_CODE\" = exited ] && [ \"$EXIT_STATUS\" = 243 ]; then set -- ${words}; "
+      + "for l; do printf '<3>%s\\n' \"$l\"; done; fi"
+    else
+      "if [ \"$EXIT_CODE\" = exited ] && [ \"$EXIT_STATUS\" = 243 ]; then set -- ${words}; "
+      + "for l; do printf '<3>%s\\n' \"$l\"; printf 'zeta-creds-restore: %s\\n' \"$l\" 2>/dev/null >/dev/console || :; done; "
+      + (if fallback then ": >${credentialFailedMarker}; " else "")
+      + "else rm -f ${credentialFailedMarker}; fi";
 
   # A follow-up of the restore for a secret manager that decrypts in NixOS
   # activation (sops-nix without sops.useSystemdActivation; agenix with
@@ -1031,6 +1054,8 @@ let
       # systemctl, for the shutdown unit's ExecStop= (the module passes
       # the system's own).
       systemctl ? "systemctl",
+      # The shell of the credential-failure report (as mkUnit's).
+      shell ? "/bin/sh",
     }:
     let
       c = withDefaults cfg;
@@ -1167,7 +1192,25 @@ let
         SuccessExitStatus = "10";
         TimeoutStartSec = timeoutSecs;
       }
-      // sandbox;
+      // sandbox
+      // (
+        if seals then
+          {
+            # systemd says only "243/CREDENTIALS" when the TPM2 no longer
+            # unseals the passphrase: the same lines as the restore's, to
+            # the journal ("+": it reads only $EXIT_CODE and $EXIT_STATUS).
+            ExecStopPost = "+" + escapeArgv [
+              shell
+              "-c"
+              (credentialFailureScript {
+                inherit cfg argv;
+                rebundle = true;
+              })
+            ];
+          }
+        else
+          { }
+      );
 
       # Before shutdown or reboot, so that a reinstall starts from the
       # newest tokens: a oneshot that stays active (RemainAfterExit=) and
@@ -1295,7 +1338,14 @@ let
       fallback = credentialMode && pp.credentialFallback == "interactive";
       newBlob = c.restoreOn == "new-blob";
       core = mkCore { inherit cfg binary userHome; };
-      rebundle = mkRebundle { inherit cfg binary systemctl; };
+      rebundle = mkRebundle {
+        inherit
+          cfg
+          binary
+          systemctl
+          shell
+          ;
+      };
       inherit (core) argv install;
       check = mkCheck {
         inherit

@@ -943,6 +943,16 @@ let
           (eq "reads homes, writes none" s.ProtectHome "read-only")
           (eq "reads the users' files, chowns nothing" s.CapabilityBoundingSet "CAP_DAC_READ_SEARCH CAP_IPC_LOCK")
           (eq "stale-but-reported is not a failure" s.SuccessExitStatus "10")
+          # A TPM2 that no longer unseals: the restore's lines, said of the
+          # re-bundle, to the journal only, the ESP untouched (issue 18).
+          (eq "ExecStopPost: the credential failure, journal only" s.ExecStopPost (
+            "+/bin/sh -c \"if [ \\\"$$EXIT_CODE\\\" = exited ] && [ \\\"$$EXIT_STATUS\\\" = 243 ]; then set -- "
+            + "'the sealed passphrase /etc/credstore.encrypted/zeta-creds (LoadCredentialEncrypted=passphrase:/etc/credstore.encrypted/zeta-creds) could not be decrypted, so systemd did not start zeta-creds (status 243/CREDENTIALS) and nothing was re-bundled: the blob on the ESP was not touched, and it is not kept fresh until this is fixed.' "
+            + "'likely causes: the file is missing; it was sealed on another machine; or this machine'\\\\''s TPM2 no longer unseals it (the TPM was cleared or reset, or a firmware, Secure Boot or boot loader update changed the PCRs it is bound to).' "
+            + "'to re-bundle now: run `zeta-creds rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --max-work-factor 20 --notice /run/zeta-creds-notice/stale` as root on a terminal (it asks for the passphrase).' "
+            + "'then re-seal it on this machine: systemd-ask-password -n \\\"zeta-creds passphrase:\\\" | systemd-creds encrypt --with-key=tpm2 --tpm2-pcrs=7 --name=passphrase - /etc/credstore.encrypted/zeta-creds (the PCRs you sealed with; installer: zeta-creds-step.sh --seal-tpm2).'; "
+            + "for l; do printf '<3>%%s\\\\n' \\\"$$l\\\"; done; fi\""
+          ))
           (eq "the notice directory" {
             inherit (s) RuntimeDirectory RuntimeDirectoryMode RuntimeDirectoryPreserve;
           } {
@@ -1026,6 +1036,7 @@ let
           (eq "ExecStart" s.ExecStart "${bin} rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --max-work-factor 20 --notice /run/zeta-creds-notice/stale --persona ops --report-only")
           (eq "file mode: the same" f.rebundle.service.service.ExecStart "${bin} rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --max-work-factor 20 --notice /run/zeta-creds-notice/stale --report-only")
           (absent "no credential" s "LoadCredentialEncrypted")
+          (absent "no credential failure to report" s "ExecStopPost")
           (absent "writes no blob" s "ReadWritePaths")
           (absent "writes no record" s "StateDirectory")
           (eq "no IPC_LOCK: no secret held" s.CapabilityBoundingSet "CAP_DAC_READ_SEARCH")

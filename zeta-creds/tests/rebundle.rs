@@ -270,3 +270,65 @@ fn a_required_entry_gone_is_reported_not_an_error() {
     }
     assert_eq!(before, fs::read(w.blob()).unwrap());
 }
+
+/// A full ESP (issue 18, "Bad input"): the re-bundle of a changed login
+/// refuses before it writes (exit 1, naming the blob and the fix), the
+/// blob stays byte for byte, no temporary file or `.prev` is left, and
+/// the state record is not raised, so the next run tries again. The ESP
+/// is a small tmpfs, filled up, in a private mount namespace.
+#[test]
+fn root_a_full_esp_leaves_the_blob_and_the_record_as_they_were() {
+    assert!(is_root(), "needs root: it mounts a tmpfs");
+    let w = World::bundled();
+    fs::write(w.src().join(HOSTS), "rotated token\n").unwrap();
+    let record = w.src().join("var/lib/zeta-creds/state.json");
+    let record_before = fs::read(&record).unwrap();
+    let saved = w.path("blob.saved");
+    fs::copy(w.blob(), &saved).unwrap();
+    let pf = w.pass_file(PASS);
+    let bin = assert_cmd::cargo::cargo_bin("zeta-creds");
+    // Mount, put the blob back, fill what is left, run, then say what the
+    // ESP holds and whether the blob is the one saved.
+    let script = r#"size=$(( $(stat -c %s "$SAVED") / 1024 + 64 ))k
+mount -t tmpfs -o "size=$size" tmpfs "$ESP" || exit 77
+cp "$SAVED" "$ESP/zeta-creds.enc" || exit 77
+dd if=/dev/zero of="$ESP/filler" bs=4k 2>/dev/null
+"$@"
+rc=$?
+rm -f "$ESP/filler"
+echo "left: $(ls -A "$ESP" | tr '\n' ' ')"
+cmp -s "$SAVED" "$ESP/zeta-creds.enc" && echo "blob: unchanged"
+exit $rc"#;
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&bin)
+        .arg("rebundle")
+        .arg("--blob")
+        .arg(w.blob())
+        .args(["--usb-uuid", UUID])
+        .arg("--source-root")
+        .arg(w.src())
+        .arg("--manifest")
+        .arg(w.manifest())
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .env("ESP", w.path("esp"))
+        .env("SAVED", &saved)
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(77),
+        "cannot set up the tmpfs: {out:?}"
+    );
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{so}{se}");
+    assert!(se.contains("not enough room for"), "{se}");
+    assert!(so.contains("left: zeta-creds.enc \n"), "{so}");
+    assert!(so.contains("blob: unchanged"), "{so}");
+    assert_eq!(
+        fs::read(&record).unwrap(),
+        record_before,
+        "the record was raised"
+    );
+}
