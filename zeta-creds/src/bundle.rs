@@ -602,7 +602,7 @@ pub fn write(opts: &Options, plan: &Plan, passphrase: &SecretString) -> Result<W
     write_with_progress(opts, plan, passphrase, &mut |_| {})
 }
 
-/// [`write`], calling `progress` with each item's size once it is hashed
+/// [`write()`], calling `progress` with each item's size once it is hashed
 /// (first pass) and once it is sealed (second pass): `2 *
 /// plan.pick.total_size()` bytes in all, for a progress line.
 pub fn write_with_progress(
