@@ -31,6 +31,14 @@ mod cli;
 #[path = "../../zeta-creds/src/bin/zeta-creds/exit.rs"]
 mod exit;
 mod pages;
+// The installer step parses its own options: its --help text and exit
+// table, compiled from the binary's sources as cli.rs is, make its page.
+#[allow(dead_code)]
+#[path = "../../zeta-creds/src/bin/zeta-creds/cmd/install_step/exit.rs"]
+mod step_exit;
+#[allow(dead_code)]
+#[path = "../../zeta-creds/src/bin/zeta-creds/cmd/install_step/help.rs"]
+mod step_help;
 
 use exit::Exit;
 
@@ -119,6 +127,23 @@ fn strip_preamble(piece: Vec<u8>) -> String {
 }
 
 /// One section of clap_mangen's rendering, without its preamble.
+/// `text` as a no-fill block (`.nf` ... `.fi`), each line escaped for
+/// roff: a backslash as `\e`, a hyphen as `\-`, a leading `.` or `'`
+/// behind `\&`, so no line is read as a request.
+fn verbatim(text: &str) -> String {
+    let mut out = String::from(".nf\n");
+    for line in text.trim_end().lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.push_str("\\&");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(".fi\n");
+    out
+}
+
 fn mangen(
     man: &clap_mangen::Man,
     section: fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>,
@@ -194,7 +219,17 @@ fn page(cmd: &clap::Command, path: &[String]) -> std::io::Result<String> {
         roff.text([roman(note.replace('\n', " "))]);
         out += &roff.to_roff();
     }
-    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+    if path == ["install-step"] {
+        // Its --help from "Options:" on, as the step prints it (the exit
+        // table goes to EXIT STATUS below).
+        let table = step_exit::table();
+        let help = step_help::text("zeta-creds install-step", &table);
+        let options = help
+            .find("\nOptions:\n")
+            .map_or(help.as_str(), |at| &help[at + "\nOptions:\n".len()..]);
+        out += ".SH OPTIONS\n";
+        out += &verbatim(&options.replace(&table, ""));
+    } else if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         out += &mangen(&man, clap_mangen::Man::render_options_section)?;
     }
     if cmd.has_subcommands() {
@@ -205,10 +240,13 @@ fn page(cmd: &clap::Command, path: &[String]) -> std::io::Result<String> {
     roff.control("SH", ["EXIT STATUS"]);
     if path == ["install-step"] {
         roff.text([roman(
-            "The step has its own table, with the same codes as zeta-creds where they \
-             mean the same, and passes a failed zeta-creds command's status through: \
-             run zeta-creds install-step --help, or see installer/README.md.",
+            "The step's own table (the same codes as zeta-creds where they mean the \
+             same); a failed zeta-creds command's status is passed through:",
         )]);
+        out += &roff.to_roff();
+        roff = Roff::default();
+        let table = step_exit::table();
+        out += &verbatim(table.strip_prefix("Exit status:\n").unwrap_or(&table));
     } else {
         for e in Exit::ALL {
             roff.control("TP", [] as [&str; 0]);

@@ -224,6 +224,24 @@ pub fn extras(path: &[&str]) -> Extras {
                 "zeta-creds status",
             )],
         },
+        ["rebundle"] => Extras {
+            forms: &[],
+            env: &[CREDENTIALS_DIRECTORY, ZETA_CREDS_PASSPHRASE],
+            files: &[BLOB, USB_UUID, MANIFEST, STATE],
+            examples: &[
+                (
+                    "What the NixOS module's timer runs in credential mode: re-bundle only when \
+                     a carried file changed since the blob was sealed (the passphrase is read \
+                     only then), keeping the old blob as BLOB.prev and raising the state record:",
+                    "zeta-creds rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid",
+                ),
+                (
+                    "In interactive or file mode: only say so (one warning, exit 10 when stale) \
+                     and leave a line for the next login shell; no passphrase is read:",
+                    "zeta-creds rebundle --blob /boot/zeta-creds.enc --usb-uuid-file /etc/zeta/usb-uuid --report-only --notice /run/zeta-creds-notice/stale",
+                ),
+            ],
+        },
         ["rekey"] => Extras {
             forms: &[],
             env: &[CREDENTIALS_DIRECTORY, ZETA_CREDS_PASSPHRASE],
@@ -263,7 +281,7 @@ pub fn extras(path: &[&str]) -> Extras {
         ["install-step"] => Extras {
             forms: &[
                 "zeta-creds install-step --target DIR --esp DIR [OPTIONS]",
-                "zeta-creds install-step rescue [--device DEV]... [--from PATH]... [--allow-rescue-dir-on-disk] [--json]",
+                "zeta-creds install-step rescue [--device DEV]... [--from PATH]... [--stash DIR]... [--usb-device DEV] [--old-root DEV]... [--reseal | --no-reseal] [--allow-rescue-dir-on-disk] [--json]",
                 "zeta-creds install-step --help",
             ],
             env: &[

@@ -37,6 +37,7 @@ mod args;
 mod decide;
 mod exit;
 mod files;
+mod help;
 mod host;
 mod offesp;
 mod preflight;
