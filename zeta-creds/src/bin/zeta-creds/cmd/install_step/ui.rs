@@ -38,10 +38,11 @@ pub fn have_tty() -> bool {
     open_tty().is_ok()
 }
 
-/// One line on the terminal (ignored without one).
+/// One line on the terminal (ignored without one), control characters
+/// escaped as every human-readable line is ([`zeta_creds::msg::escape`]).
 pub fn tty_say(line: &str) {
     if let Ok(mut tty) = open_tty() {
-        let _ = writeln!(tty, "{line}");
+        let _ = writeln!(tty, "{}", zeta_creds::msg::escape(line));
     }
 }
 
