@@ -237,6 +237,29 @@ impl Exclude {
 }
 
 impl Manifest {
+    /// Whether some entry carries the file or directory at `path`
+    /// (`/`-separated, below the root or the home, as `anchor` says): the
+    /// same anchor, the entry's components (literal or glob) match the
+    /// first components of `path`, and the rest, inside a carried
+    /// directory, is not excluded. Personas are not considered: this says
+    /// whether the manifest names the path at all (the restore's policy,
+    /// and whether a vanished file is still carried).
+    pub fn carries(&self, anchor: Anchor, path: &str) -> bool {
+        let path: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        self.entries.iter().any(|e| {
+            e.anchor == anchor
+                && e.components.len() <= path.len()
+                && e.components.iter().zip(&path).all(|(c, name)| match c {
+                    Component::Literal(l) => l == name,
+                    Component::Glob(g) => g.matches(name),
+                })
+                && (e.components.len() == path.len()
+                    || e.exclude
+                        .matching(&path[e.components.len()..].join("/"))
+                        .is_none())
+        })
+    }
+
     /// Read and validate a manifest file.
     pub fn load(path: &Path) -> Result<Manifest, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {

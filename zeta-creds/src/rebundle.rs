@@ -12,8 +12,10 @@
 //! A carried file that vanished is never dropped from the blob by the
 //! automatic run: a login file briefly missing (a tool rewriting it, a
 //! logout by mistake) would otherwise be gone from the only copy that
-//! survives a reinstall. Only an operator decides that (`bundle` by hand,
-//! or `rebundle --drop-vanished`).
+//! survives a reinstall. Only the operator decides that: by taking its
+//! entry out of the manifest (the manifest no longer carries it, so the
+//! automatic run drops it), by `bundle` by hand, or `rebundle
+//! --drop-vanished`.
 #![forbid(unsafe_code)]
 
 use crate::status::{Counts, FileState, FileStatus};

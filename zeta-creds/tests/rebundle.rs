@@ -332,3 +332,36 @@ exit $rc"#;
         "the record was raised"
     );
 }
+
+/// A vanished file whose entry the operator took out of the manifest is
+/// what the manifest says to drop (issue 18: "never re-bundles an entry
+/// that vanished unless the manifest says so"): the automatic run
+/// re-bundles without it, no flag needed, and the new blob no longer
+/// carries it.
+#[test]
+fn a_vanished_file_the_manifest_no_longer_carries_is_dropped() {
+    let w = World::bundled();
+    fs::remove_file(w.src().join("home/zeta/.codex/auth.json")).unwrap();
+    let text = fs::read_to_string(w.manifest()).unwrap();
+    let without = text.replace("[[entry]]\npath = \"~/.codex/auth.json\"\n\n", "");
+    assert_ne!(text, without, "the manifest names ~/.codex/auth.json");
+    fs::write(w.manifest(), without).unwrap();
+    let pf = w.pass_file(PASS);
+    let out = rebundle(&w, Some(&pf), &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("1 vanished"), "{}", stdout(&out));
+    assert_eq!(generation_of(&w, &w.blob()), 2);
+    let pf = w.pass_file(PASS);
+    let list = w
+        .cmd()
+        .args(["verify", "--list", "--blob"])
+        .arg(w.blob())
+        .arg("--passphrase-file")
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let listed = stdout(&list);
+    assert!(listed.contains(".config/gh/hosts.yml"), "{listed}");
+    assert!(!listed.contains(".codex/auth.json"), "{listed}");
+}

@@ -25,9 +25,9 @@ use std::path::Path;
 
 use super::Refusal;
 use crate::envelope::{EntryKind, EntryMeta};
-use crate::fsx;
+
 use crate::hostname::{self, Resolve};
-use crate::manifest::{self, Component, Manifest};
+use crate::manifest::{self, Manifest};
 
 /// Where the host's manifest is, below the target root.
 pub const HOST_MANIFEST: &str = "etc/zeta/creds-manifest.toml";
@@ -158,23 +158,9 @@ impl Policy {
     }
 }
 
-/// Whether some entry of `m` carries `meta`: the same anchor, and its
-/// components (literal or glob) match the first components of the
-/// entry's path, the rest (inside a carried directory) not excluded.
+/// Whether some entry of `m` carries `meta` ([`Manifest::carries`]).
 fn allows(m: &Manifest, meta: &EntryMeta) -> bool {
-    let path = fsx::components(&meta.path);
-    m.entries.iter().any(|e| {
-        e.anchor == meta.anchor
-            && e.components.len() <= path.len()
-            && e.components.iter().zip(&path).all(|(c, name)| match c {
-                Component::Literal(l) => l == name,
-                Component::Glob(g) => g.matches(name),
-            })
-            && (e.components.len() == path.len()
-                || e.exclude
-                    .matching(&path[e.components.len()..].join("/"))
-                    .is_none())
-    })
+    m.carries(meta.anchor, &meta.path)
 }
 
 #[cfg(test)]

@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
-use zeta_creds::envelope::{self, Binding, EntryKind};
+use zeta_creds::envelope::{self, Anchor, Binding, EntryKind};
 use zeta_creds::manifest::Manifest;
+use zeta_creds::passwd::Accounts;
 use zeta_creds::rebundle::{self, Decision};
+use zeta_creds::status::FileState;
 use zeta_creds::{bundle, fsx, pick, state, status};
 
 use super::Status;
@@ -136,7 +138,23 @@ pub fn run(
         .map(pick::Item::source_display)
         .collect();
     let compared = status::report(&record.files, |p| status::observe(&root, p), &picked);
-    let decision = rebundle::decide(&compared.counts, !args.report_only, args.drop_vanished);
+    // A vanished file is dropped only when the manifest says so: no entry
+    // carries it any more (the operator took it out). Any other vanished
+    // file holds the re-bundle (or --drop-vanished).
+    let home = Accounts::load(&root)
+        .ok()
+        .and_then(|a| a.user(&manifest.user).map(|u| u.home.clone()));
+    let manifest_drops = compared.counts.vanished > 0
+        && compared
+            .files
+            .iter()
+            .filter(|f| matches!(f.state, FileState::Vanished))
+            .all(|f| !still_carried(&manifest, home.as_deref(), &f.path));
+    let decision = rebundle::decide(
+        &compared.counts,
+        !args.report_only,
+        args.drop_vanished || manifest_drops,
+    );
     let newest = record.newest_blob();
     let mut report = RebundleReport {
         blob: args.blob.clone(),
@@ -185,6 +203,18 @@ pub fn run(
         })?;
     }
     Ok(report)
+}
+
+/// Whether `manifest` still carries the file recorded at `dest` (a path
+/// on the system, `/home/zeta/.config/gh/hosts.yml`): as a root entry, or
+/// as a home entry below `home`.
+fn still_carried(manifest: &Manifest, home: Option<&str>, dest: &str) -> bool {
+    let in_home = home.and_then(|h| {
+        dest.strip_prefix(h.trim_end_matches('/'))
+            .and_then(|rest| rest.strip_prefix('/'))
+    });
+    manifest.carries(Anchor::Root, dest.trim_start_matches('/'))
+        || in_home.is_some_and(|rest| manifest.carries(Anchor::Home, rest))
 }
 
 /// The login message: counts and date only, no path (the file is world
