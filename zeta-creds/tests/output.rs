@@ -37,6 +37,7 @@ fn every_command_takes_quiet_and_verbose() {
         &["diff"],
         &["status"],
         &["rekey"],
+        &["rebundle"],
         &["manifest", "check"],
         &["completions"],
     ] {
@@ -273,4 +274,36 @@ fn progress_on_a_terminal_for_work_over_a_second() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains('\r'), "{}", stderr(&out));
+}
+
+/// The installer step's progress lines are notes too: `zeta-creds -q
+/// install-step` prints none, where the plain run says why it skipped.
+#[test]
+fn quiet_install_step_prints_no_progress() {
+    let w = World::new();
+    let (target, esp) = (w.path("target"), w.path("esp"));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::create_dir_all(&esp).unwrap();
+    let run = |flags: &[&str]| {
+        w.cmd()
+            .args(flags)
+            .arg("install-step")
+            .arg("--target")
+            .arg(&target)
+            .arg("--esp")
+            .arg(&esp)
+            .env("ZETA_CREDS_PICKER", "0")
+            .output()
+            .unwrap()
+    };
+    let plain = run(&[]);
+    assert!(plain.status.success(), "{plain:?}");
+    assert!(
+        stderr(&plain).contains("skipped: ZETA_CREDS_PICKER=0"),
+        "{}",
+        stderr(&plain)
+    );
+    let quiet = run(&["-q"]);
+    assert!(quiet.status.success(), "{quiet:?}");
+    assert_eq!(stderr(&quiet), "");
 }

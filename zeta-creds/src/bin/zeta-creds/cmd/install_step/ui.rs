@@ -10,22 +10,30 @@ use super::args::PROG;
 use super::exit::{Fail, StepExit};
 
 /// `zeta-creds-step: MESSAGE` on stderr, on one line: control characters
-/// in a name it carries are escaped (`zeta_creds::msg::escape`).
+/// in a name it carries are escaped (`zeta_creds::msg::escape`). A note
+/// of progress: not shown under `zeta-creds -q install-step`.
 pub fn say(message: impl AsRef<str>) {
-    let message = zeta_creds::msg::escape(message.as_ref());
+    if zeta_creds::msg::shown(zeta_creds::msg::Level::Notice) {
+        line(message.as_ref());
+    }
+}
+
+/// One escaped line on stderr, whatever the verbosity.
+fn line(message: &str) {
+    let message = zeta_creds::msg::escape(message);
     let _ = writeln!(io::stderr(), "{PROG}: {message}");
 }
 
-/// `zeta-creds-step: warning: MESSAGE` on stderr.
+/// `zeta-creds-step: warning: MESSAGE` on stderr (shown under `-q` too).
 pub fn warn(message: impl AsRef<str>) {
-    say(format!("warning: {}", message.as_ref()));
+    line(&format!("warning: {}", message.as_ref()));
 }
 
-/// Print a failure: `error:` and its hints.
+/// Print a failure: `error:` and its hints (shown under `-q` too).
 pub fn report(fail: &Fail) {
-    say(format!("error: {}", fail.message));
+    line(&format!("error: {}", fail.message));
     for hint in &fail.hints {
-        say(format!("hint: {hint}"));
+        line(&format!("hint: {hint}"));
     }
 }
 
