@@ -301,7 +301,10 @@ fn every_command_prints_the_documented_json() {
     );
     let v = schema.report::<StatusDoc>("status", &out);
     assert_eq!(v["fresh"], true, "{v}");
-    let out = run(&w, &["status", "--json", "--target-root", s(&src)]);
+    // (The source root has a record too: the bundle on it raised one.)
+    let bare = w.path("bare-root");
+    std::fs::create_dir_all(&bare).unwrap();
+    let out = run(&w, &["status", "--json", "--target-root", s(&bare)]);
     schema.failure(&out, "input-missing");
 
     // diff: identical, then a changed file (exit 10, not a failure).

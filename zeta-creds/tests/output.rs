@@ -307,3 +307,30 @@ fn quiet_install_step_prints_no_progress() {
     assert!(quiet.status.success(), "{quiet:?}");
     assert_eq!(stderr(&quiet), "");
 }
+
+/// An unknown `--user` (issue 20 item 4) is said once, not once per home
+/// entry: one error line naming the user, the target's normal users and
+/// what to do, with the entries it held; exit 7.
+#[test]
+fn root_an_unknown_restore_user_is_reported_once_with_the_users() {
+    assert!(is_root(), "needs root: a restore that writes");
+    let w = World::bundled();
+    let pf = w.pass_file(PASS);
+    let out = w
+        .restore()
+        .args(["--user", "ghost", "--passphrase-file"])
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("\"ghost\"")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("entries not written: user \"ghost\" is not in")
+            && lines[0].contains("(its normal users: zeta)")
+            && lines[0].contains("pass --user NAME")
+            && lines[0].contains("~/.config/gh/hosts.yml"),
+        "{err}"
+    );
+}

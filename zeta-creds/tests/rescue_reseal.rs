@@ -85,6 +85,8 @@ fn a_wrong_passphrase_writes_nothing_and_the_right_one_seals_the_current_files_a
     assert_eq!(names(rescue.path()), before, "nothing written");
 
     let opened = oldroot::open_rescued(&blob, &old, SecretString::from(PASS)).unwrap();
+    let record = w.src().join("var/lib/zeta-creds/state.json");
+    let record_before = fs::read(&record).unwrap();
     let done = oldroot::reseal(&Reseal {
         old: &old,
         root: &w.src(),
@@ -93,6 +95,11 @@ fn a_wrong_passphrase_writes_nothing_and_the_right_one_seals_the_current_files_a
         rescue_dir: rescue.path(),
     })
     .unwrap();
+    assert_eq!(
+        fs::read(&record).unwrap(),
+        record_before,
+        "the old system's state record is read, never raised"
+    );
     assert_eq!(done.path, rescue.path().join("resealed-node-a-g2.enc"));
     assert_eq!(done.generation, 2);
     assert_eq!(

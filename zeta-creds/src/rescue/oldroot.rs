@@ -553,6 +553,10 @@ pub fn reseal(r: &Reseal<'_>) -> Result<Resealed, ResealError> {
     // by this fresher one, not continued: its generation must stay the one
     // in its name.
     plan.existing = None;
+    // The old system is read, never written (it is mounted read-only, and
+    // rescue changes nothing on the disks it reads): its state record is
+    // not raised, whatever the bundle would do on a running system.
+    plan.raise_record = false;
     let written = bundle::write(&opts, &plan, &r.opened.passphrase)?;
     drop(staged);
     Ok(Resealed {

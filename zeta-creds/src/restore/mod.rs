@@ -375,8 +375,14 @@ fn resolve_home(accounts: &Accounts, user: &str, opts: &Options) -> Result<Home,
         return Err("the blob records no user and --user was not given".into());
     }
     let u = accounts.user(user).ok_or_else(|| {
+        let normal = passwd::normal_users(accounts);
+        let known = if normal.is_empty() {
+            "it has no normal user (uid 1000 to 59999)".to_owned()
+        } else {
+            format!("its normal users: {}", normal.join(", "))
+        };
         format!(
-            "user {user:?} is not in {}/etc/passwd; create the user first (or pass --user)",
+            "user {user:?} is not in {}/etc/passwd ({known}); create the user first, or pass --user NAME",
             opts.target_root.display()
         )
     })?;

@@ -19,13 +19,26 @@ impl Text for RestoreReport {
         for note in &self.report.notes {
             warning!("{note}");
         }
+        // One line per reason: an unknown user fails every home entry for
+        // the same reason, which is said once, with the entries it held.
+        let mut reasons: Vec<(&str, Vec<String>)> = Vec::new();
         for e in self.report.failed() {
-            error!(
-                "{} ({}): {}",
-                e.entry,
-                e.destination,
-                e.reason.as_deref().unwrap_or("failed")
-            );
+            let reason = e.reason.as_deref().unwrap_or("failed");
+            let entry = format!("{} ({})", e.entry, e.destination);
+            match reasons.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, entries)) => entries.push(entry),
+                None => reasons.push((reason, vec![entry])),
+            }
+        }
+        for (reason, entries) in reasons {
+            match entries.as_slice() {
+                [one] => error!("{one}: {reason}"),
+                many => error!(
+                    "{} entries not written: {reason}: {}",
+                    many.len(),
+                    many.join(", ")
+                ),
+            }
         }
     }
 
