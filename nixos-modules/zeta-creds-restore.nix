@@ -385,9 +385,12 @@ in
         never secrets, so the Nix store is fine), or its contents as Nix
         attributes, written with `pkgs.formats.toml`. It is checked at
         build time with `zeta-creds manifest check --syntax-only`, so a
-        mistake fails `nixos-rebuild` instead of the next bundle. `null`
-        installs nothing; the package's default manifest is in
-        `share/zeta-creds/manifest/default.toml`.
+        mistake fails `nixos-rebuild` instead of the next bundle. The
+        restore reads it too: it writes only the paths the manifest carries
+        and refuses any other entry of the blob by name (exit 7). `null`
+        installs nothing, and the restore then writes every path the blob
+        names (it says so in the journal); the package's default manifest
+        is in `share/zeta-creds/manifest/default.toml`.
       '';
     };
 
