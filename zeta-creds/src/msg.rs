@@ -262,11 +262,12 @@ pub fn test_fault(point: &str) {
 #[inline(always)]
 pub fn test_fault(_point: &str) {}
 
-/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic
-/// Gregorian; Howard Hinnant's days-to-civil algorithm).
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+/// Seconds since the epoch (negative: before 1970) as the civil date and
+/// time in UTC: `(year, month, day, hour, minute, second)`, proleptic
+/// Gregorian (Howard Hinnant's days-to-civil algorithm).
+pub fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -276,12 +277,13 @@ pub fn utc(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` ([`civil`]).
+pub fn utc(secs: u64) -> String {
+    let (year, month, day, h, m, s) = civil(i64::try_from(secs).unwrap_or(i64::MAX));
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
 }
 
 #[cfg(test)]
