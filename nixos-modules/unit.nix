@@ -179,6 +179,47 @@ let
   askPasswordDir = "/run/systemd/ask-password";
   usbDeviceDir = "/dev/disk/by-uuid";
 
+  # The sandbox every unit that holds the passphrase or a carried file
+  # shares (the restore, the re-bundle); each adds what it may write and
+  # the capabilities it needs.
+  hardening = {
+    SyslogIdentifier = "zeta-creds";
+    # Secrets stay in RAM: zeta-creds mlockall()s only when the limit is
+    # unlimited, and never dumps core.
+    LimitMEMLOCK = "infinity";
+    LimitCORE = 0;
+    UMask = "0077";
+    ProtectSystem = "strict";
+    PrivateTmp = true;
+    PrivateDevices = true;
+    PrivateNetwork = true;
+    PrivateIPC = true;
+    PrivateMounts = true;
+    IPAddressDeny = "any";
+    # AF_UNIX only: the journal and the ask-password agent socket.
+    RestrictAddressFamilies = "AF_UNIX";
+    NoNewPrivileges = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    # A credential is never setuid; a root writer of /etc must not be able
+    # to plant one.
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = "@system-service";
+    SystemCallErrorNumber = "EPERM";
+    KeyringMode = "private";
+  };
+
   ## Value checks (the module's types use the same predicates) ##############
 
   isStorePath =
@@ -613,15 +654,9 @@ let
         RestartSec = "5s";
         RestartPreventExitStatus = concatStringsSep " " (map toString noRestartExitStatuses);
         TimeoutStartSec = timeoutStartSec;
-        SyslogIdentifier = "zeta-creds";
-        # Secrets stay in RAM: zeta-creds mlockall()s only when the limit
-        # is unlimited, and never dumps core.
-        LimitMEMLOCK = "infinity";
-        LimitCORE = 0;
-        UMask = "0077";
 
-        ## Sandbox: as tight as a root writer of /etc and homes allows.
-        ProtectSystem = "strict";
+        ## Sandbox: as tight as a root writer of /etc and homes allows
+        ## (`hardening`, shared with the re-bundle, and these).
         ReadWritePaths =
           writablePaths
           ++ optionals homeOutside [ userHome ]
@@ -635,36 +670,9 @@ let
           ++ map (p: "-" + p) c.extraWritablePaths;
         StateDirectory = concatStringsSep " " stateDirectories;
         StateDirectoryMode = "0700";
-        PrivateTmp = true;
-        PrivateDevices = true;
-        PrivateNetwork = true;
-        PrivateIPC = true;
-        PrivateMounts = true;
-        IPAddressDeny = "any";
-        # AF_UNIX only: the journal and the ask-password agent socket.
-        RestrictAddressFamilies = "AF_UNIX";
-        NoNewPrivileges = true;
         CapabilityBoundingSet = concatStringsSep " " capabilities;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        ProcSubset = "pid";
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        # A credential is never setuid; a root writer of /etc must not be
-        # able to plant one.
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = "@system-service";
-        SystemCallErrorNumber = "EPERM";
-        KeyringMode = "private";
       }
+      // hardening
       // (
         if credentialMode && pp.credential != null then
           {
@@ -1123,44 +1131,14 @@ let
       # /etc and homes needs: it reads the carried files
       # (CAP_DAC_READ_SEARCH: they are the users' own, mode 0600) and
       # writes only the blob's directory and the state record.
-      sandbox = {
-        SyslogIdentifier = "zeta-creds";
-        LimitMEMLOCK = "infinity";
-        LimitCORE = 0;
-        UMask = "0077";
-        ProtectSystem = "strict";
+      sandbox = hardening // {
         ProtectHome = "read-only";
         # The stale notice, kept when the unit stops, readable by logins.
         RuntimeDirectory = "zeta-creds-notice";
         RuntimeDirectoryMode = "0755";
         RuntimeDirectoryPreserve = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        PrivateNetwork = true;
-        PrivateIPC = true;
-        PrivateMounts = true;
-        IPAddressDeny = "any";
-        RestrictAddressFamilies = "AF_UNIX";
-        NoNewPrivileges = true;
         CapabilityBoundingSet =
           if seals then "CAP_DAC_READ_SEARCH CAP_IPC_LOCK" else "CAP_DAC_READ_SEARCH";
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        ProcSubset = "pid";
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = "@system-service";
-        SystemCallErrorNumber = "EPERM";
-        KeyringMode = "private";
       }
       // (
         if seals then
