@@ -169,14 +169,35 @@ unit_cmds() {
 # its guest's fstab must mount /boot rw too).
 # Results land in $work/NAME.results/; boot times in $work/boot-times.
 boot() {
-    local name=$1 root=$2 esp=$3 usb=$4 answer=$5 tpm=${6:-}
-    local dir=$work/$name.results prompt=$PROMPT
+    local ro=on
+    [ "${ESP_READONLY:-on}" = off ] && ro=off
+    local esp=$3
+    [ "$ro" = on ] && esp=$3:ro
+    run_guest "$1" "$5" "${6:-}" "$2" "$esp" RESULTS "$4:ro"
+}
+
+# run_guest NAME ANSWER TPM_STATE_DIR DRIVE...: the one QEMU boot behind
+# boot and boot_drives. DRIVE is an image file (read-write), FILE:ro
+# (read-only) or RESULTS (the results disk, FAT serial 5E5E-0001, made
+# anew), attached in the order given, the first as /dev/vda (the root).
+# ANSWER and TPM_STATE_DIR (empty: none) as boot's.
+run_guest() {
+    local name=$1 answer=$2 tpm=$3
+    shift 3
+    local dir=$work/$name.results prompt=$PROMPT drive drives=()
     case $answer in
     answer=*)
         prompt=${answer#answer=}
         answer=answer
         ;;
     esac
+    for drive in "$@"; do
+        case $drive in
+        RESULTS) drives+=(-drive "file=$work/results.img,format=raw,if=virtio,cache=unsafe") ;;
+        *:ro) drives+=(-drive "file=${drive%:ro},format=raw,if=virtio,cache=unsafe,readonly=on") ;;
+        *) drives+=(-drive "file=$drive,format=raw,if=virtio,cache=unsafe") ;;
+        esac
+    done
     mkdir -p "$dir"
     fat "$work/results.img" "$RESULTS_SERIAL" 16384
     rm -f "$work/serial.in" "$work/serial.out"
@@ -213,10 +234,7 @@ boot() {
         -append "console=ttyS0 quiet root=/dev/vda rw panic=-1 mitigations=off no_timer_check" \
         -chardev "pipe,id=console,path=$work/serial" -serial chardev:console \
         "${tpm_args[@]}" \
-        -drive "file=$root,format=raw,if=virtio,cache=unsafe" \
-        -drive "file=$esp,format=raw,if=virtio,cache=unsafe,readonly=${ESP_READONLY:-on}" \
-        -drive "file=$work/results.img,format=raw,if=virtio,cache=unsafe" \
-        -drive "file=$usb,format=raw,if=virtio,cache=unsafe,readonly=on" \
+        "${drives[@]}" \
         >"$dir/qemu.log" 2>&1 &
     qemu_pid=$!
     local answered=no fd
@@ -455,66 +473,5 @@ after_fallback() {
 boot_drives() {
     local name=$1 answer=$2
     shift 2
-    local dir=$work/$name.results prompt=$PROMPT drive drives=()
-    case $answer in
-    answer=*)
-        prompt=${answer#answer=}
-        answer=answer
-        ;;
-    esac
-    for drive in "$@"; do
-        case $drive in
-        *:ro) drives+=(-drive "file=${drive%:ro},format=raw,if=virtio,cache=unsafe,readonly=on") ;;
-        *) drives+=(-drive "file=$drive,format=raw,if=virtio,cache=unsafe") ;;
-        esac
-    done
-    mkdir -p "$dir"
-    fat "$work/results.img" "$RESULTS_SERIAL" 16384
-    rm -f "$work/serial.in" "$work/serial.out"
-    mkfifo "$work/serial.in" "$work/serial.out"
-    : >"$dir/console.log"
-    cat "$work/serial.out" >>"$dir/console.log" &
-    reader_pid=$!
-    local t0=$SECONDS
-    qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
-        -nodefaults -no-user-config -display none -no-reboot \
-        -kernel "$guest/vmlinuz" -initrd "$guest/initrd.img" \
-        -append "console=ttyS0 quiet root=/dev/vda rw panic=-1 mitigations=off no_timer_check" \
-        -chardev "pipe,id=console,path=$work/serial" -serial chardev:console \
-        "${drives[@]}" \
-        -drive "file=$work/results.img,format=raw,if=virtio,cache=unsafe" \
-        >"$dir/qemu.log" 2>&1 &
-    qemu_pid=$!
-    local answered=no fd
-    while kill -0 "$qemu_pid" 2>/dev/null; do
-        if [ $((SECONDS - t0)) -ge "$BOOT_TIMEOUT" ]; then
-            kill "$qemu_pid" 2>/dev/null || true
-            vm_fail "$name: the guest did not power off within ${BOOT_TIMEOUT}s; console:"
-            tail -n 30 "$dir/console.log"
-            break
-        fi
-        if [ "$answer" = answer ] && [ "$answered" = no ] && grep -qF -- "$prompt" "$dir/console.log"; then
-            exec {fd}<>"$work/serial.in"
-            cat "$work/passphrase" >&"$fd"
-            exec {fd}>&-
-            answered=yes
-            log "$name: answered the console prompt after $((SECONDS - t0))s"
-        fi
-        sleep 0.2
-    done
-    wait "$qemu_pid" 2>/dev/null || true
-    qemu_pid=""
-    wait "$reader_pid" 2>/dev/null || true
-    reader_pid=""
-    local took=$((SECONDS - t0))
-    if [ "$answer" = answer ] && [ "$answered" = no ]; then
-        vm_fail "$name: the prompt \"$prompt\" never appeared on the console"
-    fi
-    if ! mcopy -n -s -i "$work/results.img" '::/*' "$dir/" 2>"$dir/mcopy.err" || [ ! -f "$dir/done.txt" ]; then
-        vm_fail "$name: the guest wrote no results; console:"
-        tail -n 30 "$dir/console.log"
-        cat "$dir/qemu.log"
-    fi
-    log "scenario $name: boot took ${took}s (QEMU start to power-off)"
-    printf '%s %s\n' "$name" "$took" >>"$work/boot-times"
+    run_guest "$name" "$answer" "" "$@" RESULTS
 }

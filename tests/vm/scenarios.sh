@@ -576,156 +576,6 @@ TOOL
     cat >"$d/zeta-vm-consumer.service" <<'TOOL'
 [Unit]
 Description=zeta-creds VM test: a service that reads sops-nix and agenix secrets at start
-
-# ---------------------------------------------------------------------------
-# Keeping the blob fresh (issue 18): credential mode on i's TPM. The boot
-# restores headless; then the probe rewrites a carried file (a rotated
-# token) and starts zeta-creds-rebundle.service, as its timer would: the
-# unit succeeds, the blob on the (writable) ESP is generation 2 sealed
-# under the same passphrase, generation 1 is kept as .prev, `status` says
-# fresh. zeta-creds-rebundle-shutdown.service is active; the probe rotates
-# the token again, and the power-off re-bundles it (generation 3): the
-# shutdown unit's ExecStop= starts the re-bundle unit, which unseals the
-# credential only while it runs. Then a fresh root (file
-# mode, a reinstall) restores that blob and gets the second token.
-scenario rb "TPM2: the re-bundle unit seals a changed login; a reinstall restores it" tpm
-scenario_rb() {
-    # The disk sealed to the TPM in $work/tpm-i, before any restore.
-    tpm_sealed_disk
-    cp --sparse=always "$work/sealed-only.img" "$work/rb.img"
-    cp --sparse=always "$work/esp.img" "$work/rb-esp.img"
-    printf 'github.com: {oauth_token: gho_rotated_in_the_guest}\n' >"$work/rb-hosts.yml"
-    printf 'github.com: {oauth_token: gho_rotated_before_shutdown}\n' >"$work/rb-hosts-2.yml"
-    sha256sum "$work/rb-hosts-2.yml" | cut -d ' ' -f 1 >"$work/rb-hosts.sum"
-    cat >"$work/rb-probe" <<'PROBE'
-#!/bin/bash
-# After the restore: rotate the gh token, run the re-bundle as its timer
-# would, and write what it did to the results disk.
-set -u
-out=/mnt/results
-cat /var/lib/zeta-vm/rb-hosts.yml >/home/zeta/.config/gh/hosts.yml
-systemctl start zeta-creds-rebundle.service
-systemctl show zeta-creds-rebundle.service -p Result -p ExecMainStatus >"$out/rebundle-unit.txt" 2>&1
-journalctl -b -u zeta-creds-rebundle.service -o cat --no-pager >"$out/rebundle-journal.txt" 2>&1
-/usr/local/bin/zeta-creds inspect --json /boot/zeta-creds.enc >"$out/rebundle-blob.json" 2>&1
-/usr/local/bin/zeta-creds inspect --json /boot/zeta-creds.enc.prev >"$out/rebundle-prev.json" 2>&1
-/usr/local/bin/zeta-creds status >"$out/rebundle-status.txt" 2>&1
-echo "status exit $?" >>"$out/rebundle-status.txt"
-systemctl show zeta-creds-rebundle-shutdown.service -p ActiveState -p Result >"$out/shutdown-unit.txt" 2>&1
-# The second rotation, for the re-bundle at power-off.
-cat /var/lib/zeta-vm/rb-hosts-2.yml >/home/zeta/.config/gh/hosts.yml
-PROBE
-    cat >"$work/rb-probe.service" <<'UNIT'
-[Unit]
-Description=zeta-creds VM test: rotate a login, run the re-bundle
-After=zeta-creds-restore.service
-Before=zeta-vm-collect.service
-RequiresMountsFor=/mnt/results /boot
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/zeta-vm-rb-probe
-UNIT
-    printf '[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n' >"$work/rb-console.conf"
-    debugfs -R "cat /etc/fstab" "$work/rb.img" 2>/dev/null | sed '/ \/boot /s/ vfat ro,/ vfat rw,/' >"$work/rb-fstab"
-    grep -q ' /boot vfat rw,' "$work/rb-fstab" || fail "rb: cannot make the guest mount /boot read-write: $(cat "$work/rb-fstab")"
-    local cmds restored_on
-    mapfile -t cmds < <(
-        echo "rm /etc/fstab"
-        put "$work/rb-fstab" /etc/fstab 644
-        put "$repo/manifest/default.toml" /etc/zeta/creds-manifest.toml 644
-        put "$work/rb-hosts.yml" /var/lib/zeta-vm/rb-hosts.yml 600
-        put "$work/rb-hosts-2.yml" /var/lib/zeta-vm/rb-hosts-2.yml 600
-        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-creds-rebundle-shutdown.service /etc/systemd/system/zeta-creds-rebundle-shutdown.service"
-        # The re-bundle's line on the console too: the journal of the
-        # power-off is gone once the guest is off.
-        echo "mkdir /etc/systemd/system/zeta-creds-rebundle.service.d"
-        put "$work/rb-console.conf" /etc/systemd/system/zeta-creds-rebundle.service.d/console.conf 644
-        put "$work/rb-probe" /usr/local/sbin/zeta-vm-rb-probe 755
-        put "$work/rb-probe.service" /etc/systemd/system/zeta-vm-rb-probe.service 644
-        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-vm-rb-probe.service /etc/systemd/system/zeta-vm-rb-probe.service"
-    )
-    debugfs_write "$work/rb.img" "${cmds[@]}"
-    ESP_READONLY=off boot rb "$work/rb.img" "$work/rb-esp.img" "$work/usb-bound.img" no "$work/tpm-i"
-    discard "$work/rb.img"
-    expect_prop rb Result success
-    restored_on=$(grep -c . "$work/rb.results/sums.txt" 2>/dev/null || true)
-    [ "${restored_on:-0}" -gt 0 ] || fail "rb: the restore wrote nothing"
-    if [ "$(tr '\n' ' ' <"$work/rb.results/rebundle-unit.txt" 2>/dev/null)" = "Result=success ExecMainStatus=0 " ]; then
-        ok "rb: zeta-creds-rebundle.service succeeded"
-    else
-        fail "rb: zeta-creds-rebundle.service: $(tr '\n' ' ' <"$work/rb.results/rebundle-unit.txt" 2>/dev/null)"
-        cat "$work/rb.results/rebundle-journal.txt" 2>/dev/null || true
-    fi
-    in_file rb rebundle-journal.txt "generation 1 -> 2, previous kept as /boot/zeta-creds.enc.prev"
-    in_file rb rebundle-journal.txt "/home/zeta/.config/gh/hosts.yml"
-    if [ "$(jq -r .generation "$work/rb.results/rebundle-blob.json" 2>/dev/null) $(jq -r .generation "$work/rb.results/rebundle-prev.json" 2>/dev/null)" = "2 1" ]; then
-        ok "rb: the blob on the ESP is generation 2, .prev generation 1"
-    else
-        fail "rb: generations: $(cat "$work/rb.results/rebundle-blob.json" "$work/rb.results/rebundle-prev.json" 2>/dev/null)"
-    fi
-    in_file rb rebundle-status.txt "status exit 0"
-    if [ "$(tr '\n' ' ' <"$work/rb.results/shutdown-unit.txt" 2>/dev/null)" = "Result=success ActiveState=active " ]; then
-        ok "rb: the shutdown unit is active, waiting for the power-off"
-    else
-        fail "rb: the shutdown unit: $(tr '\n' ' ' <"$work/rb.results/shutdown-unit.txt" 2>/dev/null)"
-    fi
-    # What the power-off left on the ESP.
-    rm -f "$work/rb-after.enc" "$work/rb-after.enc.prev"
-    mcopy -n -i "$work/rb-esp.img" ::/zeta-creds.enc "$work/rb-after.enc"
-    mcopy -n -i "$work/rb-esp.img" ::/zeta-creds.enc.prev "$work/rb-after.enc.prev"
-    if [ "$("$binary" inspect --json "$work/rb-after.enc" | jq -r .generation) $("$binary" inspect --json "$work/rb-after.enc.prev" | jq -r .generation)" = "3 2" ]; then
-        ok "rb: the power-off re-bundled the second rotation: generation 3 on the ESP, .prev generation 2"
-        in_file rb console.log "generation 2 -> 3, previous kept as /boot/zeta-creds.enc.prev"
-    else
-        fail "rb: after the power-off the ESP holds generations $("$binary" inspect --json "$work/rb-after.enc" | jq -r .generation) and $("$binary" inspect --json "$work/rb-after.enc.prev" | jq -r .generation), not 3 and 2"
-    fi
-    no_passphrase rb
-    # A reinstall: a fresh root, file mode, the ESP as the re-bundle left it.
-    mapfile -t cmds < <(stage_cmds "$work/passphrase")
-    root_for rb-new "$file_cfg" "${cmds[@]}"
-    boot rb-new "$work/rb-new.img" "$work/rb-esp.img" "$work/usb-bound.img" no
-    discard "$work/rb-new.img"
-    expect_prop rb-new Result success
-    expect_prop rb-new ExecMainStatus 0
-    if grep -q "^$(cat "$work/rb-hosts.sum")  /home/zeta/.config/gh/hosts.yml\$" "$work/rb-new.results/sums.txt" 2>/dev/null; then
-        ok "rb-new: the reinstall restored the token rotated in the guest before its power-off"
-    else
-        fail "rb-new: /home/zeta/.config/gh/hosts.yml is not the rotated token: $(grep hosts.yml "$work/rb-new.results/sums.txt" 2>/dev/null)"
-    fi
-    no_passphrase rb-new
-    discard "$work/rb-esp.img"
-}
-
-# ---------------------------------------------------------------------------
-# Keeping the blob fresh where a human holds the passphrase (interactive
-# mode, issue 18): on a's restored disk the same timer's unit only
-# reports. After a rotated token it logs one warning (journal priority
-# warning) naming the file and the sealed date, leaves the login line in
-# /run/zeta-creds-notice/stale (0644, no path), succeeds (exit 10 is
-# SuccessExitStatus=), and asks for nothing.
-scenario rr "interactive mode: the re-bundle timer's unit only reports, in the journal and the login line"
-scenario_rr() {
-    a_restored rr
-    printf 'github.com: {oauth_token: gho_rotated_in_the_guest}\n' >"$work/rr-hosts.yml"
-    cat >"$work/rr-probe" <<'PROBE'
-#!/bin/bash
-# After the boot: rotate the gh token, run the re-bundle unit as its timer
-# would, and write what it did to the results disk.
-set -u
-out=/mnt/results
-cat /var/lib/zeta-vm/rr-hosts.yml >/home/zeta/.config/gh/hosts.yml
-systemctl start zeta-creds-rebundle.service
-systemctl show zeta-creds-rebundle.service -p Result -p ExecMainStatus >"$out/rebundle-unit.txt" 2>&1
-journalctl -b -u zeta-creds-rebundle.service -p warning -o cat --no-pager >"$out/rebundle-warnings.txt" 2>&1
-stat -c '%a %U' /run/zeta-creds-notice/stale >"$out/notice-stat.txt" 2>&1
-cat /run/zeta-creds-notice/stale >"$out/notice.txt" 2>&1
-PROBE
-    cat >"$work/rr-probe.service" <<'UNIT'
-[Unit]
-Description=zeta-creds VM test: rotate a login, run the re-bundle unit (report only)
-After=zeta-creds-restore.service zeta-creds-restore-check.service
-Before=zeta-vm-collect.service
 RequiresMountsFor=/mnt/results
 
 [Service]
@@ -935,7 +785,161 @@ scenario_secrets-activation() {
     secrets_checks secrets-activation zeta-creds-sops-nix zeta-creds-agenix
     no_run_passphrase secrets-activation
     no_passphrase secrets-activation
+}
 
+# ---------------------------------------------------------------------------
+# Keeping the blob fresh (issue 18): credential mode on i's TPM. The boot
+# restores headless; then the probe rewrites a carried file (a rotated
+# token) and starts zeta-creds-rebundle.service, as its timer would: the
+# unit succeeds, the blob on the (writable) ESP is generation 2 sealed
+# under the same passphrase, generation 1 is kept as .prev, `status` says
+# fresh. zeta-creds-rebundle-shutdown.service is active; the probe rotates
+# the token again, and the power-off re-bundles it (generation 3): the
+# shutdown unit's ExecStop= starts the re-bundle unit, which unseals the
+# credential only while it runs. Then a fresh root (file
+# mode, a reinstall) restores that blob and gets the second token.
+scenario rb "TPM2: the re-bundle unit seals a changed login; a reinstall restores it" tpm
+scenario_rb() {
+    # The disk sealed to the TPM in $work/tpm-i, before any restore.
+    tpm_sealed_disk
+    cp --sparse=always "$work/sealed-only.img" "$work/rb.img"
+    cp --sparse=always "$work/esp.img" "$work/rb-esp.img"
+    printf 'github.com: {oauth_token: gho_rotated_in_the_guest}\n' >"$work/rb-hosts.yml"
+    printf 'github.com: {oauth_token: gho_rotated_before_shutdown}\n' >"$work/rb-hosts-2.yml"
+    sha256sum "$work/rb-hosts-2.yml" | cut -d ' ' -f 1 >"$work/rb-hosts.sum"
+    cat >"$work/rb-probe" <<'PROBE'
+#!/bin/bash
+# After the restore: rotate the gh token, run the re-bundle as its timer
+# would, and write what it did to the results disk.
+set -u
+out=/mnt/results
+cat /var/lib/zeta-vm/rb-hosts.yml >/home/zeta/.config/gh/hosts.yml
+systemctl start zeta-creds-rebundle.service
+systemctl show zeta-creds-rebundle.service -p Result -p ExecMainStatus >"$out/rebundle-unit.txt" 2>&1
+journalctl -b -u zeta-creds-rebundle.service -o cat --no-pager >"$out/rebundle-journal.txt" 2>&1
+/usr/local/bin/zeta-creds inspect --json /boot/zeta-creds.enc >"$out/rebundle-blob.json" 2>&1
+/usr/local/bin/zeta-creds inspect --json /boot/zeta-creds.enc.prev >"$out/rebundle-prev.json" 2>&1
+/usr/local/bin/zeta-creds status >"$out/rebundle-status.txt" 2>&1
+echo "status exit $?" >>"$out/rebundle-status.txt"
+systemctl show zeta-creds-rebundle-shutdown.service -p ActiveState -p Result >"$out/shutdown-unit.txt" 2>&1
+# The second rotation, for the re-bundle at power-off.
+cat /var/lib/zeta-vm/rb-hosts-2.yml >/home/zeta/.config/gh/hosts.yml
+PROBE
+    cat >"$work/rb-probe.service" <<'UNIT'
+[Unit]
+Description=zeta-creds VM test: rotate a login, run the re-bundle
+After=zeta-creds-restore.service
+Before=zeta-vm-collect.service
+RequiresMountsFor=/mnt/results /boot
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/zeta-vm-rb-probe
+UNIT
+    printf '[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n' >"$work/rb-console.conf"
+    debugfs -R "cat /etc/fstab" "$work/rb.img" 2>/dev/null | sed '/ \/boot /s/ vfat ro,/ vfat rw,/' >"$work/rb-fstab"
+    grep -q ' /boot vfat rw,' "$work/rb-fstab" || fail "rb: cannot make the guest mount /boot read-write: $(cat "$work/rb-fstab")"
+    local cmds restored_on
+    mapfile -t cmds < <(
+        echo "rm /etc/fstab"
+        put "$work/rb-fstab" /etc/fstab 644
+        put "$repo/manifest/default.toml" /etc/zeta/creds-manifest.toml 644
+        put "$work/rb-hosts.yml" /var/lib/zeta-vm/rb-hosts.yml 600
+        put "$work/rb-hosts-2.yml" /var/lib/zeta-vm/rb-hosts-2.yml 600
+        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-creds-rebundle-shutdown.service /etc/systemd/system/zeta-creds-rebundle-shutdown.service"
+        # The re-bundle's line on the console too: the journal of the
+        # power-off is gone once the guest is off.
+        echo "mkdir /etc/systemd/system/zeta-creds-rebundle.service.d"
+        put "$work/rb-console.conf" /etc/systemd/system/zeta-creds-rebundle.service.d/console.conf 644
+        put "$work/rb-probe" /usr/local/sbin/zeta-vm-rb-probe 755
+        put "$work/rb-probe.service" /etc/systemd/system/zeta-vm-rb-probe.service 644
+        echo "symlink /etc/systemd/system/multi-user.target.wants/zeta-vm-rb-probe.service /etc/systemd/system/zeta-vm-rb-probe.service"
+    )
+    debugfs_write "$work/rb.img" "${cmds[@]}"
+    ESP_READONLY=off boot rb "$work/rb.img" "$work/rb-esp.img" "$work/usb-bound.img" no "$work/tpm-i"
+    discard "$work/rb.img"
+    expect_prop rb Result success
+    restored_on=$(grep -c . "$work/rb.results/sums.txt" 2>/dev/null || true)
+    [ "${restored_on:-0}" -gt 0 ] || fail "rb: the restore wrote nothing"
+    if [ "$(tr '\n' ' ' <"$work/rb.results/rebundle-unit.txt" 2>/dev/null)" = "Result=success ExecMainStatus=0 " ]; then
+        ok "rb: zeta-creds-rebundle.service succeeded"
+    else
+        fail "rb: zeta-creds-rebundle.service: $(tr '\n' ' ' <"$work/rb.results/rebundle-unit.txt" 2>/dev/null)"
+        cat "$work/rb.results/rebundle-journal.txt" 2>/dev/null || true
+    fi
+    in_file rb rebundle-journal.txt "generation 1 -> 2, previous kept as /boot/zeta-creds.enc.prev"
+    in_file rb rebundle-journal.txt "/home/zeta/.config/gh/hosts.yml"
+    if [ "$(jq -r .generation "$work/rb.results/rebundle-blob.json" 2>/dev/null) $(jq -r .generation "$work/rb.results/rebundle-prev.json" 2>/dev/null)" = "2 1" ]; then
+        ok "rb: the blob on the ESP is generation 2, .prev generation 1"
+    else
+        fail "rb: generations: $(cat "$work/rb.results/rebundle-blob.json" "$work/rb.results/rebundle-prev.json" 2>/dev/null)"
+    fi
+    in_file rb rebundle-status.txt "status exit 0"
+    if [ "$(tr '\n' ' ' <"$work/rb.results/shutdown-unit.txt" 2>/dev/null)" = "Result=success ActiveState=active " ]; then
+        ok "rb: the shutdown unit is active, waiting for the power-off"
+    else
+        fail "rb: the shutdown unit: $(tr '\n' ' ' <"$work/rb.results/shutdown-unit.txt" 2>/dev/null)"
+    fi
+    # What the power-off left on the ESP.
+    rm -f "$work/rb-after.enc" "$work/rb-after.enc.prev"
+    mcopy -n -i "$work/rb-esp.img" ::/zeta-creds.enc "$work/rb-after.enc"
+    mcopy -n -i "$work/rb-esp.img" ::/zeta-creds.enc.prev "$work/rb-after.enc.prev"
+    if [ "$("$binary" inspect --json "$work/rb-after.enc" | jq -r .generation) $("$binary" inspect --json "$work/rb-after.enc.prev" | jq -r .generation)" = "3 2" ]; then
+        ok "rb: the power-off re-bundled the second rotation: generation 3 on the ESP, .prev generation 2"
+        in_file rb console.log "generation 2 -> 3, previous kept as /boot/zeta-creds.enc.prev"
+    else
+        fail "rb: after the power-off the ESP holds generations $("$binary" inspect --json "$work/rb-after.enc" | jq -r .generation) and $("$binary" inspect --json "$work/rb-after.enc.prev" | jq -r .generation), not 3 and 2"
+    fi
+    no_passphrase rb
+    # A reinstall: a fresh root, file mode, the ESP as the re-bundle left it.
+    mapfile -t cmds < <(stage_cmds "$work/passphrase")
+    root_for rb-new "$file_cfg" "${cmds[@]}"
+    boot rb-new "$work/rb-new.img" "$work/rb-esp.img" "$work/usb-bound.img" no
+    discard "$work/rb-new.img"
+    expect_prop rb-new Result success
+    expect_prop rb-new ExecMainStatus 0
+    if grep -q "^$(cat "$work/rb-hosts.sum")  /home/zeta/.config/gh/hosts.yml\$" "$work/rb-new.results/sums.txt" 2>/dev/null; then
+        ok "rb-new: the reinstall restored the token rotated in the guest before its power-off"
+    else
+        fail "rb-new: /home/zeta/.config/gh/hosts.yml is not the rotated token: $(grep hosts.yml "$work/rb-new.results/sums.txt" 2>/dev/null)"
+    fi
+    no_passphrase rb-new
+    discard "$work/rb-esp.img"
+}
+
+# ---------------------------------------------------------------------------
+# Keeping the blob fresh where a human holds the passphrase (interactive
+# mode, issue 18): on a's restored disk the same timer's unit only
+# reports. After a rotated token it logs one warning (journal priority
+# warning) naming the file and the sealed date, leaves the login line in
+# /run/zeta-creds-notice/stale (0644, no path), succeeds (exit 10 is
+# SuccessExitStatus=), and asks for nothing.
+scenario rr "interactive mode: the re-bundle timer's unit only reports, in the journal and the login line"
+scenario_rr() {
+    a_restored rr
+    printf 'github.com: {oauth_token: gho_rotated_in_the_guest}\n' >"$work/rr-hosts.yml"
+    cat >"$work/rr-probe" <<'PROBE'
+#!/bin/bash
+# After the boot: rotate the gh token, run the re-bundle unit as its timer
+# would, and write what it did to the results disk.
+set -u
+out=/mnt/results
+cat /var/lib/zeta-vm/rr-hosts.yml >/home/zeta/.config/gh/hosts.yml
+systemctl start zeta-creds-rebundle.service
+systemctl show zeta-creds-rebundle.service -p Result -p ExecMainStatus >"$out/rebundle-unit.txt" 2>&1
+journalctl -b -u zeta-creds-rebundle.service -p warning -o cat --no-pager >"$out/rebundle-warnings.txt" 2>&1
+stat -c '%a %U' /run/zeta-creds-notice/stale >"$out/notice-stat.txt" 2>&1
+cat /run/zeta-creds-notice/stale >"$out/notice.txt" 2>&1
+PROBE
+    cat >"$work/rr-probe.service" <<'UNIT'
+[Unit]
+Description=zeta-creds VM test: rotate a login, run the re-bundle unit (report only)
+After=zeta-creds-restore.service zeta-creds-restore-check.service
+Before=zeta-vm-collect.service
+RequiresMountsFor=/mnt/results
+
+[Service]
+Type=oneshot
 ExecStart=/usr/local/sbin/zeta-vm-rr-probe
 UNIT
     local cmds
