@@ -42,6 +42,10 @@ enum Target {
     CreatedDir(Below),
     /// A read-only mount this run made on a directory it created.
     Mount(PathBuf),
+    /// The terminal's settings before a prompt turned echo off: put back,
+    /// so that a signal during the prompt does not leave the operator's
+    /// terminal without echo.
+    Terminal(OwnedFd, rustix::termios::Termios),
 }
 
 /// A name in the directory `components` below `base`. Held by name, not by
@@ -125,6 +129,21 @@ impl Guard {
         Guard::register(Target::Mount(path.to_owned()))
     }
 
+    /// The controlling terminal's settings as they are now, put back if
+    /// the run stops (a signal) before the guard is dropped or disarmed:
+    /// held around a prompt that turns echo off. `None` without a
+    /// terminal.
+    pub fn terminal() -> Option<Guard> {
+        let tty = rustix::fs::open(
+            "/dev/tty",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        let saved = rustix::termios::tcgetattr(&tty).ok()?;
+        Some(Guard::register(Target::Terminal(tty, saved)))
+    }
+
     /// Record which file a passphrase-file guard stands for (the `fstat` of
     /// the descriptor read from): only a file with that device and inode is
     /// removed. No effect on other guards.
@@ -197,6 +216,10 @@ impl Target {
                     .status();
                 let _ = std::fs::remove_dir(&path);
             }
+            Target::Terminal(tty, saved) => {
+                let _ =
+                    rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &saved);
+            }
             Target::PassphraseFile { path, identity } => {
                 if let Err(e) = remove_passphrase_file(&path, identity) {
                     crate::warning!(
@@ -263,7 +286,7 @@ fn remove_targets(targets: BTreeMap<u64, Target>) {
     let (mut temps, mut dirs, mut files) = (Vec::new(), Vec::new(), Vec::new());
     for target in targets.into_values().rev() {
         match target {
-            Target::TempFile(_) | Target::Mount(_) => temps.push(target),
+            Target::TempFile(_) | Target::Mount(_) | Target::Terminal(..) => temps.push(target),
             Target::CreatedDir(_) => dirs.push(target),
             Target::PassphraseFile { .. } => files.push(target),
         }

@@ -334,3 +334,50 @@ fn root_an_unknown_restore_user_is_reported_once_with_the_users() {
         "{err}"
     );
 }
+
+/// Ctrl-C at the passphrase prompt (a SIGINT while echo is off) leaves the
+/// operator's terminal with echo on: the signal thread puts back what the
+/// prompt changed. On a pseudo-terminal (`script`, its stdin held open so
+/// the prompt waits): echo is off while it asks, on again after exit 130.
+#[test]
+fn an_interrupted_prompt_leaves_the_terminal_echoing() {
+    use std::io::Read;
+    let w = World::bundled();
+    let line = format!(
+        "'{bin}' verify --blob '{blob}' </dev/tty >/dev/null 2>&1 & pid=$!; \
+         sleep 2; echo \"during: $(stty -a </dev/tty | tr ' ' '\\n' | grep -x -- '-\\?echo')\"; \
+         kill -INT $pid; wait $pid; echo \"rc=$?\"; \
+         echo \"after: $(stty -a </dev/tty | tr ' ' '\\n' | grep -x -- '-\\?echo')\"",
+        bin = env!("CARGO_BIN_EXE_zeta-creds"),
+        blob = w.blob().display(),
+    );
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!("sh -c '{}'", line.replace('\'', "'\\''")),
+            "/dev/null",
+        ])
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("ZETA_CREDS_PASSPHRASE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs zeta-creds on a terminal");
+    // Held open (never written): the prompt waits instead of reading EOF.
+    let _stdin = child.stdin.take();
+    let mut seen = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut seen)
+        .unwrap();
+    child.wait().unwrap();
+    let seen = seen.replace('\r', "");
+    assert!(seen.contains("during: -echo"), "{seen}");
+    assert!(seen.contains("rc=130"), "{seen}");
+    assert!(seen.contains("after: echo"), "{seen}");
+}

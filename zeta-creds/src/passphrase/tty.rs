@@ -38,11 +38,17 @@ pub(super) fn read(message: &str) -> Result<SecretString, Error> {
     } else {
         format!("{message} ")
     };
+    // rpassword turns echo off and back on; a signal meanwhile ends the
+    // run from the signal thread, where only this guard puts it back.
+    let terminal = crate::cleanup::Guard::terminal();
     let typed = Zeroizing::new(rpassword::prompt_password(text).map_err(|err| Error::Read {
         from,
         what: "/dev/tty".to_owned(),
         err,
     })?);
+    if let Some(guard) = terminal {
+        guard.disarm();
+    }
     check_len(from, typed.as_bytes())?;
     // Exact-size copy; `typed` is zeroized on drop.
     Ok(SecretString::from(typed.as_str()))
