@@ -271,13 +271,13 @@ fn a_required_entry_gone_is_reported_not_an_error() {
     assert_eq!(before, fs::read(w.blob()).unwrap());
 }
 
-/// A full ESP (issue 18, "Bad input"): the re-bundle of a changed login
-/// refuses before it writes (exit 1, naming the blob and the fix), the
-/// blob stays byte for byte, no temporary file or `.prev` is left, and
-/// the state record is not raised, so the next run tries again. The ESP
-/// is a small tmpfs, filled up, in a private mount namespace.
-#[test]
-fn root_a_full_esp_leaves_the_blob_and_the_record_as_they_were() {
+/// `rebundle` of a changed login onto an ESP that is an 8 MiB tmpfs (room
+/// for the new blob and `.prev`) in a private mount namespace, holding the
+/// blob, after `setup` (shell) made
+/// it unusable; returns its output, stdout ending with what the ESP held
+/// after (`left: ...`) and `blob: unchanged` when the blob is the one
+/// saved before. The state record must be as it was.
+fn rebundle_on_a_broken_esp(setup: &str) -> (Output, String, String) {
     assert!(is_root(), "needs root: it mounts a tmpfs");
     let w = World::bundled();
     fs::write(w.src().join(HOSTS), "rotated token\n").unwrap();
@@ -287,20 +287,19 @@ fn root_a_full_esp_leaves_the_blob_and_the_record_as_they_were() {
     fs::copy(w.blob(), &saved).unwrap();
     let pf = w.pass_file(PASS);
     let bin = assert_cmd::cargo::cargo_bin("zeta-creds");
-    // Mount, put the blob back, fill what is left, run, then say what the
-    // ESP holds and whether the blob is the one saved.
-    let script = r#"size=$(( $(stat -c %s "$SAVED") / 1024 + 64 ))k
-mount -t tmpfs -o "size=$size" tmpfs "$ESP" || exit 77
+    let script = format!(
+        r#"mount -t tmpfs -o size=8m tmpfs "$ESP" || exit 77
 cp "$SAVED" "$ESP/zeta-creds.enc" || exit 77
-dd if=/dev/zero of="$ESP/filler" bs=4k 2>/dev/null
+{setup}
 "$@"
 rc=$?
-rm -f "$ESP/filler"
+rm -f "$ESP/filler" 2>/dev/null
 echo "left: $(ls -A "$ESP" | tr '\n' ' ')"
 cmp -s "$SAVED" "$ESP/zeta-creds.enc" && echo "blob: unchanged"
-exit $rc"#;
+exit $rc"#
+    );
     let out = std::process::Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
         .arg(&bin)
         .arg("rebundle")
         .arg("--blob")
@@ -321,16 +320,40 @@ exit $rc"#;
         Some(77),
         "cannot set up the tmpfs: {out:?}"
     );
-    let (so, se) = (stdout(&out), stderr(&out));
-    assert_eq!(out.status.code(), Some(1), "{so}{se}");
-    assert!(se.contains("not enough room for"), "{se}");
-    assert!(so.contains("left: zeta-creds.enc \n"), "{so}");
-    assert!(so.contains("blob: unchanged"), "{so}");
     assert_eq!(
         fs::read(&record).unwrap(),
         record_before,
         "the record was raised"
     );
+    let (so, se) = (stdout(&out), stderr(&out));
+    (out, so, se)
+}
+
+/// A full ESP (issue 18, "Bad input"): the re-bundle refuses before it
+/// writes (exit 1, naming the blob and the fix), the blob stays byte for
+/// byte, no temporary file or `.prev` is left, the record is not raised,
+/// so the next run tries again.
+#[test]
+fn root_a_full_esp_leaves_the_blob_and_the_record_as_they_were() {
+    let (out, so, se) =
+        rebundle_on_a_broken_esp(r#"dd if=/dev/zero of="$ESP/filler" bs=4k 2>/dev/null"#);
+    assert_eq!(out.status.code(), Some(1), "{so}{se}");
+    assert!(se.contains("not enough room for"), "{se}");
+    assert!(so.contains("left: zeta-creds.enc \n"), "{so}");
+    assert!(so.contains("blob: unchanged"), "{so}");
+}
+
+/// A read-only ESP (issue 18, "Bad input"): the re-bundle fails (exit 1)
+/// naming the blob, writes nothing, the blob stays, the record is not
+/// raised.
+#[test]
+fn root_a_read_only_esp_leaves_the_blob_and_the_record_as_they_were() {
+    let (out, so, se) = rebundle_on_a_broken_esp(r#"mount -o remount,ro "$ESP" || exit 77"#);
+    assert_eq!(out.status.code(), Some(1), "{so}{se}");
+    assert!(se.contains("zeta-creds.enc"), "{se}");
+    assert!(se.contains("Read-only file system"), "{se}");
+    assert!(so.contains("left: zeta-creds.enc \n"), "{so}");
+    assert!(so.contains("blob: unchanged"), "{so}");
 }
 
 /// A vanished file whose entry the operator took out of the manifest is
