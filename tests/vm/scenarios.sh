@@ -237,12 +237,15 @@ a_restored() {
 }
 
 # reconfigure NAME: debugfs commands that replace the units on a copy of
-# a's disk (a's two units, or g's restore unit over them) with those of
-# unit_for NAME, keeping the enabling link.
+# a's disk ($work/NAME.img: every zeta-creds unit file it has, whichever
+# configuration rendered them) with those of unit_for NAME, keeping the
+# enabling link.
 reconfigure() {
-    local f
-    echo "rm /etc/systemd/system/zeta-creds-restore.service"
-    echo "rm /etc/systemd/system/zeta-creds-restore-check.service"
+    local f unit
+    while read -r unit; do
+        echo "rm /etc/systemd/system/$unit"
+    done < <(debugfs -R "ls /etc/systemd/system" "$work/$1.img" 2>/dev/null |
+        tr -s ' \t' '\n' | grep -E '^zeta-creds[a-z-]*[.](service|timer)$' | sort -u)
     for f in "$work/$1.units"/*; do
         put "$f" "/etc/systemd/system/$(basename "$f")" 644
     done
