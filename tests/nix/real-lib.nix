@@ -124,6 +124,7 @@ let
           }
         ]).systemd.services
     ) [
+      "zeta-creds-rebundle"
       "zeta-creds-restore"
       "zeta-creds-restore-check"
     ])
