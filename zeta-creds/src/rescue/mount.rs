@@ -47,7 +47,9 @@ pub trait Mounter {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemMounter;
 
-fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+/// Run `program` with `args` (stdin closed); the error names it and
+/// carries its exit status and stderr, for a report line.
+pub(super) fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use rustix::fs::FileType;
 use secrecy::SecretString;
 
-use super::mount::Mounter;
+use super::mount::{Mounter, run};
 use super::scan::{BlockDevice, descendants, live_reason};
 use super::{BlobInfo, Outcome, Report};
 use crate::bundle;
@@ -173,23 +173,6 @@ pub fn probe_fstype(device: &Path) -> Result<String, String> {
 pub struct RootMounter {
     /// The filesystem type.
     pub kind: FsKind,
-}
-
-fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(format!(
-        "{program} failed ({}): {}",
-        out.status,
-        stderr.trim()
-    ))
 }
 
 impl Mounter for RootMounter {
